@@ -1,0 +1,1 @@
+"""Figures and tables from brainsleep results (python -m analysis RESULTS_DIR)."""
