@@ -1,0 +1,275 @@
+"""How each Brian2 device builds, caches and runs the sleep network.
+
+- ``runtime``: builds the objects and runs them in this process (numpy target unless a
+  ``codegen.target`` preference says otherwise).
+- ``cpp_standalone`` / ``cuda_standalone``: generates and compiles a project once per
+  structure (model file, layer sizes, T, input kind, recorded layers, compiler flags),
+  cached on disk under a content key, and reruns the binary with ``run_args`` for new
+  weights, parameters, inputs and seed. Each run writes its results into a directory
+  of its own, so parallel runs of one build do not clash; a file lock serialises the
+  build itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .model import SleepModel
+from .network import (
+    SEED_VARIABLE,
+    NetworkSpec,
+    build_network,
+    synapse_order,
+    synapses_to_weights,
+    timed_values,
+    value_assignments,
+)
+
+BRIAN_DEVICES = ("runtime", "cpp_standalone", "cuda_standalone")
+# Exactness: no -ffast-math (reassociation) and no fused multiply-add contraction, so
+# compiled arithmetic equals numpy's float64 step for step.
+EXACT_GCC_FLAGS = ["-w", "-O3", "-ffp-contract=off", "-fno-fast-math", "-std=c++17"]
+# Long runs print Brian2's progress report this often (simulated seconds).
+REPORT_PERIOD_S = 5.0
+
+
+def default_build_root() -> Path:
+    """Where compiled standalone projects are cached (``BRAINSLEEP_BUILD_DIR`` overrides)."""
+    env = os.environ.get("BRAINSLEEP_BUILD_DIR")
+    if env:
+        return Path(env)
+    cache = os.environ.get("BRAINSLEEP_CACHE") or Path.home() / ".cache" / "brainsleep"
+    return Path(cache) / "builds"
+
+
+def _set_common_prefs(extra_prefs: dict | None) -> dict:
+    """Preferences for exact, single-threaded code; user prefs (dotted names) win."""
+    import brian2 as b2
+
+    applied = {
+        "codegen.loop_invariant_optimisations": False,
+        "codegen.cpp.extra_compile_args_gcc": list(EXACT_GCC_FLAGS),
+        "devices.cpp_standalone.openmp_threads": 0,
+        "core.default_float_dtype": np.float64,
+    }
+    applied.update(extra_prefs or {})
+    for key, value in applied.items():
+        try:
+            b2.prefs[key] = value
+        except KeyError as exc:
+            raise ValueError(f"unknown Brian2 preference {key!r}") from exc
+    return {k: (str(v) if not isinstance(v, int | float | str | list) else v) for k, v in applied.items()}
+
+
+def _read_results(bn, spec: NetworkSpec, weights_shapes):
+    """Final weights and per-layer spikes from the Brian2 objects after a run."""
+    new_weights = []
+    for k, syn in enumerate(bn.synapses):
+        n_out, n_in = weights_shapes[k]
+        i = np.asarray(syn.i[:])
+        j = np.asarray(syn.j[:])
+        exp_i, exp_j = synapse_order(n_in, n_out)
+        if len(i) != len(exp_i):
+            raise RuntimeError(f"layer {k + 1}: {len(i)} synapses, expected {len(exp_i)}")
+        new_weights.append(synapses_to_weights(np.asarray(syn.w[:], dtype=np.float64), i, j, (n_out, n_in)))
+    spikes = []
+    for layer in range(spec.n_layers + 1):
+        mon = bn.monitors.get(layer)
+        if mon is None:
+            spikes.append(None)
+            continue
+        t = np.asarray(mon.t_[:], dtype=np.float64)
+        steps = np.round(t / spec.dt).astype(np.int32)
+        spikes.append((steps, np.asarray(mon.i[:], dtype=np.int32)))
+    return new_weights, spikes
+
+
+def run_runtime(model: SleepModel, spec: NetworkSpec, weights, inputs, params, seed: int, prefs=None):
+    """Run on Brian2's runtime device in this process; returns (weights, spikes, info)."""
+    import brian2 as b2
+
+    b2.set_device("runtime")
+    applied = _set_common_prefs({"codegen.target": "numpy", **(prefs or {})})
+    b2.seed(seed)
+    bn = build_network(model, spec, timed_contents=timed_values(inputs, seed))
+    for owner, name, value in value_assignments(bn, weights, params, seed, inputs):
+        setattr(owner, name, value)
+    bn.net.run(spec.n_steps * spec.dt * b2.second, report=_report(spec))
+    new_w, spikes = _read_results(bn, spec, [w.shape for w in weights])
+    return new_w, spikes, {"prefs": applied, "compiled": False}
+
+
+def _report(spec: NetworkSpec):
+    return "text" if spec.n_steps * spec.dt >= 2 * REPORT_PERIOD_S else None
+
+
+@dataclass
+class StandaloneBuild:
+    """A compiled standalone project that this process can rerun with run_args."""
+
+    key: str
+    device: str
+    directory: Path
+    spec: NetworkSpec
+    model: SleepModel
+    bn: object
+    compile_seconds: float
+    reused_binary: bool
+
+
+# One live build per process: Brian2's standalone device is a process-wide singleton.
+_LIVE: StandaloneBuild | None = None
+BUILD_COUNT = {"codegen": 0}  # how often this process generated code (tests read it)
+
+
+def build_key(model: SleepModel, spec: NetworkSpec, device: str, prefs: dict | None, seed=None) -> str:
+    """Content key of a standalone build."""
+    import brian2
+
+    payload = {
+        "model": model.source_hash,
+        "spec": asdict(spec),
+        "device": device,
+        "prefs": sorted((k, repr(v)) for k, v in (prefs or {}).items()),
+        "flags": EXACT_GCC_FLAGS,
+        "brian2": brian2.__version__,
+        "seed": seed,  # only cuda_standalone compiles the seed in
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _reseed_code(bn) -> str:
+    """C++ that reseeds Brian2's generators from the run_arg seed variable."""
+    from brian2 import device
+
+    var = bn.input_group.variables[SEED_VARIABLE]
+    name = device.get_array_name(var)
+    return (
+        "for (int _i=0; _i<1; _i++) "
+        f"brian::_random_generators[_i].seed((unsigned long) brian::{name}[0] + _i);"
+    )
+
+
+def get_standalone_build(
+    model: SleepModel,
+    spec: NetworkSpec,
+    device: str,
+    prefs: dict | None = None,
+    build_root: Path | None = None,
+    seed: int = 0,
+) -> StandaloneBuild:
+    """Return the live build for this structure, generating/compiling only when needed."""
+    global _LIVE
+    import time
+
+    import brian2 as b2
+    from brian2 import device as b2device
+    from filelock import FileLock
+
+    cuda = device == "cuda_standalone"
+    key = build_key(model, spec, device, prefs, seed if cuda else None)
+    if _LIVE is not None and _LIVE.key == key:
+        return _LIVE
+    root = Path(build_root) if build_root else default_build_root()
+    directory = root / f"{device}-{key}"
+    root.mkdir(parents=True, exist_ok=True)
+    if cuda:
+        from .cuda_setup import configure_cuda_prefs
+
+        import brian2cuda  # noqa: F401  registers the device
+
+        configure_cuda_prefs()
+    b2.set_device(device, build_on_run=False)
+    b2device.reinit()
+    b2device.activate(build_on_run=False)
+    _set_common_prefs(prefs)
+    if cuda:
+        b2.seed(seed)
+    bn = build_network(model, spec)
+    for owner, name, value in _initial_values(bn):
+        setattr(owner, name, value)
+    b2device.apply_run_args()
+    if not cuda:
+        b2device.insert_code("main", _reseed_code(bn))
+    bn.net.run(spec.n_steps * spec.dt * b2.second, report=_report(spec), report_period=REPORT_PERIOD_S * b2.second)
+    binary = directory / "main"
+    reused = binary.exists()
+    start = time.perf_counter()
+    with FileLock(str(directory) + ".lock"):
+        b2device.build(directory=str(directory), compile=True, run=False, with_output=False)
+    BUILD_COUNT["codegen"] += 1
+    _LIVE = StandaloneBuild(
+        key, device, directory, spec, model, bn, time.perf_counter() - start, reused
+    )
+    return _LIVE
+
+
+def _initial_values(bn):
+    """Placeholder values so every per-run variable exists in the generated code."""
+    out = [(bn.input_group, "rescale", 1.0), (bn.input_group, SEED_VARIABLE, 0)]
+    for grp, syn in zip(bn.layers, bn.synapses, strict=True):
+        out += [(grp, "v_thresh", 1.0), (grp, "decay", 1.0)]
+        out += [(syn, "alpha", 1.0), (syn, "inc", 0.0), (syn, "dec", 0.0), (syn, "w", 0.0)]
+    if "mean_px" in bn.input_group.variables:
+        out.append((bn.input_group, "mean_px", 0.0))
+    return out
+
+
+def run_standalone(
+    model: SleepModel,
+    spec: NetworkSpec,
+    device: str,
+    weights,
+    inputs,
+    params,
+    seed: int,
+    prefs=None,
+    build_root=None,
+    with_output: bool = False,
+):
+    """Run on a (cached) compiled standalone build; returns (weights, spikes, info)."""
+    import time
+
+    from brian2 import device as b2device
+
+    build = get_standalone_build(model, spec, device, prefs, build_root, seed)
+    bn = build.bn
+    run_args = {
+        getattr(owner, name): value
+        for owner, name, value in value_assignments(bn, weights, params, seed, inputs)
+    }
+    run_args.update({bn.timed_arrays[k]: v for k, v in timed_values(inputs, seed).items()})
+    results = f"results/{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    start = time.perf_counter()
+    try:
+        b2device.run(
+            directory=str(build.directory),
+            results_directory=results,
+            with_output=with_output,
+            run_args=run_args,
+        )
+        run_seconds = time.perf_counter() - start
+        new_w, spikes = _read_results(bn, spec, [w.shape for w in weights])
+    finally:
+        shutil.rmtree(build.directory / results, ignore_errors=True)
+        for name in list(b2device.run_args_arrays):
+            try:
+                os.unlink(build.directory / "static_arrays" / name)
+            except OSError:
+                pass
+    info = {
+        "build_dir": str(build.directory),
+        "build_key": build.key,
+        "compile_seconds": build.compile_seconds,
+        "run_seconds": run_seconds,
+        "binary_reused": build.reused_binary,
+    }
+    return new_w, spikes, info

@@ -1,0 +1,213 @@
+"""Build the sleep network as Brian2 objects from a model file: one builder, every device.
+
+The builder knows no equation: neuron, input and synapse strings come from the model
+file (``models/src.py`` by default). It adds only the plumbing: the input intensity
+``x`` of each step, the schedule that reproduces the reference loop exactly, and the
+monitors.
+
+Schedule of one step (one clock; everything but the decay in the ``thresholds`` slot,
+ordered explicitly): decay of every layer (``start``); input threshold; then for each
+layer l: transmission from layer l-1 (``on_pre``), threshold of layer l, Hebbian update
+(``on_post``, which sees ``lastspike_pre == t`` for presynaptic spikes of this step),
+reset of layer l.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .model import SleepModel
+
+# Engine-private shared variable of the input group: the RNG seed, settable per run.
+SEED_VARIABLE = "brainsleep_seed"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Everything that fixes the compiled structure of a sleep network."""
+
+    sizes: tuple[int, ...]  # layer sizes, input first
+    n_steps: int
+    dt: float
+    input_kind: str  # "array" or "masked"
+    image_shape: tuple[int, int] | None = None  # masked input only
+    patch: int | None = None  # masked input only
+    record_layers: tuple[int, ...] = ()
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+
+@dataclass
+class BrianNetwork:
+    """The Brian2 objects of one sleep network, by role."""
+
+    net: object
+    input_group: object
+    layers: list  # NeuronGroups of layers 1..L
+    synapses: list  # Synapses of weight layers 1..L
+    monitors: dict  # layer index -> SpikeMonitor
+    timed_arrays: dict = field(default_factory=dict)  # name -> TimedArray
+
+
+def _input_equations(model: SleepModel, spec: NetworkSpec) -> str:
+    """The model's input equations plus the engine-defined intensity ``x``."""
+    eqs = [model.input["equations"], f"{SEED_VARIABLE} : integer (shared)"]
+    if spec.input_kind == "array":
+        eqs.append("x = x_in(t, i) : 1")
+    else:
+        eqs.append(
+            """
+            mean_px : 1 (constant)
+            px_row : integer (constant)
+            px_col : integer (constant)
+            in_window = int(px_row >= win_row(t)) * int(px_row < win_row(t) + patch) * int(px_col >= win_col(t)) * int(px_col < win_col(t) + patch) : 1
+            x = mean_px * in_window : 1
+            """
+        )
+    return "\n".join(eqs)
+
+
+def build_network(
+    model: SleepModel, spec: NetworkSpec, timed_contents: dict | None = None
+) -> BrianNetwork:
+    """Create the Brian2 objects (for whichever device is active) and the Network.
+
+    Values (weights, parameters, input) are set afterwards from :func:`value_assignments`
+    (assigned directly on runtime, passed as ``run_args`` to a compiled binary).
+    ``timed_contents`` gives the TimedArray contents (runtime cannot change them later);
+    a standalone build leaves them zero and replaces them per run.
+    """
+    import brian2 as b2
+
+    dt = spec.dt * b2.second
+    namespace = dict(model.constants)
+    timed_contents = timed_contents or {}
+    if spec.input_kind == "array":
+        shapes = {"x_in": (spec.n_steps, spec.sizes[0])}
+    else:
+        shapes = {"win_row": (spec.n_steps,), "win_col": (spec.n_steps,)}
+        namespace["patch"] = spec.patch
+    timed = {
+        name: b2.TimedArray(timed_contents.get(name, np.zeros(shape)), dt=dt, name=name)
+        for name, shape in shapes.items()
+    }
+    namespace.update(timed)
+
+    clock = b2.Clock(dt=dt, name="sleep_clock")
+    inp = b2.NeuronGroup(
+        spec.sizes[0],
+        _input_equations(model, spec),
+        threshold=model.input["threshold"],
+        reset=model.input.get("reset") or None,
+        refractory=0 * b2.ms,  # gives lastspike, which on_post reads; no refractoriness
+        namespace=namespace,
+        clock=clock,
+        name="layer0",
+    )
+    inp.thresholder["spike"].when = "thresholds"
+    inp.thresholder["spike"].order = 0
+    if spec.input_kind == "masked":
+        h, w = spec.image_shape
+        inp.px_row = np.repeat(np.arange(h), w)
+        inp.px_col = np.tile(np.arange(w), h)
+
+    layers, synapses, objects = [], [], [inp]
+    pre = inp
+    for layer in range(1, spec.n_layers + 1):
+        grp = b2.NeuronGroup(
+            spec.sizes[layer],
+            model.neuron["equations"],
+            threshold=model.neuron["threshold"],
+            reset=model.neuron["reset"],
+            refractory=0 * b2.ms,
+            namespace=namespace,
+            clock=clock,
+            name=f"layer{layer}",
+        )
+        decay = grp.run_regularly(model.neuron["decay_step"], when="start", name=f"decay{layer}")
+        syn = b2.Synapses(
+            pre,
+            grp,
+            model=model.synapse["equations"],
+            on_pre=model.synapse["on_pre"],
+            on_post=model.synapse["on_post"],
+            namespace=namespace,
+            clock=clock,
+            name=f"syn{layer}",
+        )
+        # All-to-all, presynaptic-major: synapse k = i * n_out + j (checked after runs).
+        syn.connect()
+        base = 4 * layer
+        syn.pre.when, syn.pre.order = "thresholds", base + 1
+        grp.thresholder["spike"].when, grp.thresholder["spike"].order = "thresholds", base + 2
+        syn.post.when, syn.post.order = "thresholds", base + 3
+        grp.resetter["spike"].when, grp.resetter["spike"].order = "thresholds", base + 4
+        layers.append(grp)
+        synapses.append(syn)
+        objects += [grp, decay, syn]
+        pre = grp
+
+    groups = [inp, *layers]
+    monitors = {}
+    for layer in spec.record_layers:
+        monitors[layer] = b2.SpikeMonitor(groups[layer], name=f"spikes{layer}")
+        objects.append(monitors[layer])
+    net = b2.Network(*objects)
+    return BrianNetwork(net, inp, layers, synapses, monitors, timed)
+
+
+def synapse_order(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) of every synapse in the order ``connect()`` creates them."""
+    return np.repeat(np.arange(n_in), n_out), np.tile(np.arange(n_out), n_in)
+
+
+def weights_to_synapses(w: np.ndarray) -> np.ndarray:
+    """ANN weight matrix (n_out, n_in) -> synapse-ordered vector (presynaptic-major)."""
+    return np.ascontiguousarray(np.asarray(w, dtype=np.float64).T).ravel()
+
+
+def synapses_to_weights(values: np.ndarray, i: np.ndarray, j: np.ndarray, shape) -> np.ndarray:
+    """Synapse values with their (i, j) -> ANN weight matrix (n_out, n_in)."""
+    out = np.full(shape, np.nan)
+    out[j, i] = values
+    if np.isnan(out).any():
+        raise RuntimeError("synapses do not cover every (post, pre) pair; network corrupt")
+    return out
+
+
+def value_assignments(bn: BrianNetwork, weights, params, seed: int, inputs):
+    """Per-run values as ``(owner, variable name, value)`` triples.
+
+    Weights, parameters, the seed and the masked image; used as ``run_args`` by the
+    standalone devices and assigned directly on runtime. TimedArray contents come from
+    :func:`timed_values`.
+    """
+    from .inputs import MaskedMeanImage
+
+    out = [(bn.input_group, "rescale", params.rescale), (bn.input_group, SEED_VARIABLE, seed)]
+    for k, (grp, syn) in enumerate(zip(bn.layers, bn.synapses, strict=True)):
+        out += [
+            (grp, "v_thresh", params.thresholds[k]),
+            (grp, "decay", params.decay),
+            (syn, "alpha", params.alphas[k]),
+            (syn, "inc", params.inc),
+            (syn, "dec", params.dec),
+            (syn, "w", weights_to_synapses(weights[k])),
+        ]
+    if isinstance(inputs, MaskedMeanImage):
+        out.append((bn.input_group, "mean_px", inputs.mean_image.ravel()))
+    return out
+
+
+def timed_values(inputs, seed: int) -> dict:
+    """TimedArray contents of one run: the (T, n_in) input, or the window offsets."""
+    from .inputs import MaskedMeanImage
+
+    if isinstance(inputs, MaskedMeanImage):
+        rows, cols = inputs.windows(seed)
+        return {"win_row": rows.astype(np.float64), "win_col": cols.astype(np.float64)}
+    return {"x_in": np.asarray(inputs, dtype=np.float64)}

@@ -1,0 +1,139 @@
+"""SleepParams: the one typed record that carries the sleep phase's parameters."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+
+from models.presets import DECAY, DT, PRESETS
+
+
+@dataclass(frozen=True)
+class SleepParams:
+    """Parameters of one sleep phase.
+
+    Parameters
+    ----------
+    max_rate : float
+        Input rate scale (Hz): pixel intensity x fires with P = min(1, 2*dt*max_rate*x).
+    inc, dec : float
+        Potentiation and depression rates of the Hebbian rule.
+    thresholds : sequence of float
+        Firing threshold of each weight layer's output neurons (beta_l).
+    alphas : sequence of float
+        Scale of each weight layer's input (normalisation alpha times alpha_scale).
+    decay : float
+        Multiplicative decay of the membrane potential per step.
+    dt : float
+        Time step in seconds.
+    """
+
+    max_rate: float
+    inc: float
+    dec: float
+    thresholds: tuple[float, ...]
+    alphas: tuple[float, ...]
+    decay: float = DECAY
+    dt: float = DT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds", tuple(float(v) for v in self.thresholds))
+        object.__setattr__(self, "alphas", tuple(float(v) for v in self.alphas))
+        scalars = {
+            "max_rate": self.max_rate,
+            "inc": self.inc,
+            "dec": self.dec,
+            "decay": self.decay,
+            "dt": self.dt,
+        }
+        for name, value in scalars.items():
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"SleepParams.{name} must be a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        for name in ("max_rate", "inc", "dec", "decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(
+                    f"SleepParams.{name} must be >= 0, got {getattr(self, name)}"
+                )
+        if self.dt <= 0:
+            raise ValueError(f"SleepParams.dt must be > 0, got {self.dt}")
+        for name in ("thresholds", "alphas"):
+            values = getattr(self, name)
+            if not values:
+                raise ValueError(f"SleepParams.{name} is empty: give one value per weight layer")
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"SleepParams.{name} contains NaN or inf: {values}")
+        if len(self.thresholds) != len(self.alphas):
+            raise ValueError(
+                f"SleepParams has {len(self.thresholds)} thresholds but {len(self.alphas)} "
+                "alphas: give one of each per weight layer"
+            )
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight layers these parameters are for."""
+        return len(self.thresholds)
+
+    @property
+    def rescale(self) -> float:
+        """The reference's input rescale factor 1 / (dt * max_rate) (inf when rate is 0)."""
+        return math.inf if self.max_rate == 0 else 1.0 / (self.dt * self.max_rate)
+
+    def to_dict(self) -> dict:
+        """JSON-able dict of every field."""
+        d = asdict(self)
+        d["thresholds"] = list(self.thresholds)
+        d["alphas"] = list(self.alphas)
+        return d
+
+    def to_json(self) -> str:
+        """The parameters as a compact JSON string (recorded with every result)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SleepParams:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown SleepParams fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def preset_names() -> list[str]:
+    """Names of the reference parameter sets in ``models/presets.py``."""
+    return sorted(PRESETS)
+
+
+def from_preset(name: str, base_alphas, alpha_scale: float | None = None) -> SleepParams:
+    """Build SleepParams from a named reference preset.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``models.presets.PRESETS``.
+    base_alphas : sequence of float
+        Data-based normalisation alphas, one per weight layer (before alpha_scale).
+    alpha_scale : float, optional
+        Override of the preset's alpha_scale.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown sleep preset {name!r}; known: {', '.join(preset_names())}")
+    p = PRESETS[name]
+    scale = p["alpha_scale"] if alpha_scale is None else alpha_scale
+    thresholds = tuple(p["thresholds"])
+    if len(base_alphas) != len(thresholds):
+        raise ValueError(
+            f"preset {name!r} has {len(thresholds)} thresholds but the network has "
+            f"{len(base_alphas)} weight layers"
+        )
+    return SleepParams(
+        max_rate=p["max_rate"],
+        inc=p["inc"],
+        dec=p["dec"],
+        thresholds=thresholds,
+        alphas=tuple(a * scale for a in base_alphas),
+        decay=DECAY,
+        dt=DT,
+    )

@@ -1,0 +1,153 @@
+"""The numpy oracle: Sleep Replay Consolidation exactly as the reference loop does it.
+
+Independent of Brian2 and of the model files: this is the reference rule
+(``models/src.py``) written directly in float64 numpy, step by step, so the Brian2
+devices can be checked against it. Per step t (see ``docs`` and the reference
+``sleepnn_old.m``):
+
+1. every layer's potential decays: ``v = decay * v``;
+2. input pixel i spikes iff ``u * rescale / 2 <= x[t, i]``, one fresh uniform per pixel;
+3. for each weight layer l in order, reading layer l-1's spikes of the same step:
+   ``v += alpha_l * W_l[:, j]`` for each spiking presynaptic j in increasing order
+   (the order in which Brian2 delivers events, so potentials agree bit for bit),
+   spikes where ``v >= threshold_l``, the Hebbian update of the spiking rows
+   (``w + inc*g(w)`` where the presynaptic neuron fired, ``w - dec*g(w)`` elsewhere),
+   then ``v = 0`` for the spikers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .inputs import UNIFORM_STREAM, MaskedMeanImage
+from .params import SleepParams
+
+W_SHARPNESS = 0.001
+# Outside |w / W_SHARPNESS| <= 40, g is exactly 0.0 or 2.0 in float64 whatever the last
+# bit of exp is; inside, numpy's vectorised exp differs from the C library's exp (what
+# compiled Brian2 code calls) by one ulp for a few percent of arguments.
+_EXP_BAND = 40.0
+_exp_object = np.frompyfunc(math.exp, 1, 1)
+
+
+def g_weight(w: np.ndarray, exact_exp: bool = True) -> np.ndarray:
+    """The reference's weight dependence ``g(w) = 2 * (1 - 1 / (1 + exp(-w / 0.001)))``.
+
+    Parameters
+    ----------
+    w : ndarray
+        Weights (float64).
+    exact_exp : bool
+        Evaluate exp with the C library (``math.exp``) where its last bit matters, so the
+        result is bit-identical to generated C++ code. Slower; False uses ``np.exp``.
+    """
+    z = -w / W_SHARPNESS
+    with np.errstate(over="ignore"):
+        e = np.exp(z)
+    if exact_exp:
+        band = np.abs(z) <= _EXP_BAND
+        if band.any():
+            e[band] = _exp_object(z[band]).astype(np.float64)
+    return 2 * (1 - 1 / (1 + e))
+
+
+def _input_frames(inputs, seed: int):
+    """Yield the input intensity vector of each step."""
+    if isinstance(inputs, MaskedMeanImage):
+        rows, cols = inputs.windows(seed)
+        for r, c in zip(rows, cols, strict=True):
+            yield inputs.frame(int(r), int(c))
+    else:
+        yield from np.asarray(inputs, dtype=np.float64)
+
+
+def simulate_reference(
+    weights: list[np.ndarray],
+    inputs,
+    params: SleepParams,
+    seed: int = 0,
+    record_layers: tuple[int, ...] | None = None,
+    exact_exp: bool = True,
+    progress: bool = False,
+):
+    """Run the sleep phase in numpy.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        Weight matrices (n_out, n_in), float64; copied, not modified.
+    inputs : ndarray (T, n_in) or MaskedMeanImage
+        Input intensities per step.
+    params : SleepParams
+    seed : int
+        Seeds the input uniforms (stream ``[seed, 2]``) and the masked-input windows.
+    record_layers : tuple of int, optional
+        Layers whose spikes are kept (0 = input); default all.
+    exact_exp : bool
+        See :func:`g_weight`.
+    progress : bool
+        Show a tqdm progress bar over steps.
+
+    Returns
+    -------
+    weights : list of ndarray
+        Weights after sleep.
+    spikes : list of (steps, neurons) int arrays per layer, or None for unrecorded layers.
+    """
+    from tqdm.auto import tqdm
+
+    W = [np.array(w, dtype=np.float64, copy=True) for w in weights]
+    n_layers = len(W)
+    if record_layers is None:
+        record_layers = tuple(range(n_layers + 1))
+    v = [np.zeros(w.shape[0]) for w in W]
+    rng = np.random.default_rng([seed, UNIFORM_STREAM])
+    n_in = W[0].shape[1]
+    rescale = params.rescale
+    rec_steps = [[] for _ in range(n_layers + 1)]
+    rec_neurons = [[] for _ in range(n_layers + 1)]
+
+    def record(layer: int, step: int, idx: np.ndarray) -> None:
+        if layer in record_layers and idx.size:
+            rec_steps[layer].append(np.full(idx.size, step, dtype=np.int32))
+            rec_neurons[layer].append(idx.astype(np.int32))
+
+    frames = _input_frames(inputs, seed)
+    n_steps = inputs.n_steps if isinstance(inputs, MaskedMeanImage) else len(inputs)
+    for step in tqdm(range(n_steps), disable=not progress, desc="reference sleep", unit="step"):
+        x = next(frames)
+        for vl in v:
+            vl *= params.decay
+        u = rng.random(n_in)
+        pre = (u * rescale / 2) <= x
+        pre_idx = np.flatnonzero(pre)
+        record(0, step, pre_idx)
+        for layer in range(n_layers):
+            w, vl = W[layer], v[layer]
+            alpha = params.alphas[layer]
+            if pre_idx.size:
+                # Sequential sum in presynaptic order: add.accumulate does not reorder.
+                terms = np.empty((vl.size, pre_idx.size + 1))
+                terms[:, 0] = vl
+                terms[:, 1:] = alpha * w[:, pre_idx]
+                vl[:] = np.add.accumulate(terms, axis=1)[:, -1]
+            post = vl >= params.thresholds[layer]
+            post_idx = np.flatnonzero(post)
+            if post_idx.size:
+                rows = w[post_idx]
+                g = g_weight(rows, exact_exp)
+                w[post_idx] = np.where(pre, rows + params.inc * g, rows - params.dec * g)
+                vl[post_idx] = 0.0
+            record(layer + 1, step, post_idx)
+            pre, pre_idx = post, post_idx
+    spikes = []
+    for layer in range(n_layers + 1):
+        if layer not in record_layers:
+            spikes.append(None)
+        elif rec_steps[layer]:
+            spikes.append((np.concatenate(rec_steps[layer]), np.concatenate(rec_neurons[layer])))
+        else:
+            spikes.append((np.zeros(0, np.int32), np.zeros(0, np.int32)))
+    return W, spikes
