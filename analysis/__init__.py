@@ -1,1 +1,127 @@
-"""Figures and tables from brainsleep results (python -m analysis RESULTS_DIR)."""
+"""Figures and tables from brainsleep results (``python -m analysis RESULTS_DIR``).
+
+Modules, one job each:
+
+- :mod:`analysis.style`: stage colours (:data:`STAGE_COLORS`), figure creation,
+  :func:`save_figure` (atomic write + close). Selects the ``Agg`` backend.
+- :mod:`analysis.results`: :func:`load_results`, :func:`load_spikes`,
+  :func:`load_weights`, :func:`load_confusion`.
+- :mod:`analysis.spikes`: rasters, per-neuron and population firing rates, active fraction
+  per step (sparse, never densified).
+- :mod:`analysis.sparsity`: Hoyer and Treves-Rolls measures, silent neurons, per-layer
+  sparsity table, ANN hidden-unit sparsity.
+- :mod:`analysis.weights`: weight change tables, histograms, per-pixel change map.
+- :mod:`analysis.balance`: per-class accuracy, confusion matrices, prediction entropy.
+- :mod:`analysis.accuracy`: mean ± sd over seeds, paired sleep gains, accuracy vs fraction.
+- :mod:`analysis.report`: :func:`write_report` (all figures + ``summary.md``).
+"""
+
+from analysis.accuracy import (
+    aggregate_over_seeds,
+    plot_accuracy_vs_fraction,
+    plot_gain_vs_fraction,
+    plot_vs_fraction,
+    stage_gain,
+)
+from analysis.balance import (
+    class_columns,
+    confusion_fractions,
+    per_class_accuracy,
+    plot_confusion,
+    plot_per_class_accuracy,
+    plot_pred_entropy,
+    plot_predicted_distribution,
+    predicted_distribution,
+    prediction_entropy,
+)
+from analysis.results import (
+    Cell,
+    Results,
+    ResultsError,
+    load_confusion,
+    load_results,
+    load_spikes,
+    load_weights,
+    read_metrics,
+)
+from analysis.sparsity import (
+    ann_sparsity_table,
+    hoyer,
+    plot_active_fraction,
+    plot_ann_sparsity,
+    sparsity_table,
+    treves_rolls,
+    treves_rolls_sparseness,
+)
+from analysis.spikes import (
+    LayerNotRecordedError,
+    active_fraction_per_step,
+    firing_rates,
+    layer_spikes,
+    plot_population_rate,
+    plot_raster,
+    plot_rate_distribution,
+    population_rate,
+    silent_neurons,
+    spike_counts,
+    spike_info,
+)
+from analysis.style import STAGE_COLORS, STAGE_ORDER, save_figure
+from analysis.weights import (
+    pixel_weight_change,
+    plot_pixel_weight_change,
+    plot_weight_change_by_fraction,
+    plot_weight_histograms,
+    weight_change_table,
+)
+
+__all__ = [
+    "STAGE_COLORS",
+    "STAGE_ORDER",
+    "Cell",
+    "LayerNotRecordedError",
+    "Results",
+    "ResultsError",
+    "active_fraction_per_step",
+    "aggregate_over_seeds",
+    "ann_sparsity_table",
+    "class_columns",
+    "confusion_fractions",
+    "firing_rates",
+    "hoyer",
+    "layer_spikes",
+    "load_confusion",
+    "load_results",
+    "load_spikes",
+    "load_weights",
+    "per_class_accuracy",
+    "pixel_weight_change",
+    "plot_accuracy_vs_fraction",
+    "plot_active_fraction",
+    "plot_ann_sparsity",
+    "plot_confusion",
+    "plot_gain_vs_fraction",
+    "plot_per_class_accuracy",
+    "plot_pixel_weight_change",
+    "plot_population_rate",
+    "plot_pred_entropy",
+    "plot_predicted_distribution",
+    "plot_rate_distribution",
+    "plot_raster",
+    "plot_vs_fraction",
+    "plot_weight_change_by_fraction",
+    "plot_weight_histograms",
+    "population_rate",
+    "predicted_distribution",
+    "prediction_entropy",
+    "read_metrics",
+    "save_figure",
+    "silent_neurons",
+    "sparsity_table",
+    "spike_counts",
+    "spike_info",
+    "stage_gain",
+    "treves_rolls",
+    "treves_rolls_sparseness",
+    "weight_change_table",
+]
