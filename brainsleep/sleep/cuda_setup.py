@@ -1,0 +1,450 @@
+"""Find the CUDA pieces that brian2cuda's ``cuda_standalone`` device needs and set its prefs.
+
+brian2cuda 1.0a7 (the newest release for Python 3.11, pinned to brian2 2.8.0) generates a
+CUDA project, compiles it with ``nvcc`` and links it against cuRAND (``-lcurand``). On the
+machines this project runs on, three things need help:
+
+* **cuRAND** is not always part of the CUDA toolkit (``/usr/local/cuda-13.0`` here has none).
+  The PyPI wheel ``nvidia-curand`` ships headers and ``libcurand.so.10`` under
+  ``site-packages/nvidia/cu13`` (CUDA 13 wheels) or ``site-packages/nvidia/curand`` (CUDA 12
+  wheels), but no unversioned ``libcurand.so``, which the linker needs for ``-lcurand``.
+  :func:`find_curand` creates that symlink in a user cache directory (the wheel itself may
+  be read-only) and returns the include, library and link directories.
+* **No GPU** (code generation and compilation still work): GPU detection with
+  ``nvidia-smi`` must be switched off and the GPU id and compute capability given by hand
+  (:func:`configure_cuda_prefs`).
+* **CUDA 13** ships CCCL/Thrust 3, which needs C++17, while brian2cuda's makefile passes
+  ``-std=c++11`` to nvcc and brian2's default gcc flags pass ``-std=c++11`` to the host
+  compiler. A later ``-std=c++17`` wins for nvcc (it only warns "incompatible redefinition
+  for option 'std'"); the host flags are replaced.
+
+Typical use::
+
+    from brainsleep.sleep.cuda_setup import configure_cuda_prefs
+    from brian2 import set_device
+    record = configure_cuda_prefs()          # before building; returns the prefs it set
+    set_device("cuda_standalone", build_on_run=False, directory=build_dir)
+    ...
+    device.build(directory=build_dir, compile=True, run=gpu_available())
+
+A fresh build of even a tiny network takes about 4 min on 2 cores (nvcc, ~35 files); the
+size of the network hardly matters.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_COMPUTE_CAPABILITY",
+    "CurandPaths",
+    "configure_cuda_prefs",
+    "find_curand",
+    "find_nvcc",
+    "gpu_available",
+]
+
+#: Compute capability compiled for when no GPU can be asked: 9.0 is the Hopper class
+#: (H100/H200), the GPUs this project's CUDA runs are expected on. Code compiled for
+#: ``sm_90`` runs only on compute capability 9.x devices, so pass the right value when
+#: building for another GPU (e.g. 8.0 for A100, 8.6/8.9 for RTX 30/40 series).
+DEFAULT_COMPUTE_CAPABILITY = 9.0
+
+#: brian2cuda refuses compute capabilities below this value.
+MIN_COMPUTE_CAPABILITY = 5.0
+
+#: Where CUDA toolkits are looked for after ``CUDA_PATH`` and ``PATH`` (globs, in order;
+#: versioned directories newest first).
+CUDA_ROOT_GLOBS: tuple[str, ...] = ("/usr/local/cuda", "/usr/local/cuda-*", "/opt/cuda")
+
+_CURAND_MISSING = (
+    "cuRAND not found (needed by brian2cuda's cuda_standalone): "
+    "`pip install nvidia-curand` (or `pip install -e '.[cuda]'`), "
+    "or install the CUDA toolkit's cuRAND (libcurand-dev / cuda-curand)"
+)
+_NVCC_MISSING = (
+    "cuda_standalone needs nvcc (CUDA toolkit); install it or use --device cpp_standalone"
+)
+
+
+@dataclass(frozen=True)
+class CurandPaths:
+    """Where cuRAND's header and library are.
+
+    Attributes
+    ----------
+    include_dir : Path
+        Directory containing ``curand.h`` (passed as ``-I`` to nvcc and the host compiler).
+    lib_dir : Path
+        Directory containing the real shared library (``libcurand.so.10``); used as the
+        binary's run path (``-rpath``) so that it finds the library when it runs.
+    link_dir : Path
+        Directory containing an unversioned ``libcurand.so`` for the linker (``-L``). Equal
+        to `lib_dir` for a toolkit install; a symlink directory in the user cache for the
+        PyPI wheel.
+    source : str
+        ``"toolkit"`` or ``"wheel"``.
+    """
+
+    include_dir: Path
+    lib_dir: Path
+    link_dir: Path
+    source: str
+
+
+# --------------------------------------------------------------------------- nvcc
+
+
+def _cuda_roots_from_globs() -> list[Path]:
+    roots: list[Path] = []
+    for pattern in CUDA_ROOT_GLOBS:
+        matches = sorted(glob.glob(pattern), key=_version_key, reverse=True)
+        roots.extend(Path(m) for m in matches)
+    return roots
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    """Sort key for ``/usr/local/cuda-12.4`` style names (newest first when reversed)."""
+    tail = os.path.basename(path).rpartition("-")[2]
+    parts = []
+    for piece in tail.split("."):
+        parts.append(int(piece) if piece.isdigit() else -1)
+    return tuple(parts)
+
+
+def find_nvcc() -> Path:
+    """Locate the ``nvcc`` compiler.
+
+    Looks, in order, at ``$CUDA_PATH/bin/nvcc``, ``nvcc`` on ``PATH``, then the toolkit
+    directories in :data:`CUDA_ROOT_GLOBS` (``/usr/local/cuda``, ``/usr/local/cuda-*``
+    newest first, ``/opt/cuda``).
+
+    Returns
+    -------
+    Path
+        Path of the ``nvcc`` executable (not resolved: ``/usr/local/bin/nvcc`` may be a
+        wrapper script, which brian2cuda handles fine).
+
+    Raises
+    ------
+    RuntimeError
+        If no ``nvcc`` is found; the one-line message says what to do.
+    """
+    cuda_path = os.environ.get("CUDA_PATH")
+    if cuda_path:
+        candidate = Path(cuda_path) / "bin" / "nvcc"
+        if _is_executable(candidate):
+            return candidate
+    on_path = shutil.which("nvcc")
+    if on_path:
+        return Path(on_path)
+    for root in _cuda_roots_from_globs():
+        candidate = root / "bin" / "nvcc"
+        if _is_executable(candidate):
+            return candidate
+    raise RuntimeError(_NVCC_MISSING)
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _toolkit_roots(nvcc: Path | None = None) -> list[Path]:
+    """CUDA toolkit directories worth searching for cuRAND, most specific first."""
+    roots: list[Path] = []
+    if os.environ.get("CUDA_PATH"):
+        roots.append(Path(os.environ["CUDA_PATH"]))
+    if nvcc is None:
+        try:
+            nvcc = find_nvcc()
+        except RuntimeError:
+            nvcc = None
+    if nvcc is not None:
+        roots.append(nvcc.resolve().parent.parent)
+    roots.extend(_cuda_roots_from_globs())
+    unique: list[Path] = []
+    for root in roots:
+        if root not in unique:
+            unique.append(root)
+    return unique
+
+
+# --------------------------------------------------------------------------- cuRAND
+
+
+def _wheel_roots() -> list[Path]:
+    """``site-packages/nvidia/<name>`` directories of installed NVIDIA wheels."""
+    try:
+        spec = importlib.util.find_spec("nvidia")
+    except (ImportError, ValueError):
+        return []
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    roots: list[Path] = []
+    for base in spec.submodule_search_locations:
+        # nvidia/cu13 (CUDA 13 wheels) and nvidia/curand (CUDA 12 wheels)
+        roots.extend(sorted(p for p in Path(base).iterdir() if p.is_dir()))
+    return roots
+
+
+def _curand_libs(lib_dir: Path) -> list[Path]:
+    """Shared cuRAND libraries in `lib_dir`, the plain soname (``.so.10``) first."""
+    libs = [p for p in lib_dir.glob("libcurand.so*") if p.is_file()]
+    return sorted(libs, key=lambda p: (p.name.count("."), p.name))
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(base) / "brainsleep" / "curand"
+
+
+def _ensure_link_dir(lib: Path, cache_dir: Path | None) -> Path:
+    """Create ``<cache>/<hash of lib dir>/libcurand.so -> lib`` and return its directory.
+
+    The hash keeps several virtual environments (different wheels) apart; the symlink is
+    created under a temporary name and renamed over the old one, so concurrent processes
+    never see a missing or half-made link.
+    """
+    digest = hashlib.sha256(str(lib.parent.resolve()).encode()).hexdigest()[:12]
+    if cache_dir is not None:
+        bases = [cache_dir]
+    else:
+        tmp_base = Path(tempfile.gettempdir()) / f"brainsleep-curand-{os.getuid()}"
+        bases = [_default_cache_dir(), tmp_base]
+    last_error: OSError | None = None
+    for base in bases:
+        link_dir = base / digest
+        link = link_dir / "libcurand.so"
+        try:
+            link_dir.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() and os.readlink(link) == str(lib):
+                return link_dir
+            tmp = link_dir / f".libcurand.so.{os.getpid()}.tmp"
+            if tmp.is_symlink() or tmp.exists():
+                tmp.unlink()
+            tmp.symlink_to(lib)
+            os.replace(tmp, link)
+            return link_dir
+        except OSError as err:  # read-only home etc.: try the next base
+            last_error = err
+    raise RuntimeError(f"cannot create a libcurand.so symlink: {last_error}")
+
+
+def find_curand(
+    roots: Sequence[Path | str] | None = None, cache_dir: Path | str | None = None
+) -> CurandPaths:
+    """Locate cuRAND (header and shared library) for linking brian2cuda projects.
+
+    A CUDA toolkit's own cuRAND is preferred (it matches nvcc); otherwise the PyPI wheel
+    ``nvidia-curand`` is used. A root qualifies when it has ``include/curand.h`` and a
+    ``libcurand.so*`` in ``lib64``, ``lib`` or ``targets/*/lib``. When the root has only a
+    versioned library (the wheel ships ``libcurand.so.10``), a ``libcurand.so`` symlink is
+    created in a user cache directory (``$XDG_CACHE_HOME`` or ``~/.cache``, then
+    ``brainsleep/curand/<hash>``), because ``-lcurand`` only finds unversioned names and the
+    wheel's directory may be read-only.
+
+    Parameters
+    ----------
+    roots : sequence of path-like, optional
+        Directories to search, in order. Default: the CUDA toolkits (``$CUDA_PATH``, the
+        one of ``nvcc``, ``/usr/local/cuda*``, ``/opt/cuda``) then the installed
+        ``site-packages/nvidia/*`` wheel directories.
+    cache_dir : path-like, optional
+        Where to create the symlink directory (default: the user cache, falling back to
+        the temporary directory).
+
+    Returns
+    -------
+    CurandPaths
+        Include, library and link directories and where they came from.
+
+    Raises
+    ------
+    RuntimeError
+        If cuRAND is not found; the one-line message names what to install.
+    """
+    search = _toolkit_roots() + _wheel_roots() if roots is None else [Path(r) for r in roots]
+    cache = Path(cache_dir) if cache_dir is not None else None
+    for root in search:
+        source = "wheel" if root.parent.name == "nvidia" else "toolkit"
+        include_dir = root / "include"
+        if not (include_dir / "curand.h").is_file():
+            continue
+        lib_dirs = [root / "lib64", root / "lib"] + sorted(root.glob("targets/*/lib"))
+        for lib_dir in lib_dirs:
+            libs = _curand_libs(lib_dir) if lib_dir.is_dir() else []
+            if not libs:
+                continue
+            if (lib_dir / "libcurand.so").exists():
+                link_dir = lib_dir
+            else:
+                link_dir = _ensure_link_dir(libs[0], cache)
+            return CurandPaths(
+                include_dir=include_dir, lib_dir=lib_dir, link_dir=link_dir, source=source
+            )
+    raise RuntimeError(_CURAND_MISSING)
+
+
+# --------------------------------------------------------------------------- GPU
+
+
+def gpu_available() -> bool:
+    """Whether an NVIDIA GPU is usable here (``nvidia-smi -L`` lists at least one).
+
+    Never raises: a missing ``nvidia-smi``, a failing driver or a timeout give ``False``.
+
+    Returns
+    -------
+    bool
+        ``True`` if ``nvidia-smi -L`` ran successfully and printed a ``GPU <n>:`` line.
+    """
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    if out.returncode != 0:
+        return False
+    return any(line.startswith("GPU ") for line in out.stdout.splitlines())
+
+
+# --------------------------------------------------------------------------- prefs
+
+
+def _merged(existing: Sequence[str] | None, extra: Sequence[str]) -> list[str]:
+    merged = list(existing or [])
+    for item in extra:
+        if item not in merged:
+            merged.append(item)
+    return merged
+
+
+def configure_cuda_prefs(
+    compute_capability: float | None = None,
+    *,
+    fast_math: bool = False,
+    make_jobs: int | None = None,
+) -> dict[str, object]:
+    """Set the brian2 / brian2cuda preferences a ``cuda_standalone`` build needs here.
+
+    Call it before ``device.build`` (and again before every further build in the same
+    process: brian2cuda's makefile generation modifies the nvcc-flags preference list in
+    place). brian2cuda is imported lazily, so this module can be imported without it.
+
+    What is set:
+
+    * ``devices.cuda_standalone.cuda_backend.cuda_path``: the toolkit of :func:`find_nvcc`.
+    * GPU selection: with a GPU (:func:`gpu_available`), ``detect_gpus=True`` and the given
+      compute capability, if any (else brian2cuda asks ``nvidia-smi``). Without a GPU,
+      ``detect_gpus=False``, ``gpu_id=0`` and ``compute_capability`` = the given value or
+      :data:`DEFAULT_COMPUTE_CAPABILITY` (9.0, the H100/H200 class).
+    * ``cuda_backend.extra_compile_args_nvcc``: ``-w -std=c++17 -I<curand include>`` plus
+      ``--fmad=false`` (no fused multiply-add: closer to the CPU reference), or
+      ``-use_fast_math`` when `fast_math` is true.
+    * ``codegen.cpp.extra_compile_args_gcc`` (host compiler, via ``-Xcompiler``):
+      ``-w -O3 -std=c++17`` plus ``-ffp-contract=off`` (or ``-ffast-math``); no
+      ``-march=native``, so a binary built here also runs on another host CPU.
+    * ``codegen.cpp.include_dirs`` / ``library_dirs`` / ``runtime_library_dirs``: cuRAND's
+      include directory, the directory with ``libcurand.so`` (``-L``) and the one with the
+      real library (run path), added to what is already there.
+    * ``devices.cpp_standalone.extra_make_args_unix``: ``-j<make_jobs>`` instead of brian2's
+      unbounded ``-j`` (which starts ~35 nvcc processes at once).
+
+    Parameters
+    ----------
+    compute_capability : float, optional
+        Compute capability to compile for (e.g. 9.0 for H100/H200, 8.0 for A100).
+    fast_math : bool, optional
+        Use ``-use_fast_math`` / ``-ffast-math`` (brian2cuda's default) instead of strict
+        IEEE arithmetic without contraction. Default ``False``.
+    make_jobs : int, optional
+        Parallel make jobs (default: the number of CPUs).
+
+    Returns
+    -------
+    dict
+        Preference name -> value for everything set (copies, for the experiment's record),
+        plus ``"cuda_setup.gpu_available"``, ``"cuda_setup.nvcc"`` and
+        ``"cuda_setup.curand_source"``.
+
+    Raises
+    ------
+    RuntimeError
+        If nvcc or cuRAND is missing (see :func:`find_nvcc`, :func:`find_curand`).
+    ValueError
+        If `compute_capability` is below what brian2cuda supports (5.0).
+    """
+    import brian2cuda  # noqa: F401  (registers the cuda_standalone device and its prefs)
+    from brian2 import prefs
+    from brian2cuda.utils import gputools
+
+    if compute_capability is not None:
+        compute_capability = float(compute_capability)
+        if compute_capability < MIN_COMPUTE_CAPABILITY:
+            raise ValueError(
+                f"compute capability {compute_capability} < {MIN_COMPUTE_CAPABILITY}, "
+                "which brian2cuda does not support"
+            )
+    nvcc = find_nvcc()
+    curand = find_curand()
+    has_gpu = gpu_available()
+    jobs = make_jobs if make_jobs is not None else (os.cpu_count() or 1)
+
+    cb = "devices.cuda_standalone.cuda_backend."
+    settings: dict[str, object] = {cb + "cuda_path": str(nvcc.parent.parent)}
+    if has_gpu:
+        settings[cb + "detect_gpus"] = True
+        settings[cb + "gpu_id"] = None
+        settings[cb + "compute_capability"] = compute_capability
+    else:
+        settings[cb + "detect_gpus"] = False
+        settings[cb + "gpu_id"] = 0
+        settings[cb + "compute_capability"] = (
+            compute_capability if compute_capability is not None else DEFAULT_COMPUTE_CAPABILITY
+        )
+    settings[cb + "extra_compile_args_nvcc"] = [
+        "-w",
+        "-std=c++17",
+        f"-I{curand.include_dir}",
+        "-use_fast_math" if fast_math else "--fmad=false",
+    ]
+    settings["codegen.cpp.extra_compile_args_gcc"] = [
+        "-w",
+        "-O3",
+        "-std=c++17",
+        "-ffast-math" if fast_math else "-ffp-contract=off",
+    ]
+    settings["codegen.cpp.include_dirs"] = _merged(
+        prefs["codegen.cpp.include_dirs"], [str(curand.include_dir)]
+    )
+    settings["codegen.cpp.library_dirs"] = _merged(
+        prefs["codegen.cpp.library_dirs"], [str(curand.link_dir)]
+    )
+    settings["codegen.cpp.runtime_library_dirs"] = _merged(
+        prefs["codegen.cpp.runtime_library_dirs"], [str(curand.lib_dir)]
+    )
+    settings["devices.cpp_standalone.extra_make_args_unix"] = [f"-j{jobs}"]
+
+    for name, value in settings.items():
+        prefs[name] = list(value) if isinstance(value, list) else value
+    # brian2cuda caches the detected CUDA installation and GPU; forget them so that the
+    # prefs just set are used.
+    gputools.reset_cuda_installation()
+    gputools.reset_gpu_selection()
+
+    record = {k: list(v) if isinstance(v, list) else v for k, v in settings.items()}
+    record["cuda_setup.gpu_available"] = has_gpu
+    record["cuda_setup.nvcc"] = str(nvcc)
+    record["cuda_setup.curand_source"] = curand.source
+    return record

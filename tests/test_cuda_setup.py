@@ -1,0 +1,298 @@
+"""brainsleep.sleep.cuda_setup: finding nvcc / cuRAND, GPU detection, brian2cuda prefs,
+and (marked ``cuda_build``, opt-in) a real cuda_standalone build without GPU."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from brainsleep.sleep import cuda_setup
+from brainsleep.sleep.cuda_setup import (
+    CurandPaths,
+    configure_cuda_prefs,
+    find_curand,
+    find_nvcc,
+    gpu_available,
+)
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def make_executable(path: Path, body: str = "exit 0") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+def fake_curand_root(root: Path, lib_subdir: str = "lib", unversioned: bool = False) -> Path:
+    (root / "include").mkdir(parents=True)
+    (root / "include" / "curand.h").write_text("/* fake */\n")
+    lib_dir = root / lib_subdir
+    lib_dir.mkdir(parents=True)
+    (lib_dir / "libcurand.so.10").write_bytes(b"\x7fELF fake")
+    if unversioned:
+        (lib_dir / "libcurand.so").symlink_to("libcurand.so.10")
+    return lib_dir
+
+
+@pytest.fixture
+def no_cuda_anywhere(monkeypatch, tmp_path):
+    """An environment without nvcc on PATH, without CUDA_PATH and no toolkit dirs."""
+    empty_bin = tmp_path / "empty_bin"
+    empty_bin.mkdir()
+    monkeypatch.setenv("PATH", str(empty_bin))
+    monkeypatch.delenv("CUDA_PATH", raising=False)
+    monkeypatch.setattr(cuda_setup, "CUDA_ROOT_GLOBS", (str(tmp_path / "no-cuda-*"),))
+    return empty_bin
+
+
+# ----------------------------------------------------------------------------- cuRAND
+
+
+def test_find_curand_wheel_layout_creates_symlink_in_cache(tmp_path):
+    root = tmp_path / "site-packages" / "nvidia" / "cu13"
+    lib_dir = fake_curand_root(root)
+    cache = tmp_path / "cache"
+
+    paths = find_curand(roots=[root], cache_dir=cache)
+
+    assert isinstance(paths, CurandPaths)
+    assert paths.include_dir == root / "include"
+    assert paths.lib_dir == lib_dir
+    assert paths.source == "wheel"
+    link = paths.link_dir / "libcurand.so"
+    assert paths.link_dir.parent == cache
+    assert link.is_symlink()
+    assert Path(os.readlink(link)) == lib_dir / "libcurand.so.10"
+    # the wheel directory itself is left untouched
+    assert not (lib_dir / "libcurand.so").exists()
+    # idempotent, and the same directory again
+    assert find_curand(roots=[root], cache_dir=cache) == paths
+
+
+def test_find_curand_replaces_stale_symlink(tmp_path):
+    root = tmp_path / "nvidia" / "curand"  # CUDA 12 wheel layout
+    lib_dir = fake_curand_root(root)
+    cache = tmp_path / "cache"
+    paths = find_curand(roots=[root], cache_dir=cache)
+    link = paths.link_dir / "libcurand.so"
+    link.unlink()
+    link.symlink_to(tmp_path / "gone.so")
+
+    again = find_curand(roots=[root], cache_dir=cache)
+
+    assert Path(os.readlink(again.link_dir / "libcurand.so")) == lib_dir / "libcurand.so.10"
+
+
+def test_find_curand_toolkit_with_unversioned_lib_needs_no_symlink(tmp_path):
+    root = tmp_path / "cuda-12.4"
+    lib_dir = fake_curand_root(root, lib_subdir="lib64", unversioned=True)
+    cache = tmp_path / "cache"
+
+    paths = find_curand(roots=[root], cache_dir=cache)
+
+    assert paths.source == "toolkit"
+    assert paths.lib_dir == lib_dir
+    assert paths.link_dir == lib_dir
+    assert not cache.exists()
+
+
+def test_find_curand_skips_roots_without_library(tmp_path):
+    headers_only = tmp_path / "cuda"
+    (headers_only / "include").mkdir(parents=True)
+    (headers_only / "include" / "curand.h").write_text("")
+    wheel = tmp_path / "nvidia" / "cu13"
+    fake_curand_root(wheel)
+
+    paths = find_curand(roots=[headers_only, wheel], cache_dir=tmp_path / "cache")
+
+    assert paths.include_dir == wheel / "include"
+
+
+def test_find_curand_missing_says_what_to_install(tmp_path):
+    with pytest.raises(RuntimeError) as info:
+        find_curand(roots=[tmp_path / "nothing"], cache_dir=tmp_path / "cache")
+    message = str(info.value)
+    assert "pip install nvidia-curand" in message
+    assert "\n" not in message
+
+
+def test_find_curand_default_search_finds_installed_wheel_or_toolkit():
+    try:
+        paths = find_curand()
+    except RuntimeError:
+        pytest.skip("no cuRAND installed here")
+    assert (paths.include_dir / "curand.h").is_file()
+    assert (paths.link_dir / "libcurand.so").exists()
+    assert any(paths.lib_dir.glob("libcurand.so*"))
+
+
+# ----------------------------------------------------------------------------- nvcc
+
+
+def test_find_nvcc_missing_raises_one_line(no_cuda_anywhere):
+    with pytest.raises(RuntimeError) as info:
+        find_nvcc()
+    assert str(info.value) == (
+        "cuda_standalone needs nvcc (CUDA toolkit); install it or use --device cpp_standalone"
+    )
+
+
+def test_find_nvcc_on_path(no_cuda_anywhere):
+    nvcc = make_executable(no_cuda_anywhere / "nvcc")
+    assert find_nvcc() == nvcc
+
+
+def test_find_nvcc_prefers_cuda_path(no_cuda_anywhere, tmp_path, monkeypatch):
+    make_executable(no_cuda_anywhere / "nvcc")
+    toolkit_nvcc = make_executable(tmp_path / "toolkit" / "bin" / "nvcc")
+    monkeypatch.setenv("CUDA_PATH", str(tmp_path / "toolkit"))
+    assert find_nvcc() == toolkit_nvcc
+
+
+def test_find_nvcc_newest_versioned_toolkit(no_cuda_anywhere, tmp_path, monkeypatch):
+    for version in ("cuda-9.2", "cuda-12.4", "cuda-11.8"):
+        make_executable(tmp_path / "opt" / version / "bin" / "nvcc")
+    monkeypatch.setattr(cuda_setup, "CUDA_ROOT_GLOBS", (str(tmp_path / "opt" / "cuda-*"),))
+    assert find_nvcc() == tmp_path / "opt" / "cuda-12.4" / "bin" / "nvcc"
+
+
+# ----------------------------------------------------------------------------- GPU
+
+
+def test_gpu_available_without_nvidia_smi(no_cuda_anywhere):
+    assert gpu_available() is False
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('echo "GPU 0: NVIDIA H200 (UUID: GPU-1234)"', True),
+        ('echo "No devices were found"', False),
+        ('echo "NVIDIA-SMI has failed"; exit 9', False),
+    ],
+)
+def test_gpu_available_reads_nvidia_smi(no_cuda_anywhere, body, expected):
+    make_executable(no_cuda_anywhere / "nvidia-smi", body)
+    assert gpu_available() is expected
+
+
+# ----------------------------------------------------------------------------- prefs
+
+
+@pytest.fixture
+def restore_prefs():
+    import brian2cuda  # noqa: F401  (registers the prefs that get backed up)
+    from brian2 import prefs
+
+    prefs._backup()
+    yield prefs
+    prefs._restore()
+
+
+@pytest.fixture
+def fake_toolchain(monkeypatch, tmp_path):
+    curand = CurandPaths(
+        include_dir=tmp_path / "inc",
+        lib_dir=tmp_path / "lib",
+        link_dir=tmp_path / "link",
+        source="wheel",
+    )
+    nvcc = tmp_path / "cuda" / "bin" / "nvcc"
+    monkeypatch.setattr(cuda_setup, "find_curand", lambda: curand)
+    monkeypatch.setattr(cuda_setup, "find_nvcc", lambda: nvcc)
+    monkeypatch.setattr(cuda_setup, "gpu_available", lambda: False)
+    return curand, nvcc
+
+
+CB = "devices.cuda_standalone.cuda_backend."
+
+
+def test_configure_cuda_prefs_without_gpu(restore_prefs, fake_toolchain):
+    prefs = restore_prefs
+    curand, nvcc = fake_toolchain
+
+    record = configure_cuda_prefs(make_jobs=3)
+
+    assert prefs[CB + "detect_gpus"] is False
+    assert prefs[CB + "gpu_id"] == 0
+    assert prefs[CB + "compute_capability"] == 9.0
+    assert prefs[CB + "cuda_path"] == str(nvcc.parent.parent)
+    nvcc_args = prefs[CB + "extra_compile_args_nvcc"]
+    assert "-std=c++17" in nvcc_args
+    assert f"-I{curand.include_dir}" in nvcc_args
+    assert "--fmad=false" in nvcc_args and "-use_fast_math" not in nvcc_args
+    host_args = prefs["codegen.cpp.extra_compile_args_gcc"]
+    assert "-std=c++17" in host_args and "-std=c++11" not in host_args
+    assert "-ffp-contract=off" in host_args
+    assert "-march=native" not in host_args
+    assert str(curand.include_dir) in prefs["codegen.cpp.include_dirs"]
+    assert str(curand.link_dir) in prefs["codegen.cpp.library_dirs"]
+    assert str(curand.lib_dir) in prefs["codegen.cpp.runtime_library_dirs"]
+    assert prefs["devices.cpp_standalone.extra_make_args_unix"] == ["-j3"]
+
+    expected_keys = {
+        CB + "cuda_path",
+        CB + "detect_gpus",
+        CB + "gpu_id",
+        CB + "compute_capability",
+        CB + "extra_compile_args_nvcc",
+        "codegen.cpp.extra_compile_args_gcc",
+        "codegen.cpp.include_dirs",
+        "codegen.cpp.library_dirs",
+        "codegen.cpp.runtime_library_dirs",
+        "devices.cpp_standalone.extra_make_args_unix",
+        "cuda_setup.gpu_available",
+        "cuda_setup.nvcc",
+        "cuda_setup.curand_source",
+    }
+    assert set(record) == expected_keys
+    for key in expected_keys - {k for k in expected_keys if k.startswith("cuda_setup.")}:
+        assert record[key] == prefs[key], key
+    # the record is a copy: brian2cuda mutating the pref list does not change it
+    prefs[CB + "extra_compile_args_nvcc"].append("-NDEBUG")
+    assert "-NDEBUG" not in record[CB + "extra_compile_args_nvcc"]
+    assert record["cuda_setup.gpu_available"] is False
+
+
+def test_configure_cuda_prefs_is_idempotent(restore_prefs, fake_toolchain):
+    prefs = restore_prefs
+    first = configure_cuda_prefs()
+    second = configure_cuda_prefs()
+    assert first == second
+    assert prefs["codegen.cpp.library_dirs"].count(str(fake_toolchain[0].link_dir)) == 1
+
+
+def test_configure_cuda_prefs_compute_capability(restore_prefs, fake_toolchain):
+    prefs = restore_prefs
+    configure_cuda_prefs(8)
+    assert prefs[CB + "compute_capability"] == 8.0
+    assert isinstance(prefs[CB + "compute_capability"], float)
+    with pytest.raises(ValueError):
+        configure_cuda_prefs(3.5)
+
+
+def test_configure_cuda_prefs_with_gpu_detects(restore_prefs, fake_toolchain, monkeypatch):
+    prefs = restore_prefs
+    monkeypatch.setattr(cuda_setup, "gpu_available", lambda: True)
+    record = configure_cuda_prefs(fast_math=True)
+    assert prefs[CB + "detect_gpus"] is True
+    assert prefs[CB + "gpu_id"] is None
+    assert prefs[CB + "compute_capability"] is None
+    assert "-use_fast_math" in prefs[CB + "extra_compile_args_nvcc"]
+    assert record["cuda_setup.gpu_available"] is True
+
+
+def test_configure_cuda_prefs_missing_nvcc(restore_prefs, no_cuda_anywhere):
+    with pytest.raises(RuntimeError, match="needs nvcc"):
+        configure_cuda_prefs()
+
+
+# ----------------------------------------------------------------------------- real build
