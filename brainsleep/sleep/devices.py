@@ -125,12 +125,34 @@ class StandaloneBuild:
     reused_binary: bool
 
 
+class DeviceUnavailableError(RuntimeError):
+    """The device cannot run here (no compiler, no GPU); the message says what to do."""
+
+
+def check_toolchain(device: str) -> None:
+    """Raise DeviceUnavailableError naming what to install, before any code generation."""
+    if device == "cpp_standalone":
+        if not (shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")):
+            raise DeviceUnavailableError(
+                "cpp_standalone needs a C++ compiler (g++) and make: install them "
+                "(e.g. apt-get install g++ make) or use --device runtime"
+            )
+    elif device == "cuda_standalone":
+        from .cuda_setup import find_curand, find_nvcc
+
+        try:
+            find_nvcc()
+            find_curand()
+        except RuntimeError as exc:
+            raise DeviceUnavailableError(str(exc)) from exc
+
+
 # One live build per process: Brian2's standalone device is a process-wide singleton.
 _LIVE: StandaloneBuild | None = None
 BUILD_COUNT = {"codegen": 0}  # how often this process generated code (tests read it)
 
 
-def build_key(model: SleepModel, spec: NetworkSpec, device: str, prefs: dict | None, seed=None) -> str:
+def build_key(model: SleepModel, spec: NetworkSpec, device: str, prefs: dict | None) -> str:
     """Content key of a standalone build."""
     import brian2
 
@@ -141,17 +163,22 @@ def build_key(model: SleepModel, spec: NetworkSpec, device: str, prefs: dict | N
         "prefs": sorted((k, repr(v)) for k, v in (prefs or {}).items()),
         "flags": EXACT_GCC_FLAGS,
         "brian2": brian2.__version__,
-        "seed": seed,  # only cuda_standalone compiles the seed in
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def _reseed_code(bn) -> str:
-    """C++ that reseeds Brian2's generators from the run_arg seed variable."""
+def _reseed_code(bn, cuda: bool) -> str:
+    """Code that reseeds the RNG from the run_arg seed variable, right after run_args.
+
+    Brian2 compiles a seed in; re-seeding from a variable set on the command line makes
+    the seed a run argument, so one binary serves every seed.
+    """
     from brian2 import device
 
     var = bn.input_group.variables[SEED_VARIABLE]
     name = device.get_array_name(var)
+    if cuda:  # brian2cuda: cuRAND buffers are filled after this, at the first step
+        return f"random_number_buffer.set_seed((unsigned long long) {name}[0]);"
     return (
         "for (int _i=0; _i<1; _i++) "
         f"brian::_random_generators[_i].seed((unsigned long) brian::{name}[0] + _i);"
@@ -164,7 +191,6 @@ def get_standalone_build(
     device: str,
     prefs: dict | None = None,
     build_root: Path | None = None,
-    seed: int = 0,
 ) -> StandaloneBuild:
     """Return the live build for this structure, generating/compiling only when needed."""
     global _LIVE
@@ -175,8 +201,10 @@ def get_standalone_build(
     from filelock import FileLock
 
     cuda = device == "cuda_standalone"
-    key = build_key(model, spec, device, prefs, seed if cuda else None)
+    key = build_key(model, spec, device, prefs)
     if _LIVE is not None and _LIVE.key == key:
+        # Another device (runtime) may have been activated since: switch back, no reinit.
+        b2.set_device(device, build_on_run=False)
         return _LIVE
     root = Path(build_root) if build_root else default_build_root()
     directory = root / f"{device}-{key}"
@@ -191,14 +219,11 @@ def get_standalone_build(
     b2device.reinit()
     b2device.activate(build_on_run=False)
     _set_common_prefs(prefs)
-    if cuda:
-        b2.seed(seed)
     bn = build_network(model, spec)
     for owner, name, value in _initial_values(bn):
         setattr(owner, name, value)
     b2device.apply_run_args()
-    if not cuda:
-        b2device.insert_code("main", _reseed_code(bn))
+    b2device.insert_code("main", _reseed_code(bn, cuda))
     bn.net.run(spec.n_steps * spec.dt * b2.second, report=_report(spec), report_period=REPORT_PERIOD_S * b2.second)
     binary = directory / "main"
     reused = binary.exists()
@@ -240,7 +265,17 @@ def run_standalone(
 
     from brian2 import device as b2device
 
-    build = get_standalone_build(model, spec, device, prefs, build_root, seed)
+    check_toolchain(device)
+    build = get_standalone_build(model, spec, device, prefs, build_root)
+    if device == "cuda_standalone":
+        from .cuda_setup import gpu_available
+
+        if not gpu_available():
+            raise DeviceUnavailableError(
+                f"cuda_standalone: the project was generated and compiled in {build.directory} "
+                "but this machine has no GPU to run it; run it on a GPU machine or use "
+                "--device cpp_standalone"
+            )
     bn = build.bn
     run_args = {
         getattr(owner, name): value
