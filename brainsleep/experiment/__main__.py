@@ -1,0 +1,206 @@
+"""Command line of the experiment: argparse only; the work is in pipeline.py."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from .config import ConfigError, ExperimentConfig, load_sleep_params_file, parse_prefs, validate
+
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 3
+D = ExperimentConfig()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m brainsleep.experiment",
+        description=(
+            "Train an ANN on a small or unbalanced part of MNIST / Fashion-MNIST, sleep it "
+            "in Brian2 (Sleep Replay Consolidation), evaluate it against controls. With no "
+            "flags: MNIST 1 %%, one seed, cpp_standalone (runtime without a C++ compiler)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    g = p.add_argument_group("simulation")
+    g.add_argument(
+        "--device",
+        choices=["reference", "runtime", "cpp_standalone", "cuda_standalone"],
+        default=None,
+        help="where the sleep phase runs (default: cpp_standalone if g++ is present, else runtime)",
+    )
+    g.add_argument(
+        "--pref",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Brian2 preference with its dotted name, repeatable (e.g. codegen.target=cython)",
+    )
+    g.add_argument("--model", default=D.model, help="sleep model: a name in models/ or a path to a model file")
+    g.add_argument("--sleep-preset", default=D.sleep_preset, help="named reference parameter set (models/presets.py)")
+    g.add_argument("--sleep-params", metavar="FILE", help="JSON file with max_rate, inc, dec, thresholds, alpha_scale (overrides --sleep-preset)")
+    g.add_argument("--sleep-steps", type=int, default=D.sleep_steps, help="sleep length T in steps of dt = 1 ms")
+    g.add_argument("--search", type=int, default=D.search, metavar="N", help="sleep-parameter search trials on the validation split (0: use the preset)")
+    g.add_argument("--record-spikes", choices=["none", "hidden", "all"], default=D.record_spikes, help="which layers' spikes to save (the input layer holds ~90 %% of them)")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", nargs="+", default=D.datasets, metavar="NAME", help="mnist and/or fashion-mnist")
+    g.add_argument("--fractions", nargs="+", type=float, default=D.fractions, help="fractions of the training set in (0, 1]")
+    g.add_argument("--subset", choices=["stratified", "random", "first"], default=D.subset, help="how the subset is drawn (first = the reference scripts' first N images)")
+    g.add_argument("--imbalance", default=D.imbalance, metavar="SPEC", help='class imbalance, e.g. "5-9:0.1" (classes 5-9 at 10 %% of the others)')
+    g.add_argument("--val-fraction", type=float, default=D.val_fraction, help="share of the labelled budget held out as validation split (for --search and early stopping)")
+    g.add_argument("--seeds", nargs="+", type=int, default=D.seeds, help="seeds; every result is repeated per seed")
+    g.add_argument("--data-dir", help="directory with the four IDX files (gz or plain) instead of the registry sources")
+    g = p.add_argument_group("network and training")
+    g.add_argument("--hidden", nargs="+", type=int, default=D.hidden, help="hidden layer widths")
+    g.add_argument("--recipe", default=D.recipe, help="training recipe: reference or strong")
+    g.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's, 10 for reference)")
+    g.add_argument("--finetune-epochs", type=int, default=D.finetune_epochs, help="fine-tuning epochs after sleep (and for the step-matched control)")
+    g.add_argument("--strong", action="store_true", help="also train the strong recipe on the same subset (the bar to beat)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default=D.out, help="results directory (rerun with the same arguments to resume)")
+    g.add_argument("--build-root", help="cache of compiled standalone projects (default ~/.cache/brainsleep/builds)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    device = args.device
+    if device is None:
+        device = "cpp_standalone" if (shutil.which("g++") or shutil.which("c++")) else "runtime"
+        if device == "runtime":
+            print("no C++ compiler found: running the sleep phase on Brian2's runtime device "
+                  "(slow); install g++ for cpp_standalone", file=sys.stderr)
+        else:
+            print("sleep device: cpp_standalone (C++ compiler found)", file=sys.stderr)
+    cfg = ExperimentConfig(
+        datasets=list(args.dataset),
+        fractions=list(args.fractions),
+        subset=args.subset,
+        imbalance=args.imbalance,
+        seeds=list(args.seeds),
+        val_fraction=args.val_fraction,
+        hidden=list(args.hidden),
+        recipe=args.recipe,
+        epochs=args.epochs,
+        device=device,
+        prefs=parse_prefs(args.pref),
+        model=args.model,
+        sleep_preset=args.sleep_preset,
+        sleep_params=load_sleep_params_file(args.sleep_params) if args.sleep_params else None,
+        sleep_steps=args.sleep_steps,
+        search=args.search,
+        finetune_epochs=args.finetune_epochs,
+        strong=args.strong,
+        record_spikes=args.record_spikes,
+        out=args.out,
+        data_dir=args.data_dir,
+        build_root=args.build_root,
+        progress=not args.no_progress,
+    )
+    return validate(cfg)
+
+
+def _setup_logging(out: Path) -> None:
+    logger = logging.getLogger("brainsleep")
+    logger.setLevel(logging.INFO)
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fh = logging.FileHandler(out / "log.txt")
+    fh.setFormatter(fmt)
+    sh = logging.StreamHandler(sys.stderr)
+    sh.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(fh)
+    logger.addHandler(sh)
+
+
+def _cuda_build_only(cfg: ExperimentConfig) -> str:
+    """Without a GPU: generate and compile the cuda project, then say why we stop."""
+    from brainsleep.sleep.devices import check_toolchain, get_standalone_build
+    from brainsleep.sleep.model import load_model
+    from brainsleep.sleep.network import NetworkSpec
+    from models.presets import DT
+
+    check_toolchain("cuda_standalone")
+    layers = {"none": (), "hidden": tuple(range(1, len(cfg.hidden) + 2))}
+    spec = NetworkSpec(
+        sizes=(784, *cfg.hidden, 10),
+        n_steps=cfg.sleep_steps,
+        dt=DT,
+        input_kind="masked",
+        image_shape=(28, 28),
+        patch=11,
+        record_layers=layers.get(cfg.record_spikes, tuple(range(len(cfg.hidden) + 2))),
+    )
+    build = get_standalone_build(load_model(cfg.model), spec, "cuda_standalone", cfg.prefs, cfg.build_root)
+    return (
+        f"cuda_standalone: code generated and compiled in {build.directory}, but this machine "
+        "has no GPU to run it; rerun on a GPU machine (the build is cached) or use "
+        "--device cpp_standalone"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    from brainsleep.data import DataUnavailableError
+    from brainsleep.sleep.devices import DeviceUnavailableError
+
+    from .pipeline import load_data, run_experiment, versions
+    from .results import ResultsDirError, claim_directory
+
+    if cfg.device == "cuda_standalone":
+        from brainsleep.sleep.cuda_setup import gpu_available
+
+        if not gpu_available():
+            try:
+                print(_cuda_build_only(cfg), file=sys.stderr)
+            except DeviceUnavailableError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+            return EXIT_UNAVAILABLE
+    try:
+        data = load_data(cfg)
+    except (DataUnavailableError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    out = Path(cfg.out)
+    record = {
+        "config": cfg.to_dict(),
+        "versions": versions(),
+        "device": cfg.device,
+        "host": socket.gethostname(),
+        "argv": sys.argv if argv is None else argv,
+    }
+    try:
+        resumed = claim_directory(out, record, cfg.fingerprint())
+    except ResultsDirError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _setup_logging(out)
+    log = logging.getLogger("brainsleep.experiment")
+    log.info("%s %s (config %s)", "resuming" if resumed else "starting", out, cfg.fingerprint())
+    try:
+        table = run_experiment(cfg, out, data)
+    except DeviceUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished stages are kept; rerun the same command to resume in {out}", file=sys.stderr)
+        return 130
+    print(table)
+    print(f"\nresults: {out}  (figures: python -m analysis {out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,363 @@
+"""The stages of one cell (dataset, fraction, imbalance, seed) and the whole experiment.
+
+Stages, each checkpointed in ``cells/<cell>/`` so a killed run resumes where it stopped:
+
+1. ``baseline``       train the ANN on the subset with the recipe; evaluate.
+2. ``sleep``          alphas from the training subset, masked-mean-image input, sleep on
+                      the Brian2 device, weights back into the ANN; evaluate.
+3. ``sleep_finetune`` fine-tune the slept network on the same subset; evaluate.
+4. ``finetune_only``  control: fine-tune the baseline for exactly as many optimiser steps
+                      without sleep; evaluate. Without it a fine-tuning gain cannot be
+                      credited to sleep.
+5. ``strong``         optional: the strong recipe on the same subset, the bar to beat.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from brainsleep import ann
+from brainsleep.data import as_float, load_dataset
+from brainsleep.normalize import alphas_for_model
+from brainsleep.sleep import MaskedMeanImage, SleepParams, run_sleep, save_spikes, spike_counts
+from brainsleep.subsets import make_subset
+
+from .config import STAGES, ExperimentConfig
+from .results import (
+    atomic_write_json,
+    atomic_write_with,
+    collect_metrics,
+    load_weights,
+    save_weights,
+    summary_table,
+    write_metrics,
+)
+from .search import run_search
+
+log = logging.getLogger("brainsleep.experiment")
+FINETUNE_SEED_OFFSET = 1000  # fine-tuning draws its own batches and masks
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    fraction: float
+    imbalance: str
+    seed: int
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.dataset}_f{self.fraction:g}_{self.imbalance}_s{self.seed}"
+
+
+def cells(cfg: ExperimentConfig) -> list[Cell]:
+    return [
+        Cell(d, float(f), cfg.imbalance, int(s))
+        for d in cfg.datasets
+        for f in cfg.fractions
+        for s in cfg.seeds
+    ]
+
+
+def versions() -> dict:
+    import brian2
+    import torch
+
+    import brainsleep
+
+    return {
+        "brainsleep": brainsleep.__version__,
+        "brian2": brian2.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "xarray": xr.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def start_params(cfg: ExperimentConfig) -> dict:
+    """max_rate, inc, dec, thresholds, alpha_scale (+ decay, dt) before any search."""
+    if cfg.sleep_params is not None:
+        return dict(cfg.sleep_params)
+    from models.presets import DECAY, DT, PRESETS
+
+    p = dict(PRESETS[cfg.sleep_preset])
+    p["thresholds"] = list(p["thresholds"])
+    return {**p, "decay": DECAY, "dt": DT}
+
+
+def make_sleep_params(p: dict, base_alphas) -> SleepParams:
+    from models.presets import DECAY, DT
+
+    return SleepParams(
+        max_rate=p["max_rate"],
+        inc=p["inc"],
+        dec=p["dec"],
+        thresholds=p["thresholds"],
+        alphas=[a * p["alpha_scale"] for a in base_alphas],
+        decay=p.get("decay", DECAY),
+        dt=p.get("dt", DT),
+    )
+
+
+class CellRunner:
+    """Runs (or resumes) the stages of one cell."""
+
+    def __init__(self, cfg: ExperimentConfig, cell: Cell, data, out: Path):
+        self.cfg, self.cell, self.out = cfg, cell, out
+        self.dir = out / "cells" / cell.cell_id
+        self.dir.mkdir(parents=True, exist_ok=True)
+        x_train_all = data["x_train"]
+        y_train_all = data["y_train"]
+        self.subset = make_subset(
+            y_train_all,
+            cell.fraction,
+            mode=cfg.subset,
+            imbalance=None if cell.imbalance == "none" else cell.imbalance,
+            val_fraction=cfg.val_fraction,
+            seed=cell.seed,
+        )
+        self.x = x_train_all[self.subset.train_idx]
+        self.y = y_train_all[self.subset.train_idx]
+        self.xv = x_train_all[self.subset.val_idx] if self.subset.n_val else None
+        self.yv = y_train_all[self.subset.val_idx] if self.subset.n_val else None
+        self.x_test, self.y_test = data["x_test"], data["y_test"]
+        self.recipe = ann.get_recipe(
+            cfg.recipe, **({"epochs": cfg.epochs} if cfg.epochs else {})
+        )
+        self.sizes = (self.x.shape[1], *cfg.hidden, 10)
+        self.confusions: dict[str, np.ndarray] = {}
+
+    # -- checkpoint helpers ------------------------------------------------------------
+    def _stage_file(self, stage: str) -> Path:
+        return self.dir / f"stage_{stage}.json"
+
+    def _done(self, stage: str) -> bool:
+        return self._stage_file(stage).exists() and (self.dir / f"weights_{stage}.npz").exists()
+
+    def _model_from(self, stage: str, recipe=None) -> ann.MLP:
+        model = ann.build_model(recipe or self.recipe, self.sizes, self.cell.seed)
+        ann.set_weights(model, load_weights(self.dir / f"weights_{stage}.npz"))
+        return model
+
+    def _record(self, stage: str, model: ann.MLP, extra: dict | None = None) -> dict:
+        ev = ann.evaluate(model, self.x_test, self.y_test)
+        row = {
+            "cell": self.cell.cell_id,
+            "dataset": self.cell.dataset,
+            "fraction": self.cell.fraction,
+            "imbalance": self.cell.imbalance,
+            "seed": self.cell.seed,
+            "stage": stage,
+            "accuracy": ev.accuracy,
+            "balanced_accuracy": ev.balanced_accuracy,
+            "pred_entropy": ev.pred_entropy,
+            "n_train": self.subset.n_train,
+            "n_val": self.subset.n_val,
+        }
+        for k, r in enumerate(ev.per_class):
+            row[f"acc_class_{k}"] = None if np.isnan(r) else float(r)
+        for i, a in enumerate(ev.active_frac, start=1):
+            row[f"active_frac_h{i}"] = float(a)
+        row.update(extra or {})
+        # weights first, then the stage file: the stage file marks the stage complete
+        save_weights(self.dir / f"weights_{stage}.npz", ann.get_weights(model))
+        atomic_write_json(
+            self._stage_file(stage), {"row": row, "confusion": ev.confusion.tolist()}
+        )
+        log.info("%s %-15s accuracy %.4f", self.cell.cell_id, stage, ev.accuracy)
+        return row
+
+    # -- stages ------------------------------------------------------------------------
+    def baseline(self) -> ann.MLP:
+        if self._done("baseline"):
+            return self._model_from("baseline")
+        model = ann.build_model(self.recipe, self.sizes, self.cell.seed)
+        hist = ann.train(
+            model,
+            self.x,
+            self.y,
+            self.recipe,
+            seed=self.cell.seed,
+            val=(self.xv, self.yv) if self.xv is not None else None,
+            progress=self.cfg.progress,
+        )
+        self._record("baseline", model, {"train_steps": hist.n_steps})
+        return model
+
+    def _sleep(self, model: ann.MLP, p: dict, record: str):
+        norm = alphas_for_model(model, self.x)
+        params = make_sleep_params(p, norm.alphas)
+        inputs = MaskedMeanImage.from_images(self.x, n_steps=self.cfg.sleep_steps)
+        res = run_sleep(
+            ann.get_weights(model),
+            inputs,
+            params,
+            device=self.cfg.device,
+            seed=self.cell.seed,
+            model=self.cfg.model,
+            record_layers=record,
+            prefs=self.cfg.prefs,
+            build_root=self.cfg.build_root,
+            progress=False,
+        )
+        slept = copy.deepcopy(model)
+        ann.set_weights(slept, res.weights)
+        return slept, res, params, norm
+
+    def search(self, model: ann.MLP) -> dict:
+        start = start_params(self.cfg)
+        if not self.cfg.search:
+            return start
+        path = self.dir / "search.json"
+        if path.exists():
+            return json.loads(path.read_text())["best"]
+
+        def trial(cand) -> float:
+            p = {**start, **cand.to_dict()}
+            slept, _, _, _ = self._sleep(model, p, record="none")
+            return ann.evaluate(slept, self.xv, self.yv).accuracy
+
+        best, history = run_search(
+            start, self.cfg.search, self.cell.seed, trial, progress=self.cfg.progress
+        )
+        import pandas as pd
+
+        atomic_write_with(
+            self.dir / "search.csv", lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False)
+        )
+        chosen = {**start, **best.to_dict()}
+        atomic_write_json(path, {"best": chosen, "history": history})
+        return chosen
+
+    def sleep(self, baseline: ann.MLP, p: dict) -> ann.MLP:
+        if self._done("sleep"):
+            return self._model_from("sleep")
+        t0 = time.perf_counter()
+        slept, res, params, norm = self._sleep(baseline, p, self.cfg.record_spikes)
+        counts = spike_counts(res.spikes) if self.cfg.record_spikes != "none" else {}
+        if self.cfg.record_spikes != "none":
+            save_spikes(res.spikes, self.dir / "spikes.nc")
+        extra = {f"sleep_spikes_layer{k}": v for k, v in counts.items()}
+        extra["sleep_seconds"] = time.perf_counter() - t0
+        atomic_write_json(
+            self.dir / "sleep_params.json",
+            {"params": params.to_dict(), "normalization": norm.to_dict(), "info": res.info},
+        )
+        self._record("sleep", slept, extra)
+        return slept
+
+    def finetune(self, slept: ann.MLP, baseline: ann.MLP) -> None:
+        if self.cfg.finetune_epochs == 0:
+            return
+        steps = None
+        if self._done("sleep_finetune"):
+            steps = json.loads(self._stage_file("sleep_finetune").read_text())["row"]["train_steps"]
+        else:
+            model = copy.deepcopy(slept)
+            hist = ann.train(
+                model,
+                self.x,
+                self.y,
+                self.recipe,
+                seed=self.cell.seed + FINETUNE_SEED_OFFSET,
+                epochs=self.cfg.finetune_epochs,
+                progress=self.cfg.progress,
+            )
+            steps = hist.n_steps
+            self._record("sleep_finetune", model, {"train_steps": steps})
+        if not self._done("finetune_only"):
+            model = copy.deepcopy(baseline)
+            hist = ann.train(
+                model,
+                self.x,
+                self.y,
+                self.recipe,
+                seed=self.cell.seed + FINETUNE_SEED_OFFSET,
+                epochs=self.cfg.finetune_epochs,
+                max_steps=steps,
+                progress=self.cfg.progress,
+            )
+            if hist.n_steps != steps:
+                raise RuntimeError(f"control took {hist.n_steps} steps, sleep arm {steps}")
+            self._record("finetune_only", model, {"train_steps": hist.n_steps})
+
+    def strong(self) -> None:
+        if not self.cfg.strong or self._done("strong"):
+            return
+        recipe = ann.get_recipe("strong")
+        model = ann.build_model(recipe, self.sizes, self.cell.seed)
+        hist = ann.train(
+            model,
+            self.x,
+            self.y,
+            recipe,
+            seed=self.cell.seed,
+            val=(self.xv, self.yv) if self.xv is not None else None,
+            progress=self.cfg.progress,
+        )
+        self._record("strong", model, {"train_steps": hist.n_steps})
+
+    def run(self) -> None:
+        if (self.dir / "done.json").exists():
+            return
+        baseline = self.baseline()
+        p = self.search(baseline)
+        slept = self.sleep(baseline, p)
+        self.finetune(slept, baseline)
+        self.strong()
+        self._write_confusion()
+        atomic_write_json(self.dir / "done.json", {"subset": self.subset.to_dict()})
+
+    def _write_confusion(self) -> None:
+        stages, mats = [], []
+        for stage in STAGES:
+            f = self._stage_file(stage)
+            if f.exists():
+                stages.append(stage)
+                mats.append(np.asarray(json.loads(f.read_text())["confusion"], dtype=np.int64))
+        da = xr.DataArray(
+            np.stack(mats),
+            dims=("stage", "true", "predicted"),
+            coords={"stage": stages, "true": np.arange(10), "predicted": np.arange(10)},
+            name="confusion",
+        )
+        atomic_write_with(
+            self.dir / "confusion.nc", lambda tmp: da.to_netcdf(tmp, engine="h5netcdf")
+        )
+
+
+def load_data(cfg: ExperimentConfig) -> dict:
+    """Every data set of the run, as float inputs (N, 784) in [0, 1] and int labels."""
+    out = {}
+    for name in cfg.datasets:
+        ds = load_dataset(name, data_dir=cfg.data_dir)
+        out[name] = {
+            "x_train": as_float(ds.train_images),
+            "y_train": np.asarray(ds.train_labels),
+            "x_test": as_float(ds.test_images),
+            "y_test": np.asarray(ds.test_labels),
+        }
+    return out
+
+
+def run_experiment(cfg: ExperimentConfig, out: Path, data: dict | None = None) -> str:
+    """Run (or resume) every cell; rewrite the metrics after each; return the summary."""
+    data = data or load_data(cfg)
+    todo = cells(cfg)
+    for k, cell in enumerate(todo, start=1):
+        log.info("cell %d/%d: %s", k, len(todo), cell.cell_id)
+        CellRunner(cfg, cell, data[cell.dataset], out).run()
+        write_metrics(out, collect_metrics(out))
+    df = collect_metrics(out)
+    write_metrics(out, df)
+    return summary_table(df)
