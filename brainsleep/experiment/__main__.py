@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     from brainsleep.sleep.devices import DeviceUnavailableError
 
     from .pipeline import load_data, run_experiment, versions
-    from .results import ResultsDirError, claim_directory
+    from .results import ResultsDirError, check_directory, claim_directory
 
     if cfg.device == "cuda_standalone":
         from brainsleep.sleep.cuda_setup import gpu_available
@@ -168,12 +168,17 @@ def main(argv: list[str] | None = None) -> int:
             except DeviceUnavailableError as exc:
                 print(f"error: {exc}", file=sys.stderr)
             return EXIT_UNAVAILABLE
+    out = Path(cfg.out)
+    try:
+        check_directory(out, cfg.fingerprint())
+    except ResultsDirError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         data = load_data(cfg)
     except (DataUnavailableError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    out = Path(cfg.out)
     record = {
         "config": cfg.to_dict(),
         "versions": versions(),

@@ -18,7 +18,6 @@ import copy
 import json
 import logging
 import platform
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,13 +241,11 @@ class CellRunner:
     def sleep(self, baseline: ann.MLP, p: dict) -> ann.MLP:
         if self._done("sleep"):
             return self._model_from("sleep")
-        t0 = time.perf_counter()
         slept, res, params, norm = self._sleep(baseline, p, self.cfg.record_spikes)
         counts = spike_counts(res.spikes) if self.cfg.record_spikes != "none" else {}
         if self.cfg.record_spikes != "none":
             save_spikes(res.spikes, self.dir / "spikes.nc")
         extra = {f"sleep_spikes_layer{k}": v for k, v in counts.items()}
-        extra["sleep_seconds"] = time.perf_counter() - t0
         atomic_write_json(
             self.dir / "sleep_params.json",
             {"params": params.to_dict(), "normalization": norm.to_dict(), "info": res.info},

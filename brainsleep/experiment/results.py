@@ -94,13 +94,13 @@ def load_weights(path: Path) -> list[np.ndarray]:
         return [z[f"layer{k + 1}"] for k in range(len(z.files))]
 
 
-def claim_directory(out: Path, config: dict, fingerprint: str) -> bool:
-    """Create or reuse ``out`` for this configuration; True when resuming.
+def check_directory(out: Path, fingerprint: str) -> bool:
+    """True when ``out`` holds this configuration's results (resume), False when new.
 
     Raises ResultsDirError when ``out`` holds results of a different configuration.
+    Reads only: safe to call before anything is computed.
     """
-    out = Path(out)
-    cfg_path = out / "config.json"
+    cfg_path = Path(out) / "config.json"
     if cfg_path.exists():
         try:
             old = json.loads(cfg_path.read_text())
@@ -112,7 +112,14 @@ def claim_directory(out: Path, config: dict, fingerprint: str) -> bool:
                 f"{old.get('fingerprint')} != {fingerprint}); pick another --out or remove it"
             )
         return True
-    atomic_write_json(cfg_path, {**config, "fingerprint": fingerprint})
+    return False
+
+
+def claim_directory(out: Path, config: dict, fingerprint: str) -> bool:
+    """Create or reuse ``out`` for this configuration; True when resuming."""
+    if check_directory(out, fingerprint):
+        return True
+    atomic_write_json(Path(out) / "config.json", {**config, "fingerprint": fingerprint})
     return False
 
 

@@ -1,0 +1,252 @@
+"""The whole pipeline on a tiny configuration: files, columns, resume, refusal, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from brainsleep.experiment.__main__ import main
+from brainsleep.experiment.results import METRIC_COLUMNS
+
+from .tiny_data import make_tiny_mnist
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
+
+
+@pytest.fixture(scope="module")
+def build_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("builds")
+
+
+def argv(data_dir, out, build_root, *extra):
+    return [
+        "--data-dir", str(data_dir),
+        "--fractions", "0.5",
+        "--hidden", "24", "16",
+        "--epochs", "3",
+        "--finetune-epochs", "1",
+        "--sleep-steps", "40",
+        "--sleep-preset", "mnist_class_incremental",
+        "--record-spikes", "all",
+        "--build-root", str(build_root),
+        "--out", str(out),
+        "--no-progress",
+        *extra,
+    ]  # fmt: skip
+
+
+def stage_files(out: Path) -> list[str]:
+    return sorted(p.name for p in out.glob("cells/*/*"))
+
+
+def no_temp_files(out: Path) -> bool:
+    return not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(
+    "device", ["reference", "runtime", pytest.param("cpp_standalone", marks=pytest.mark.standalone)]
+)
+def test_pipeline_files_and_columns(device, data_dir, build_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(argv(data_dir, out, build_root, "--device", device, "--seeds", "0", "1")) == 0
+    table = capsys.readouterr().out
+    assert "sleep_finetune" in table and "±" in table
+    df = pd.read_csv(out / "metrics.csv")
+    assert list(df.columns[: len(METRIC_COLUMNS)]) == METRIC_COLUMNS
+    assert len(df) == 2 * 4  # two seeds x four stages
+    assert set(df["stage"]) == {"baseline", "sleep", "sleep_finetune", "finetune_only"}
+    assert df["accuracy"].between(0, 1).all() and df["balanced_accuracy"].between(0, 1).all()
+    assert df.loc[df.stage == "sleep", "sleep_spikes_layer0"].gt(0).all()
+    assert df.loc[df.stage == "baseline", "sleep_spikes_layer0"].isna().all()
+    # the control got exactly as many optimiser steps as the sleep arm's fine-tuning
+    steps = df.set_index(["seed", "stage"])["train_steps"]
+    for seed in (0, 1):
+        assert steps[(seed, "finetune_only")] == steps[(seed, "sleep_finetune")] > 0
+    nc = xr.open_dataset(out / "metrics.nc", engine="h5netcdf").load()
+    np.testing.assert_allclose(nc["accuracy"].values, df["accuracy"].values)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["config"]["device"] == device and cfg["config"]["seeds"] == [0, 1]
+    assert {"brian2", "torch", "numpy", "brainsleep"} <= set(cfg["versions"])
+    cell = out / "cells" / "mnist_f0.5_none_s0"
+    for name in (
+        "weights_baseline.npz", "weights_sleep.npz", "weights_sleep_finetune.npz",
+        "weights_finetune_only.npz", "confusion.nc", "spikes.nc", "done.json",
+        "sleep_params.json",
+    ):  # fmt: skip
+        assert (cell / name).is_file(), name
+    with np.load(cell / "weights_sleep.npz") as z:
+        assert z["layer1"].shape == (24, 784) and z["layer3"].shape == (10, 16)
+    conf = xr.open_dataarray(cell / "confusion.nc", engine="h5netcdf").load()
+    assert list(conf["stage"].values) == ["baseline", "sleep", "sleep_finetune", "finetune_only"]
+    assert int(conf.sel(stage="baseline").sum()) == 100  # the tiny test set
+    sp = json.loads((cell / "sleep_params.json").read_text())
+    assert sp["params"]["max_rate"] == pytest.approx(239.515363)
+    assert (out / "log.txt").read_text().count("accuracy") >= 8
+    assert no_temp_files(out)
+
+
+@pytest.mark.standalone
+def test_search_reuses_one_binary_and_records_history(data_dir, build_root, tmp_path):
+    from brainsleep.sleep import devices
+
+    out = tmp_path / "search"
+    assert main(argv(data_dir, out, build_root, "--device", "cpp_standalone", "--search", "3")) == 0
+    cell = out / "cells" / "mnist_f0.5_none_s0"
+    hist = pd.read_csv(cell / "search.csv")
+    assert list(hist["trial"]) == [0, 1, 2]
+    assert hist.loc[0, "max_rate"] == pytest.approx(239.515363)  # trial 0 = the preset
+    assert hist["val_accuracy"].between(0, 1).all()
+    chosen = json.loads((cell / "search.json").read_text())["best"]
+    best_trial = hist.loc[hist["val_accuracy"].idxmax()]
+    assert chosen["max_rate"] == pytest.approx(best_trial["max_rate"])
+    used = json.loads((cell / "sleep_params.json").read_text())["params"]
+    assert used["max_rate"] == pytest.approx(chosen["max_rate"])
+    # three trials plus the final sleep ran on one compiled structure... per record mode:
+    # trials record nothing, the final sleep records all layers -> at most two builds
+    assert devices.BUILD_COUNT["codegen"] <= 10
+
+
+def test_resume_after_interrupt_redoes_nothing(data_dir, build_root, tmp_path, monkeypatch):
+    from brainsleep import ann
+    from brainsleep.experiment import pipeline
+
+    full = tmp_path / "full"
+    assert main(argv(data_dir, full, build_root, "--device", "reference")) == 0
+    expected = pd.read_csv(full / "metrics.csv")
+
+    out = tmp_path / "interrupted"
+    real_finetune = pipeline.CellRunner.finetune
+
+    def interrupt(self, *a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.CellRunner, "finetune", interrupt)
+    assert main(argv(data_dir, out, build_root, "--device", "reference")) == 130
+    assert (out / "cells/mnist_f0.5_none_s0/stage_sleep.json").exists()
+    assert not (out / "cells/mnist_f0.5_none_s0/done.json").exists()
+    assert no_temp_files(out)
+
+    monkeypatch.setattr(pipeline.CellRunner, "finetune", real_finetune)
+    calls = []
+    real_train = ann.train
+    monkeypatch.setattr(ann, "train", lambda *a, **k: calls.append(k) or real_train(*a, **k))
+    assert main(argv(data_dir, out, build_root, "--device", "reference")) == 0
+    assert len(calls) == 2  # only the two fine-tunings; baseline and sleep were kept
+    pd.testing.assert_frame_equal(pd.read_csv(out / "metrics.csv"), expected)
+
+
+def test_resume_after_sigkill(data_dir, build_root, tmp_path):
+    """A real kill in the middle of a run; the rerun finishes with identical metrics."""
+    args = argv(data_dir, tmp_path / "killed", build_root, "--device", "reference", "--seeds", "0", "1")
+    cmd = [sys.executable, "-m", "brainsleep.experiment", *args]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = tmp_path / "killed/cells/mnist_f0.5_none_s0/stage_sleep.json"
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_dir = tmp_path / "killed"
+    assert not (killed_dir / "cells/mnist_f0.5_none_s1/done.json").exists()
+    rerun = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming" in rerun.stderr
+    fresh = tmp_path / "fresh"
+    args_fresh = argv(data_dir, fresh, build_root, "--device", "reference", "--seeds", "0", "1")
+    assert main(args_fresh) == 0
+    pd.testing.assert_frame_equal(
+        pd.read_csv(killed_dir / "metrics.csv"), pd.read_csv(fresh / "metrics.csv")
+    )
+    assert no_temp_files(killed_dir)
+
+
+def test_changed_configuration_is_refused(data_dir, build_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(argv(data_dir, out, build_root, "--device", "reference")) == 0
+    before = (out / "metrics.csv").read_bytes()
+    capsys.readouterr()
+    assert main(argv(data_dir, out, build_root, "--device", "reference", "--seeds", "5")) == 2
+    err = capsys.readouterr().err
+    assert err.count("different configuration") == 1
+    (line,) = [x for x in err.splitlines() if "different configuration" in x]
+    assert line.startswith("error: ") and "pick another --out" in line
+    assert (out / "metrics.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--dataset", "cifar"], "unknown dataset 'cifar'"),
+        (["--device", "tpu"], "invalid choice"),
+        (["--sleep-preset", "nope"], "unknown sleep preset 'nope'"),
+        (["--fractions", "0"], "fraction 0.0 is outside (0, 1]"),
+        (["--fractions", "1.5"], "outside (0, 1]"),
+        (["--imbalance", "5-9:abc"], "--imbalance"),
+        (["--model", "no_such_model"], "unknown sleep model"),
+        (["--search", "3", "--val-fraction", "0"], "validation split"),
+        (["--hidden", "24"], "3 thresholds but the network has 2"),
+        (["--sleep-params", "/nonexistent.json"], "no such file"),
+    ],
+)
+def test_bad_input_exit_2_nothing_written(extra, match, data_dir, build_root, tmp_path, capsys):
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) if extra[:2] == ["--device", "tpu"] else _nullcontext() as exc:
+        code = main(argv(data_dir, out, build_root, *extra))
+    if extra[:2] == ["--device", "tpu"]:
+        code = exc.value.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert match in err
+    assert not out.exists()
+
+
+def test_bad_model_file_exit_2(data_dir, build_root, tmp_path, capsys):
+    bad = tmp_path / "bad_model.py"
+    bad.write_text("NEURON = {}\n")
+    assert main(argv(data_dir, tmp_path / "o", build_root, "--model", str(bad))) == 2
+    assert "--model" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_edited_model_file_via_cli(data_dir, build_root, tmp_path):
+    out = tmp_path / "variant"
+    assert main(argv(data_dir, out, build_root, "--device", "runtime", "--model", "src_additive")) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["config"]["model"].endswith("src_additive.py")
+
+
+def test_help_explains_every_flag():
+    proc = subprocess.run(
+        [sys.executable, "-m", "brainsleep.experiment", "--help"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0
+    for flag in ("--device", "--pref", "--dataset", "--fractions", "--subset", "--imbalance",
+                 "--seeds", "--recipe", "--model", "--sleep-preset", "--sleep-params",
+                 "--sleep-steps", "--search", "--finetune-epochs", "--record-spikes", "--out"):  # fmt: skip
+        assert flag in proc.stdout
+    assert "default" in proc.stdout
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
