@@ -4,10 +4,6 @@ and (marked ``cuda_build``, opt-in) a real cuda_standalone build without GPU."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest

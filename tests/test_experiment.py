@@ -152,7 +152,9 @@ def test_resume_after_interrupt_redoes_nothing(data_dir, build_root, tmp_path, m
 
 def test_resume_after_sigkill(data_dir, build_root, tmp_path):
     """A real kill in the middle of a run; the rerun finishes with identical metrics."""
-    args = argv(data_dir, tmp_path / "killed", build_root, "--device", "reference", "--seeds", "0", "1")
+    args = argv(
+        data_dir, tmp_path / "killed", build_root, "--device", "reference", "--seeds", "0", "1"
+    )
     cmd = [sys.executable, "-m", "brainsleep.experiment", *args]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = tmp_path / "killed/cells/mnist_f0.5_none_s0/stage_sleep.json"
@@ -226,7 +228,9 @@ def test_bad_model_file_exit_2(data_dir, build_root, tmp_path, capsys):
 
 def test_edited_model_file_via_cli(data_dir, build_root, tmp_path):
     out = tmp_path / "variant"
-    assert main(argv(data_dir, out, build_root, "--device", "runtime", "--model", "src_additive")) == 0
+    assert (
+        main(argv(data_dir, out, build_root, "--device", "runtime", "--model", "src_additive")) == 0
+    )
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["config"]["model"].endswith("src_additive.py")
 
@@ -237,9 +241,10 @@ def test_help_explains_every_flag():
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0
-    for flag in ("--device", "--pref", "--dataset", "--fractions", "--subset", "--imbalance",
-                 "--seeds", "--recipe", "--model", "--sleep-preset", "--sleep-params",
-                 "--sleep-steps", "--search", "--finetune-epochs", "--record-spikes", "--out"):  # fmt: skip
+    flags = """--device --pref --dataset --fractions --subset --imbalance --seeds --recipe
+        --model --sleep-preset --sleep-params --sleep-steps --search --finetune-epochs
+        --record-spikes --out""".split()
+    for flag in flags:
         assert flag in proc.stdout
     assert "default" in proc.stdout
 

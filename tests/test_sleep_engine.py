@@ -170,8 +170,18 @@ def test_poisson_counts_agree_statistically(device, build_root):
         max_rate=300, inc=0.0, dec=0.0, thresholds=[0.8] * 3, alphas=[1.0] * 3
     )  # no plasticity: counts are then a clean function of the input statistics
     seeds = range(12)
-    ref = np.array([list(spike_counts(run_sleep(weights, x, params, "reference", s).spikes).values()) for s in seeds])
-    got = np.array([list(spike_counts(run(device, weights, x, params, build_root, seed=s).spikes).values()) for s in seeds])
+    ref = np.array(
+        [
+            list(spike_counts(run_sleep(weights, x, params, "reference", s).spikes).values())
+            for s in seeds
+        ]
+    )
+    got = np.array(
+        [
+            list(spike_counts(run(device, weights, x, params, build_root, seed=s).spikes).values())
+            for s in seeds
+        ]
+    )
     # input layer: binomial with known mean
     expected_input = 0.3 * x.size
     se_input = np.sqrt(x.size * 0.3 * 0.7 / len(seeds))
@@ -267,7 +277,9 @@ def test_spike_dataset_round_trip_and_skip_layers(tmp_path):
     weights = random_net((20, 15, 10, 5), seed=1)
     x = deterministic_input(30, 20, seed=3)
     full = run_sleep(weights, x, det_params(3), device="reference", seed=2)
-    hidden = run_sleep(weights, x, det_params(3), device="reference", seed=2, record_layers="hidden")
+    hidden = run_sleep(
+        weights, x, det_params(3), device="reference", seed=2, record_layers="hidden"
+    )
     assert list(hidden.spikes.attrs["recorded_layers"]) == [1, 2, 3]
     assert 0 not in np.unique(hidden.spikes["layer"].values)
     assert spike_counts(hidden.spikes)[1] == spike_counts(full.spikes)[1]
@@ -403,7 +415,13 @@ def test_cuda_standalone_generates_and_compiles(tmp_path):
     applied = main.index("set_from_command_line(args);")
     assert main.index("random_number_buffer.set_seed(") > applied  # seed is a run argument
     objects = (out / "objects.cu").read_text()
-    for name in ("layer0.brainsleep_seed", "layer1.v_thresh", "syn1.w", "syn2.alpha", "x_in.values"):
+    for name in (
+        "layer0.brainsleep_seed",
+        "layer1.v_thresh",
+        "syn1.w",
+        "syn2.alpha",
+        "x_in.values",
+    ):
         assert f'name == "{name}"' in objects, name
     if shutil.which("ldd"):
         ldd = subprocess.run(["ldd", str(out / "main")], capture_output=True, text=True)

@@ -9,7 +9,9 @@ import numpy as np
 from brainsleep.data import IDX_FILES, write_idx
 
 
-def make_tiny_mnist(directory: Path, n_train_per_class: int = 40, n_test_per_class: int = 10) -> Path:
+def make_tiny_mnist(
+    directory: Path, n_train_per_class: int = 40, n_test_per_class: int = 10
+) -> Path:
     """Class k: a bright 6x6 block at a class-specific place plus noise (learnable)."""
     rng = np.random.default_rng(0)
     directory.mkdir(parents=True, exist_ok=True)

@@ -40,29 +40,110 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="Brian2 preference with its dotted name, repeatable (e.g. codegen.target=cython)",
     )
-    g.add_argument("--model", default=D.model, help="sleep model: a name in models/ or a path to a model file")
-    g.add_argument("--sleep-preset", default=D.sleep_preset, help="named reference parameter set (models/presets.py)")
-    g.add_argument("--sleep-params", metavar="FILE", help="JSON file with max_rate, inc, dec, thresholds, alpha_scale (overrides --sleep-preset)")
-    g.add_argument("--sleep-steps", type=int, default=D.sleep_steps, help="sleep length T in steps of dt = 1 ms")
-    g.add_argument("--search", type=int, default=D.search, metavar="N", help="sleep-parameter search trials on the validation split (0: use the preset)")
-    g.add_argument("--record-spikes", choices=["none", "hidden", "all"], default=D.record_spikes, help="which layers' spikes to save (the input layer holds ~90 %% of them)")
+    g.add_argument(
+        "--model", default=D.model, help="sleep model: a name in models/ or a path to a model file"
+    )
+    g.add_argument(
+        "--sleep-preset",
+        default=D.sleep_preset,
+        help="named reference parameter set (models/presets.py)",
+    )
+    g.add_argument(
+        "--sleep-params",
+        metavar="FILE",
+        help="JSON with max_rate, inc, dec, thresholds, alpha_scale (overrides --sleep-preset)",
+    )
+    g.add_argument(
+        "--sleep-steps",
+        type=int,
+        default=D.sleep_steps,
+        help="sleep length T in steps of dt = 1 ms",
+    )
+    g.add_argument(
+        "--search",
+        type=int,
+        default=D.search,
+        metavar="N",
+        help="sleep-parameter search trials on the validation split (0: use the preset)",
+    )
+    g.add_argument(
+        "--record-spikes",
+        choices=["none", "hidden", "all"],
+        default=D.record_spikes,
+        help="which layers' spikes to save (the input layer holds ~90 %% of them)",
+    )
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", nargs="+", default=D.datasets, metavar="NAME", help="mnist and/or fashion-mnist")
-    g.add_argument("--fractions", nargs="+", type=float, default=D.fractions, help="fractions of the training set in (0, 1]")
-    g.add_argument("--subset", choices=["stratified", "random", "first"], default=D.subset, help="how the subset is drawn (first = the reference scripts' first N images)")
-    g.add_argument("--imbalance", default=D.imbalance, metavar="SPEC", help='class imbalance, e.g. "5-9:0.1" (classes 5-9 at 10 %% of the others)')
-    g.add_argument("--val-fraction", type=float, default=D.val_fraction, help="share of the labelled budget held out as validation split (for --search and early stopping)")
-    g.add_argument("--seeds", nargs="+", type=int, default=D.seeds, help="seeds; every result is repeated per seed")
-    g.add_argument("--data-dir", help="directory with the four IDX files (gz or plain) instead of the registry sources")
+    g.add_argument(
+        "--dataset",
+        nargs="+",
+        default=D.datasets,
+        metavar="NAME",
+        help="mnist and/or fashion-mnist",
+    )
+    g.add_argument(
+        "--fractions",
+        nargs="+",
+        type=float,
+        default=D.fractions,
+        help="fractions of the training set in (0, 1]",
+    )
+    g.add_argument(
+        "--subset",
+        choices=["stratified", "random", "first"],
+        default=D.subset,
+        help="how the subset is drawn (first = the reference scripts' first N images)",
+    )
+    g.add_argument(
+        "--imbalance",
+        default=D.imbalance,
+        metavar="SPEC",
+        help='class imbalance, e.g. "5-9:0.1" (classes 5-9 at 10 %% of the others)',
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        default=D.val_fraction,
+        help="share of the labelled budget held out for validation (--search, early stopping)",
+    )
+    g.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=D.seeds,
+        help="seeds; every result is repeated per seed",
+    )
+    g.add_argument(
+        "--data-dir",
+        help="directory with the four IDX files (gz or plain) instead of the registry sources",
+    )
     g = p.add_argument_group("network and training")
     g.add_argument("--hidden", nargs="+", type=int, default=D.hidden, help="hidden layer widths")
     g.add_argument("--recipe", default=D.recipe, help="training recipe: reference or strong")
-    g.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's, 10 for reference)")
-    g.add_argument("--finetune-epochs", type=int, default=D.finetune_epochs, help="fine-tuning epochs after sleep (and for the step-matched control)")
-    g.add_argument("--strong", action="store_true", help="also train the strong recipe on the same subset (the bar to beat)")
+    g.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs (default: the recipe's, 10 for reference)",
+    )
+    g.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=D.finetune_epochs,
+        help="fine-tuning epochs after sleep (and for the step-matched control)",
+    )
+    g.add_argument(
+        "--strong",
+        action="store_true",
+        help="also train the strong recipe on the same subset (the bar to beat)",
+    )
     g = p.add_argument_group("output")
-    g.add_argument("--out", default=D.out, help="results directory (rerun with the same arguments to resume)")
-    g.add_argument("--build-root", help="cache of compiled standalone projects (default ~/.cache/brainsleep/builds)")
+    g.add_argument(
+        "--out", default=D.out, help="results directory (rerun with the same arguments to resume)"
+    )
+    g.add_argument(
+        "--build-root",
+        help="cache of compiled standalone projects (default ~/.cache/brainsleep/builds)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -72,8 +153,11 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     if device is None:
         device = "cpp_standalone" if (shutil.which("g++") or shutil.which("c++")) else "runtime"
         if device == "runtime":
-            print("no C++ compiler found: running the sleep phase on Brian2's runtime device "
-                  "(slow); install g++ for cpp_standalone", file=sys.stderr)
+            print(
+                "no C++ compiler found: running the sleep phase on Brian2's runtime device "
+                "(slow); install g++ for cpp_standalone",
+                file=sys.stderr,
+            )
         else:
             print("sleep device: cpp_standalone (C++ compiler found)", file=sys.stderr)
     cfg = ExperimentConfig(
@@ -136,7 +220,9 @@ def _cuda_build_only(cfg: ExperimentConfig) -> str:
         patch=11,
         record_layers=layers.get(cfg.record_spikes, tuple(range(len(cfg.hidden) + 2))),
     )
-    build = get_standalone_build(load_model(cfg.model), spec, "cuda_standalone", cfg.prefs, cfg.build_root)
+    build = get_standalone_build(
+        load_model(cfg.model), spec, "cuda_standalone", cfg.prefs, cfg.build_root
+    )
     return (
         f"cuda_standalone: code generated and compiled in {build.directory}, but this machine "
         "has no GPU to run it; rerun on a GPU machine (the build is cached) or use "
@@ -200,7 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished stages are kept; rerun the same command to resume in {out}", file=sys.stderr)
+        print(
+            f"\ninterrupted: finished stages are kept; rerun the same command to resume in {out}",
+            file=sys.stderr,
+        )
         return 130
     print(table)
     print(f"\nresults: {out}  (figures: python -m analysis {out})")

@@ -130,9 +130,7 @@ class CellRunner:
         self.xv = x_train_all[self.subset.val_idx] if self.subset.n_val else None
         self.yv = y_train_all[self.subset.val_idx] if self.subset.n_val else None
         self.x_test, self.y_test = data["x_test"], data["y_test"]
-        self.recipe = ann.get_recipe(
-            cfg.recipe, **({"epochs": cfg.epochs} if cfg.epochs else {})
-        )
+        self.recipe = ann.get_recipe(cfg.recipe, **({"epochs": cfg.epochs} if cfg.epochs else {}))
         self.sizes = (self.x.shape[1], *cfg.hidden, 10)
         self.confusions: dict[str, np.ndarray] = {}
 
@@ -170,9 +168,7 @@ class CellRunner:
         row.update(extra or {})
         # weights first, then the stage file: the stage file marks the stage complete
         save_weights(self.dir / f"weights_{stage}.npz", ann.get_weights(model))
-        atomic_write_json(
-            self._stage_file(stage), {"row": row, "confusion": ev.confusion.tolist()}
-        )
+        atomic_write_json(self._stage_file(stage), {"row": row, "confusion": ev.confusion.tolist()})
         log.info("%s %-15s accuracy %.4f", self.cell.cell_id, stage, ev.accuracy)
         return row
 

@@ -50,7 +50,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default).encode())
+    atomic_write_bytes(
+        path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default).encode()
+    )
 
 
 def _json_default(o):
@@ -105,7 +107,9 @@ def check_directory(out: Path, fingerprint: str) -> bool:
         try:
             old = json.loads(cfg_path.read_text())
         except json.JSONDecodeError as exc:
-            raise ResultsDirError(f"{cfg_path} is corrupt; remove {out} or pick another --out") from exc
+            raise ResultsDirError(
+                f"{cfg_path} is corrupt; remove {out} or pick another --out"
+            ) from exc
         if old.get("fingerprint") != fingerprint:
             raise ResultsDirError(
                 f"{out} holds results of a different configuration (fingerprint "

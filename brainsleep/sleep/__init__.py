@@ -194,7 +194,15 @@ def run_sleep(
             from .devices import run_standalone
 
             new_w, spikes, info = run_standalone(
-                sleep_model, spec, device, ws, inputs, params, seed, prefs, build_root,
+                sleep_model,
+                spec,
+                device,
+                ws,
+                inputs,
+                params,
+                seed,
+                prefs,
+                build_root,
                 with_output=progress,
             )
         info["run_seconds_total"] = time.perf_counter() - start

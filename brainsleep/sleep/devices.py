@@ -66,7 +66,10 @@ def _set_common_prefs(extra_prefs: dict | None) -> dict:
             b2.prefs[key] = value
         except KeyError as exc:
             raise ValueError(f"unknown Brian2 preference {key!r}") from exc
-    return {k: (str(v) if not isinstance(v, int | float | str | list) else v) for k, v in applied.items()}
+    return {
+        k: (str(v) if not isinstance(v, int | float | str | list) else v)
+        for k, v in applied.items()
+    }
 
 
 def _read_results(bn, spec: NetworkSpec, weights_shapes):
@@ -79,7 +82,9 @@ def _read_results(bn, spec: NetworkSpec, weights_shapes):
         exp_i, exp_j = synapse_order(n_in, n_out)
         if len(i) != len(exp_i):
             raise RuntimeError(f"layer {k + 1}: {len(i)} synapses, expected {len(exp_i)}")
-        new_weights.append(synapses_to_weights(np.asarray(syn.w[:], dtype=np.float64), i, j, (n_out, n_in)))
+        new_weights.append(
+            synapses_to_weights(np.asarray(syn.w[:], dtype=np.float64), i, j, (n_out, n_in))
+        )
     spikes = []
     for layer in range(spec.n_layers + 1):
         mon = bn.monitors.get(layer)
@@ -92,7 +97,9 @@ def _read_results(bn, spec: NetworkSpec, weights_shapes):
     return new_weights, spikes
 
 
-def run_runtime(model: SleepModel, spec: NetworkSpec, weights, inputs, params, seed: int, prefs=None):
+def run_runtime(
+    model: SleepModel, spec: NetworkSpec, weights, inputs, params, seed: int, prefs=None
+):
     """Run on Brian2's runtime device in this process; returns (weights, spikes, info)."""
     import brian2 as b2
 
@@ -164,7 +171,9 @@ def build_key(model: SleepModel, spec: NetworkSpec, device: str, prefs: dict | N
         "flags": EXACT_GCC_FLAGS,
         "brian2": brian2.__version__,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[
+        :20
+    ]
 
 
 def _reseed_code(bn, cuda: bool) -> str:
@@ -210,9 +219,9 @@ def get_standalone_build(
     directory = root / f"{device}-{key}"
     root.mkdir(parents=True, exist_ok=True)
     if cuda:
-        from .cuda_setup import configure_cuda_prefs
-
         import brian2cuda  # noqa: F401  registers the device
+
+        from .cuda_setup import configure_cuda_prefs
 
         configure_cuda_prefs()
     b2.set_device(device, build_on_run=False)
@@ -224,7 +233,11 @@ def get_standalone_build(
         setattr(owner, name, value)
     b2device.apply_run_args()
     b2device.insert_code("main", _reseed_code(bn, cuda))
-    bn.net.run(spec.n_steps * spec.dt * b2.second, report=_report(spec), report_period=REPORT_PERIOD_S * b2.second)
+    bn.net.run(
+        spec.n_steps * spec.dt * b2.second,
+        report=_report(spec),
+        report_period=REPORT_PERIOD_S * b2.second,
+    )
     binary = directory / "main"
     reused = binary.exists()
     start = time.perf_counter()

@@ -113,9 +113,13 @@ def check_inputs(inputs, n_in: int):
         return "masked", inputs.n_steps
     x = np.asarray(inputs)
     if x.ndim != 2:
-        raise ValueError(f"inputs must be a (T, n_in) array or a MaskedMeanImage, got shape {x.shape}")
+        raise ValueError(
+            f"inputs must be a (T, n_in) array or a MaskedMeanImage, got shape {x.shape}"
+        )
     if x.shape[1] != n_in:
-        raise ValueError(f"inputs have {x.shape[1]} columns but the first weight layer expects {n_in}")
+        raise ValueError(
+            f"inputs have {x.shape[1]} columns but the first weight layer expects {n_in}"
+        )
     if x.shape[0] < 1:
         raise ValueError("inputs have 0 steps; give at least one row")
     if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):

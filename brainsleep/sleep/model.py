@@ -59,7 +59,7 @@ def resolve_model_path(model: str | Path | None) -> Path:
     known = sorted(p.stem for p in MODELS_DIR.glob("*.py") if not p.stem.startswith("_"))
     known = [k for k in known if k != "presets"]
     raise ValueError(
-        f"unknown sleep model {text!r}: not a file and not one of {', '.join(known)} in {MODELS_DIR}"
+        f"unknown sleep model {text!r}: not a file, nor one of {', '.join(known)} in {MODELS_DIR}"
     )
 
 

@@ -64,8 +64,9 @@ def _input_equations(model: SleepModel, spec: NetworkSpec) -> str:
             mean_px : 1 (constant)
             px_row : integer (constant)
             px_col : integer (constant)
-            in_window = int(px_row >= win_row(t)) * int(px_row < win_row(t) + patch) * int(px_col >= win_col(t)) * int(px_col < win_col(t) + patch) : 1
-            x = mean_px * in_window : 1
+            in_rows = int(px_row >= win_row(t)) * int(px_row < win_row(t) + patch) : 1
+            in_cols = int(px_col >= win_col(t)) * int(px_col < win_col(t) + patch) : 1
+            x = mean_px * in_rows * in_cols : 1
             """
         )
     return "\n".join(eqs)

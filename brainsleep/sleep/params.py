@@ -53,9 +53,7 @@ class SleepParams:
             object.__setattr__(self, name, float(value))
         for name in ("max_rate", "inc", "dec", "decay"):
             if getattr(self, name) < 0:
-                raise ValueError(
-                    f"SleepParams.{name} must be >= 0, got {getattr(self, name)}"
-                )
+                raise ValueError(f"SleepParams.{name} must be >= 0, got {getattr(self, name)}")
         if self.dt <= 0:
             raise ValueError(f"SleepParams.dt must be > 0, got {self.dt}")
         for name in ("thresholds", "alphas"):
@@ -97,7 +95,9 @@ class SleepParams:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown SleepParams fields {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(
+                f"unknown SleepParams fields {sorted(unknown)}; known: {sorted(known)}"
+            )
         return cls(**d)
 
 

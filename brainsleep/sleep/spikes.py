@@ -61,7 +61,9 @@ def layer_spikes(ds: xr.Dataset, layer: int) -> tuple[np.ndarray, np.ndarray]:
 
 def spike_counts(ds: xr.Dataset) -> dict[int, int]:
     """Total spike count per recorded layer."""
-    counts = np.bincount(ds["layer"].values.astype(np.int64), minlength=len(ds.attrs["layer_sizes"]))
+    counts = np.bincount(
+        ds["layer"].values.astype(np.int64), minlength=len(ds.attrs["layer_sizes"])
+    )
     return {int(layer): int(counts[layer]) for layer in np.atleast_1d(ds.attrs["recorded_layers"])}
 
 
