@@ -98,6 +98,33 @@ def test_pipeline_files_and_columns(device, data_dir, build_root, tmp_path, caps
     assert sp["params"]["max_rate"] == pytest.approx(239.515363)
     assert (out / "log.txt").read_text().count("accuracy") >= 8
     assert no_temp_files(out)
+    if device == "cpp_standalone":
+        check_analysis_of(out)
+
+
+def check_analysis_of(out: Path) -> None:
+    """python -m analysis on real pipeline output: figures exist and are not blank."""
+    import matplotlib.image as mpimg
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    figs = out / "figures"
+    for name in ("accuracy_vs_fraction.png", "sleep_gain_vs_fraction.png"):
+        assert (figs / name).stat().st_size > 8000, name
+    cell_figs = list((figs / "cells").rglob("*.png"))
+    names = {p.name for p in cell_figs}
+    assert {"raster.png", "population_rate.png", "confusion.png"} <= names
+    for png in cell_figs:
+        img = mpimg.imread(png)
+        assert img.std() > 0.01, png  # not a blank canvas
+    summary = (figs / "summary.md").read_text()
+    assert "baseline" in summary and "sleep" in summary
 
 
 @pytest.mark.standalone
@@ -247,6 +274,33 @@ def test_help_explains_every_flag():
     for flag in flags:
         assert flag in proc.stdout
     assert "default" in proc.stdout
+
+
+def test_cuda_without_gpu_builds_then_stops_clearly(data_dir, tmp_path, capsys, monkeypatch):
+    """--device cuda_standalone, no GPU: build (stubbed here; the real nvcc build is
+    tests/test_sleep_engine.py::test_cuda_standalone_generates_and_compiles), then a clear
+    message, exit code 3, no results directory."""
+    from brainsleep.experiment import __main__ as cli
+    from brainsleep.sleep import cuda_setup, devices
+
+    built = []
+
+    class FakeBuild:
+        directory = tmp_path / "cuda-build"
+
+    monkeypatch.setattr(cuda_setup, "gpu_available", lambda: False)
+    monkeypatch.setattr(devices, "check_toolchain", lambda device: None)
+    monkeypatch.setattr(
+        devices, "get_standalone_build", lambda *a, **k: built.append(a) or FakeBuild()
+    )
+    out = tmp_path / "never"
+    args = argv(data_dir, out, tmp_path / "b", "--device", "cuda_standalone")
+    assert cli.main(args) == 3
+    err = capsys.readouterr().err
+    assert "code generated and compiled" in err and "no GPU" in err
+    assert built and built[0][2] == "cuda_standalone"
+    assert built[0][1].sizes == (784, 24, 16, 10) and built[0][1].n_steps == 40
+    assert not out.exists()
 
 
 class _nullcontext:

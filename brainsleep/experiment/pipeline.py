@@ -189,7 +189,7 @@ class CellRunner:
         self._record("baseline", model, {"train_steps": hist.n_steps})
         return model
 
-    def _sleep(self, model: ann.MLP, p: dict, record: str):
+    def _sleep(self, model: ann.MLP, p: dict, record: str, progress: bool = False):
         norm = alphas_for_model(model, self.x)
         params = make_sleep_params(p, norm.alphas)
         inputs = MaskedMeanImage.from_images(self.x, n_steps=self.cfg.sleep_steps)
@@ -203,7 +203,7 @@ class CellRunner:
             record_layers=record,
             prefs=self.cfg.prefs,
             build_root=self.cfg.build_root,
-            progress=False,
+            progress=progress,
         )
         slept = copy.deepcopy(model)
         ann.set_weights(slept, res.weights)
@@ -237,7 +237,9 @@ class CellRunner:
     def sleep(self, baseline: ann.MLP, p: dict) -> ann.MLP:
         if self._done("sleep"):
             return self._model_from("sleep")
-        slept, res, params, norm = self._sleep(baseline, p, self.cfg.record_spikes)
+        slept, res, params, norm = self._sleep(
+            baseline, p, self.cfg.record_spikes, progress=self.cfg.progress
+        )
         counts = spike_counts(res.spikes) if self.cfg.record_spikes != "none" else {}
         if self.cfg.record_spikes != "none":
             save_spikes(res.spikes, self.dir / "spikes.nc")
