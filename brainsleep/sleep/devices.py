@@ -39,6 +39,8 @@ BRIAN_DEVICES = ("runtime", "cpp_standalone", "cuda_standalone")
 EXACT_GCC_FLAGS = ["-w", "-O3", "-ffp-contract=off", "-fno-fast-math", "-std=c++17"]
 # Long runs print Brian2's progress report this often (simulated seconds).
 REPORT_PERIOD_S = 5.0
+# Bump when the generated network changes, so cached builds are not reused across it.
+ENGINE_VERSION = 2
 
 
 def default_build_root() -> Path:
@@ -170,6 +172,7 @@ def build_key(model: SleepModel, spec: NetworkSpec, device: str, prefs: dict | N
         "prefs": sorted((k, repr(v)) for k, v in (prefs or {}).items()),
         "flags": EXACT_GCC_FLAGS,
         "brian2": brian2.__version__,
+        "engine": ENGINE_VERSION,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[
         :20

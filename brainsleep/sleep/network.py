@@ -98,7 +98,8 @@ def build_network(
     }
     namespace.update(timed)
 
-    clock = b2.Clock(dt=dt, name="sleep_clock")
+    # One clock, Brian2's defaultclock: brian2cuda's synapse templates refer to it by name.
+    b2.defaultclock.dt = dt
     inp = b2.NeuronGroup(
         spec.sizes[0],
         _input_equations(model, spec),
@@ -106,7 +107,6 @@ def build_network(
         reset=model.input.get("reset") or None,
         refractory=0 * b2.ms,  # gives lastspike, which on_post reads; no refractoriness
         namespace=namespace,
-        clock=clock,
         name="layer0",
     )
     inp.thresholder["spike"].when = "thresholds"
@@ -126,8 +126,7 @@ def build_network(
             reset=model.neuron["reset"],
             refractory=0 * b2.ms,
             namespace=namespace,
-            clock=clock,
-            name=f"layer{layer}",
+                name=f"layer{layer}",
         )
         decay = grp.run_regularly(model.neuron["decay_step"], when="start", name=f"decay{layer}")
         syn = b2.Synapses(
@@ -137,8 +136,7 @@ def build_network(
             on_pre=model.synapse["on_pre"],
             on_post=model.synapse["on_post"],
             namespace=namespace,
-            clock=clock,
-            name=f"syn{layer}",
+                name=f"syn{layer}",
         )
         # All-to-all, presynaptic-major: synapse k = i * n_out + j (checked after runs).
         syn.connect()
