@@ -251,6 +251,21 @@ class CellRunner:
         self._record("sleep", slept, extra)
         return slept
 
+    def _finetuned(self, start: ann.MLP, max_steps: int | None = None):
+        """A copy of ``start`` fine-tuned on the subset; both arms use the same seed."""
+        model = copy.deepcopy(start)
+        hist = ann.train(
+            model,
+            self.x,
+            self.y,
+            self.recipe,
+            seed=self.cell.seed + FINETUNE_SEED_OFFSET,
+            epochs=self.cfg.finetune_epochs,
+            max_steps=max_steps,
+            progress=self.cfg.progress,
+        )
+        return model, hist
+
     def finetune(self, slept: ann.MLP, baseline: ann.MLP) -> None:
         if self.cfg.finetune_epochs == 0:
             return
@@ -258,30 +273,11 @@ class CellRunner:
         if self._done("sleep_finetune"):
             steps = json.loads(self._stage_file("sleep_finetune").read_text())["row"]["train_steps"]
         else:
-            model = copy.deepcopy(slept)
-            hist = ann.train(
-                model,
-                self.x,
-                self.y,
-                self.recipe,
-                seed=self.cell.seed + FINETUNE_SEED_OFFSET,
-                epochs=self.cfg.finetune_epochs,
-                progress=self.cfg.progress,
-            )
+            model, hist = self._finetuned(slept)
             steps = hist.n_steps
             self._record("sleep_finetune", model, {"train_steps": steps})
         if not self._done("finetune_only"):
-            model = copy.deepcopy(baseline)
-            hist = ann.train(
-                model,
-                self.x,
-                self.y,
-                self.recipe,
-                seed=self.cell.seed + FINETUNE_SEED_OFFSET,
-                epochs=self.cfg.finetune_epochs,
-                max_steps=steps,
-                progress=self.cfg.progress,
-            )
+            model, hist = self._finetuned(baseline, max_steps=steps)
             if hist.n_steps != steps:
                 raise RuntimeError(f"control took {hist.n_steps} steps, sleep arm {steps}")
             self._record("finetune_only", model, {"train_steps": hist.n_steps})
