@@ -60,6 +60,8 @@ def _set_common_prefs(extra_prefs: dict | None) -> dict:
         "codegen.loop_invariant_optimisations": False,
         "codegen.cpp.extra_compile_args_gcc": list(EXACT_GCC_FLAGS),
         "devices.cpp_standalone.openmp_threads": 0,
+        # Brian2's default "make -j" starts every compile at once; bound it by the cores.
+        "devices.cpp_standalone.extra_make_args_unix": [f"-j{os.cpu_count() or 1}"],
         "core.default_float_dtype": np.float64,
     }
     applied.update(extra_prefs or {})
