@@ -64,6 +64,7 @@ SYNAPSE = {
     "on_pre": "v_post += alpha * w",
     "on_post": """
         pre_fired = int(lastspike_pre == t)
-        w += pre_fired * inc * g_w - (1 - pre_fired) * dec * g_w
+        g = g_w                 # evaluate g(w) once: it is used twice below
+        w += pre_fired * inc * g - (1 - pre_fired) * dec * g
     """,
 }

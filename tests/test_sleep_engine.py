@@ -257,7 +257,7 @@ def test_model_file_copy_is_used(tmp_path):
 
     text = (MODELS_DIR / "src.py").read_text()
     edited = text.replace(
-        "w += pre_fired * inc * g_w - (1 - pre_fired) * dec * g_w", "w += 0 * g_w"
+        "w += pre_fired * inc * g - (1 - pre_fired) * dec * g", "w += 0 * g"
     )
     assert edited != text
     path = tmp_path / "frozen.py"
