@@ -126,7 +126,7 @@ def build_network(
             reset=model.neuron["reset"],
             refractory=0 * b2.ms,
             namespace=namespace,
-                name=f"layer{layer}",
+            name=f"layer{layer}",
         )
         decay = grp.run_regularly(model.neuron["decay_step"], when="start", name=f"decay{layer}")
         syn = b2.Synapses(
@@ -136,7 +136,7 @@ def build_network(
             on_pre=model.synapse["on_pre"],
             on_post=model.synapse["on_post"],
             namespace=namespace,
-                name=f"syn{layer}",
+            name=f"syn{layer}",
         )
         # All-to-all, presynaptic-major: synapse k = i * n_out + j (checked after runs).
         syn.connect()
