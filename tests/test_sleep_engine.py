@@ -256,9 +256,7 @@ def test_model_file_copy_is_used(tmp_path):
     from brainsleep.sleep.model import MODELS_DIR
 
     text = (MODELS_DIR / "src.py").read_text()
-    edited = text.replace(
-        "w += pre_fired * inc * g - (1 - pre_fired) * dec * g", "w += 0 * g"
-    )
+    edited = text.replace("w += pre_fired * inc * g - (1 - pre_fired) * dec * g", "w += 0 * g")
     assert edited != text
     path = tmp_path / "frozen.py"
     path.write_text(edited)
