@@ -27,12 +27,13 @@ CONSTANTS = {"w_sharpness": W_SHARPNESS}
 
 # Input layer: pixel i spikes in a step with probability min(1, 2 * dt * max_rate * x).
 # The reference writes the test as (u * rescale) / 2 <= x with one fresh uniform u per
-# pixel per step; the same form keeps the arithmetic identical.
+# pixel per step; the same form keeps the arithmetic identical. A pixel with x = 0 has
+# P = 0, so it gets no draw: most pixels lie outside the masked window at any step.
 INPUT = {
     "equations": """
         rescale : 1 (shared)    # 1 / (dt * max_rate)
     """,
-    "threshold": "rand() * rescale / 2 <= x",
+    "threshold": "x > 0 and rand() * rescale / 2 <= x",
     "reset": "",
 }
 

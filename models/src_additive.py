@@ -17,7 +17,7 @@ INPUT = {
     "equations": """
         rescale : 1 (shared)    # 1 / (dt * max_rate)
     """,
-    "threshold": "rand() * rescale / 2 <= x",
+    "threshold": "x > 0 and rand() * rescale / 2 <= x",
     "reset": "",
 }
 

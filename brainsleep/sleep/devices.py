@@ -40,7 +40,7 @@ EXACT_GCC_FLAGS = ["-w", "-O3", "-ffp-contract=off", "-fno-fast-math", "-std=c++
 # Long runs print Brian2's progress report this often (simulated seconds).
 REPORT_PERIOD_S = 5.0
 # Bump when the generated network changes, so cached builds are not reused across it.
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3
 
 
 def default_build_root() -> Path:
@@ -76,19 +76,27 @@ def _set_common_prefs(extra_prefs: dict | None) -> dict:
     }
 
 
-def _read_results(bn, spec: NetworkSpec, weights_shapes):
-    """Final weights and per-layer spikes from the Brian2 objects after a run."""
+def _read_results(bn, spec: NetworkSpec, weights_shapes, order_known: bool = False):
+    """Final weights and per-layer spikes from the Brian2 objects after a run.
+
+    The synapses' (i, j) are read back and checked against the presynaptic-major order
+    the weights were written in, unless ``order_known`` (a standalone build whose order
+    was already checked: the binary creates them the same way every run).
+    """
     new_weights = []
     for k, syn in enumerate(bn.synapses):
         n_out, n_in = weights_shapes[k]
-        i = np.asarray(syn.i[:])
-        j = np.asarray(syn.j[:])
+        w = np.asarray(syn.w[:], dtype=np.float64)
+        if w.size != n_in * n_out:
+            raise RuntimeError(f"layer {k + 1}: {w.size} synapses, expected {n_in * n_out}")
+        if order_known:
+            new_weights.append(w.reshape(n_in, n_out).T.copy())
+            continue
+        i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
         exp_i, exp_j = synapse_order(n_in, n_out)
-        if len(i) != len(exp_i):
-            raise RuntimeError(f"layer {k + 1}: {len(i)} synapses, expected {len(exp_i)}")
-        new_weights.append(
-            synapses_to_weights(np.asarray(syn.w[:], dtype=np.float64), i, j, (n_out, n_in))
-        )
+        if not (np.array_equal(i, exp_i) and np.array_equal(j, exp_j)):
+            raise RuntimeError(f"layer {k + 1}: synapses not in presynaptic-major order")
+        new_weights.append(synapses_to_weights(w, i, j, (n_out, n_in)))
     spikes = []
     for layer in range(spec.n_layers + 1):
         mon = bn.monitors.get(layer)
@@ -134,6 +142,7 @@ class StandaloneBuild:
     bn: object
     compile_seconds: float
     reused_binary: bool
+    order_checked: bool = False
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -310,14 +319,16 @@ def run_standalone(
             run_args=run_args,
         )
         run_seconds = time.perf_counter() - start
-        new_w, spikes = _read_results(bn, spec, [w.shape for w in weights])
+        new_w, spikes = _read_results(bn, spec, [w.shape for w in weights], build.order_checked)
+        build.order_checked = True
     finally:
         shutil.rmtree(build.directory / results, ignore_errors=True)
         for name in list(b2device.run_args_arrays):
-            try:
-                os.unlink(build.directory / "static_arrays" / name)
-            except OSError:
-                pass
+            for suffix in ("", ".lock"):
+                try:
+                    os.unlink(build.directory / "static_arrays" / (name + suffix))
+                except OSError:
+                    pass
     info = {
         "build_dir": str(build.directory),
         "build_key": build.key,

@@ -135,6 +135,9 @@ def build_network(
             model=model.synapse["equations"],
             on_pre=model.synapse["on_pre"],
             on_post=model.synapse["on_post"],
+            # Same-step transmission; one scalar delay per pathway instead of two
+            # per-synapse arrays that Brian2 would store, load and write every run.
+            delay={"pre": 0 * b2.ms, "post": 0 * b2.ms},
             namespace=namespace,
             name=f"syn{layer}",
         )
