@@ -205,6 +205,16 @@ def test_resume_after_sigkill(data_dir, build_root, tmp_path):
     assert no_temp_files(killed_dir)
 
 
+def test_fingerprint_covers_engine_version(monkeypatch):
+    from brainsleep.experiment.config import ExperimentConfig
+    from brainsleep.sleep import devices
+
+    before = ExperimentConfig().fingerprint()
+    assert ExperimentConfig(out="elsewhere").fingerprint() == before  # not semantic
+    monkeypatch.setattr(devices, "ENGINE_VERSION", devices.ENGINE_VERSION + 1)
+    assert ExperimentConfig().fingerprint() != before
+
+
 def test_changed_configuration_is_refused(data_dir, build_root, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(argv(data_dir, out, build_root, "--device", "reference")) == 0

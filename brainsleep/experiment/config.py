@@ -54,8 +54,12 @@ class ExperimentConfig:
         return asdict(self)
 
     def fingerprint(self) -> str:
-        """Hash of every field that changes results."""
+        """Hash of every field that changes results, and of the engine version: a
+        results directory is never resumed with a different sleep engine."""
+        from brainsleep.sleep.devices import ENGINE_VERSION
+
         d = {k: v for k, v in self.to_dict().items() if k not in NON_SEMANTIC}
+        d["engine_version"] = ENGINE_VERSION
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
