@@ -205,6 +205,24 @@ def test_resume_after_sigkill(data_dir, build_root, tmp_path):
     assert no_temp_files(killed_dir)
 
 
+def test_resume_removes_stale_temp_files_and_lock_refuses_second_run(
+    data_dir, build_root, tmp_path, capsys
+):
+    from filelock import FileLock
+
+    out = tmp_path / "run"
+    args = argv(data_dir, out, build_root, "--device", "reference")
+    assert main(args) == 0
+    stale = out / "cells" / "mnist_f0.5_none_s0" / ".weights_sleep.npz.abc123.tmp"
+    stale.write_bytes(b"half a write")  # what a SIGKILL during a write leaves
+    assert main(args) == 0
+    assert not stale.exists()
+    with FileLock(str(out / ".lock")):  # another run holds the directory
+        capsys.readouterr()
+        assert main(args) == 2
+    assert "another run is using" in capsys.readouterr().err
+
+
 def test_fingerprint_covers_engine_version(monkeypatch):
     from brainsleep.experiment.config import ExperimentConfig
     from brainsleep.sleep import devices

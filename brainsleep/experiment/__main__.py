@@ -243,7 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     from brainsleep.sleep.devices import DeviceUnavailableError
 
     from .pipeline import load_data, run_experiment, versions
-    from .results import ResultsDirError, check_directory, claim_directory
+    from .results import (
+        ResultsDirError,
+        check_directory,
+        claim_directory,
+        lock_directory,
+        remove_stale_temp_files,
+    )
 
     if cfg.device == "cuda_standalone":
         from brainsleep.sleep.cuda_setup import gpu_available
@@ -274,12 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         resumed = claim_directory(out, record, cfg.fingerprint())
+        lock = lock_directory(out)
     except ResultsDirError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     _setup_logging(out)
     log = logging.getLogger("brainsleep.experiment")
     log.info("%s %s (config %s)", "resuming" if resumed else "starting", out, cfg.fingerprint())
+    if resumed and (n := remove_stale_temp_files(out)):
+        log.info("removed %d temporary file(s) left by an interrupted run", n)
     try:
         table = run_experiment(cfg, out, data)
     except DeviceUnavailableError as exc:
@@ -291,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        lock.release()
     print(table)
     print(f"\nresults: {out}  (figures: python -m analysis {out})")
     return 0

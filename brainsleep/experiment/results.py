@@ -127,6 +127,35 @@ def claim_directory(out: Path, config: dict, fingerprint: str) -> bool:
     return False
 
 
+def lock_directory(out: Path):
+    """An exclusive lock on ``out`` for the whole run (released when the process ends).
+
+    Raises ResultsDirError when another run holds it.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(Path(out) / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        raise ResultsDirError(
+            f"another run is using {out}; wait for it or pick another --out"
+        ) from exc
+    return lock
+
+
+def remove_stale_temp_files(out: Path) -> int:
+    """Delete temporary files a killed run left behind (call while holding the lock).
+
+    Every write goes to ``*.tmp`` first and is renamed when complete, so a ``*.tmp``
+    file found when no run holds the directory is an interrupted write, never a result.
+    """
+    stale = list(Path(out).rglob("*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
 def collect_metrics(out: Path) -> pd.DataFrame:
     """All finished stage rows of all cells, in a stable order."""
     rows = []
