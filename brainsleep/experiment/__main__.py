@@ -204,22 +204,20 @@ def _setup_logging(out: Path) -> None:
 
 def _cuda_build_only(cfg: ExperimentConfig) -> str:
     """Without a GPU: generate and compile the cuda project, then say why we stop."""
+    import numpy as np
+
+    from brainsleep.sleep import MaskedMeanImage, resolve_record_layers
     from brainsleep.sleep.devices import check_toolchain, get_standalone_build
     from brainsleep.sleep.model import load_model
     from brainsleep.sleep.network import NetworkSpec
     from models.presets import DT
 
     check_toolchain("cuda_standalone")
-    layers = {"none": (), "hidden": tuple(range(1, len(cfg.hidden) + 2))}
-    spec = NetworkSpec(
-        sizes=(784, *cfg.hidden, 10),
-        n_steps=cfg.sleep_steps,
-        dt=DT,
-        input_kind="masked",
-        image_shape=(28, 28),
-        patch=11,
-        record_layers=layers.get(cfg.record_spikes, tuple(range(len(cfg.hidden) + 2))),
-    )
+    sizes = (784, *cfg.hidden, 10)
+    # The structure the pipeline's sleep will have; the image values come per run.
+    inputs = MaskedMeanImage(np.zeros((28, 28)), cfg.sleep_steps)
+    record = resolve_record_layers(cfg.record_spikes, len(sizes) - 1)
+    spec = NetworkSpec.for_inputs(sizes, inputs, DT, record)
     build = get_standalone_build(
         load_model(cfg.model), spec, "cuda_standalone", cfg.prefs, cfg.build_root
     )

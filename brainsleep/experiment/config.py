@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -177,6 +176,11 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError("--finetune-epochs must be >= 0")
     if cfg.record_spikes not in ("none", "hidden", "all"):
         raise ConfigError("--record-spikes: choose none, hidden or all")
-    if cfg.device == "cpp_standalone" and not (shutil.which("g++") or shutil.which("c++")):
-        raise ConfigError("--device cpp_standalone needs g++ (apt-get install g++) or use runtime")
+    if cfg.device == "cpp_standalone":
+        from brainsleep.sleep.devices import DeviceUnavailableError, check_toolchain
+
+        try:
+            check_toolchain("cpp_standalone")
+        except DeviceUnavailableError as exc:
+            raise ConfigError(str(exc)) from exc
     return cfg

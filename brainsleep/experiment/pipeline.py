@@ -27,7 +27,8 @@ import xarray as xr
 from brainsleep import ann
 from brainsleep.data import as_float, load_dataset
 from brainsleep.normalize import alphas_for_model
-from brainsleep.sleep import MaskedMeanImage, SleepParams, run_sleep, save_spikes, spike_counts
+from brainsleep.sleep import MaskedMeanImage, run_sleep, save_spikes, spike_counts
+from brainsleep.sleep.params import params_from_set
 from brainsleep.subsets import make_subset
 
 from .config import STAGES, ExperimentConfig
@@ -92,20 +93,6 @@ def start_params(cfg: ExperimentConfig) -> dict:
     p = dict(PRESETS[cfg.sleep_preset])
     p["thresholds"] = list(p["thresholds"])
     return {**p, "decay": DECAY, "dt": DT}
-
-
-def make_sleep_params(p: dict, base_alphas) -> SleepParams:
-    from models.presets import DECAY, DT
-
-    return SleepParams(
-        max_rate=p["max_rate"],
-        inc=p["inc"],
-        dec=p["dec"],
-        thresholds=p["thresholds"],
-        alphas=[a * p["alpha_scale"] for a in base_alphas],
-        decay=p.get("decay", DECAY),
-        dt=p.get("dt", DT),
-    )
 
 
 class CellRunner:
@@ -191,7 +178,7 @@ class CellRunner:
 
     def _sleep(self, model: ann.MLP, p: dict, record: str, progress: bool = False):
         norm = alphas_for_model(model, self.x)
-        params = make_sleep_params(p, norm.alphas)
+        params = params_from_set(p, norm.alphas)
         inputs = MaskedMeanImage.from_images(self.x, n_steps=self.cfg.sleep_steps)
         res = run_sleep(
             ann.get_weights(model),

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from brainsleep.atomic import atomic_write_bytes, atomic_write_json, atomic_write_with
 
 METRIC_COLUMNS = [
     "cell",
@@ -31,54 +31,6 @@ METRIC_COLUMNS = [
 
 class ResultsDirError(RuntimeError):
     """The results directory belongs to another configuration."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(
-        path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default).encode()
-    )
-
-
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-able: {type(o).__name__}")
-
-
-def atomic_write_with(path: Path, writer) -> None:
-    """Call ``writer(tmp_path)`` then rename; for savers that want a file name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_weights(path: Path, weights) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "load_model",
     "load_spikes",
     "preset_names",
+    "resolve_record_layers",
     "run_sleep",
     "save_spikes",
     "spike_counts",
@@ -85,7 +86,8 @@ def _check_weights(weights) -> list[np.ndarray]:
     return out
 
 
-def _check_record(record_layers, n_layers: int) -> tuple[int, ...]:
+def resolve_record_layers(record_layers, n_layers: int) -> tuple[int, ...]:
+    """``"all"``, ``"hidden"``, ``"none"`` or layer indices -> sorted layer indices."""
     if record_layers is None or record_layers == "all":
         return tuple(range(n_layers + 1))
     if record_layers == "hidden":
@@ -158,7 +160,7 @@ def run_sleep(
             f"{len(ws)} weight layers but {params.n_layers} thresholds/alphas in SleepParams"
         )
     kind, n_steps = check_inputs(inputs, ws[0].shape[1])
-    record = _check_record(record_layers, len(ws))
+    record = resolve_record_layers(record_layers, len(ws))
     sleep_model = load_model(model)
     sizes = (ws[0].shape[1], *(w.shape[0] for w in ws))
     start = time.perf_counter()
@@ -177,15 +179,7 @@ def run_sleep(
     else:
         from .network import NetworkSpec
 
-        spec = NetworkSpec(
-            sizes=sizes,
-            n_steps=n_steps,
-            dt=params.dt,
-            input_kind=kind,
-            image_shape=inputs.mean_image.shape if kind == "masked" else None,
-            patch=inputs.patch if kind == "masked" else None,
-            record_layers=record,
-        )
+        spec = NetworkSpec.for_inputs(sizes, inputs, params.dt, record)
         if device == "runtime":
             from .devices import run_runtime
 

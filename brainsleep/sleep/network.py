@@ -40,6 +40,23 @@ class NetworkSpec:
     def n_layers(self) -> int:
         return len(self.sizes) - 1
 
+    @classmethod
+    def for_inputs(cls, sizes, inputs, dt: float, record_layers=()) -> NetworkSpec:
+        """The structure that ``inputs`` (array or MaskedMeanImage, already checked with
+        :func:`brainsleep.sleep.inputs.check_inputs`) need on ``sizes``."""
+        from .inputs import MaskedMeanImage
+
+        masked = isinstance(inputs, MaskedMeanImage)
+        return cls(
+            sizes=tuple(int(n) for n in sizes),
+            n_steps=inputs.n_steps if masked else len(inputs),
+            dt=dt,
+            input_kind="masked" if masked else "array",
+            image_shape=inputs.mean_image.shape if masked else None,
+            patch=inputs.patch if masked else None,
+            record_layers=tuple(record_layers),
+        )
+
 
 @dataclass
 class BrianNetwork:

@@ -106,6 +106,34 @@ def preset_names() -> list[str]:
     return sorted(PRESETS)
 
 
+def params_from_set(p: dict, base_alphas) -> SleepParams:
+    """SleepParams from a parameter set and the network's data-based alphas.
+
+    Parameters
+    ----------
+    p : dict
+        ``max_rate, inc, dec, thresholds, alpha_scale`` and optionally ``decay, dt``: a
+        preset of ``models/presets.py``, a ``--sleep-params`` file or a search candidate.
+    base_alphas : sequence of float
+        Data-based normalisation alphas, one per weight layer (before alpha_scale).
+    """
+    thresholds = tuple(p["thresholds"])
+    if len(base_alphas) != len(thresholds):
+        raise ValueError(
+            f"the sleep parameters have {len(thresholds)} thresholds but the network has "
+            f"{len(base_alphas)} weight layers"
+        )
+    return SleepParams(
+        max_rate=p["max_rate"],
+        inc=p["inc"],
+        dec=p["dec"],
+        thresholds=thresholds,
+        alphas=tuple(a * p["alpha_scale"] for a in base_alphas),
+        decay=p.get("decay", DECAY),
+        dt=p.get("dt", DT),
+    )
+
+
 def from_preset(name: str, base_alphas, alpha_scale: float | None = None) -> SleepParams:
     """Build SleepParams from a named reference preset.
 
@@ -120,20 +148,7 @@ def from_preset(name: str, base_alphas, alpha_scale: float | None = None) -> Sle
     """
     if name not in PRESETS:
         raise ValueError(f"unknown sleep preset {name!r}; known: {', '.join(preset_names())}")
-    p = PRESETS[name]
-    scale = p["alpha_scale"] if alpha_scale is None else alpha_scale
-    thresholds = tuple(p["thresholds"])
-    if len(base_alphas) != len(thresholds):
-        raise ValueError(
-            f"preset {name!r} has {len(thresholds)} thresholds but the network has "
-            f"{len(base_alphas)} weight layers"
-        )
-    return SleepParams(
-        max_rate=p["max_rate"],
-        inc=p["inc"],
-        dec=p["dec"],
-        thresholds=thresholds,
-        alphas=tuple(a * scale for a in base_alphas),
-        decay=DECAY,
-        dt=DT,
-    )
+    p = dict(PRESETS[name])
+    if alpha_scale is not None:
+        p["alpha_scale"] = alpha_scale
+    return params_from_set(p, base_alphas)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+from brainsleep.atomic import atomic_write_with
 
 
 def make_spike_dataset(per_layer, attrs: dict) -> xr.Dataset:
@@ -82,17 +82,7 @@ def firing_rates(ds: xr.Dataset, layer: int) -> np.ndarray:
 
 def save_spikes(ds: xr.Dataset, path: str | Path) -> Path:
     """Write the Dataset to netCDF (h5netcdf) atomically: temp file, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write_with(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def load_spikes(path: str | Path) -> xr.Dataset:
