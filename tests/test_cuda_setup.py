@@ -130,6 +130,156 @@ def test_find_curand_default_search_finds_installed_wheel_or_toolkit():
     assert any(paths.lib_dir.glob("libcurand.so*"))
 
 
+# ----------------------------------------------------------------------------- link dirs
+
+
+@pytest.fixture
+def wheel_root(tmp_path):
+    root = tmp_path / "site-packages" / "nvidia" / "cu13"
+    fake_curand_root(root)
+    return root
+
+
+@pytest.fixture
+def shared_tmp(tmp_path, monkeypatch):
+    """The user cache is unusable (a file), the shared temp dir is tmp_path/tmp."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setattr(cuda_setup, "_default_cache_dir", lambda: blocker / "curand")
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    monkeypatch.setattr(cuda_setup.tempfile, "gettempdir", lambda: str(shared))
+    return shared
+
+
+def mode(path: Path) -> int:
+    return path.lstat().st_mode & 0o777
+
+
+def test_fallback_dir_is_created_private(wheel_root, shared_tmp):
+    paths = find_curand(roots=[wheel_root])
+
+    base = shared_tmp / f"brainsleep-curand-{os.getuid()}"
+    assert paths.link_dir.parent == base
+    assert mode(base) == 0o700
+    assert mode(paths.link_dir) == 0o700
+    assert (paths.link_dir / "libcurand.so").is_symlink()
+
+
+def test_fallback_dir_that_is_a_symlink_is_not_used(wheel_root, shared_tmp, tmp_path):
+    planted = tmp_path / "attacker"
+    planted.mkdir()
+    (shared_tmp / f"brainsleep-curand-{os.getuid()}").symlink_to(planted)
+
+    with pytest.warns(RuntimeWarning, match="symlink"):
+        paths = find_curand(roots=[wheel_root])
+
+    assert list(planted.iterdir()) == []
+    assert planted not in paths.link_dir.resolve().parents
+    assert mode(paths.link_dir.parent) == 0o700
+    assert (paths.link_dir / "libcurand.so").is_symlink()
+
+
+def test_fallback_dir_writable_by_others_is_not_used(wheel_root, shared_tmp):
+    base = shared_tmp / f"brainsleep-curand-{os.getuid()}"
+    base.mkdir()
+    base.chmod(0o777)
+
+    with pytest.warns(RuntimeWarning, match="may write"):
+        paths = find_curand(roots=[wheel_root])
+
+    assert list(base.iterdir()) == []
+    assert paths.link_dir.parent != base
+
+
+def owned_by_another_user(monkeypatch, *paths: Path) -> None:
+    """Make `paths` look owned by another uid (this process is root here)."""
+    real_lstat = os.lstat
+    other = os.geteuid() + 4242
+
+    def lstat(path, *args, **kwargs):
+        result = real_lstat(path, *args, **kwargs)
+        if Path(path) in paths:
+            fields = list(result[:10])
+            fields[4] = other  # st_uid
+            return os.stat_result(fields)
+        return result
+
+    monkeypatch.setattr(cuda_setup.os, "lstat", lstat)
+
+
+def test_fallback_dir_owned_by_another_user_is_not_used(wheel_root, shared_tmp, monkeypatch):
+    base = shared_tmp / f"brainsleep-curand-{os.getuid()}"
+    base.mkdir(mode=0o700)
+    owned_by_another_user(monkeypatch, base)
+
+    with pytest.warns(RuntimeWarning, match="owned by uid"):
+        paths = find_curand(roots=[wheel_root])
+
+    assert list(base.iterdir()) == []
+    assert paths.link_dir.parent != base
+    assert mode(paths.link_dir.parent) == 0o700
+
+
+def test_per_hash_dir_that_is_a_symlink_is_refused(wheel_root, tmp_path):
+    cache = tmp_path / "cache"
+    link_dir = find_curand(roots=[wheel_root], cache_dir=cache).link_dir
+    for child in link_dir.iterdir():
+        child.unlink()
+    link_dir.rmdir()
+    planted = tmp_path / "attacker"
+    planted.mkdir()
+    link_dir.symlink_to(planted)
+
+    with pytest.raises(RuntimeError, match="symlink"):
+        find_curand(roots=[wheel_root], cache_dir=cache)
+    assert list(planted.iterdir()) == []
+
+
+def test_per_hash_dir_owned_by_another_user_is_refused(wheel_root, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    link_dir = find_curand(roots=[wheel_root], cache_dir=cache).link_dir
+    owned_by_another_user(monkeypatch, link_dir)
+
+    with pytest.raises(RuntimeError, match="owned by uid"):
+        find_curand(roots=[wheel_root], cache_dir=cache)
+
+
+def test_unsafe_per_hash_dir_in_user_cache_falls_back(wheel_root, tmp_path, monkeypatch):
+    user_cache = tmp_path / "user-cache" / "curand"
+    monkeypatch.setattr(cuda_setup, "_default_cache_dir", lambda: user_cache)
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    monkeypatch.setattr(cuda_setup.tempfile, "gettempdir", lambda: str(shared))
+    first = find_curand(roots=[wheel_root]).link_dir
+    assert first.parent == user_cache
+    first.chmod(0o777)
+
+    with pytest.warns(RuntimeWarning, match="may write"):
+        second = find_curand(roots=[wheel_root]).link_dir
+
+    assert second.parent == shared / f"brainsleep-curand-{os.getuid()}"
+
+
+def test_curand_cache_follows_brainsleep_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("BRAINSLEEP_CACHE", str(tmp_path / "bc"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cuda_setup._default_cache_dir() == tmp_path / "bc" / "curand"
+    monkeypatch.delenv("BRAINSLEEP_CACHE")
+    assert cuda_setup._default_cache_dir() == tmp_path / "xdg" / "brainsleep" / "curand"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cuda_setup._default_cache_dir() == tmp_path / "home" / ".cache" / "brainsleep" / "curand"
+
+
+def test_find_curand_default_link_dir_is_under_brainsleep_cache(wheel_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINSLEEP_CACHE", str(tmp_path / "bc"))
+    paths = find_curand(roots=[wheel_root])
+    assert paths.link_dir.parent == tmp_path / "bc" / "curand"
+    assert mode(paths.link_dir) == 0o700
+
+
 # ----------------------------------------------------------------------------- nvcc
 
 

@@ -41,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Brian2 preference with its dotted name, repeatable (e.g. codegen.target=cython)",
     )
     g.add_argument(
-        "--model", default=D.model, help="sleep model: a name in models/ or a path to a model file"
+        "--model",
+        default=D.model,
+        help=(
+            "sleep model: a name in models/ or a path to a model file; a model file is "
+            "Python code, executed when loaded: use only files you trust like code"
+        ),
     )
     g.add_argument(
         "--sleep-preset",
@@ -188,18 +193,41 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     return validate(cfg)
 
 
+class _LogFileHandler(logging.FileHandler):
+    """log.txt; a failed log write (disk full) is dropped, not printed as a traceback.
+
+    The results writes fail on the same disk and end the run with one clear line.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        return None
+
+
+def _close_logging() -> None:
+    """Detach (and close) the handlers a run attached, so none outlives its run."""
+    logger = logging.getLogger("brainsleep")
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+        h.close()
+
+
 def _setup_logging(out: Path) -> None:
     logger = logging.getLogger("brainsleep")
     logger.setLevel(logging.INFO)
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
+    _close_logging()
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    fh = logging.FileHandler(out / "log.txt")
+    fh = _LogFileHandler(out / "log.txt")
     fh.setFormatter(fmt)
     sh = logging.StreamHandler(sys.stderr)
     sh.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(fh)
     logger.addHandler(sh)
+
+
+def _cannot_write(exc: OSError, out: Path) -> str:
+    """``error: cannot write <path>: <reason>``, one line, for an OSError about results."""
+    path = exc.filename if exc.filename is not None else out
+    return f"error: cannot write {path}: {exc.strerror or exc}"
 
 
 def _cuda_build_only(cfg: ExperimentConfig) -> str:
@@ -244,9 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     from .results import (
         ResultsDirError,
         check_directory,
-        claim_directory,
-        lock_directory,
+        check_out_path,
+        probe_writable,
         remove_stale_temp_files,
+        take_directory,
     )
 
     if cfg.device == "cuda_standalone":
@@ -259,11 +288,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {exc}", file=sys.stderr)
             return EXIT_UNAVAILABLE
     out = Path(cfg.out)
+    fingerprint = cfg.fingerprint()
+    # Cheap and read-only, before any work: is --out usable, and is it ours?
     try:
-        check_directory(out, cfg.fingerprint())
+        check_out_path(out)
+        check_directory(out, fingerprint)
     except ResultsDirError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        probe_writable(out)
+    except OSError as exc:
+        print(_cannot_write(exc, out), file=sys.stderr)
+        return EXIT_UNAVAILABLE
     try:
         data = load_data(cfg)
     except (DataUnavailableError, ValueError) as exc:
@@ -276,30 +313,40 @@ def main(argv: list[str] | None = None) -> int:
         "host": socket.gethostname(),
         "argv": sys.argv if argv is None else argv,
     }
+    # Lock first, then check and claim under the lock: of two configurations started
+    # together only one can claim the directory (the other gets exit 2, nothing left).
     try:
-        resumed = claim_directory(out, record, cfg.fingerprint())
-        lock = lock_directory(out)
+        lock, resumed = take_directory(out, record, fingerprint)
     except ResultsDirError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    _setup_logging(out)
-    log = logging.getLogger("brainsleep.experiment")
-    log.info("%s %s (config %s)", "resuming" if resumed else "starting", out, cfg.fingerprint())
-    if resumed and (n := remove_stale_temp_files(out)):
-        log.info("removed %d temporary file(s) left by an interrupted run", n)
+    except OSError as exc:
+        print(_cannot_write(exc, out), file=sys.stderr)
+        return EXIT_UNAVAILABLE
     try:
+        _setup_logging(out)
+        log = logging.getLogger("brainsleep.experiment")
+        log.info("%s %s (config %s)", "resuming" if resumed else "starting", out, fingerprint)
+        if resumed and (n := remove_stale_temp_files(out)):
+            log.info("removed %d temporary file(s) left by an interrupted run", n)
         table = run_experiment(cfg, out, data)
     except DeviceUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except KeyboardInterrupt:
+    except OSError as exc:
+        print(_cannot_write(exc, out), file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt as exc:
+        why = f"\n{exc}" if str(exc) else ""  # e.g. what was being compiled
         print(
-            f"\ninterrupted: finished stages are kept; rerun the same command to resume in {out}",
+            f"{why}\ninterrupted: finished stages are kept; rerun the same command to resume "
+            f"in {out}",
             file=sys.stderr,
         )
         return 130
     finally:
         lock.release()
+        _close_logging()
     print(table)
     print(f"\nresults: {out}  (figures: python -m analysis {out})")
     return 0

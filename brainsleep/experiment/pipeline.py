@@ -10,12 +10,18 @@ Stages, each checkpointed in ``cells/<cell>/`` so a killed run resumes where it 
                       without sleep; evaluate. Without it a fine-tuning gain cannot be
                       credited to sleep.
 5. ``strong``         optional: the strong recipe on the same subset, the bar to beat.
+
+With ``--search`` a ``search`` step (``search.json``, ``search.csv``) comes between
+``baseline`` and ``sleep``. Each step's marker (``stage_<stage>.json`` or
+``search.json``) is written after its artifacts and records their sizes and sha256;
+``done.json`` records the cell's confusion matrices and every marker. A rerun verifies
+them: a step whose files do not match is redone (with a warning naming the file), and so
+is every step after it.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import platform
 from dataclasses import dataclass
@@ -33,12 +39,16 @@ from brainsleep.subsets import make_subset
 
 from .config import STAGES, ExperimentConfig
 from .results import (
+    IntegrityError,
     atomic_write_json,
     atomic_write_with,
     collect_metrics,
     load_weights,
+    read_marker,
     save_weights,
     summary_table,
+    verify_marker,
+    write_marker,
     write_metrics,
 )
 from .search import run_search
@@ -119,21 +129,84 @@ class CellRunner:
         self.x_test, self.y_test = data["x_test"], data["y_test"]
         self.recipe = ann.get_recipe(cfg.recipe, **({"epochs": cfg.epochs} if cfg.epochs else {}))
         self.sizes = (self.x.shape[1], *cfg.hidden, 10)
-        self.confusions: dict[str, np.ndarray] = {}
+        self.valid: set[str] = set()  # steps whose files verified (or were just written)
 
     # -- checkpoint helpers ------------------------------------------------------------
+    def steps(self) -> list[str]:
+        """This configuration's steps in order: the stages, with ``search`` before sleep."""
+        out = ["baseline"]
+        if self.cfg.search:
+            out.append("search")
+        out.append("sleep")
+        if self.cfg.finetune_epochs:
+            out += ["sleep_finetune", "finetune_only"]
+        if self.cfg.strong:
+            out.append("strong")
+        return out
+
     def _stage_file(self, stage: str) -> Path:
-        return self.dir / f"stage_{stage}.json"
+        """The marker of a step: written last, it records the step's artifacts."""
+        return self.dir / ("search.json" if stage == "search" else f"stage_{stage}.json")
 
     def _done(self, stage: str) -> bool:
-        return self._stage_file(stage).exists() and (self.dir / f"weights_{stage}.npz").exists()
+        return stage in self.valid
+
+    def verify(self) -> bool:
+        """Check what earlier runs left in this cell; True when the whole cell is done.
+
+        Every step's marker and the artifacts it records are verified in order. The
+        first step that is missing or fails (a warning names the file and the problem)
+        and every step after it lose their markers, so they are redone: their inputs
+        change. ``done.json`` counts only when all of that and its own records verify.
+        """
+        self.valid = set()
+        redo_from = None
+        for step in self.steps():
+            marker = self._stage_file(step)
+            if redo_from is not None:
+                if marker.exists():
+                    log.warning(
+                        "%s: redoing %s because %s is redone before it",
+                        self.cell.cell_id,
+                        step,
+                        redo_from,
+                    )
+                    marker.unlink()
+                continue
+            if not marker.exists():
+                redo_from = step
+                continue
+            _, problems = verify_marker(marker)
+            if problems:
+                for problem in problems:
+                    log.warning("%s: %s; redoing %s", self.cell.cell_id, problem, step)
+                marker.unlink()
+                redo_from = step
+            else:
+                self.valid.add(step)
+        done = self.dir / "done.json"
+        if not done.exists():
+            return False
+        if redo_from is None:
+            _, problems = verify_marker(done)
+            if not problems:
+                return True
+            for problem in problems:
+                log.warning(
+                    "%s: %s; rewriting the cell's confusion matrices", self.cell.cell_id, problem
+                )
+        done.unlink()
+        return False
 
     def _model_from(self, stage: str, recipe=None) -> ann.MLP:
         model = ann.build_model(recipe or self.recipe, self.sizes, self.cell.seed)
         ann.set_weights(model, load_weights(self.dir / f"weights_{stage}.npz"))
         return model
 
-    def _record(self, stage: str, model: ann.MLP, extra: dict | None = None) -> dict:
+    def _record(
+        self, stage: str, model: ann.MLP, extra: dict | None = None, artifacts: tuple = ()
+    ) -> dict:
+        """Evaluate, save the weights, then the stage file recording every artifact."""
         ev = ann.evaluate(model, self.x_test, self.y_test)
         row = {
             "cell": self.cell.cell_id,
@@ -153,9 +226,15 @@ class CellRunner:
         for i, a in enumerate(ev.active_frac, start=1):
             row[f"active_frac_h{i}"] = float(a)
         row.update(extra or {})
-        # weights first, then the stage file: the stage file marks the stage complete
-        save_weights(self.dir / f"weights_{stage}.npz", ann.get_weights(model))
-        atomic_write_json(self._stage_file(stage), {"row": row, "confusion": ev.confusion.tolist()})
+        # artifacts first, then the stage file: the stage file marks the stage complete
+        weights = f"weights_{stage}.npz"
+        save_weights(self.dir / weights, ann.get_weights(model))
+        write_marker(
+            self._stage_file(stage),
+            {"row": row, "confusion": ev.confusion.tolist()},
+            artifacts=[weights, *artifacts],
+        )
+        self.valid.add(stage)
         log.info("%s %-15s accuracy %.4f", self.cell.cell_id, stage, ev.accuracy)
         return row
 
@@ -200,9 +279,9 @@ class CellRunner:
         start = start_params(self.cfg)
         if not self.cfg.search:
             return start
-        path = self.dir / "search.json"
-        if path.exists():
-            return json.loads(path.read_text())["best"]
+        path = self._stage_file("search")
+        if self._done("search"):
+            return read_marker(path)["best"]
 
         def trial(cand) -> float:
             p = {**start, **cand.to_dict()}
@@ -218,7 +297,8 @@ class CellRunner:
             self.dir / "search.csv", lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False)
         )
         chosen = {**start, **best.to_dict()}
-        atomic_write_json(path, {"best": chosen, "history": history})
+        write_marker(path, {"best": chosen, "history": history}, artifacts=["search.csv"])
+        self.valid.add("search")
         return chosen
 
     def sleep(self, baseline: ann.MLP, p: dict) -> ann.MLP:
@@ -228,14 +308,16 @@ class CellRunner:
             baseline, p, self.cfg.record_spikes, progress=self.cfg.progress
         )
         counts = spike_counts(res.spikes) if self.cfg.record_spikes != "none" else {}
+        artifacts = ["sleep_params.json"]
         if self.cfg.record_spikes != "none":
             save_spikes(res.spikes, self.dir / "spikes.nc")
+            artifacts.append("spikes.nc")
         extra = {f"sleep_spikes_layer{k}": v for k, v in counts.items()}
         atomic_write_json(
             self.dir / "sleep_params.json",
             {"params": params.to_dict(), "normalization": norm.to_dict(), "info": res.info},
         )
-        self._record("sleep", slept, extra)
+        self._record("sleep", slept, extra, artifacts=tuple(artifacts))
         return slept
 
     def _finetuned(self, start: ann.MLP, max_steps: int | None = None):
@@ -258,7 +340,7 @@ class CellRunner:
             return
         steps = None
         if self._done("sleep_finetune"):
-            steps = json.loads(self._stage_file("sleep_finetune").read_text())["row"]["train_steps"]
+            steps = read_marker(self._stage_file("sleep_finetune"))["row"]["train_steps"]
         else:
             model, hist = self._finetuned(slept)
             steps = hist.n_steps
@@ -286,7 +368,8 @@ class CellRunner:
         self._record("strong", model, {"train_steps": hist.n_steps})
 
     def run(self) -> None:
-        if (self.dir / "done.json").exists():
+        """Verify what is there, run the steps still to do, then write done.json last."""
+        if self.verify():
             return
         baseline = self.baseline()
         p = self.search(baseline)
@@ -294,15 +377,24 @@ class CellRunner:
         self.finetune(slept, baseline)
         self.strong()
         self._write_confusion()
-        atomic_write_json(self.dir / "done.json", {"subset": self.subset.to_dict()})
+        markers = [self._stage_file(s).name for s in self.steps()]
+        write_marker(
+            self.dir / "done.json",
+            {"subset": self.subset.to_dict()},
+            artifacts=["confusion.nc", *markers],
+        )
 
     def _write_confusion(self) -> None:
         stages, mats = [], []
         for stage in STAGES:
-            f = self._stage_file(stage)
-            if f.exists():
-                stages.append(stage)
-                mats.append(np.asarray(json.loads(f.read_text())["confusion"], dtype=np.int64))
+            if stage not in self.steps():
+                continue
+            try:
+                confusion = read_marker(self._stage_file(stage))["confusion"]
+            except IntegrityError:
+                continue
+            stages.append(stage)
+            mats.append(np.asarray(confusion, dtype=np.int64))
         da = xr.DataArray(
             np.stack(mats),
             dims=("stage", "true", "predicted"),

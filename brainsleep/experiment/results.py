@@ -1,15 +1,26 @@
-"""The results directory: atomic writes, the config guard, resume, tidy metrics."""
+"""The results directory: atomic writes, integrity records, the config guard, resume, metrics.
+
+Integrity: every step of a cell writes its artifacts first and then a *marker* (a
+``stage_<stage>.json``, ``search.json`` or ``done.json``) that records the size and
+sha256 of each artifact and a checksum of its own content. A rerun trusts a step only
+when its marker and every artifact it names verify (:func:`verify_marker`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from brainsleep.atomic import atomic_write_bytes, atomic_write_json, atomic_write_with
+from brainsleep.atomic import atomic_write_bytes, atomic_write_json, atomic_write_with, json_default
 
 METRIC_COLUMNS = [
     "cell",
@@ -30,7 +41,156 @@ METRIC_COLUMNS = [
 
 
 class ResultsDirError(RuntimeError):
-    """The results directory belongs to another configuration."""
+    """The results directory belongs to another configuration, or ``--out`` is unusable."""
+
+
+class IntegrityError(ValueError):
+    """A marker file is missing, unreadable or does not match its own checksum."""
+
+
+# -- integrity records ---------------------------------------------------------------------
+def file_record(path: str | Path) -> dict:
+    """Size and sha256 of a file, as a marker records them.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    dict
+        ``{"size": bytes, "sha256": hex digest}``.
+    """
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return {"size": size, "sha256": h.hexdigest()}
+
+
+def artifact_records(directory: str | Path, names: Iterable[str]) -> dict[str, dict]:
+    """``{name: file_record(directory / name)}`` for files just written."""
+    return {name: file_record(Path(directory) / name) for name in names}
+
+
+def verify_artifacts(directory: str | Path, records: dict[str, dict]) -> list[str]:
+    """Compare files with their records.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Where the files are (names in ``records`` are relative to it).
+    records : dict
+        ``{name: {"size": ..., "sha256": ...}}`` as :func:`artifact_records` made them.
+
+    Returns
+    -------
+    list of str
+        One line per file that is missing or differs, naming the file and the problem;
+        empty when everything matches.
+    """
+    problems = []
+    for name, rec in sorted(records.items()):
+        path = Path(directory) / name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            problems.append(f"{path}: missing")
+            continue
+        except OSError as exc:
+            problems.append(f"{path}: unreadable ({exc.strerror or exc})")
+            continue
+        if size != rec.get("size"):
+            problems.append(
+                f"{path}: {size} bytes but {rec.get('size')} were written (truncated or replaced)"
+            )
+            continue
+        try:
+            digest = file_record(path)["sha256"]
+        except OSError as exc:
+            problems.append(f"{path}: unreadable ({exc.strerror or exc})")
+            continue
+        if digest != rec.get("sha256"):
+            problems.append(f"{path}: content differs from what was written (sha256 mismatch)")
+    return problems
+
+
+def _canonical_checksum(payload: dict) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=json_default)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_marker(path: str | Path, payload: dict, artifacts: Iterable[str] = ()) -> dict:
+    """Write a marker: ``payload`` plus the records of ``artifacts`` plus its own checksum.
+
+    Call it after the artifacts are complete: the marker says the step is finished.
+
+    Parameters
+    ----------
+    path : str or Path
+        The marker file (JSON).
+    payload : dict
+        JSON-able content (numpy scalars allowed); keys ``artifacts`` and ``checksum``
+        are reserved.
+    artifacts : iterable of str
+        Names, relative to the marker's directory, of the files the step wrote.
+
+    Returns
+    -------
+    dict
+        What was written (as it reads back).
+    """
+    path = Path(path)
+    body = {**payload, "artifacts": artifact_records(path.parent, artifacts)}
+    body = json.loads(json.dumps(body, default=json_default))  # as it will read back
+    body["checksum"] = _canonical_checksum(body)
+    atomic_write_json(path, body)
+    return body
+
+
+def read_marker(path: str | Path) -> dict:
+    """A marker's content after checking it against its own checksum.
+
+    Raises
+    ------
+    IntegrityError
+        When the file is missing, is not JSON, has no checksum (an older version wrote
+        it) or does not match its checksum. The message names the file.
+    """
+    path = Path(path)
+    try:
+        body = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise IntegrityError(f"{path}: missing") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"{path}: unreadable ({exc}); truncated?") from exc
+    if not isinstance(body, dict) or "checksum" not in body or "artifacts" not in body:
+        raise IntegrityError(f"{path}: no integrity record (written by an older brainsleep?)")
+    checksum = body.pop("checksum")
+    if _canonical_checksum(body) != checksum:
+        raise IntegrityError(f"{path}: content differs from what was written (checksum mismatch)")
+    return body
+
+
+def verify_marker(path: str | Path) -> tuple[dict | None, list[str]]:
+    """Check a marker and every artifact it records.
+
+    Returns
+    -------
+    payload : dict or None
+        The marker's content, None when the marker itself is bad.
+    problems : list of str
+        One line per problem, naming the file; empty when the step can be trusted.
+    """
+    path = Path(path)
+    try:
+        body = read_marker(path)
+    except IntegrityError as exc:
+        return None, [str(exc)]
+    return body, verify_artifacts(path.parent, body["artifacts"])
 
 
 def save_weights(path: Path, weights) -> None:
@@ -44,6 +204,7 @@ def save_weights(path: Path, weights) -> None:
 
 
 def load_weights(path: Path) -> list[np.ndarray]:
+    """The arrays of a ``weights_<stage>.npz``, layer1 first."""
     with np.load(path) as z:
         return [z[f"layer{k + 1}"] for k in range(len(z.files))]
 
@@ -72,7 +233,11 @@ def check_directory(out: Path, fingerprint: str) -> bool:
 
 
 def claim_directory(out: Path, config: dict, fingerprint: str) -> bool:
-    """Create or reuse ``out`` for this configuration; True when resuming."""
+    """Create or reuse ``out`` for this configuration; True when resuming.
+
+    Call it while holding :func:`lock_directory`'s lock, or two configurations could
+    both find the directory free and both claim it.
+    """
     if check_directory(out, fingerprint):
         return True
     atomic_write_json(Path(out) / "config.json", {**config, "fingerprint": fingerprint})
@@ -96,6 +261,143 @@ def lock_directory(out: Path):
     return lock
 
 
+def check_out_path(out: Path) -> Path:
+    """Check that ``out`` is, or can become, a directory; return its nearest existing part.
+
+    Reads only.
+
+    Raises
+    ------
+    ResultsDirError
+        When ``out`` or one of its parents is an existing file (or anything else that is
+        not a directory).
+    """
+    out = Path(out)
+    existing = out
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        if existing == out:
+            raise ResultsDirError(
+                f"--out {out} is an existing file, not a directory; pick another --out"
+            )
+        raise ResultsDirError(f"--out {out}: {existing} is a file, not a directory")
+    return existing
+
+
+def probe_writable(out: Path) -> None:
+    """Check that results can be written under ``out`` before any work is done.
+
+    Creates and removes a small temporary file in ``out`` or, when ``out`` does not exist
+    yet, in its nearest existing parent (so nothing is left behind either way).
+
+    Raises
+    ------
+    OSError
+        Naming ``out``, when the file cannot be created or written (no permission,
+        read-only file system, disk full).
+    ResultsDirError
+        When ``out`` is not usable as a directory (see :func:`check_out_path`).
+    """
+    out = Path(out)
+    where = check_out_path(out)
+    note = "" if where == out else f" (cannot create files in {where})"
+    try:
+        fd, name = tempfile.mkstemp(prefix=".brainsleep-probe-", suffix=".tmp", dir=where)
+    except OSError as exc:
+        raise OSError(exc.errno, f"{exc.strerror or exc}{note}", str(out)) from exc
+    try:
+        os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        raise OSError(exc.errno, f"{exc.strerror or exc}{note}", str(out)) from exc
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def _make_directories(out: Path) -> list[Path]:
+    """``mkdir -p out``; the directories this call created, outermost first."""
+    missing = []
+    p = Path(out)
+    while not os.path.lexists(p) and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    created: list[Path] = []
+    try:
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:
+                if not d.is_dir():
+                    raise
+                continue  # made by a concurrent run: not ours
+            created.append(d)
+    except OSError:
+        _remove_empty(created)
+        raise
+    return created
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove directories this run created, innermost first, as long as they are empty."""
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
+def take_directory(out: Path, config: dict, fingerprint: str):
+    """Create ``out`` if needed, lock it, then check and claim it under the lock.
+
+    When anything fails, what this call created (the lock file, the directories) is
+    removed again and the error is raised.
+
+    Parameters
+    ----------
+    out : Path
+        The results directory.
+    config : dict
+        What ``config.json`` records (the fingerprint is added).
+    fingerprint : str
+        The configuration's fingerprint.
+
+    Returns
+    -------
+    lock : filelock.FileLock
+        Held; release it when the run ends.
+    resumed : bool
+        True when ``out`` already held this configuration's results.
+
+    Raises
+    ------
+    ResultsDirError
+        Another run holds ``out``, or ``out`` belongs to another configuration.
+    OSError
+        ``out``, its lock file or ``config.json`` cannot be written.
+    """
+    out = Path(out)
+    created = _make_directories(out)
+    lock_path = out / ".lock"
+    lock_existed = os.path.lexists(lock_path)
+    try:
+        lock = lock_directory(out)
+    except BaseException:
+        _remove_empty(created)
+        raise
+    try:
+        resumed = claim_directory(out, config, fingerprint)
+    except BaseException:
+        if not lock_existed:
+            with contextlib.suppress(OSError):
+                lock_path.unlink()
+        lock.release()
+        _remove_empty(created)
+        raise
+    return lock, resumed
+
+
 def remove_stale_temp_files(out: Path) -> int:
     """Delete temporary files a killed run left behind (call while holding the lock).
 
@@ -112,7 +414,10 @@ def collect_metrics(out: Path) -> pd.DataFrame:
     """All finished stage rows of all cells, in a stable order."""
     rows = []
     for stage_file in sorted(Path(out).glob("cells/*/stage_*.json")):
-        rows.append(json.loads(stage_file.read_text())["row"])
+        try:
+            rows.append(read_marker(stage_file)["row"])
+        except IntegrityError:
+            continue  # a broken stage: its cell redoes it (and the metrics are rewritten)
     if not rows:
         return pd.DataFrame(columns=METRIC_COLUMNS)
     df = pd.DataFrame(rows)

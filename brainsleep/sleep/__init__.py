@@ -86,6 +86,21 @@ def _check_weights(weights) -> list[np.ndarray]:
     return out
 
 
+def _check_result_weights(new_w, ws, model: SleepModel) -> None:
+    """The weights a device returned: one finite (n_out, n_in) array per layer."""
+    if len(new_w) != len(ws):
+        raise RuntimeError(f"the device returned {len(new_w)} weight layers, expected {len(ws)}")
+    for k, (w, w0) in enumerate(zip(new_w, ws, strict=True), start=1):
+        if w.shape != w0.shape:
+            raise RuntimeError(f"layer {k}: the device returned weights {w.shape}, not {w0.shape}")
+        bad = int(np.count_nonzero(~np.isfinite(w)))
+        if bad:
+            raise ValueError(
+                f"model {model.name} ({model.path}) produced NaN/inf weights in layer {k} "
+                f"({bad} of {w.size} synapses) during sleep; check its update rule"
+            )
+
+
 def resolve_record_layers(record_layers, n_layers: int) -> tuple[int, ...]:
     """``"all"``, ``"hidden"``, ``"none"`` or layer indices -> sorted layer indices."""
     if record_layers is None or record_layers == "all":
@@ -200,6 +215,7 @@ def run_sleep(
                 with_output=progress,
             )
         info["run_seconds_total"] = time.perf_counter() - start
+    _check_result_weights(new_w, ws, sleep_model)
     attrs = {
         "dt": params.dt,
         "n_steps": n_steps,

@@ -38,8 +38,10 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,8 +205,77 @@ def _curand_libs(lib_dir: Path) -> list[Path]:
 
 
 def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "brainsleep" / "curand"
+    """``<cache root>/curand``, the cache root as for the rest of brainsleep.
+
+    The root is ``$BRAINSLEEP_CACHE`` (what :func:`brainsleep.data.default_cache_dir` and
+    the build cache use), else ``$XDG_CACHE_HOME/brainsleep``, else ``~/.cache/brainsleep``.
+    """
+    env = os.environ.get("BRAINSLEEP_CACHE")
+    if env:
+        root = Path(env).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = (Path(xdg) if xdg else Path.home() / ".cache") / "brainsleep"
+    return root / "curand"
+
+
+def _private_dir_problem(path: Path) -> str | None:
+    """Why `path` is not a private directory of this user, or ``None`` when it is.
+
+    Private: a real directory (not a symlink), owned by the current (effective) uid, that
+    neither the group nor others may write to.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "it does not exist"
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symlink"
+    if not stat.S_ISDIR(st.st_mode):
+        return "it is not a directory"
+    uid = os.geteuid()  # the owner of what this process creates
+    if st.st_uid != uid:
+        return f"it is owned by uid {st.st_uid}, not by this user (uid {uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"its group or others may write to it (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def _private_dir(path: Path) -> Path:
+    """Create `path` with mode 0o700, or check that the existing one is private.
+
+    Raises
+    ------
+    RuntimeError
+        If `path` exists but is a symlink, not a directory, owned by another user or
+        writable by group or others (see :func:`_private_dir_problem`).
+    OSError
+        If it cannot be created.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    problem = _private_dir_problem(path)
+    if problem is not None:
+        raise RuntimeError(
+            f"refusing to put the libcurand.so link in {path}: {problem}; "
+            "remove it (or, if it is yours, `chmod go-w` it)"
+        )
+    return path
+
+
+def _place_link(link_dir: Path, lib: Path) -> Path:
+    """Make ``link_dir/libcurand.so`` point at `lib` (atomically); return `link_dir`."""
+    link = link_dir / "libcurand.so"
+    if link.is_symlink() and os.readlink(link) == str(lib):
+        return link_dir
+    tmp = link_dir / f".libcurand.so.{os.getpid()}.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(lib)
+    os.replace(tmp, link)
+    return link_dir
 
 
 def _ensure_link_dir(lib: Path, cache_dir: Path | None) -> Path:
@@ -213,30 +284,61 @@ def _ensure_link_dir(lib: Path, cache_dir: Path | None) -> Path:
     The hash keeps several virtual environments (different wheels) apart; the symlink is
     created under a temporary name and renamed over the old one, so concurrent processes
     never see a missing or half-made link.
+
+    Without `cache_dir`, the user cache (:func:`_default_cache_dir`) is tried first, then
+    ``<tmp>/brainsleep-curand-<uid>``, then a fresh :func:`tempfile.mkdtemp` directory.
+    Because the linker follows the link, every directory that holds it must be this
+    user's alone: the per-hash directory, and in the shared temporary directory also
+    ``brainsleep-curand-<uid>`` (a name anyone can predict and pre-create), are created
+    with mode 0o700, and an existing one is used only when it is a real directory (not a
+    symlink) owned by the current uid that neither group nor others may write to. One
+    that fails this check is not used (a warning says why); with an explicit `cache_dir`
+    it is an error.
+
+    Raises
+    ------
+    RuntimeError
+        If no directory could be used (with `cache_dir`: if it cannot be used).
     """
     digest = hashlib.sha256(str(lib.parent.resolve()).encode()).hexdigest()[:12]
     if cache_dir is not None:
-        bases = [cache_dir]
-    else:
-        tmp_base = Path(tempfile.gettempdir()) / f"brainsleep-curand-{os.getuid()}"
-        bases = [_default_cache_dir(), tmp_base]
-    last_error: OSError | None = None
-    for base in bases:
-        link_dir = base / digest
-        link = link_dir / "libcurand.so"
         try:
-            link_dir.mkdir(parents=True, exist_ok=True)
-            if link.is_symlink() and os.readlink(link) == str(lib):
-                return link_dir
-            tmp = link_dir / f".libcurand.so.{os.getpid()}.tmp"
-            if tmp.is_symlink() or tmp.exists():
-                tmp.unlink()
-            tmp.symlink_to(lib)
-            os.replace(tmp, link)
-            return link_dir
-        except OSError as err:  # read-only home etc.: try the next base
-            last_error = err
-    raise RuntimeError(f"cannot create a libcurand.so symlink: {last_error}")
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            return _place_link(_private_dir(cache_dir / digest), lib)
+        except OSError as err:
+            raise RuntimeError(f"cannot create a libcurand.so symlink: {err}") from err
+    tmp_base = Path(tempfile.gettempdir()) / f"brainsleep-curand-{os.getuid()}"
+    candidates: list[tuple[Path, bool]] = [(_default_cache_dir(), False), (tmp_base, True)]
+    problems: list[str] = []
+    refused: list[str] = []
+    for base, shared in candidates:
+        try:
+            if shared:
+                _private_dir(base)
+            else:
+                base.mkdir(parents=True, exist_ok=True)
+            link_dir = _place_link(_private_dir(base / digest), lib)
+        except RuntimeError as err:  # an unsafe directory: never used
+            refused.append(str(err))
+            problems.append(str(err))
+            continue
+        except OSError as err:  # read-only home etc.: try the next one
+            problems.append(f"{base}: {err}")
+            continue
+        if refused:
+            warnings.warn("; ".join(refused), RuntimeWarning, stacklevel=3)
+        return link_dir
+    try:
+        fresh = Path(tempfile.mkdtemp(prefix=f"brainsleep-curand-{os.getuid()}-"))
+        link_dir = _place_link(_private_dir(fresh / digest), lib)
+    except (OSError, RuntimeError) as err:
+        problems.append(str(err))
+        raise RuntimeError("cannot create a libcurand.so symlink: " + "; ".join(problems)) from err
+    if refused:
+        warnings.warn(
+            "; ".join(refused) + f"; using {link_dir} instead", RuntimeWarning, stacklevel=3
+        )
+    return link_dir
 
 
 def find_curand(
@@ -248,9 +350,11 @@ def find_curand(
     ``nvidia-curand`` is used. A root qualifies when it has ``include/curand.h`` and a
     ``libcurand.so*`` in ``lib64``, ``lib`` or ``targets/*/lib``. When the root has only a
     versioned library (the wheel ships ``libcurand.so.10``), a ``libcurand.so`` symlink is
-    created in a user cache directory (``$XDG_CACHE_HOME`` or ``~/.cache``, then
-    ``brainsleep/curand/<hash>``), because ``-lcurand`` only finds unversioned names and the
-    wheel's directory may be read-only.
+    created in a user cache directory (``<cache root>/curand/<hash>``, the cache root being
+    ``$BRAINSLEEP_CACHE``, else ``$XDG_CACHE_HOME/brainsleep``, else ``~/.cache/brainsleep``),
+    because ``-lcurand`` only finds unversioned names and the wheel's directory may be
+    read-only. Directories holding the link must be private to this user (see
+    :func:`_ensure_link_dir`).
 
     Parameters
     ----------
@@ -260,7 +364,7 @@ def find_curand(
         ``site-packages/nvidia/*`` wheel directories.
     cache_dir : path-like, optional
         Where to create the symlink directory (default: the user cache, falling back to
-        the temporary directory).
+        a private directory in the temporary directory).
 
     Returns
     -------

@@ -94,7 +94,7 @@ def build_network(
 ) -> BrianNetwork:
     """Create the Brian2 objects (for whichever device is active) and the Network.
 
-    Values (weights, parameters, input) are set afterwards from :func:`value_assignments`
+    Values (weights, parameters, input) are set afterwards from :func:`run_values`
     (assigned directly on runtime, passed as ``run_args`` to a compiled binary).
     ``timed_contents`` gives the TimedArray contents (runtime cannot change them later);
     a standalone build leaves them zero and replaces them per run.
@@ -124,7 +124,7 @@ def build_network(
         reset=model.input.get("reset") or None,
         refractory=0 * b2.ms,  # gives lastspike, which on_post reads; no refractoriness
         namespace=namespace,
-        name="layer0",
+        name=input_name(),
     )
     inp.thresholder["spike"].when = "thresholds"
     inp.thresholder["spike"].order = 0
@@ -143,7 +143,7 @@ def build_network(
             reset=model.neuron["reset"],
             refractory=0 * b2.ms,
             namespace=namespace,
-            name=f"layer{layer}",
+            name=layer_name(layer),
         )
         decay = grp.run_regularly(model.neuron["decay_step"], when="start", name=f"decay{layer}")
         syn = b2.Synapses(
@@ -156,7 +156,7 @@ def build_network(
             # per-synapse arrays that Brian2 would store, load and write every run.
             delay={"pre": 0 * b2.ms, "post": 0 * b2.ms},
             namespace=namespace,
-            name=f"syn{layer}",
+            name=synapse_name(layer),
         )
         # All-to-all, presynaptic-major: synapse k = i * n_out + j (checked after runs).
         syn.connect()
@@ -173,9 +173,9 @@ def build_network(
     groups = [inp, *layers]
     monitors = {}
     for layer in spec.record_layers:
-        monitors[layer] = b2.SpikeMonitor(groups[layer], name=f"spikes{layer}")
+        monitors[layer] = b2.SpikeMonitor(groups[layer], name=monitor_name(layer))
         objects.append(monitors[layer])
-    net = b2.Network(*objects)
+    net = b2.Network(*objects, name="sleep_network")
     return BrianNetwork(net, inp, layers, synapses, monitors, timed)
 
 
@@ -198,28 +198,58 @@ def synapses_to_weights(values: np.ndarray, i: np.ndarray, j: np.ndarray, shape)
     return out
 
 
-def value_assignments(bn: BrianNetwork, weights, params, seed: int, inputs):
-    """Per-run values as ``(owner, variable name, value)`` triples.
+def input_name() -> str:
+    """Brian2 name of the input NeuronGroup (fixed, so compiled code never changes)."""
+    return "layer0"
 
-    Weights, parameters, the seed and the masked image; used as ``run_args`` by the
-    standalone devices and assigned directly on runtime. TimedArray contents come from
+
+def layer_name(layer: int) -> str:
+    """Brian2 name of the NeuronGroup of layer ``layer`` (1..L)."""
+    return f"layer{layer}"
+
+
+def synapse_name(layer: int) -> str:
+    """Brian2 name of the Synapses into layer ``layer`` (1..L)."""
+    return f"syn{layer}"
+
+
+def monitor_name(layer: int) -> str:
+    """Brian2 name of the SpikeMonitor of layer ``layer`` (0 = input)."""
+    return f"spikes{layer}"
+
+
+def run_values(n_layers: int, weights, params, seed: int, inputs) -> dict[str, object]:
+    """Per-run values keyed by ``"<object name>.<variable>"``.
+
+    Weights, parameters, the seed and the masked image: passed to a compiled binary as
+    run arguments and assigned directly on runtime. TimedArray contents come from
     :func:`timed_values`.
     """
     from .inputs import MaskedMeanImage
 
-    out = [(bn.input_group, "rescale", params.rescale), (bn.input_group, SEED_VARIABLE, seed)]
-    for k, (grp, syn) in enumerate(zip(bn.layers, bn.synapses, strict=True)):
-        out += [
-            (grp, "v_thresh", params.thresholds[k]),
-            (grp, "decay", params.decay),
-            (syn, "alpha", params.alphas[k]),
-            (syn, "inc", params.inc),
-            (syn, "dec", params.dec),
-            (syn, "w", weights_to_synapses(weights[k])),
-        ]
+    out: dict[str, object] = {
+        f"{input_name()}.rescale": params.rescale,
+        f"{input_name()}.{SEED_VARIABLE}": seed,
+    }
+    for k in range(n_layers):
+        grp, syn = layer_name(k + 1), synapse_name(k + 1)
+        out[f"{grp}.v_thresh"] = params.thresholds[k]
+        out[f"{grp}.decay"] = params.decay
+        out[f"{syn}.alpha"] = params.alphas[k]
+        out[f"{syn}.inc"] = params.inc
+        out[f"{syn}.dec"] = params.dec
+        out[f"{syn}.w"] = weights_to_synapses(weights[k])
     if isinstance(inputs, MaskedMeanImage):
-        out.append((bn.input_group, "mean_px", inputs.mean_image.ravel()))
+        out[f"{input_name()}.mean_px"] = inputs.mean_image.ravel()
     return out
+
+
+def assign_values(bn: BrianNetwork, values: dict[str, object]) -> None:
+    """Set :func:`run_values` on the objects of a runtime network."""
+    objects = {o.name: o for o in (bn.input_group, *bn.layers, *bn.synapses)}
+    for full_name, value in values.items():
+        owner, var = full_name.rsplit(".", 1)
+        setattr(objects[owner], var, value)
 
 
 def timed_values(inputs, seed: int) -> dict:

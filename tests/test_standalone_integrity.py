@@ -1,0 +1,216 @@
+"""A compiled build shared by many runs and processes never returns a wrong result.
+
+Every run reads inputs no other run can touch, any error the binary reports fails the
+call, and what comes back is checked before it is used (issue 10).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brainsleep.sleep import SleepParams, run_sleep
+
+REPO = Path(__file__).resolve().parents[1]
+HAVE_CXX = shutil.which("g++") is not None or shutil.which("c++") is not None
+pytestmark = [
+    pytest.mark.standalone,
+    pytest.mark.skipif(not HAVE_CXX, reason="no C++ compiler"),
+]
+SIZES = (40, 30, 20, 10)
+N_STEPS = 300
+
+
+def make_case():
+    rng = np.random.default_rng(7)
+    weights = [rng.uniform(-0.2, 0.5, (SIZES[k + 1], SIZES[k])) for k in range(len(SIZES) - 1)]
+    inputs = rng.random((N_STEPS, SIZES[0])) * 0.8
+    params = SleepParams(
+        max_rate=200.0, inc=0.01, dec=0.005, thresholds=[1.0] * 3, alphas=[1.0] * 3
+    )
+    return weights, inputs, params, 3
+
+
+def save_case(path: Path, weights, inputs, params, seed) -> None:
+    np.savez(
+        path,
+        n_layers=len(weights),
+        **{f"w{k}": w for k, w in enumerate(weights)},
+        inputs=inputs,
+        max_rate=params.max_rate,
+        inc=params.inc,
+        dec=params.dec,
+        thresholds=np.asarray(params.thresholds),
+        alphas=np.asarray(params.alphas),
+        seed=seed,
+    )
+
+
+@pytest.fixture(scope="module")
+def build_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("builds")
+
+
+@pytest.fixture(scope="module")
+def solo(build_root):
+    weights, inputs, params, seed = make_case()
+    return run_sleep(
+        weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root
+    )
+
+
+def test_solo_result_is_sane(solo):
+    counts = np.bincount(solo.spikes["layer"].values, minlength=len(SIZES))
+    assert (counts > 0).all(), counts  # every layer fires: zero spikes would hide a fault
+
+
+@pytest.mark.slow
+def test_parallel_reruns_of_one_build_are_bit_identical(solo, build_root, tmp_path):
+    """N processes x M reruns, identical inputs: each result equals the solo run."""
+    n_proc, m = 3, 6
+    case = tmp_path / "case.npz"
+    save_case(case, *make_case())
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.standalone_worker",
+                str(case),
+                str(build_root),
+                str(tmp_path / f"p{p}"),
+                str(m),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        for p in range(n_proc)
+    ]
+    logs = [proc.communicate(timeout=600)[0].decode(errors="replace") for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), logs
+    errors = sorted(tmp_path.glob("*.err"))
+    assert not errors, errors[0].read_text()
+    results = sorted(tmp_path.glob("p*-*.npz"))
+    assert len(results) == n_proc * m
+    for path in results:
+        with np.load(path) as z:
+            for k, w in enumerate(solo.weights):
+                np.testing.assert_array_equal(z[f"w{k}"], w, err_msg=path.name)
+            for var in ("layer", "neuron", "step"):
+                np.testing.assert_array_equal(z[var], solo.spikes[var].values, err_msg=path.name)
+
+
+def _build_dirs(build_root: Path) -> list[Path]:
+    return [p for p in Path(build_root).iterdir() if p.is_dir() and (p / "main").exists()]
+
+
+def test_stale_shared_input_file_is_never_read(solo, build_root):
+    """A truncated run-argument file left in the build (a run killed while writing it,
+    or another run's file) must not be read by a later run with the same inputs."""
+    from hashlib import md5
+
+    from brainsleep.sleep.network import weights_to_synapses
+
+    weights, inputs, params, seed = make_case()
+    for build in _build_dirs(build_root):
+        static = build / "static_arrays"
+        static.mkdir(exist_ok=True)
+        for k, w in enumerate(weights, start=1):
+            data = weights_to_synapses(w)
+            name = f"init_syn{k}_w_{md5(data.data).hexdigest()}.dat"
+            (static / name).write_bytes(data.tobytes()[:16])  # truncated
+        x = np.asarray(inputs, dtype=np.float64)
+        (static / f"init_x_in_values_{md5(x.data).hexdigest()}.dat").write_bytes(b"")
+    res = run_sleep(
+        weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root
+    )
+    for w, w_solo in zip(res.weights, solo.weights, strict=True):
+        np.testing.assert_array_equal(w, w_solo)
+    np.testing.assert_array_equal(res.spikes["step"].values, solo.spikes["step"].values)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "remove"])
+def test_damaged_input_file_is_an_error_never_a_result(solo, build_root, monkeypatch, damage):
+    """The binary prints "Error reading ..." and exits 0: the call must still fail."""
+    from brainsleep.sleep import standalone
+
+    original = standalone.StandaloneBuild._write_args
+
+    def write_then_damage(self, values, timed, args_dir):
+        args = original(self, values, timed, args_dir)
+        victim = Path(next(a for a in args if a.startswith("syn2.w=")).split("=", 1)[1])
+        if damage == "truncate":
+            victim.write_bytes(victim.read_bytes()[:100])
+        else:
+            victim.unlink()
+        return args
+
+    monkeypatch.setattr(standalone.StandaloneBuild, "_write_args", write_then_damage)
+    weights, inputs, params, seed = make_case()
+    with pytest.raises(standalone.CompiledRunError, match="syn2"):
+        run_sleep(
+            weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root
+        )
+
+
+def test_missing_output_file_is_an_error(solo, build_root, monkeypatch):
+    """A result file the binary did not write (or a truncated one) is never read as zeros."""
+    from brainsleep.sleep import standalone
+
+    original = standalone.StandaloneBuild._execute
+
+    def execute_then_damage(self, args, results, with_output):
+        lines = original(self, args, results, with_output)
+        victim = next(p for p in results.iterdir() if p.name.startswith("_dynamic_array_syn1_w"))
+        victim.write_bytes(victim.read_bytes()[:-8])
+        return lines
+
+    monkeypatch.setattr(standalone.StandaloneBuild, "_execute", execute_then_damage)
+    weights, inputs, params, seed = make_case()
+    with pytest.raises(standalone.CompiledRunError, match="syn1.w"):
+        run_sleep(
+            weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root
+        )
+
+
+def test_published_build_is_complete_and_runs_leave_nothing(solo, build_root):
+    """One published directory per structure with its manifest; no run or temp dirs left."""
+    from brainsleep.sleep.standalone import MANIFEST
+
+    builds = _build_dirs(build_root)
+    assert len(builds) == 1
+    assert (builds[0] / MANIFEST).is_file()
+    leftovers = [
+        p.name for p in Path(build_root).iterdir() if p.name.startswith((".building", ".trash"))
+    ]
+    assert not leftovers
+    assert not list((Path(build_root) / "runs").iterdir())
+
+
+def test_incomplete_build_directory_is_rebuilt_not_used(build_root, tmp_path):
+    """A build directory without its manifest (a killed build of an older version) is
+    replaced, never run."""
+    from brainsleep.sleep.standalone import MANIFEST
+
+    root = tmp_path / "builds"
+    weights, inputs, params, seed = make_case()
+    first = run_sleep(weights, inputs, params, device="cpp_standalone", seed=seed, build_root=root)
+    (build,) = _build_dirs(root)
+    (build / MANIFEST).unlink()
+    (build / "main").write_bytes(b"not a binary")
+    from brainsleep.sleep import standalone
+
+    standalone._OPENED.clear()
+    again = run_sleep(weights, inputs, params, device="cpp_standalone", seed=seed, build_root=root)
+    for a, b in zip(first.weights, again.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert (build / MANIFEST).is_file()
