@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +215,57 @@ def test_incomplete_build_directory_is_rebuilt_not_used(build_root, tmp_path):
     for a, b in zip(first.weights, again.weights, strict=True):
         np.testing.assert_array_equal(a, b)
     assert (build / MANIFEST).is_file()
+
+
+def test_interrupted_compile_says_so_and_publishes_nothing(tmp_path, monkeypatch):
+    """Ctrl-C during the first compile: a KeyboardInterrupt that says what happened and
+    that a rerun compiles again; no build, no half-built directory left."""
+    from brainsleep.sleep import standalone
+
+    class InterruptedPopen:
+        def __init__(self, *args, **kwargs):
+            self.returncode = None
+
+        def communicate(self):
+            raise KeyboardInterrupt
+
+        def kill(self):
+            pass
+
+        def wait(self):
+            return -2
+
+    fake = types.SimpleNamespace(
+        Popen=InterruptedPopen,
+        PIPE=subprocess.PIPE,
+        STDOUT=subprocess.STDOUT,
+        run=subprocess.run,
+        SubprocessError=subprocess.SubprocessError,
+    )
+    monkeypatch.setattr(standalone, "subprocess", fake)  # only make is interrupted
+    weights, inputs, params, seed = make_case()
+    root = tmp_path / "builds"
+    with pytest.raises(KeyboardInterrupt, match="interrupted while compiling.*rerunning"):
+        run_sleep(weights, inputs[:5], params, device="cpp_standalone", seed=seed, build_root=root)
+    assert not [p for p in root.iterdir() if p.is_dir() and p.name != "runs"]
+
+
+def test_leftovers_of_killed_builds_and_runs_are_cleaned(solo, build_root):
+    """A half-built directory and a run directory whose owners died are removed by the
+    next process that uses the cache; the published build stays."""
+    from brainsleep.sleep import standalone
+
+    (build,) = _build_dirs(build_root)
+    half = Path(build_root) / f".building-{build.name}-deadbeef"
+    (half / "code_objects").mkdir(parents=True)
+    dead_run = Path(build_root) / "runs" / "otherhost-1-abcdef"
+    (dead_run / "args").mkdir(parents=True)
+    standalone._CLEANED_ROOTS.clear()
+    standalone._OPENED.clear()
+    weights, inputs, params, seed = make_case()
+    res = run_sleep(
+        weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root
+    )
+    assert not half.exists() and not dead_run.exists()
+    assert _build_dirs(build_root) == [build]
+    np.testing.assert_array_equal(res.weights[0], solo.weights[0])
