@@ -15,7 +15,7 @@ Devices: ``"reference"`` (the numpy oracle), ``"runtime"`` (Brian2 in-process),
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -202,9 +202,13 @@ def run_sleep(
         else:
             from .devices import run_standalone
 
+            # One build serves "none" and "hidden" (search trials and the final sleep):
+            # hidden layers are always recorded in the binary, kept only when asked for.
+            hidden = set(range(1, len(ws) + 1))
+            build_spec = replace(spec, record_layers=tuple(sorted(hidden | set(record))))
             new_w, spikes, info = run_standalone(
                 sleep_model,
-                spec,
+                build_spec,
                 device,
                 ws,
                 inputs,
@@ -214,6 +218,7 @@ def run_sleep(
                 build_root,
                 with_output=progress,
             )
+            spikes = [s if layer in record else None for layer, s in enumerate(spikes)]
         info["run_seconds_total"] = time.perf_counter() - start
     _check_result_weights(new_w, ws, sleep_model)
     attrs = {
