@@ -540,14 +540,28 @@ def make_subset(
     val_fraction : float
         Share of the budget for validation (taken out of the budget, not added).
     seed : int
-        One seed for both draws (the validation draw uses an independent stream).
+        One seed for both draws (the validation draw uses an independent stream), an
+        integer in ``0 .. MAX_SEED`` (the range the sleep engine takes).
     count : int, optional
         Absolute budget instead of ``fraction``.
 
     Returns
     -------
     Subset
+
+    Raises
+    ------
+    ValueError
+        A seed outside ``0 .. MAX_SEED``, or a budget or split that cannot be drawn.
     """
+    from brainsleep.sleep.params import MAX_SEED  # here: keeps this module light
+
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, int | np.integer)
+        or not (0 <= seed <= MAX_SEED)
+    ):
+        raise ValueError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
     labels = _as_labels(labels)
     canon = format_imbalance(imbalance) if imbalance is not None else "none"
     if canon == "none":

@@ -269,3 +269,36 @@ def test_leftovers_of_killed_builds_and_runs_are_cleaned(solo, build_root):
     assert not half.exists() and not dead_run.exists()
     assert _build_dirs(build_root) == [build]
     np.testing.assert_array_equal(res.weights[0], solo.weights[0])
+
+
+NAN_MODEL_EDIT = ("w += pre_fired * inc * g - (1 - pre_fired) * dec * g", "w += sqrt(-1 - w * w)")
+
+
+@pytest.mark.parametrize("device", ["runtime", "cpp_standalone"])
+def test_model_producing_nan_weights_names_the_layer(device, build_root, tmp_path):
+    """A rule whose update gives NaN: the call says so and in which layer, on every device
+    (before: "synapses do not cover every (post, pre) pair; network corrupt")."""
+    import hashlib
+
+    from brainsleep.sleep import model as model_files
+
+    src = (REPO / "models" / "src.py").read_text()
+    assert NAN_MODEL_EDIT[0] in src
+    path = tmp_path / "nan_rule.py"
+    path.write_text(src.replace(*NAN_MODEL_EDIT))
+    with pytest.raises(ValueError, match=r"NaN/inf weights in layer 1"):
+        model_files.load_model(path)  # the model check runs it on a tiny network
+    # The engine itself, given the unchecked model, says the same on this device.
+    source = path.read_bytes()
+    unchecked = model_files._load(path, source, hashlib.sha256(source).hexdigest())
+    weights, inputs, params, seed = make_case()
+    with pytest.raises(ValueError, match=r"NaN/inf weights in layer 1"):
+        run_sleep(weights, inputs[:20], params, device=device, seed=seed, model=unchecked,
+                  build_root=build_root)  # fmt: skip
+
+
+def test_seed_range_is_the_same_on_every_device():
+    weights, inputs, params, _ = make_case()
+    for device in ("reference", "runtime", "cpp_standalone"):
+        with pytest.raises(ValueError, match="seed must be an integer in 0..2147483647"):
+            run_sleep(weights, inputs[:3], params, device=device, seed=2**31)

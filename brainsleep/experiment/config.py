@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
+import numbers
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from brainsleep.data import KNOWN_DATASETS
 from brainsleep.sleep import DEVICES, SleepParams, load_model, preset_names
-from brainsleep.subsets import format_imbalance, parse_imbalance
+from brainsleep.sleep.model import resolve_model_path
+from brainsleep.sleep.params import MAX_SEED
+from brainsleep.subsets import format_imbalance, make_subset, parse_imbalance
 
 STAGES = ("baseline", "sleep", "sleep_finetune", "finetune_only", "strong")
 # Fields that change no result: left out of the fingerprint that guards a results dir.
 NON_SEMANTIC = ("out", "progress", "data_dir", "build_root")
+# Spike steps are stored as int32 (docs/formats.md); Brian2 indexes synapses with int32.
+MAX_SLEEP_STEPS = 2**31 - 1
+MAX_SYNAPSES_PER_LAYER = 2**31 - 1
+# Brian2 preferences naming a code generation target (validated only when first used).
+TARGET_PREFS = ("codegen.target", "codegen.string_expression_target")
+N_PIXELS, N_CLASSES = 784, 10  # MNIST and Fashion-MNIST: 28 x 28 images, 10 classes
 
 
 class ConfigError(ValueError):
@@ -82,14 +93,47 @@ def parse_prefs(items: list[str] | None) -> dict:
     return out
 
 
+def _non_finite(value, where: str = "") -> list[tuple[str, float]]:
+    """(place, value) of every NaN or infinite number inside parsed JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(where, value)]
+    if isinstance(value, dict):
+        return [x for k, v in value.items() for x in _non_finite(v, f"{where}.{k}".lstrip("."))]
+    if isinstance(value, list):
+        return [x for k, v in enumerate(value) for x in _non_finite(v, f"{where}[{k}]")]
+    return []
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def load_sleep_params_file(path: str) -> dict:
-    """Read ``--sleep-params FILE`` (JSON: max_rate, inc, dec, thresholds, alpha_scale)."""
+    """Read ``--sleep-params FILE`` (JSON: max_rate, inc, dec, thresholds, alpha_scale).
+
+    Parameters
+    ----------
+    path : str
+        The JSON file; ``decay`` and ``dt`` are optional keys.
+
+    Returns
+    -------
+    dict
+        The parameter set, as in ``models/presets.py``.
+
+    Raises
+    ------
+    ConfigError
+        Missing file, bad JSON, missing or unknown keys, NaN or infinity anywhere (Python's
+        json reads ``NaN``), a value that is not a number, a negative ``alpha_scale`` or
+        rate, a threshold <= 0; the message names the field.
+    """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"--sleep-params {path}: no such file")
     try:
         d = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--sleep-params {path}: not valid JSON ({exc})") from exc
     need = {"max_rate", "inc", "dec", "thresholds", "alpha_scale"}
     if not isinstance(d, dict) or not need <= set(d):
@@ -97,13 +141,29 @@ def load_sleep_params_file(path: str) -> dict:
     extra = set(d) - need - {"decay", "dt"}
     if extra:
         raise ConfigError(f"--sleep-params {path}: unknown keys {sorted(extra)}")
+    bad = _non_finite(d)
+    if bad:
+        where, value = bad[0]
+        raise ConfigError(f"--sleep-params {path}: {where} is {value}; give finite numbers")
+    for key in sorted(set(d) - {"thresholds"}):
+        if not _is_number(d[key]):
+            raise ConfigError(f"--sleep-params {path}: {key} must be a number, got {d[key]!r}")
+    thresholds = d["thresholds"]
+    if not isinstance(thresholds, list) or not all(_is_number(t) for t in thresholds):
+        raise ConfigError(
+            f"--sleep-params {path}: thresholds must be a list of numbers, one per weight layer"
+        )
+    if d["alpha_scale"] < 0:
+        raise ConfigError(
+            f"--sleep-params {path}: alpha_scale must be >= 0, got {d['alpha_scale']}"
+        )
     try:
         SleepParams(
             max_rate=d["max_rate"],
             inc=d["inc"],
             dec=d["dec"],
-            thresholds=d["thresholds"],
-            alphas=[1.0] * len(d["thresholds"]),
+            thresholds=thresholds,
+            alphas=[1.0] * len(thresholds),
             **{k: d[k] for k in ("decay", "dt") if k in d},
         )
     except (ValueError, TypeError) as exc:
@@ -111,31 +171,222 @@ def load_sleep_params_file(path: str) -> dict:
     return d
 
 
+def _physical_memory() -> int | None:
+    """Bytes of RAM of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB"
+
+
+def _check_sizes(cfg: ExperimentConfig) -> None:
+    """Refuse networks, sleep lengths and searches that the engine cannot hold."""
+    import sys
+
+    from .search import Candidate
+
+    sizes = (N_PIXELS, *cfg.hidden, N_CLASSES)
+    synapses = [a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    if cfg.device != "reference" and max(synapses) > MAX_SYNAPSES_PER_LAYER:
+        k = synapses.index(max(synapses))
+        raise ConfigError(
+            f"--hidden {' '.join(map(str, cfg.hidden))}: weight layer {k + 1} has "
+            f"{synapses[k]} synapses, more than Brian2's int32 limit {MAX_SYNAPSES_PER_LAYER}"
+        )
+    if cfg.sleep_steps > MAX_SLEEP_STEPS:
+        raise ConfigError(
+            f"--sleep-steps {cfg.sleep_steps} is above {MAX_SLEEP_STEPS}, the most the engine "
+            "records (spike steps are int32)"
+        )
+    # Lower bounds only: float64 sleep + float32 torch weights, two int32 window offsets
+    # per sleep step, one object per search trial.
+    candidate = sys.getsizeof(Candidate(0.0, 0.0, 0.0, (), 0.0))
+    needs = {
+        "--hidden": 12 * sum(synapses),
+        "--sleep-steps": 8 * cfg.sleep_steps,
+        "--search": candidate * cfg.search,
+    }
+    memory = _physical_memory()
+    if memory and sum(needs.values()) > memory:
+        flag = max(needs, key=needs.get)
+        value = {"--hidden": " ".join(map(str, cfg.hidden))}.get(flag)
+        value = value or str(cfg.sleep_steps if flag == "--sleep-steps" else cfg.search)
+        raise ConfigError(
+            f"{flag} {value}: needs at least {_gib(sum(needs.values()))} of memory, "
+            f"this machine has {_gib(memory)}"
+        )
+
+
+def _check_writable_dir(path: Path, flag: str) -> None:
+    """``path`` is a writable directory, or can be created as one."""
+    p = path.expanduser()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise ConfigError(f"{flag} {path}: {p} is not a directory")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: {p} is not writable")
+
+
+def _check_prefs(cfg: ExperimentConfig) -> None:
+    """Every ``--pref`` names a Brian2 preference and has a value Brian2 accepts."""
+    if not cfg.prefs:
+        return
+    if cfg.device == "reference":
+        key = next(iter(cfg.prefs))
+        raise ConfigError(
+            f"--pref {key}: Brian2 preferences have no effect on the reference device "
+            "(a numpy oracle); drop --pref or pick a Brian2 device"
+        )
+    import brian2
+    from brian2.core.preferences import PreferenceError
+
+    for key, value in cfg.prefs.items():
+        if key.startswith("devices.cuda_standalone") and key not in brian2.prefs:
+            try:
+                import brian2cuda  # noqa: F401  registers its preferences
+            except ImportError:
+                pass
+        if key not in brian2.prefs:
+            close = difflib.get_close_matches(key, list(brian2.prefs), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"--pref {key}: unknown Brian2 preference{hint}")
+        old = brian2.prefs[key]
+        try:
+            brian2.prefs[key] = value  # Brian2's own validator; restored at once
+            if key in TARGET_PREFS and value != "auto":
+                # Brian2 accepts any string here and fails at the first run: ask the
+                # runtime device to resolve it now, as it will then.
+                from brian2.devices.device import runtime_device
+
+                runtime_device.code_object_class(fallback_pref=key)
+        except (PreferenceError, TypeError, ValueError) as exc:
+            raise ConfigError(f"--pref {key}={json.dumps(value, default=str)}: {exc}") from None
+        finally:
+            brian2.prefs[key] = old
+
+
+def _training_labels(name: str, data_dir: str | None):
+    """``(labels, exact)``: the training labels of a data set, read (labels only) from
+    ``data_dir`` or the cache (exact); else labels of the official size with equal
+    classes (not exact); ``(None, False)`` when unknown."""
+    import numpy as np
+
+    from brainsleep import data
+
+    try:
+        spec = data._SPECS[name]
+        if data_dir is not None:
+            _, paths = data._find_in_dir(Path(data_dir).expanduser(), spec)
+            candidates = [paths["train_labels"]]
+        else:
+            root = data.default_cache_dir() / spec.name
+            candidates = data._cache_candidates(root, "train_labels")
+        for path in candidates:
+            if path.is_file():
+                labels = data.read_idx(path)
+                return (labels, True) if labels.ndim == 1 and labels.size else (None, False)
+        if data_dir is not None:
+            return None, False
+        return np.arange(spec.n_train) % N_CLASSES, False
+    except (AttributeError, KeyError, OSError, ValueError, data.DataUnavailableError):
+        return None, False  # missing or malformed files: load_data reports them
+
+
+def _check_subsets(cfg: ExperimentConfig) -> None:
+    """Draw every cell's subset on the labels alone: a fraction, imbalance or validation
+    split that gives a class no example is refused now, not after loading the images."""
+    for name in cfg.datasets:
+        labels, exact = _training_labels(name, cfg.data_dir)
+        if labels is None:
+            continue
+        mode, val_fraction = cfg.subset, cfg.val_fraction
+        if not exact and mode != "stratified":
+            # Without the real labels only the budget's size can be checked (a random or
+            # first-N draw depends on their order); stratified counts depend on it alone.
+            mode, val_fraction = "stratified", 0.0
+        # Only a random draw depends on the seed.
+        seeds = cfg.seeds if mode == "random" else cfg.seeds[:1]
+        for f in cfg.fractions:
+            for seed in seeds:
+                try:
+                    make_subset(
+                        labels,
+                        f,
+                        mode=mode,
+                        imbalance=None if cfg.imbalance == "none" else cfg.imbalance,
+                        val_fraction=val_fraction,
+                        seed=seed,
+                    )
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"--fractions {f} on {name} ({len(labels)} training images, "
+                        f"--subset {cfg.subset}, seed {seed}): {exc}"
+                    ) from None
+
+
+def _check_unique(flag: str, values, key=lambda v: v) -> None:
+    seen: dict = {}
+    for v in values:
+        if key(v) in seen:
+            same = (
+                "is given twice" if seen[key(v)] == v else f"and {seen[key(v)]} name the same cell"
+            )
+            raise ConfigError(f"{flag}: {v} {same}")
+        seen[key(v)] = v
+
+
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Check every field; raise ConfigError (one line) on the first problem."""
+    """Check every field; raise ConfigError (one line) on the first problem.
+
+    Everything that could fail later is checked here, before data loading, training or
+    compiling: cheap checks first, then Brian2 preferences, the model file (loaded once
+    and checked with a trial run, see :func:`brainsleep.sleep.load_model`) and the
+    subsets, drawn on the training labels alone.
+    """
     aliases = {"fashion_mnist": "fashion-mnist", "fmnist": "fashion-mnist"}
     cfg.datasets = [aliases.get(d.lower(), d.lower()) for d in cfg.datasets]
     for d in cfg.datasets:
         if d not in KNOWN_DATASETS:
             raise ConfigError(f"unknown dataset {d!r}; known: {', '.join(KNOWN_DATASETS)}")
+    _check_unique("--dataset", cfg.datasets)
     if not cfg.fractions:
         raise ConfigError("--fractions: give at least one fraction in (0, 1]")
     for f in cfg.fractions:
-        if not (isinstance(f, int | float) and math.isfinite(f) and 0 < f <= 1):
+        if not (_is_number(f) and math.isfinite(f) and 0 < f <= 1):
             raise ConfigError(f"fraction {f} is outside (0, 1]")
+    _check_unique("--fractions", cfg.fractions, key=lambda f: f"{f:g}")  # the cell name
     if cfg.subset not in ("stratified", "random", "first"):
         raise ConfigError(f"--subset {cfg.subset!r}: choose stratified, random or first")
+    if not isinstance(cfg.imbalance, str) or not cfg.imbalance.strip():
+        raise ConfigError(f"--imbalance {cfg.imbalance!r}: give a spec like 5-9:0.1, or none")
     try:
-        cfg.imbalance = format_imbalance(parse_imbalance(cfg.imbalance or "none"))
+        cfg.imbalance = format_imbalance(parse_imbalance(cfg.imbalance))
     except ValueError as exc:
         raise ConfigError(f"--imbalance: {exc}") from exc
     if cfg.imbalance != "none" and cfg.subset != "stratified":
         raise ConfigError("--imbalance needs --subset stratified")
-    if not cfg.seeds or any(s < 0 for s in cfg.seeds):
-        raise ConfigError("--seeds: give non-negative integers")
-    if not 0 <= cfg.val_fraction < 1:
+    if not cfg.seeds:
+        raise ConfigError(f"--seeds: give integers in 0..{MAX_SEED}")
+    for seed in cfg.seeds:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ConfigError(f"--seeds {seed!r}: seeds are integers in 0..{MAX_SEED}")
+        if not 0 <= seed <= MAX_SEED:
+            raise ConfigError(
+                f"--seeds {seed}: seeds are integers in 0..{MAX_SEED} (the engine's int32 seed)"
+            )
+    _check_unique("--seeds", cfg.seeds)
+    if not (_is_number(cfg.val_fraction) and 0 <= cfg.val_fraction < 1):
         raise ConfigError(f"--val-fraction {cfg.val_fraction} must be in [0, 1)")
-    if not cfg.hidden or any(h < 1 for h in cfg.hidden):
+    if not cfg.hidden or any(
+        isinstance(h, bool) or not isinstance(h, numbers.Integral) for h in cfg.hidden
+    ):
+        raise ConfigError("--hidden: give positive integer layer widths")
+    if any(h < 1 for h in cfg.hidden):
         raise ConfigError("--hidden: give positive layer widths")
     from brainsleep.ann import RECIPES
 
@@ -146,10 +397,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if cfg.device not in DEVICES:
         raise ConfigError(f"unknown device {cfg.device!r}; known: {', '.join(DEVICES)}")
     try:
-        cfg.model = str(load_model(cfg.model).path)
+        model_path = resolve_model_path(cfg.model)
     except ValueError as exc:
         raise ConfigError(f"--model: {exc}") from exc
-    if cfg.device == "reference" and Path(cfg.model).stem != "src":
+    if cfg.device == "reference" and model_path.stem != "src":
         raise ConfigError("--device reference implements only models/src.py; pick a Brian2 device")
     if cfg.sleep_params is None and cfg.sleep_preset not in preset_names():
         raise ConfigError(
@@ -176,6 +427,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError("--finetune-epochs must be >= 0")
     if cfg.record_spikes not in ("none", "hidden", "all"):
         raise ConfigError("--record-spikes: choose none, hidden or all")
+    _check_sizes(cfg)
+    if cfg.device in ("cpp_standalone", "cuda_standalone"):
+        from brainsleep.sleep.devices import default_build_root
+
+        root = Path(cfg.build_root) if cfg.build_root else default_build_root()
+        _check_writable_dir(root, "--build-root")
     if cfg.device == "cpp_standalone":
         from brainsleep.sleep.devices import DeviceUnavailableError, check_toolchain
 
@@ -183,4 +440,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
             check_toolchain("cpp_standalone")
         except DeviceUnavailableError as exc:
             raise ConfigError(str(exc)) from exc
+    _check_prefs(cfg)
+    try:
+        cfg.model = str(load_model(model_path).path)  # executed once, checked, trial-run
+    except ValueError as exc:
+        raise ConfigError(f"--model: {exc}") from exc
+    _check_subsets(cfg)
     return cfg

@@ -23,13 +23,14 @@ import xarray as xr
 
 from .inputs import MaskedMeanImage, check_inputs
 from .model import SleepModel, load_model
-from .params import SleepParams, from_preset, preset_names
+from .params import MAX_SEED, SleepParams, from_preset, preset_names
 from .spikes import load_spikes, make_spike_dataset, save_spikes, spike_counts
 
 DEVICES = ("reference", "runtime", "cpp_standalone", "cuda_standalone")
 
 __all__ = [
     "DEVICES",
+    "MAX_SEED",
     "MaskedMeanImage",
     "SleepModel",
     "SleepParams",
@@ -166,8 +167,8 @@ def run_sleep(
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     if not isinstance(params, SleepParams):
         raise ValueError(f"params must be a SleepParams, got {type(params).__name__}")
-    if not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(seed, int | np.integer) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer in 0..{MAX_SEED} on every device, got {seed!r}")
     seed = int(seed)
     ws = _check_weights(weights)
     if params.n_layers != len(ws):

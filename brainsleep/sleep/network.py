@@ -191,10 +191,14 @@ def weights_to_synapses(w: np.ndarray) -> np.ndarray:
 
 def synapses_to_weights(values: np.ndarray, i: np.ndarray, j: np.ndarray, shape) -> np.ndarray:
     """Synapse values with their (i, j) -> ANN weight matrix (n_out, n_in)."""
-    out = np.full(shape, np.nan)
+    # Coverage is tracked apart from the values: a NaN weight is the model's doing (and
+    # reported as such by run_sleep), not a missing synapse.
+    out = np.zeros(shape)
+    covered = np.zeros(shape, dtype=bool)
     out[j, i] = values
-    if np.isnan(out).any():
-        raise RuntimeError("synapses do not cover every (post, pre) pair; network corrupt")
+    covered[j, i] = True
+    if not covered.all() or len(values) != covered.size:
+        raise RuntimeError("synapses do not cover every (post, pre) pair once; network corrupt")
     return out
 
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 from models.presets import DECAY, DT, PRESETS
+
+#: Largest seed the engine takes: Brian2's compiled devices keep it in an int32 variable.
+#: Seeds are integers in ``0 .. MAX_SEED`` everywhere (command line, subsets, sleep).
+MAX_SEED = 2**31 - 1
+
+
+def _is_number(value) -> bool:
+    """A real number (int, float or numpy scalar), not a bool or a string."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -20,13 +30,21 @@ class SleepParams:
     inc, dec : float
         Potentiation and depression rates of the Hebbian rule.
     thresholds : sequence of float
-        Firing threshold of each weight layer's output neurons (beta_l).
+        Firing threshold of each weight layer's output neurons (beta_l), each > 0.
     alphas : sequence of float
-        Scale of each weight layer's input (normalisation alpha times alpha_scale).
+        Scale of each weight layer's input (normalisation alpha times alpha_scale),
+        each >= 0.
     decay : float
         Multiplicative decay of the membrane potential per step.
     dt : float
         Time step in seconds.
+
+    Raises
+    ------
+    ValueError
+        A value that is not a finite number, a negative rate or alpha, a threshold or
+        dt <= 0, no layers, or unequal numbers of thresholds and alphas; the message
+        names the field.
     """
 
     max_rate: float
@@ -38,8 +56,17 @@ class SleepParams:
     dt: float = DT
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "thresholds", tuple(float(v) for v in self.thresholds))
-        object.__setattr__(self, "alphas", tuple(float(v) for v in self.alphas))
+        for name in ("thresholds", "alphas"):
+            values = getattr(self, name)
+            if isinstance(values, str) or not hasattr(values, "__iter__"):
+                raise ValueError(
+                    f"SleepParams.{name} must be a sequence of numbers, got {values!r}"
+                )
+            values = tuple(values)
+            bad = [v for v in values if not _is_number(v)]
+            if bad:
+                raise ValueError(f"SleepParams.{name} must hold numbers, got {bad[0]!r}")
+            object.__setattr__(self, name, tuple(float(v) for v in values))
         scalars = {
             "max_rate": self.max_rate,
             "inc": self.inc,
@@ -62,6 +89,12 @@ class SleepParams:
                 raise ValueError(f"SleepParams.{name} is empty: give one value per weight layer")
             if not all(math.isfinite(v) for v in values):
                 raise ValueError(f"SleepParams.{name} contains NaN or inf: {values}")
+        for k, v in enumerate(self.thresholds):
+            if v <= 0:
+                raise ValueError(f"SleepParams.thresholds[{k}] must be > 0, got {v}")
+        for k, v in enumerate(self.alphas):
+            if v < 0:
+                raise ValueError(f"SleepParams.alphas[{k}] must be >= 0, got {v}")
         if len(self.thresholds) != len(self.alphas):
             raise ValueError(
                 f"SleepParams has {len(self.thresholds)} thresholds but {len(self.alphas)} "
