@@ -221,30 +221,30 @@ def _enable_profiling(sink: list) -> None:
     """Diagnostics only: build with Brian2's per-code-object profiling and keep its report.
 
     The engine runs ``net.run`` without ``profile``; this worker patches ``Network.run`` to
-    pass ``profile=True`` and copies ``profiling_info.txt`` before the engine deletes the
-    run's results directory. It uses a separate build root, so the profiled binary never
-    replaces the normal one in the cache.
+    pass ``profile=True`` and copies ``profiling_info.txt`` from the run's private results
+    directory before the engine deletes it. It uses a separate build root, so the profiled
+    binary never replaces the normal one in the cache.
     """
     import brian2
-    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+
+    from brainsleep.sleep.standalone import StandaloneBuild
 
     orig_net_run = brian2.Network.run
-    orig_dev_run = CPPStandaloneDevice.run
+    orig_read = StandaloneBuild._read_results
 
     def net_run(self, *args, **kwargs):
         kwargs["profile"] = True
         return orig_net_run(self, *args, **kwargs)
 
-    def dev_run(self, *args, **kwargs):
-        out = orig_dev_run(self, *args, **kwargs)
-        fname = os.path.join(self.results_dir, "profiling_info.txt")
+    def read_results(self, results, spec, output):
+        fname = os.path.join(results, "profiling_info.txt")
         if os.path.exists(fname):
             with open(fname) as f:
                 sink.append(f.read())
-        return out
+        return orig_read(self, results, spec, output)
 
     brian2.Network.run = net_run
-    CPPStandaloneDevice.run = dev_run
+    StandaloneBuild._read_results = read_results
 
 
 def worker(spec: dict) -> dict:
