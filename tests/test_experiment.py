@@ -128,12 +128,13 @@ def check_analysis_of(out: Path) -> None:
 
 
 @pytest.mark.standalone
-def test_search_reuses_one_binary_and_records_history(data_dir, build_root, tmp_path):
+def test_multi_cell_search_compiles_once_and_records_history(data_dir, build_root, tmp_path):
     from brainsleep.sleep import devices
 
     out = tmp_path / "search"
     before = devices.BUILD_COUNT["codegen"]
     args = ["--device", "cpp_standalone", "--search", "3", "--record-spikes", "hidden"]
+    args += ["--seeds", "0", "1"]  # two cells
     assert main(argv(data_dir, out, tmp_path / "fresh_builds", *args)) == 0
     cell = out / "cells" / "mnist_f0.5_none_s0"
     hist = pd.read_csv(cell / "search.csv")
@@ -145,7 +146,9 @@ def test_search_reuses_one_binary_and_records_history(data_dir, build_root, tmp_
     assert chosen["max_rate"] == pytest.approx(best_trial["max_rate"])
     used = json.loads((cell / "sleep_params.json").read_text())["params"]
     assert used["max_rate"] == pytest.approx(chosen["max_rate"])
-    # three trials (no spikes kept) and the final sleep (hidden spikes) share one build
+    assert (out / "cells" / "mnist_f0.5_none_s1" / "done.json").is_file()
+    # two cells x (three trials without spikes + the final sleep with hidden spikes):
+    # one code generation, one compile
     assert devices.BUILD_COUNT["codegen"] - before == 1
 
 
