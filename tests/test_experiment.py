@@ -140,14 +140,17 @@ def test_multi_cell_search_compiles_once_and_records_history(data_dir, build_roo
     hist = pd.read_csv(cell / "search.csv")
     assert list(hist["trial"]) == [0, 1, 2]
     assert hist.loc[0, "max_rate"] == pytest.approx(239.515363)  # trial 0 = the preset
-    assert hist["val_accuracy"].between(0, 1).all()
+    assert (hist["state"] == "COMPLETE").all() and hist["score"].between(0, 1).all()
+    assert (hist["score_name"] == "val_accuracy").all()  # a balanced subset
+    assert hist["spikes_layer1"].notna().all() and (hist["seconds"] > 0).all()
+    assert (cell / "search.journal").is_file()
     chosen = json.loads((cell / "search.json").read_text())["best"]
-    best_trial = hist.loc[hist["val_accuracy"].idxmax()]
+    best_trial = hist.loc[hist["score"].idxmax()]  # the lowest trial on ties
     assert chosen["max_rate"] == pytest.approx(best_trial["max_rate"])
     used = json.loads((cell / "sleep_params.json").read_text())["params"]
     assert used["max_rate"] == pytest.approx(chosen["max_rate"])
     assert (out / "cells" / "mnist_f0.5_none_s1" / "done.json").is_file()
-    # two cells x (three trials without spikes + the final sleep with hidden spikes):
+    # two cells x (three trials + the final sleep, all with hidden spikes):
     # one code generation, one compile
     assert devices.BUILD_COUNT["codegen"] - before == 1
 

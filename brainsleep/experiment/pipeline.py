@@ -51,7 +51,9 @@ from .results import (
     write_marker,
     write_metrics,
 )
-from .search import run_search
+from .search import JOURNAL as SEARCH_JOURNAL
+from .search import Candidate, TrialResult, run_search
+from .search import fingerprint as search_fingerprint
 
 log = logging.getLogger("brainsleep.experiment")
 FINETUNE_SEED_OFFSET = 1000  # fine-tuning draws its own batches and masks
@@ -276,20 +278,45 @@ class CellRunner:
         return slept, res, params, norm
 
     def search(self, model: ann.MLP) -> dict:
+        """Tune the sleep parameters on the validation split; the chosen set.
+
+        An Optuna study in the cell's journal file (``search.journal``) holds the
+        trials, so a killed search resumes without rerunning finished ones. The score is
+        validation accuracy, balanced validation accuracy when the subset is imbalanced;
+        the test set is never seen. Writes ``search.csv`` (every trial) and then the
+        marker ``search.json`` (best parameters and history).
+        """
         start = start_params(self.cfg)
         if not self.cfg.search:
             return start
         path = self._stage_file("search")
         if self._done("search"):
             return read_marker(path)["best"]
+        balanced = self.cell.imbalance != "none"
+        score_name = "val_balanced_accuracy" if balanced else "val_accuracy"
 
-        def trial(cand) -> float:
+        def trial(cand: Candidate) -> TrialResult:
             p = {**start, **cand.to_dict()}
-            slept, _, _, _ = self._sleep(model, p, record="none")
-            return ann.evaluate(slept, self.xv, self.yv).accuracy
+            # hidden-layer spikes cost the standalone binary nothing: it records them anyway
+            slept, res, _, _ = self._sleep(model, p, record="hidden")
+            ev = ann.evaluate(slept, self.xv, self.yv)
+            score = ev.balanced_accuracy if balanced else ev.accuracy
+            return TrialResult(score, spike_counts(res.spikes))
 
+        key = search_fingerprint(
+            ann.get_weights(model),
+            val_idx=np.asarray(self.subset.val_idx).tolist(),
+            cell=self.cell.cell_id,
+        )
         best, history = run_search(
-            start, self.cfg.search, self.cell.seed, trial, progress=self.cfg.progress
+            start,
+            self.cfg.search,
+            self.cell.seed,
+            trial,
+            self.dir / SEARCH_JOURNAL,
+            score_name=score_name,
+            key=key,
+            progress=self.cfg.progress,
         )
         import pandas as pd
 
@@ -297,7 +324,11 @@ class CellRunner:
             self.dir / "search.csv", lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False)
         )
         chosen = {**start, **best.to_dict()}
-        write_marker(path, {"best": chosen, "history": history}, artifacts=["search.csv"])
+        write_marker(
+            path,
+            {"best": chosen, "score": score_name, "history": history},
+            artifacts=["search.csv", SEARCH_JOURNAL],
+        )
         self.valid.add("search")
         return chosen
 

@@ -1,0 +1,230 @@
+"""The Optuna sleep-parameter search: trial 0, determinism, resume after a kill, scoring."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from brainsleep.experiment import search
+from brainsleep.experiment.__main__ import main
+from brainsleep.experiment.search import Candidate, TrialResult, run_search
+
+from .test_experiment import argv
+from .tiny_data import make_tiny_mnist
+
+START = {
+    "max_rate": 239.515363,
+    "inc": 0.032064,
+    "dec": 0.003344,
+    "thresholds": [14.548, 44.56, 38.046],
+    "alpha_scale": 55.882,
+}
+N = 14  # past the 10 random start-up trials, so TPE proper proposes the last batch
+COLUMNS = ["trial", "state", "score", *Candidate.from_start(START).columns()]
+
+
+def objective(cand: Candidate) -> TrialResult:
+    """Cheap stand-in for a sleep + validation run: best near max_rate 100, alpha 20."""
+    score = -abs(math.log(cand.max_rate / 100)) - abs(math.log(cand.alpha_scale / 20))
+    return TrialResult(score, {1: int(cand.max_rate), 2: 7})
+
+
+class Kill(Exception):
+    """Stands in for the process dying in the middle of a trial."""
+
+
+def recorder(kill_at: int | None = None):
+    """A trial function that logs what it saw and raises on call number ``kill_at``."""
+    seen: list[Candidate] = []
+
+    def fn(cand: Candidate) -> TrialResult:
+        if kill_at is not None and len(seen) == kill_at:
+            raise Kill
+        seen.append(cand)
+        return objective(cand)
+
+    return fn, seen
+
+
+def complete_rows(history: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(history)
+    return df[df["state"] == "COMPLETE"][COLUMNS].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    journal = tmp_path_factory.mktemp("search") / search.JOURNAL
+    fn, seen = recorder()
+    best, history = run_search(START, N, 3, fn, journal, key="k", progress=False)
+    return best, history, seen
+
+
+def test_trial_zero_is_exactly_the_start(uninterrupted, tmp_path):
+    best, history, seen = uninterrupted
+    assert seen[0] == Candidate.from_start(START)
+    row = history[0]
+    assert row["trial"] == 0 and row["state"] == "COMPLETE"
+    assert [row[f"threshold_{k}"] for k in (1, 2, 3)] == START["thresholds"]
+    assert (row["max_rate"], row["inc"], row["alpha_scale"]) == (239.515363, 0.032064, 55.882)
+    assert row["spikes_layer1"] == 239 and row["spikes_layer2"] == 7
+    assert row["score_name"] == "val_accuracy" and row["seconds"] >= 0
+    # a start of 0 is kept exactly for trial 0; the others search around the floor
+    zero = {**START, "inc": 0.0}
+    fn, seen = recorder()
+    run_search(zero, 3, 0, fn, tmp_path / "j", progress=False)
+    assert seen[0].inc == 0.0 and all(c.inc > 0 for c in seen[1:])
+
+
+def test_trials_stay_in_the_log_space_ranges(uninterrupted):
+    _, history, _ = uninterrupted
+    for row in history[1:]:
+        for name in search.param_names(3):
+            lo, hi = search.SPAN["thresholds" if name.startswith("threshold_") else name]
+            start = START["thresholds"][int(name[-1]) - 1] if "threshold" in name else START[name]
+            assert lo <= row[name] / start <= hi, name
+
+
+def test_same_seed_same_history_other_seed_other_history(uninterrupted, tmp_path):
+    best, history, _ = uninterrupted
+    again_best, again = run_search(START, N, 3, objective, tmp_path / "a", key="k", progress=False)
+    pd.testing.assert_frame_equal(complete_rows(again), complete_rows(history))
+    assert again_best == best
+    _, other = run_search(START, N, 4, objective, tmp_path / "b", key="k", progress=False)
+    assert not complete_rows(other).equals(complete_rows(history))
+
+
+def test_best_is_the_max_score_lowest_trial_on_ties(uninterrupted, tmp_path):
+    best, history, _ = uninterrupted
+    top = max(history, key=lambda r: (r["score"], -r["trial"]))
+    assert best.columns() == {k: top[k] for k in best.columns()}
+    assert top["trial"] > 0  # the fake objective prefers other parameters than the start
+    flat, _ = run_search(START, 5, 0, lambda c: 0.5, tmp_path / "j", progress=False)
+    assert flat == Candidate.from_start(START)
+
+
+@pytest.mark.parametrize("kill_at", [6, 13])  # mid-batch among random, then TPE trials
+def test_killed_search_resumes_only_the_rest_with_the_same_choice(kill_at, uninterrupted, tmp_path):
+    best, history, _ = uninterrupted
+    journal = tmp_path / search.JOURNAL
+    fn, seen = recorder(kill_at)
+    with pytest.raises(Kill):
+        run_search(START, N, 3, fn, journal, key="k", progress=False)
+    assert len(seen) == kill_at
+    fn, resumed = recorder()
+    again_best, again = run_search(START, N, 3, fn, journal, key="k", progress=False)
+    assert len(resumed) == N - kill_at  # finished trials were not rerun
+    pd.testing.assert_frame_equal(complete_rows(again), complete_rows(history))
+    assert again_best == best
+    # the trials asked with the killed one were failed, and are listed as such
+    failed = [r["trial"] for r in again if r["state"] == "FAIL"]
+    assert kill_at in failed and all(r >= kill_at for r in failed)
+
+
+def test_trials_left_running_by_a_killed_process_are_failed_not_counted(tmp_path):
+    journal = tmp_path / search.JOURNAL
+    run_search(START, 3, 1, objective, journal, key="k", progress=False)
+    # what a process killed between ask and tell leaves: one running, one enqueued trial
+    storage = search._storage(journal)
+    study = optuna.load_study(study_name=search.STUDY_NAME, storage=storage)
+    study.enqueue_trial(search.start_factors(3), user_attrs={"index": 3})
+    study.ask(search.distributions(3))
+    study.enqueue_trial(search.start_factors(3), user_attrs={"index": 4})
+    fn, seen = recorder()
+    best, history = run_search(START, 5, 1, fn, journal, key="k", progress=False)
+    assert len(seen) == 2  # trials 3 and 4 only
+    states = [(r["trial"], r["state"]) for r in history]
+    assert states.count((3, "FAIL")) == 1 and states.count((4, "FAIL")) == 1
+    assert [t for t, s in states if s == "COMPLETE"] == [0, 1, 2, 3, 4]
+    _, straight = run_search(START, 5, 1, objective, tmp_path / "j2", key="k", progress=False)
+    pd.testing.assert_frame_equal(complete_rows(history), complete_rows(straight))
+
+
+def test_journal_for_other_inputs_starts_over(tmp_path, caplog):
+    journal = tmp_path / search.JOURNAL
+    run_search(START, 3, 1, objective, journal, key="baseline A", progress=False)
+    fn, seen = recorder()
+    _, history = run_search(START, 3, 1, fn, journal, key="baseline B", progress=False)
+    assert len(seen) == 3 and len(history) == 3
+    assert "other inputs" in caplog.text
+
+
+def test_partly_written_last_journal_line_is_dropped(tmp_path):
+    journal = tmp_path / search.JOURNAL
+    fn, _ = recorder(kill_at=2)
+    with pytest.raises(Kill):
+        run_search(START, 4, 1, fn, journal, key="k", progress=False)
+    with open(journal, "ab") as f:
+        f.write(b'{"op_code": 5, "worker_id": "x", "tri')  # killed mid-write
+    fn, seen = recorder()
+    _, history = run_search(START, 4, 1, fn, journal, key="k", progress=False)
+    assert len(seen) == 2
+    assert [r["trial"] for r in history if r["state"] == "COMPLETE"] == [0, 1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
+
+
+def test_pipeline_imbalanced_search_balanced_score_journal_in_cell_resumes(
+    data_dir, tmp_path, monkeypatch
+):
+    """Scored on balanced validation accuracy; killed in trial 2, resumed from trial 2."""
+    from brainsleep import ann
+    from brainsleep.experiment import pipeline
+
+    real_evaluate, real_sleep = ann.evaluate, pipeline.CellRunner._sleep
+    # accuracy and balanced accuracy told apart: the search must use the balanced one
+    monkeypatch.setattr(
+        ann,
+        "evaluate",
+        lambda *a, **k: dataclasses.replace(
+            real_evaluate(*a, **k), accuracy=0.25, balanced_accuracy=0.75
+        ),
+    )
+    calls = []
+    kill_at = [2]
+
+    def sleep(self, *a, **k):
+        if len(calls) in kill_at:
+            raise KeyboardInterrupt
+        calls.append(a)
+        return real_sleep(self, *a, **k)
+
+    monkeypatch.setattr(pipeline.CellRunner, "_sleep", sleep)
+    out = tmp_path / "run"
+    args = argv(data_dir, out, tmp_path / "builds", "--device", "reference", "--search", "3")
+    args += ["--imbalance", "5-9:0.3", "--finetune-epochs", "0", "--record-spikes", "none"]
+    assert main(args) == 130
+    cell = out / "cells" / "mnist_f0.5_5-9x0.3_s0"
+    assert (cell / search.JOURNAL).is_file() and not (cell / "search.json").exists()
+    assert len(calls) == 2
+
+    calls.clear()
+    kill_at.clear()
+    assert main(args) == 0
+    assert len(calls) == 2  # trial 2 and the final sleep: trials 0 and 1 were kept
+    hist = pd.read_csv(cell / "search.csv")
+    assert list(zip(hist["trial"], hist["state"], strict=True)) == [
+        (0, "COMPLETE"),
+        (1, "COMPLETE"),
+        (2, "FAIL"),
+        (2, "COMPLETE"),
+    ]
+    done = hist[hist["state"] == "COMPLETE"]
+    assert (done["score"] == 0.75).all() and (hist["score_name"] == "val_balanced_accuracy").all()
+    assert done["spikes_layer1"].notna().all()
+    marker = json.loads((cell / "search.json").read_text())
+    assert marker["score"] == "val_balanced_accuracy"
+    assert {"search.csv", search.JOURNAL} <= set(marker["artifacts"])
+    # every score ties, so the start (trial 0) is chosen and slept with
+    assert marker["best"]["max_rate"] == START["max_rate"]
+    used = json.loads((cell / "sleep_params.json").read_text())["params"]
+    assert used["max_rate"] == pytest.approx(START["max_rate"])
+    assert not list(Path(out).rglob("*.tmp"))
