@@ -302,3 +302,30 @@ def test_seed_range_is_the_same_on_every_device():
     for device in ("reference", "runtime", "cpp_standalone"):
         with pytest.raises(ValueError, match="seed must be an integer in 0..2147483647"):
             run_sleep(weights, inputs[:3], params, device=device, seed=2**31)
+
+
+def test_build_is_compiled_with_the_exact_flags(solo, build_root):
+    """The exactness flags reach the compiler (before: Brian2's defaults, -ffast-math and
+    -march=native, replaced them and the weights differed from the oracle by 4e-18)."""
+    from brainsleep.sleep.standalone import EXACT_GCC_FLAGS
+
+    (build,) = _build_dirs(build_root)
+    makefile = (build / "makefile").read_text()
+    for flag in EXACT_GCC_FLAGS:
+        assert flag in makefile
+    for flag in ("-ffast-math", "-march=native"):
+        assert flag not in makefile
+
+
+def test_user_preferences_reach_the_build(tmp_path):
+    """A Brian2 preference given by the user changes the build (its own key) and is used."""
+    from brainsleep.sleep.standalone import EXACT_GCC_FLAGS
+
+    weights, inputs, params, seed = make_case()
+    flags = [*EXACT_GCC_FLAGS, "-DBRAINSLEEP_USER_FLAG"]
+    run_sleep(
+        weights, inputs[:5], params, device="cpp_standalone", seed=seed,
+        build_root=tmp_path, prefs={"codegen.cpp.extra_compile_args_gcc": flags},
+    )  # fmt: skip
+    (build,) = _build_dirs(tmp_path)
+    assert "-DBRAINSLEEP_USER_FLAG" in (build / "makefile").read_text()

@@ -63,7 +63,7 @@ LAST_USED = ".last_used"
 RUNS_DIR = "runs"
 # Bump when the generated network or the build/run protocol changes, so cached builds
 # are never reused across it.
-ENGINE_VERSION = 4
+ENGINE_VERSION = 5
 # Exactness: no -ffast-math (reassociation) and no fused multiply-add contraction, so
 # compiled arithmetic equals numpy's float64 step for step.
 EXACT_GCC_FLAGS = ["-w", "-O3", "-ffp-contract=off", "-fno-fast-math", "-std=c++17"]
@@ -394,15 +394,23 @@ class StandaloneBuild:
         # a later process need not have the device active).
         env = {**os.environ, **self.manifest.get("run_env", {})}
         cmd = [str(self.directory / "main"), "--results_dir", f"{results}/", *args]
-        proc = subprocess.Popen(
-            cmd,
-            cwd=self.directory,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-        )
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=self.directory,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
+        except OSError as exc:
+            if not (self.directory / "main").is_file():
+                raise CompiledRunError(
+                    f"the build {self.directory} was removed while in use (pruned?); "
+                    "rerun to build it again"
+                ) from exc
+            raise CompiledRunError(f"cannot start {cmd[0]}: {exc}") from exc
         lines: list[str] = []
         try:
             for line in proc.stdout:
@@ -432,7 +440,11 @@ class StandaloneBuild:
         try:
             run_time, completed = info_file.read_text().split()
         except (OSError, ValueError):
-            fail("the binary wrote no complete last_run_info.txt: the run did not finish")
+            free = shutil.disk_usage(results).free / 2**20
+            fail(
+                "the binary wrote no complete last_run_info.txt: the run did not finish "
+                f"({free:.0f} MiB free where it writes its results, {results.parent})"
+            )
         if float(completed) != 1.0:
             fail(f"the run stopped at {float(completed):.1%} of the simulated time")
         arrays = {}
@@ -547,7 +559,6 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
     """Generate the project in a private directory, compile it, publish it atomically."""
     import brian2 as b2
     from brian2 import device as b2device
-    from brian2 import prefs
 
     from brainsleep.atomic import atomic_write_json
 
@@ -599,7 +610,7 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
             "engine": ENGINE_VERSION,
             "interface": interface,
             "run_env": {
-                **prefs["devices.cpp_standalone.run_environment_variables"],
+                **b2.prefs["devices.cpp_standalone.run_environment_variables"],
                 **dict(b2device.run_environment_variables),
             },
         }
