@@ -24,6 +24,7 @@ against their own sha256 before anything is read from them.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import logging
@@ -701,6 +702,35 @@ def _find_in_dir(data_dir: Path, spec: _Spec) -> tuple[Path, dict[str, Path]]:
         f"{spec.name}: data_dir {data_dir} does not hold the four IDX files {wanted} "
         f"(searched {', '.join(searched)})"
     )
+
+
+def data_dir_digest(name: str, data_dir: str | Path) -> str:
+    """sha256 over the content of a data set's four IDX files in a user's ``data_dir``.
+
+    Recorded in a results directory's fingerprint: results made from other files are
+    never resumed as if they were the same data.
+
+    Raises
+    ------
+    DataUnavailableError
+        When ``data_dir`` does not hold the four files.
+    """
+    _, paths = _find_in_dir(Path(data_dir).expanduser(), _SPECS[name])
+    h = hashlib.sha256()
+    for role in sorted(paths):
+        stat = paths[role].stat()
+        h.update(_file_digest(str(paths[role]), stat.st_size, stat.st_mtime_ns).encode())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, remembered per (path, size, mtime)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _load_from_dir(spec: _Spec, data_dir: Path) -> ImageDataset:

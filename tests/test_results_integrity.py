@@ -375,7 +375,8 @@ def _read_only(monkeypatch, root: Path) -> None:
 def test_read_only_out_exit_3_before_any_work(where, data_dir, tmp_path, monkeypatch, capsys):
     ro = tmp_path / "ro"
     ro.mkdir()
-    (ro / "kept.txt").write_text("x")
+    if where == "missing":  # an existing --out must be empty or hold brainsleep results
+        (ro / "kept.txt").write_text("x")
     out = ro if where == "existing" else ro / "new" / "results"
     loads = record_load_data(monkeypatch)
     _read_only(monkeypatch, ro)
@@ -385,7 +386,8 @@ def test_read_only_out_exit_3_before_any_work(where, data_dir, tmp_path, monkeyp
     assert "Traceback" not in err
     (line,) = error_lines(err)
     assert line.startswith(f"error: cannot write {out}: Permission denied")
-    assert sorted(os.listdir(ro)) == ["kept.txt"]  # no probe file, no directory
+    left = sorted(os.listdir(ro))  # no probe file, no directory
+    assert left == ([] if where == "existing" else ["kept.txt"])
     assert loads == []
 
 
@@ -480,3 +482,129 @@ def test_interrupt_prints_its_message_exit_130(data_dir, tmp_path, monkeypatch, 
     assert why in err
     assert "interrupted: finished stages are kept; rerun the same command" in err
     assert not temp_files(out)
+
+
+# --------------------------------------------- found by a review as a new user (issue 10)
+
+
+def test_steps_of_another_configuration_are_redone(finished, data_dir, tmp_path, capsys):
+    """A different configuration must not adopt old steps: with config.json lost the
+    directory is refused; with config.json rewritten for it, every step is redone."""
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    args = argv(data_dir, out, "--search", "2", "--epochs", "3")
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").unlink()
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "holds no brainsleep results" in error_lines(capsys.readouterr().err)[0]
+    config["fingerprint"] = fingerprint_of(args)
+    (out / "config.json").write_text(json.dumps(config))
+    assert main(args) == 0
+    assert "stage_baseline.json was written by another configuration" in capsys.readouterr().err
+    marker = json.loads((out / CELL / "stage_baseline.json").read_text())
+    assert marker["fingerprint"] == fingerprint_of(args)
+
+
+@pytest.mark.parametrize("content", [b"\xf1\xff\x00", b"[1, 2]", "directory"])
+def test_corrupt_config_json_is_one_line_exit_2(content, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    if content == "directory":
+        (out / "config.json").mkdir()
+    else:
+        (out / "config.json").write_bytes(content)
+    assert main(argv(data_dir, out)) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = error_lines(err)
+    assert "config.json" in line and "corrupt" in line
+
+
+def test_foreign_directory_and_empty_out_are_refused(data_dir, tmp_path, capsys, monkeypatch):
+    """--out "" (the current directory) or a directory of the user's own files is not
+    taken over; and a resume deletes only the writer's own temporary files."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert main(argv(data_dir, mine)) == 2
+    assert "non-empty directory" in error_lines(capsys.readouterr().err)[0]
+    assert sorted(os.listdir(mine)) == ["notes.txt"]
+    assert main(argv(data_dir, "")) == 2
+    assert "--out is empty" in error_lines(capsys.readouterr().err)[0]
+
+    from brainsleep.experiment.results import remove_stale_temp_files
+
+    (mine / "keep.tmp").write_text("the user's")
+    (mine / ".weights.npz.abc123.tmp").write_text("half-written")
+    assert remove_stale_temp_files(mine) == 1
+    assert sorted(os.listdir(mine)) == ["keep.tmp", "notes.txt"]
+
+
+def test_a_failing_cell_is_one_line_naming_it(data_dir, tmp_path, capsys, monkeypatch):
+    """An error inside a step (here: the model breaks the weights) stops the run with one
+    line naming the cell, exit 1, finished steps kept; before: a traceback."""
+    from brainsleep.experiment import pipeline
+    from brainsleep.sleep import ModelNumericsError
+
+    def broken(*a, **k):
+        raise ModelNumericsError("model src produced NaN/inf weights in layer 2")
+
+    monkeypatch.setattr(pipeline, "run_sleep", broken)
+    out = tmp_path / "run"
+    assert main(argv(data_dir, out)) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = error_lines(err)
+    assert line.startswith(
+        "error: cell mnist_f0.5_none_s0 failed: ModelNumericsError: model src produced NaN/inf"
+    )
+    assert (out / CELL / "stage_baseline.json").is_file()  # kept for the rerun
+
+
+def test_search_trial_with_nan_weights_scores_zero(data_dir, tmp_path, monkeypatch):
+    """Parameters that break the network lose their trial; they do not end the run."""
+    from brainsleep.experiment import pipeline
+    from brainsleep.sleep import ModelNumericsError
+
+    real = pipeline.run_sleep
+    calls = []
+
+    def first_fails(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:  # trial 1 of the search
+            raise ModelNumericsError("model src produced NaN/inf weights in layer 1")
+        return real(*a, **k)
+
+    monkeypatch.setattr(pipeline, "run_sleep", first_fails)
+    out = tmp_path / "run"
+    assert main(argv(data_dir, out, "--search", "2")) == 0
+    hist = pd.read_csv(out / CELL / "search.csv")
+    assert hist.loc[hist["trial"] == 1, "score"].item() == 0.0
+
+
+def test_edited_model_file_or_other_data_is_another_configuration(data_dir, tmp_path, capsys):
+    """Same arguments, different content: an edited --model file or other IDX files in
+    the same --data-dir must not resume the old results (before: silently resumed)."""
+    repo = Path(__file__).resolve().parents[1]
+    model = tmp_path / "rule.py"
+    model.write_text((repo / "models" / "src.py").read_text())
+    out = tmp_path / "run"
+    args = argv(data_dir, out, "--model", str(model), "--device", "runtime")
+    before = fingerprint_of(args)
+    model.write_text(model.read_text().replace("W_SHARPNESS = 0.001", "W_SHARPNESS = 0.002"))
+    assert fingerprint_of(args) != before
+
+    other = make_tiny_mnist(tmp_path / "other", n_train_per_class=41)
+    assert fingerprint_of(argv(other, out)) != fingerprint_of(argv(data_dir, out))
+    assert main(argv(data_dir, out, "--finetune-epochs", "0")) == 0
+    # the same directory with other files under the same --data-dir path is refused
+    moved = tmp_path / "data"
+    shutil.copytree(data_dir, moved)
+    first = tmp_path / "run2"
+    assert main(argv(moved, first, "--finetune-epochs", "0")) == 0
+    shutil.rmtree(moved)
+    shutil.copytree(other, moved)
+    capsys.readouterr()
+    assert main(argv(moved, first, "--finetune-epochs", "0")) == 2
+    assert "different configuration" in error_lines(capsys.readouterr().err)[0]

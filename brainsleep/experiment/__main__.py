@@ -13,6 +13,7 @@ from .config import ConfigError, ExperimentConfig, load_sleep_params_file, parse
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
+EXIT_FAILED = 1  # a cell failed while running (the message names it)
 D = ExperimentConfig()
 
 
@@ -150,6 +151,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="cache of compiled standalone projects (default ~/.cache/brainsleep/builds)",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("parallel")
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=D.workers,
+        metavar="N",
+        help=(
+            "run cells on a local Dask cluster of N processes, one cell at a time each "
+            "(0: in this process)"
+        ),
+    )
+    g.add_argument(
+        "--scheduler",
+        default=D.scheduler,
+        metavar="ADDRESS",
+        help=(
+            "run cells on an existing Dask cluster, e.g. tcp://host:8786 (its workers "
+            "must see --out and the data cache on a shared filesystem)"
+        ),
+    )
     return p
 
 
@@ -189,6 +210,8 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         data_dir=args.data_dir,
         build_root=args.build_root,
         progress=not args.no_progress,
+        workers=args.workers,
+        scheduler=args.scheduler,
     )
     return validate(cfg)
 
@@ -257,6 +280,14 @@ def _cuda_build_only(cfg: ExperimentConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before the results directory was claimed: nothing written
+        print("\ninterrupted before any result was written", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -277,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         remove_stale_temp_files,
         take_directory,
     )
+    from .scheduler import CellError
 
     if cfg.device == "cuda_standalone":
         from brainsleep.sleep.cuda_setup import gpu_available
@@ -333,6 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     except DeviceUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except CellError as exc:
+        print(
+            f"error: {exc}\nfinished stages are kept in {out}; fix the cause and rerun the "
+            "same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     except OSError as exc:
         print(_cannot_write(exc, out), file=sys.stderr)
         return EXIT_UNAVAILABLE

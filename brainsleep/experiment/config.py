@@ -8,6 +8,7 @@ import json
 import math
 import numbers
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from brainsleep.subsets import format_imbalance, make_subset, parse_imbalance
 
 STAGES = ("baseline", "sleep", "sleep_finetune", "finetune_only", "strong")
 # Fields that change no result: left out of the fingerprint that guards a results dir.
-NON_SEMANTIC = ("out", "progress", "data_dir", "build_root")
+NON_SEMANTIC = ("out", "progress", "data_dir", "build_root", "workers", "scheduler")
 # Spike steps are stored as int32 (docs/formats.md); Brian2 indexes synapses with int32.
 MAX_SLEEP_STEPS = 2**31 - 1
 MAX_SYNAPSES_PER_LAYER = 2**31 - 1
@@ -59,6 +60,8 @@ class ExperimentConfig:
     data_dir: str | None = None
     build_root: str | None = None
     progress: bool = True
+    workers: int = 0  # > 0: run cells on a local Dask cluster of that many processes
+    scheduler: str | None = None  # address of an existing Dask scheduler
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,7 +73,34 @@ class ExperimentConfig:
 
         d = {k: v for k, v in self.to_dict().items() if k not in NON_SEMANTIC}
         d["engine_version"] = ENGINE_VERSION
+        # Contents, not only names: an edited model file or other IDX files in the same
+        # --data-dir are another configuration (never resumed as the old one).
+        d["model_sha256"] = _model_hash(self.model)
+        if self.data_dir:
+            d["data_sha256"] = _data_hashes(tuple(self.datasets), self.data_dir)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _model_hash(model: str) -> str | None:
+    from brainsleep.sleep.model import resolve_model_path
+
+    try:
+        path = resolve_model_path(model)
+    except ValueError:
+        return None  # validate() reports it
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _data_hashes(datasets: tuple[str, ...], data_dir: str) -> dict[str, str | None]:
+    from brainsleep.data import DataUnavailableError, data_dir_digest
+
+    out: dict[str, str | None] = {}
+    for name in datasets:
+        try:
+            out[name] = data_dir_digest(name, data_dir)
+        except (DataUnavailableError, KeyError, OSError):
+            out[name] = None  # load_data reports it
+    return out
 
 
 def _parse_pref(text: str):
@@ -340,6 +370,26 @@ def _check_unique(flag: str, values, key=lambda v: v) -> None:
         seen[key(v)] = v
 
 
+_SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s/]+:\d{1,5}/?$")
+
+
+def _check_parallel(cfg: ExperimentConfig) -> None:
+    """``--workers`` and ``--scheduler``: a count >= 0, an address, not both."""
+    if not isinstance(cfg.workers, int) or isinstance(cfg.workers, bool) or cfg.workers < 0:
+        raise ConfigError(f"--workers must be an integer >= 0, got {cfg.workers!r}")
+    if cfg.scheduler is not None:
+        if cfg.workers:
+            raise ConfigError(
+                "--workers starts a local Dask cluster, --scheduler uses an existing one: "
+                "give one of them"
+            )
+        if not isinstance(cfg.scheduler, str) or not _SCHEDULER_ADDRESS.match(cfg.scheduler):
+            raise ConfigError(
+                f"--scheduler {cfg.scheduler!r}: expected a Dask scheduler address like "
+                "tcp://host:8786"
+            )
+
+
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Check every field; raise ConfigError (one line) on the first problem.
 
@@ -348,6 +398,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     and checked with a trial run, see :func:`brainsleep.sleep.load_model`) and the
     subsets, drawn on the training labels alone.
     """
+    if not str(cfg.out).strip():
+        raise ConfigError("--out is empty; give a results directory")
     aliases = {"fashion_mnist": "fashion-mnist", "fmnist": "fashion-mnist"}
     cfg.datasets = [aliases.get(d.lower(), d.lower()) for d in cfg.datasets]
     for d in cfg.datasets:
@@ -428,6 +480,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if cfg.record_spikes not in ("none", "hidden", "all"):
         raise ConfigError("--record-spikes: choose none, hidden or all")
     _check_sizes(cfg)
+    _check_parallel(cfg)
     if cfg.device in ("cpp_standalone", "cuda_standalone"):
         from brainsleep.sleep.devices import default_build_root
 

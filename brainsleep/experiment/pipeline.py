@@ -33,7 +33,13 @@ import xarray as xr
 from brainsleep import ann
 from brainsleep.data import as_float, load_dataset
 from brainsleep.normalize import alphas_for_model
-from brainsleep.sleep import MaskedMeanImage, run_sleep, save_spikes, spike_counts
+from brainsleep.sleep import (
+    MaskedMeanImage,
+    ModelNumericsError,
+    run_sleep,
+    save_spikes,
+    spike_counts,
+)
 from brainsleep.sleep.params import params_from_set
 from brainsleep.subsets import make_subset
 
@@ -51,6 +57,7 @@ from .results import (
     write_marker,
     write_metrics,
 )
+from .scheduler import CellError, run_cells, uses_dask
 from .search import JOURNAL as SEARCH_JOURNAL
 from .search import Candidate, TrialResult, run_search
 from .search import fingerprint as search_fingerprint
@@ -112,6 +119,8 @@ class CellRunner:
 
     def __init__(self, cfg: ExperimentConfig, cell: Cell, data, out: Path):
         self.cfg, self.cell, self.out = cfg, cell, out
+        # Every marker records it: a step written under another configuration is redone.
+        self.fingerprint = cfg.fingerprint()
         self.dir = out / "cells" / cell.cell_id
         self.dir.mkdir(parents=True, exist_ok=True)
         x_train_all = data["x_train"]
@@ -153,6 +162,12 @@ class CellRunner:
     def _done(self, stage: str) -> bool:
         return stage in self.valid
 
+    def _foreign(self, marker: Path, body: dict | None) -> list[str]:
+        """A problem when ``marker`` was written under another configuration."""
+        if body is not None and body.get("fingerprint") == self.fingerprint:
+            return []
+        return [f"{marker.name} was written by another configuration"]
+
     def verify(self) -> bool:
         """Check what earlier runs left in this cell; True when the whole cell is done.
 
@@ -178,7 +193,8 @@ class CellRunner:
             if not marker.exists():
                 redo_from = step
                 continue
-            _, problems = verify_marker(marker)
+            body, problems = verify_marker(marker)
+            problems = problems or self._foreign(marker, body)
             if problems:
                 for problem in problems:
                     log.warning("%s: %s; redoing %s", self.cell.cell_id, problem, step)
@@ -190,7 +206,8 @@ class CellRunner:
         if not done.exists():
             return False
         if redo_from is None:
-            _, problems = verify_marker(done)
+            body, problems = verify_marker(done)
+            problems = problems or self._foreign(done, body)
             if not problems:
                 return True
             for problem in problems:
@@ -233,7 +250,7 @@ class CellRunner:
         save_weights(self.dir / weights, ann.get_weights(model))
         write_marker(
             self._stage_file(stage),
-            {"row": row, "confusion": ev.confusion.tolist()},
+            {"row": row, "confusion": ev.confusion.tolist(), "fingerprint": self.fingerprint},
             artifacts=[weights, *artifacts],
         )
         self.valid.add(stage)
@@ -298,7 +315,11 @@ class CellRunner:
         def trial(cand: Candidate) -> TrialResult:
             p = {**start, **cand.to_dict()}
             # hidden-layer spikes cost the standalone binary nothing: it records them anyway
-            slept, res, _, _ = self._sleep(model, p, record="hidden")
+            try:
+                slept, res, _, _ = self._sleep(model, p, record="hidden")
+            except ModelNumericsError as exc:  # these parameters break the network
+                log.warning("%s: search trial scored 0: %s", self.cell.cell_id, exc)
+                return TrialResult(0.0)
             ev = ann.evaluate(slept, self.xv, self.yv)
             score = ev.balanced_accuracy if balanced else ev.accuracy
             return TrialResult(score, spike_counts(res.spikes))
@@ -326,7 +347,12 @@ class CellRunner:
         chosen = {**start, **best.to_dict()}
         write_marker(
             path,
-            {"best": chosen, "score": score_name, "history": history},
+            {
+                "best": chosen,
+                "score": score_name,
+                "history": history,
+                "fingerprint": self.fingerprint,
+            },
             artifacts=["search.csv", SEARCH_JOURNAL],
         )
         self.valid.add("search")
@@ -399,7 +425,20 @@ class CellRunner:
         self._record("strong", model, {"train_steps": hist.n_steps})
 
     def run(self) -> None:
-        """Verify what is there, run the steps still to do, then write done.json last."""
+        """Verify what is there, run the steps still to do, then write done.json last.
+
+        Raises
+        ------
+        CellError
+            A step failed (bad model numerics, a dead layer, a compiled run that failed);
+            the message names the cell, finished steps are kept.
+        """
+        try:
+            self._run()
+        except (ValueError, RuntimeError) as exc:
+            raise CellError(self.cell.cell_id, f"{type(exc).__name__}: {exc}") from exc
+
+    def _run(self) -> None:
         if self.verify():
             return
         baseline = self.baseline()
@@ -411,7 +450,7 @@ class CellRunner:
         markers = [self._stage_file(s).name for s in self.steps()]
         write_marker(
             self.dir / "done.json",
-            {"subset": self.subset.to_dict()},
+            {"subset": self.subset.to_dict(), "fingerprint": self.fingerprint},
             artifacts=["confusion.nc", *markers],
         )
 
@@ -452,13 +491,22 @@ def load_data(cfg: ExperimentConfig) -> dict:
 
 
 def run_experiment(cfg: ExperimentConfig, out: Path, data: dict | None = None) -> str:
-    """Run (or resume) every cell; rewrite the metrics after each; return the summary."""
-    data = data or load_data(cfg)
-    todo = cells(cfg)
-    for k, cell in enumerate(todo, start=1):
-        log.info("cell %d/%d: %s", k, len(todo), cell.cell_id)
+    """Run (or resume) every cell; rewrite the metrics after each; return the summary.
+
+    The cells run in this process, or as Dask tasks with ``cfg.workers`` or
+    ``cfg.scheduler`` (see :mod:`brainsleep.experiment.scheduler`; Dask workers load the
+    data themselves, ``data`` is then unused).
+    """
+    if not uses_dask(cfg):
+        data = data or load_data(cfg)
+
+    def run_here(cell: Cell) -> None:
         CellRunner(cfg, cell, data[cell.dataset], out).run()
+
+    def on_done(cell: Cell) -> None:
         write_metrics(out, collect_metrics(out))
+
+    run_cells(cfg, out, cells(cfg), run_here, on_done)
     df = collect_metrics(out)
     write_metrics(out, df)
     return summary_table(df)

@@ -216,19 +216,26 @@ def check_directory(out: Path, fingerprint: str) -> bool:
     Reads only: safe to call before anything is computed.
     """
     cfg_path = Path(out) / "config.json"
-    if cfg_path.exists():
+    if os.path.lexists(cfg_path):
         try:
             old = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as exc:
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise ResultsDirError(
-                f"{cfg_path} is corrupt; remove {out} or pick another --out"
+                f"{cfg_path} is unreadable or corrupt; remove {out} or pick another --out"
             ) from exc
+        if not isinstance(old, dict):
+            raise ResultsDirError(f"{cfg_path} is corrupt; remove {out} or pick another --out")
         if old.get("fingerprint") != fingerprint:
             raise ResultsDirError(
                 f"{out} holds results of a different configuration (fingerprint "
                 f"{old.get('fingerprint')} != {fingerprint}); pick another --out or remove it"
             )
         return True
+    if Path(out).is_dir() and any(p.name != ".lock" for p in Path(out).iterdir()):
+        raise ResultsDirError(
+            f"--out {out} is a non-empty directory that holds no brainsleep results "
+            "(no config.json); pick a new or empty directory"
+        )
     return False
 
 
@@ -272,6 +279,8 @@ def check_out_path(out: Path) -> Path:
         When ``out`` or one of its parents is an existing file (or anything else that is
         not a directory).
     """
+    if not str(out).strip():
+        raise ResultsDirError("--out is empty; give a results directory")
     out = Path(out)
     existing = out
     while not os.path.lexists(existing) and existing != existing.parent:
@@ -401,10 +410,12 @@ def take_directory(out: Path, config: dict, fingerprint: str):
 def remove_stale_temp_files(out: Path) -> int:
     """Delete temporary files a killed run left behind (call while holding the lock).
 
-    Every write goes to ``*.tmp`` first and is renamed when complete, so a ``*.tmp``
-    file found when no run holds the directory is an interrupted write, never a result.
+    Every write goes to a hidden ``.<name>.<random>.tmp`` first (the atomic writer's
+    names) and is renamed when complete, so such a file found when no run holds the
+    directory is an interrupted write, never a result. Other ``*.tmp`` files are not ours
+    and are left alone.
     """
-    stale = list(Path(out).rglob("*.tmp"))
+    stale = [p for p in Path(out).rglob(".*.tmp") if p.is_file()]
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)

@@ -32,6 +32,7 @@ __all__ = [
     "DEVICES",
     "MAX_SEED",
     "MaskedMeanImage",
+    "ModelNumericsError",
     "SleepModel",
     "SleepParams",
     "SleepResult",
@@ -87,6 +88,10 @@ def _check_weights(weights) -> list[np.ndarray]:
     return out
 
 
+class ModelNumericsError(ValueError):
+    """The sleep model produced NaN or inf weights (the message names the layer)."""
+
+
 def _check_result_weights(new_w, ws, model: SleepModel) -> None:
     """The weights a device returned: one finite (n_out, n_in) array per layer."""
     if len(new_w) != len(ws):
@@ -96,7 +101,7 @@ def _check_result_weights(new_w, ws, model: SleepModel) -> None:
             raise RuntimeError(f"layer {k}: the device returned weights {w.shape}, not {w0.shape}")
         bad = int(np.count_nonzero(~np.isfinite(w)))
         if bad:
-            raise ValueError(
+            raise ModelNumericsError(
                 f"model {model.name} ({model.path}) produced NaN/inf weights in layer {k} "
                 f"({bad} of {w.size} synapses) during sleep; check its update rule"
             )

@@ -1,0 +1,261 @@
+"""Where the cells of an experiment run: in this process, or as tasks on Dask distributed.
+
+One interface, :func:`run_cells`, used by :func:`brainsleep.experiment.pipeline.run_experiment`:
+
+- no ``--workers`` and no ``--scheduler``: the cells run one after the other in this
+  process, as they always did (Dask is not imported);
+- ``--workers N``: a :class:`dask.distributed.LocalCluster` of N worker processes with one
+  thread each (Brian2's standalone device and torch's state are per process, so a process
+  runs one cell at a time);
+- ``--scheduler ADDRESS``: the same tasks on an existing Dask cluster, whose workers must
+  see ``--out`` and the data cache (or ``--data-dir``) on a shared filesystem.
+
+A task gets only small arguments (the configuration as a dict, the cell, the results
+directory), loads the data itself (memoised per worker process), runs the cell with
+:class:`~brainsleep.experiment.pipeline.CellRunner` and returns the cell id. A cell writes
+only ``cells/<cell_id>/`` (atomic writes, integrity markers); the driver keeps the
+results-directory lock and rewrites the metrics after each finished cell. A worker killed
+mid-task (``kill -9``, out of memory) has its task rescheduled on another worker, up to
+:data:`ALLOWED_FAILURES` times; then, or when a task raises, the run stops with
+:class:`CellError` naming the cell. Finished cells are kept and a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import ExperimentConfig
+    from .pipeline import Cell
+
+log = logging.getLogger("brainsleep.experiment")
+
+# Worker deaths a task may cause before the run gives it up (Dask's allowed-failures).
+ALLOWED_FAILURES = 2
+# Errors that __main__ already reports in one line: re-raised as they are.
+_PASS_THROUGH = ("OSError", "DeviceUnavailableError")
+
+CellTask = Callable[[dict, "Cell", str], str]
+
+
+class CellError(RuntimeError):
+    """A cell failed (in this process or on a Dask worker); names the cell and the cause.
+
+    ``args`` are ``(cell_id, message)``, so it survives pickling between processes.
+    """
+
+    def __init__(self, cell_id: str, message: str):
+        super().__init__(cell_id, message)
+        self.cell_id, self.message = cell_id, message
+
+    def __str__(self) -> str:
+        return f"cell {self.cell_id} failed: {self.message}"
+
+
+def uses_dask(cfg: ExperimentConfig) -> bool:
+    """True when ``cfg`` asks for a Dask cluster (``--workers N`` or ``--scheduler``)."""
+    return bool(cfg.workers) or cfg.scheduler is not None
+
+
+# -- the worker side ---------------------------------------------------------------------
+_DATA: dict[str, dict] = {}  # this worker process's data, per (datasets, data_dir)
+_LOGS: set[str] = set()  # results directories whose log.txt this process appends to
+
+
+def _worker_data(cfg: ExperimentConfig) -> dict:
+    """:func:`~brainsleep.experiment.pipeline.load_data`, once per worker process."""
+    from .pipeline import load_data
+
+    key = json.dumps([cfg.datasets, cfg.data_dir])
+    if key not in _DATA:
+        _DATA[key] = load_data(cfg)
+    return _DATA[key]
+
+
+def _worker_log(out: Path) -> None:
+    """Append this process's ``brainsleep`` log records to ``out/log.txt`` (once)."""
+    key = str(out.resolve())
+    if key in _LOGS:
+        return
+    logger = logging.getLogger("brainsleep")
+    logger.setLevel(logging.INFO)
+    handler = logging.FileHandler(out / "log.txt")
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d]: %(message)s")
+    )
+    logger.addHandler(handler)
+    _LOGS.add(key)
+
+
+def cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
+    """Run (or resume) one cell in a worker process; the Dask task.
+
+    Parameters
+    ----------
+    cfg_dict : dict
+        :meth:`ExperimentConfig.to_dict` of the validated configuration.
+    cell : Cell
+        The cell to run.
+    out : str
+        The results directory, on a filesystem this worker shares with the driver.
+
+    Returns
+    -------
+    str
+        The cell id.
+    """
+    import torch
+
+    from .config import ExperimentConfig
+    from .pipeline import CellRunner
+
+    torch.set_num_threads(1)
+    cfg = ExperimentConfig(**{**cfg_dict, "progress": False})
+    path = Path(out)
+    _worker_log(path)
+    CellRunner(cfg, cell, _worker_data(cfg)[cell.dataset], path).run()
+    return cell.cell_id
+
+
+# -- the driver side ---------------------------------------------------------------------
+def run_cells(
+    cfg: ExperimentConfig,
+    out: Path,
+    cells: Sequence[Cell],
+    run_here: Callable[[Cell], None],
+    on_done: Callable[[Cell], None],
+    *,
+    task: CellTask = cell_task,
+    allowed_failures: int = ALLOWED_FAILURES,
+) -> None:
+    """Run every cell, in this process or on Dask; call ``on_done`` after each one.
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+        The validated configuration; ``workers`` and ``scheduler`` choose where cells run.
+    out : pathlib.Path
+        The results directory (the caller holds its lock).
+    cells : sequence of Cell
+        The cells, in the order they are started.
+    run_here : callable
+        Runs one cell in this process (used without Dask).
+    on_done : callable
+        Called in this process with each finished cell, in the order they finish.
+    task : callable, optional
+        The Dask task ``task(cfg_dict, cell, out) -> cell_id``; must be importable by
+        the workers (tests replace it).
+    allowed_failures : int, optional
+        Worker deaths one task may cause before the run stops (local cluster only; an
+        existing scheduler keeps its own ``distributed.scheduler.allowed-failures``).
+
+    Raises
+    ------
+    CellError
+        A task raised (other than OSError and DeviceUnavailableError, re-raised as they
+        are), or killed its worker more than ``allowed_failures`` times.
+    """
+    if not uses_dask(cfg):
+        for k, cell in enumerate(cells, start=1):
+            log.info("cell %d/%d: %s", k, len(cells), cell.cell_id)
+            run_here(cell)
+            on_done(cell)
+        return
+    _run_on_dask(cfg, out, cells, on_done, task, allowed_failures)
+
+
+def _connect(cfg: ExperimentConfig, allowed_failures: int):
+    """(client, cluster or None) for ``cfg``; the dashboard address goes to stderr."""
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    if cfg.scheduler is not None:
+        client = Client(cfg.scheduler, timeout="30s")
+        where = f"Dask scheduler {cfg.scheduler}"
+    else:
+        with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
+            cluster = LocalCluster(
+                n_workers=cfg.workers,
+                threads_per_worker=1,
+                processes=True,
+                silence_logs=logging.ERROR,
+            )
+        try:
+            client = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
+        where = f"local Dask cluster of {cfg.workers} worker process(es)"
+    print(f"cells run on a {where}; dashboard: {client.dashboard_link}", file=sys.stderr)
+    return client, cluster
+
+
+def _failure(cell: Cell, exc: BaseException) -> BaseException:
+    """The exception the driver raises for a failed task."""
+    from distributed import KilledWorker
+
+    if isinstance(exc, CellError):
+        failed = exc  # raised by CellRunner on the worker: it names the cell already
+    elif isinstance(exc, KilledWorker):
+        failed = CellError(
+            cell.cell_id,
+            "its worker process died each time it ran it (killed, or out of memory?); "
+            "finished cells are kept, rerun to resume",
+        )
+    else:
+        failed = CellError(cell.cell_id, f"{type(exc).__name__}: {exc}")
+    log.error("%s", failed)  # one line in log.txt and on stderr, whatever __main__ does
+    if any(t.__name__ in _PASS_THROUGH for t in type(exc).__mro__):
+        return exc  # __main__ reports these in one line with its own exit code
+    return failed
+
+
+def _run_on_dask(
+    cfg: ExperimentConfig,
+    out: Path,
+    cells: Sequence[Cell],
+    on_done: Callable[[Cell], None],
+    task: CellTask,
+    allowed_failures: int,
+) -> None:
+    from dask.distributed import as_completed
+    from tqdm.auto import tqdm
+
+    client, cluster = _connect(cfg, allowed_failures)
+    futures = {}
+    bar = None
+    try:
+        cfg_dict = cfg.to_dict()
+        run = uuid.uuid4().hex[:8]  # unique keys on a shared scheduler
+        for cell in cells:
+            fut = client.submit(
+                task, cfg_dict, cell, str(out), key=f"brainsleep-{run}-{cell.cell_id}", pure=False
+            )
+            futures[fut] = cell
+        bar = tqdm(total=len(cells), unit="cell", desc="cells", disable=not cfg.progress)
+        for fut in as_completed(futures):
+            cell = futures[fut]
+            try:
+                fut.result()
+            except Exception as exc:
+                raise _failure(cell, exc) from exc
+            log.info("cell done: %s", cell.cell_id)
+            on_done(cell)
+            bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+        try:
+            if futures:
+                client.cancel(list(futures))
+            client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()

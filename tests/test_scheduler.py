@@ -1,0 +1,182 @@
+"""Cells on Dask distributed: same metrics as in-process, failing and killed tasks, flags."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from brainsleep.experiment.__main__ import build_parser, config_from_args, main
+from brainsleep.experiment.pipeline import cells
+from brainsleep.experiment.results import collect_metrics, take_directory, write_metrics
+from brainsleep.experiment.scheduler import CellError, cell_task, run_cells
+
+from .test_experiment import argv
+from .tiny_data import make_tiny_mnist
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = ("--seeds", "0", "1")  # two cells
+
+
+# -- tasks the workers import from this module -------------------------------------------
+def raise_for_seed_1(cfg_dict: dict, cell, out: str) -> str:
+    """A task that fails for the cell of seed 1 and runs the others."""
+    if cell.seed == 1:
+        raise ValueError("boom")
+    return cell_task(cfg_dict, cell, out)
+
+
+def kill_once(cfg_dict: dict, cell, out: str, marker: str) -> str:
+    """Seed 1's first attempt: the worker kills itself (SIGKILL) after the baseline stage."""
+    if cell.seed == 1 and not Path(marker).exists():
+        from brainsleep.experiment.pipeline import CellRunner
+
+        Path(marker).write_text(str(os.getpid()))
+
+        def die(self, *args, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        CellRunner.sleep = die  # only in this process, which is about to die
+    return cell_task(cfg_dict, cell, out)
+
+
+def always_die(cfg_dict: dict, cell, out: str) -> str:
+    """Seed 1 kills its worker every time."""
+    if cell.seed == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return cell_task(cfg_dict, cell, out)
+
+
+# -- fixtures ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
+
+
+@pytest.fixture(scope="module")
+def build_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("builds")
+
+
+def run_args(data_dir, out, build_root, *extra) -> list[str]:
+    return argv(data_dir, out, build_root, "--device", "reference", *SEEDS, *extra)
+
+
+@pytest.fixture(scope="module")
+def in_process(data_dir, build_root, tmp_path_factory) -> Path:
+    """The reference run, in this process as without the flags.
+
+    (Dask cannot be checked for in ``sys.modules``: with it installed, xarray's netCDF
+    writer imports ``dask.distributed`` itself to look for a client.)
+    """
+    out = tmp_path_factory.mktemp("inproc") / "run"
+    res = subprocess.run(
+        [sys.executable, "-m", "brainsleep.experiment", *run_args(data_dir, out, build_root)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "cell 2/2: mnist_f0.5_none_s1" in res.stderr and "Dask" not in res.stderr
+    return out
+
+
+def config(data_dir, out, build_root, *extra):
+    return config_from_args(build_parser().parse_args(run_args(data_dir, out, build_root, *extra)))
+
+
+def run_with_task(cfg, out: Path, task, **kwargs) -> None:
+    """run_cells with a test task, as __main__ and the pipeline run it: the directory
+    claimed and locked, the metrics rewritten after each cell."""
+    lock, _ = take_directory(out, {"config": cfg.to_dict()}, cfg.fingerprint())
+
+    def run_here(cell):  # pragma: no cover - these tests always use Dask
+        raise AssertionError("ran in-process")
+
+    def on_done(cell):
+        write_metrics(out, collect_metrics(out))
+
+    try:
+        run_cells(cfg, out, cells(cfg), run_here, on_done, task=task, **kwargs)
+    finally:
+        lock.release()
+
+
+# -- tests -------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_same_metrics_as_in_process(workers, in_process, data_dir, build_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(run_args(data_dir, out, build_root, "--workers", str(workers))) == 0
+    assert "local Dask cluster" in capsys.readouterr().err
+    # byte for byte, no column left out
+    assert (out / "metrics.csv").read_bytes() == (in_process / "metrics.csv").read_bytes()
+    assert sorted(p.name for p in (out / "cells").iterdir()) == sorted(
+        p.name for p in (in_process / "cells").iterdir()
+    )
+
+
+@pytest.mark.slow
+def test_failing_task_stops_with_the_cell_and_a_rerun_resumes(
+    in_process, data_dir, build_root, tmp_path
+):
+    out = tmp_path / "run"
+    cfg = config(data_dir, out, build_root, "--workers", "1")
+    with pytest.raises(CellError, match=r"cell mnist_f0\.5_none_s1 failed: ValueError: boom"):
+        run_with_task(cfg, out, raise_for_seed_1)
+    done = out / "cells" / "mnist_f0.5_none_s0" / "done.json"
+    assert done.exists()  # the finished cell is kept (one worker: submission order)
+    assert not (out / "cells" / "mnist_f0.5_none_s1" / "done.json").exists()
+    before = done.stat().st_mtime_ns
+    assert main(run_args(data_dir, out, build_root, "--workers", "1")) == 0
+    assert done.stat().st_mtime_ns == before  # resumed, not redone
+    assert (out / "metrics.csv").read_bytes() == (in_process / "metrics.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_killed_worker_is_rescheduled(in_process, data_dir, build_root, tmp_path):
+    out = tmp_path / "run"
+    marker = tmp_path / "killed_once"
+    cfg = config(data_dir, out, build_root, "--workers", "2")
+    run_with_task(cfg, out, functools.partial(kill_once, marker=str(marker)))
+    assert marker.exists()  # a worker did die mid-cell (after its baseline stage)
+    assert (out / "metrics.csv").read_bytes() == (in_process / "metrics.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_worker_that_keeps_dying_stops_the_run(data_dir, build_root, tmp_path):
+    out = tmp_path / "run"
+    cfg = config(data_dir, out, build_root, "--workers", "1")
+    with pytest.raises(CellError, match=r"cell mnist_f0\.5_none_s1 failed: its worker"):
+        run_with_task(cfg, out, always_die, allowed_failures=1)
+    assert (out / "cells" / "mnist_f0.5_none_s0" / "done.json").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--workers", "-1"], "--workers must be an integer >= 0"),
+        (["--workers", "2", "--scheduler", "tcp://localhost:8786"], "give one of them"),
+        (["--scheduler", "localhost"], "expected a Dask scheduler address"),
+    ],
+)
+def test_bad_parallel_flags(extra, message, data_dir, build_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(run_args(data_dir, out, build_root, *extra)) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_parallel_flags_do_not_change_the_fingerprint(data_dir, build_root, tmp_path):
+    plain = config(data_dir, tmp_path, build_root)
+    assert config(data_dir, tmp_path, build_root, "--workers", "3").fingerprint() == (
+        plain.fingerprint()
+    )
+    scheduled = config(data_dir, tmp_path, build_root, "--scheduler", "tcp://10.0.0.1:8786")
+    assert scheduled.scheduler == "tcp://10.0.0.1:8786"
+    assert scheduled.fingerprint() == plain.fingerprint()
