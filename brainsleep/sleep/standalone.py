@@ -87,20 +87,24 @@ class BuildError(RuntimeError):
     """Generating or compiling a standalone project failed."""
 
 
+def _version_line(cmd: list[str], last: bool = False) -> str:
+    """The first (or last) non-empty line ``cmd`` prints, or ``"?"``."""
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    if not lines:
+        return "?"
+    return lines[-1] if last else lines[0]
+
+
 @functools.cache
 def toolchain_id(device: str) -> str:
     """Compiler versions a build of ``device`` depends on (part of the build key)."""
-    parts = []
-    cxx = os.environ.get("CXX", "g++")
-    for cmd in ([cxx, "--version"], ["nvcc", "--version"] if device == "cuda_standalone" else None):
-        if cmd is None:
-            continue
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
-        except (OSError, subprocess.SubprocessError):
-            out = ""
-        lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
-        parts.append(lines[0] if cmd[0] == cxx and lines else (lines[-1] if lines else "?"))
+    parts = [_version_line([os.environ.get("CXX", "g++"), "--version"])]
+    if device == "cuda_standalone":
+        parts.append(_version_line(["nvcc", "--version"], last=True))
     return " | ".join(parts)
 
 
