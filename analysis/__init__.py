@@ -16,14 +16,14 @@ Modules, one job each:
 - :mod:`analysis.report`: :func:`write_report` (all figures + ``summary.md``).
 """
 
-from analysis.accuracy import (
+from .accuracy import (
     aggregate_over_seeds,
     plot_accuracy_vs_fraction,
     plot_gain_vs_fraction,
     plot_vs_fraction,
     stage_gain,
 )
-from analysis.balance import (
+from .balance import (
     class_columns,
     confusion_fractions,
     per_class_accuracy,
@@ -34,7 +34,7 @@ from analysis.balance import (
     predicted_distribution,
     prediction_entropy,
 )
-from analysis.results import (
+from .results import (
     Cell,
     Results,
     ResultsError,
@@ -44,7 +44,7 @@ from analysis.results import (
     load_weights,
     read_metrics,
 )
-from analysis.sparsity import (
+from .sparsity import (
     ann_sparsity_table,
     hoyer,
     plot_active_fraction,
@@ -53,7 +53,7 @@ from analysis.sparsity import (
     treves_rolls,
     treves_rolls_sparseness,
 )
-from analysis.spikes import (
+from .spikes import (
     LayerNotRecordedError,
     active_fraction_per_step,
     firing_rates,
@@ -66,8 +66,8 @@ from analysis.spikes import (
     spike_counts,
     spike_info,
 )
-from analysis.style import STAGE_COLORS, STAGE_ORDER, save_figure
-from analysis.weights import (
+from .style import STAGE_COLORS, STAGE_ORDER, save_figure
+from .weights import (
     pixel_weight_change,
     plot_pixel_weight_change,
     plot_weight_change_by_fraction,

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from analysis.results import ResultsError, load_results
+from .results import ResultsError, load_results
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"analysis: error: {exc}", file=sys.stderr)
         return 2
 
-    from analysis.report import write_report
+    from .report import write_report
 
     def log(line: str) -> None:
         if not args.quiet or not line.startswith("wrote "):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.style import (
+from .style import (
     grid_shape,
     hide_unused,
     new_figure,

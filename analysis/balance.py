@@ -15,8 +15,8 @@ import xarray as xr
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
-from analysis.accuracy import aggregate_over_seeds, group_title, plot_vs_fraction
-from analysis.style import (
+from .accuracy import aggregate_over_seeds, group_title, plot_vs_fraction
+from .style import (
     grid_shape,
     hide_unused,
     new_figure,

@@ -22,21 +22,21 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.accuracy import (
+from .accuracy import (
     DEFAULT_GAINS,
     aggregate_over_seeds,
     plot_accuracy_vs_fraction,
     plot_gain_vs_fraction,
     stage_gain,
 )
-from analysis.balance import (
+from .balance import (
     class_columns,
     plot_confusion,
     plot_per_class_accuracy,
     plot_pred_entropy,
     plot_predicted_distribution,
 )
-from analysis.results import (
+from .results import (
     Cell,
     Results,
     load_confusion,
@@ -44,21 +44,21 @@ from analysis.results import (
     load_spikes,
     load_weights,
 )
-from analysis.sparsity import (
+from .sparsity import (
     ann_sparsity_columns,
     plot_active_fraction,
     plot_ann_sparsity,
     sparsity_table,
 )
-from analysis.spikes import (
+from .spikes import (
     plot_population_rate,
     plot_raster,
     plot_rate_distribution,
     spike_info,
     time_axis,
 )
-from analysis.style import order_stages, save_figure
-from analysis.weights import (
+from .style import order_stages, save_figure
+from .weights import (
     plot_pixel_weight_change,
     plot_weight_change_by_fraction,
     plot_weight_histograms,

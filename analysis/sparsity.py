@@ -29,15 +29,15 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from analysis.accuracy import aggregate_over_seeds, plot_vs_fraction
-from analysis.spikes import (
+from .accuracy import aggregate_over_seeds, plot_vs_fraction
+from .spikes import (
     active_fraction_per_step,
     bin_mean,
     firing_rates,
     spike_info,
     time_axis,
 )
-from analysis.style import layer_color, layer_name, new_figure
+from .style import layer_color, layer_name, new_figure
 
 
 def hoyer(x: np.ndarray, axis: int = -1) -> float | np.ndarray:

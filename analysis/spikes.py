@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from analysis.style import layer_color, layer_name, new_figure, note
+from .style import layer_color, layer_name, new_figure, note
 
 #: Above this many points a raster panel uses single-pixel markers (fast to render);
 #: below it short vertical ticks, which are easier to see.

@@ -13,8 +13,8 @@ import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from analysis.accuracy import aggregate_over_seeds, group_title, setup_fraction_axis
-from analysis.style import layer_color, new_figure, note, stage_color
+from .accuracy import aggregate_over_seeds, group_title, setup_fraction_axis
+from .style import layer_color, new_figure, note, stage_color
 
 Weights = Mapping[str, np.ndarray]
 

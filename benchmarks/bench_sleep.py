@@ -1116,7 +1116,7 @@ def render(b: Bench, final: bool) -> str:
 
 
 def _alpha_scale() -> float:
-    from models.presets import PRESETS
+    from brainsleep.models.presets import PRESETS
 
     return PRESETS[PRESET]["alpha_scale"]
 

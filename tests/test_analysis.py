@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-import analysis
-from analysis import (
+import brainsleep.analysis as analysis
+from brainsleep.analysis import (
     STAGE_COLORS,
     LayerNotRecordedError,
     active_fraction_per_step,
@@ -41,8 +41,8 @@ from analysis import (
     treves_rolls_sparseness,
     weight_change_table,
 )
-from analysis.report import CELL_FIGURES as REPORT_CELL_FIGURES
-from analysis.results import ResultsError, load_results
+from brainsleep.analysis.report import CELL_FIGURES as REPORT_CELL_FIGURES
+from brainsleep.analysis.results import ResultsError, load_results
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["baseline", "sleep", "sleep_finetune", "finetune_only", "strong"]
@@ -658,7 +658,7 @@ def test_cli_incomplete_cell_is_skipped(tmp_path):
     make_results_dir(d, spikes=False, confusion=False)
     # seed 0 of fraction 0.01 unfinished: seed 1 is figured instead
     (d / "cells" / "mnist_f0.01_none_s0" / "done.json").unlink()
-    from analysis.report import select_cells
+    from brainsleep.analysis.report import select_cells
 
     chosen = [c.cell_id for c in select_cells(load_results(d))]
     assert chosen == ["mnist_f0.01_none_s1", "mnist_f0.1_none_s0"]

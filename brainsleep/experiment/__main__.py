@@ -257,11 +257,11 @@ def _cuda_build_only(cfg: ExperimentConfig) -> str:
     """Without a GPU: generate and compile the cuda project, then say why we stop."""
     import numpy as np
 
+    from brainsleep.models.presets import DT
     from brainsleep.sleep import MaskedMeanImage, resolve_record_layers
     from brainsleep.sleep.devices import check_toolchain, get_standalone_build
     from brainsleep.sleep.model import load_model
     from brainsleep.sleep.network import NetworkSpec
-    from models.presets import DT
 
     check_toolchain("cuda_standalone")
     sizes = (784, *cfg.hidden, 10)

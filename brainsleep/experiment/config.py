@@ -461,7 +461,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     n_layers = len(cfg.hidden) + 1
     thresholds = (cfg.sleep_params or {}).get("thresholds")
     if thresholds is None:
-        from models.presets import PRESETS
+        from brainsleep.models.presets import PRESETS
 
         thresholds = PRESETS[cfg.sleep_preset]["thresholds"]
     if len(thresholds) != n_layers:

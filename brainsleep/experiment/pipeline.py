@@ -107,7 +107,7 @@ def start_params(cfg: ExperimentConfig) -> dict:
     """max_rate, inc, dec, thresholds, alpha_scale (+ decay, dt) before any search."""
     if cfg.sleep_params is not None:
         return dict(cfg.sleep_params)
-    from models.presets import DECAY, DT, PRESETS
+    from brainsleep.models.presets import DECAY, DT, PRESETS
 
     p = dict(PRESETS[cfg.sleep_preset])
     p["thresholds"] = list(p["thresholds"])

@@ -25,7 +25,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import models
+import brainsleep.models as models
 
 MODELS_DIR = Path(models.__file__).resolve().parent
 DEFAULT_MODEL = "src"

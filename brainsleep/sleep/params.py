@@ -7,7 +7,7 @@ import math
 import numbers
 from dataclasses import asdict, dataclass
 
-from models.presets import DECAY, DT, PRESETS
+from brainsleep.models.presets import DECAY, DT, PRESETS
 
 #: Largest seed the engine takes: Brian2's compiled devices keep it in an int32 variable.
 #: Seeds are integers in ``0 .. MAX_SEED`` everywhere (command line, subsets, sleep).
