@@ -1,13 +1,20 @@
 """Figures and tables from brainsleep results (``python -m analysis RESULTS_DIR``).
 
+The file formats (results-directory layout, cell ids, the stage list, the spike table, the
+weights and confusion files) and their readers are :mod:`brainsleep.formats`, shared with
+the experiment; this package re-exports the readers it uses. It imports neither Brian2 nor
+torch.
+
 Modules, one job each:
 
 - :mod:`analysis.style`: stage colours (:data:`STAGE_COLORS`), figure creation,
   :func:`save_figure` (atomic write + close). Selects the ``Agg`` backend.
-- :mod:`analysis.results`: :func:`load_results`, :func:`load_spikes`,
-  :func:`load_weights`, :func:`load_confusion`.
-- :mod:`analysis.spikes`: rasters, per-neuron and population firing rates, active fraction
-  per step (sparse, never densified).
+- :mod:`analysis.results`: :func:`load_results`; :func:`load_spikes`,
+  :func:`load_weights`, :func:`load_confusion` (from :mod:`brainsleep.formats`).
+- :mod:`analysis.spikes`: rasters, population firing rates, active fraction per step
+  (sparse, never densified), on the spike readers of :mod:`brainsleep.formats`
+  (:func:`spike_info`, :func:`layer_spikes`, :func:`neuron_spike_counts`,
+  :func:`firing_rates`).
 - :mod:`analysis.sparsity`: Hoyer and Treves-Rolls measures, silent neurons, per-layer
   sparsity table, ANN hidden-unit sparsity.
 - :mod:`analysis.weights`: weight change tables, histograms, per-pixel change map.
@@ -15,6 +22,16 @@ Modules, one job each:
 - :mod:`analysis.accuracy`: mean ± sd over seeds, paired sleep gains, accuracy vs fraction.
 - :mod:`analysis.report`: :func:`write_report` (all figures + ``summary.md``).
 """
+
+from brainsleep.formats import (
+    STAGES,
+    LayerNotRecordedError,
+    SpikeInfo,
+    firing_rates,
+    layer_spikes,
+    neuron_spike_counts,
+    spike_info,
+)
 
 from .accuracy import (
     aggregate_over_seeds,
@@ -54,19 +71,14 @@ from .sparsity import (
     treves_rolls_sparseness,
 )
 from .spikes import (
-    LayerNotRecordedError,
     active_fraction_per_step,
-    firing_rates,
-    layer_spikes,
     plot_population_rate,
     plot_raster,
     plot_rate_distribution,
     population_rate,
     silent_neurons,
-    spike_counts,
-    spike_info,
 )
-from .style import STAGE_COLORS, STAGE_ORDER, save_figure
+from .style import STAGE_COLORS, save_figure
 from .weights import (
     pixel_weight_change,
     plot_pixel_weight_change,
@@ -76,12 +88,13 @@ from .weights import (
 )
 
 __all__ = [
+    "STAGES",
     "STAGE_COLORS",
-    "STAGE_ORDER",
     "Cell",
     "LayerNotRecordedError",
     "Results",
     "ResultsError",
+    "SpikeInfo",
     "active_fraction_per_step",
     "aggregate_over_seeds",
     "ann_sparsity_table",
@@ -94,6 +107,7 @@ __all__ = [
     "load_results",
     "load_spikes",
     "load_weights",
+    "neuron_spike_counts",
     "per_class_accuracy",
     "pixel_weight_change",
     "plot_accuracy_vs_fraction",
@@ -118,7 +132,6 @@ __all__ = [
     "save_figure",
     "silent_neurons",
     "sparsity_table",
-    "spike_counts",
     "spike_info",
     "stage_gain",
     "treves_rolls",

@@ -10,13 +10,27 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from brainsleep.cli import HelpFormatter
+
 from .results import ResultsError, load_results
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Command-line interface of ``python -m analysis``."""
+    """Command-line interface of ``python -m analysis``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; its ``prog`` is the name this package was started under
+        (``analysis`` in a checkout, ``brainsleep.analysis`` installed).
+    """
     p = argparse.ArgumentParser(
-        prog="python -m analysis",
+        prog=f"python -m {__package__ or 'brainsleep.analysis'}",
+        formatter_class=HelpFormatter,
+        epilog=(
+            "exit status: 0 all figures written or skipped for lack of data, 1 some figure "
+            "failed, 2 unusable results directory or bad arguments."
+        ),
         description=(
             "Write figures (PNG) and summary.md for a brainsleep results directory "
             "(python -m brainsleep.experiment --out DIR). Figures whose data were not "
@@ -25,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("results_dir", metavar="RESULTS_DIR", help="experiment output directory")
     p.add_argument(
-        "--out", metavar="DIR", default=None, help="figure directory (default RESULTS_DIR/figures)"
+        "--out", metavar="DIR", default=None, help="figure directory (default: RESULTS_DIR/figures)"
     )
     p.add_argument(
         "--all-cells",
@@ -34,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dataset, imbalance and fraction)",
     )
     p.add_argument(
-        "--max-neurons", type=int, default=200, help="neurons per layer in rasters (default 200)"
+        "--max-neurons", type=int, default=200, metavar="N", help="neurons per layer in rasters"
     )
     p.add_argument(
         "--raster-steps",
@@ -47,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--x-unit",
         choices=("step", "ms", "s"),
         default="step",
-        help="time axis of spike figures: sleep step or simulated time (default step)",
+        help="time axis of spike figures: sleep step or simulated time",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print only skipped/failed lines")
     return p

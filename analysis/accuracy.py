@@ -13,14 +13,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .style import (
-    grid_shape,
-    hide_unused,
-    new_figure,
-    order_stages,
-    stage_color,
-    stage_label,
-)
+from brainsleep.formats import order_stages
+
+from .style import grid_shape, hide_unused, new_figure, stage_color, stage_label
 
 #: (stage, reference) pairs whose paired difference is "the gain of sleep".
 DEFAULT_GAINS: tuple[tuple[str, str], ...] = (

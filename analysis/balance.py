@@ -15,15 +15,10 @@ import xarray as xr
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
+from brainsleep.formats import order_stages
+
 from .accuracy import aggregate_over_seeds, group_title, plot_vs_fraction
-from .style import (
-    grid_shape,
-    hide_unused,
-    new_figure,
-    order_stages,
-    stage_color,
-    stage_label,
-)
+from .style import grid_shape, hide_unused, new_figure, stage_color, stage_label
 
 _CLASS_RE = re.compile(r"^acc_class_(\d+)$")
 

@@ -8,6 +8,9 @@ is listed as failed (the CLI then exits with 1) but does not stop the others.
 Per-cell figures (rasters, weights, confusion) go to ``figures/cells/<cell_id>/``. By
 default only one representative cell per (dataset, imbalance, fraction), the finished one
 with the lowest seed, gets them; ``all_cells=True`` draws every finished cell.
+
+Why one file of this length: it only composes figures and tables made elsewhere in
+analysis/; the length is the list of what a results directory supports.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from brainsleep.atomic import atomic_write_bytes
+from brainsleep.formats import order_stages, weights_file
 
 from .accuracy import (
     DEFAULT_GAINS,
@@ -36,6 +42,7 @@ from .balance import (
     plot_pred_entropy,
     plot_predicted_distribution,
 )
+from .conversion import has_snn, plot_snn_fidelity
 from .results import (
     Cell,
     Results,
@@ -57,7 +64,7 @@ from .spikes import (
     spike_info,
     time_axis,
 )
-from .style import order_stages, save_figure
+from .style import save_figure
 from .weights import (
     plot_pixel_weight_change,
     plot_weight_change_by_fraction,
@@ -247,7 +254,7 @@ def _weight_figures(w: _Writer, cell: Cell, prefix: str) -> None:
     lacking = [s for s in ("baseline", "sleep") if s not in cell.weights]
     if lacking:
         for name in names:
-            w.skip(name, "no " + ", ".join(f"weights_{s}.npz" for s in lacking))
+            w.skip(name, "no " + ", ".join(weights_file(s) for s in lacking))
         return
     try:
         before = load_weights(cell.weights["baseline"])
@@ -391,6 +398,8 @@ def write_report(
         if sp_cols and any(_has_values(m, c) is None for c in sp_cols)
         else "metrics.csv has no active_frac_h* values",
     )
+    if has_snn(m):  # opt-in (--snn-eval N): not listed as skipped when not asked for
+        w.figure("snn_fidelity.png", lambda: plot_snn_fidelity(m), None)
     groups = sorted(
         (str(d), str(i))
         for d, i in m[["dataset", "imbalance"]].drop_duplicates().itertuples(index=False)
@@ -434,10 +443,7 @@ def write_report(
 
     sleep_table = pd.concat(sleep_rows, ignore_index=True) if sleep_rows else pd.DataFrame()
     text = summary_markdown(results, w.report, changes=changes, sleep_table=sleep_table)
-    summary = out / "summary.md"
-    tmp = summary.with_name(".summary.md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, summary)
+    summary = atomic_write_bytes(out / "summary.md", text.encode("utf-8"))
     w.report.summary = summary
     log(f"wrote {summary}")
     return w.report

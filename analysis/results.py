@@ -1,6 +1,9 @@
-"""Load what ``python -m brainsleep.experiment --out DIR`` saved (layout in docs/formats.md).
+"""Load what ``python -m brainsleep.experiment --out DIR`` saved.
 
-Nothing here simulates or trains: it only reads ``metrics.csv`` and the per-cell files.
+The layout, the file formats and their readers are declared once, in
+:mod:`brainsleep.formats` (prose in docs/formats.md); :func:`load_spikes`,
+:func:`load_weights` and :func:`load_confusion` are those readers. Nothing here simulates
+or trains: it only reads ``metrics.csv`` and the per-cell files.
 """
 
 from __future__ import annotations
@@ -12,16 +15,41 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-#: Columns identifying one cell (one sleep run / one set of trained networks).
-CELL_KEYS: tuple[str, ...] = ("dataset", "fraction", "imbalance", "seed")
+from brainsleep.formats import (
+    CELL_KEYS,
+    CELLS_DIR,
+    CONFIG_FILE,
+    CONFUSION_FILE,
+    DONE_MARKER,
+    METRICS_CSV,
+    SPIKES_FILE,
+    load_confusion,
+    load_spikes,
+    load_weights,
+    parse_cell_id,
+    stage_of_weights_file,
+)
+
+__all__ = [
+    "CELL_KEYS",
+    "GROUP_KEYS",
+    "REQUIRED_COLUMNS",
+    "Cell",
+    "Results",
+    "ResultsError",
+    "load_confusion",
+    "load_results",
+    "load_spikes",
+    "load_weights",
+    "read_metrics",
+]
 
 #: Columns identifying one group of seeds (what is averaged over).
 GROUP_KEYS: tuple[str, ...] = ("dataset", "imbalance", "fraction")
 
 #: Columns that must be in metrics.csv for anything to be plotted.
-REQUIRED_COLUMNS: tuple[str, ...] = ("dataset", "fraction", "imbalance", "seed", "stage")
+REQUIRED_COLUMNS: tuple[str, ...] = (*CELL_KEYS, "stage")
 
 
 class ResultsError(Exception):
@@ -39,7 +67,8 @@ class Cell:
     path : pathlib.Path
         The folder.
     dataset, imbalance : str or None
-        From ``metrics.csv`` (None when the cell has no metrics rows).
+        From ``metrics.csv``; for a cell without metrics rows, read from the folder name
+        (:func:`brainsleep.formats.parse_cell_id`); None when neither tells.
     fraction : float or None
     seed : int or None
     weights : dict of str to pathlib.Path
@@ -157,19 +186,19 @@ def load_results(path: str | os.PathLike) -> Results:
         raise ResultsError(f"results directory {root} does not exist")
     if not any(root.iterdir()):
         raise ResultsError(f"results directory {root} is empty")
-    metrics_path = root / "metrics.csv"
+    metrics_path = root / METRICS_CSV
     if not metrics_path.is_file():
         raise ResultsError(f"{root} has no metrics.csv (not a finished experiment directory?)")
     metrics = read_metrics(metrics_path)
 
     config = None
-    if (root / "config.json").is_file():
+    if (root / CONFIG_FILE).is_file():
         try:
-            config = json.loads((root / "config.json").read_text())
+            config = json.loads((root / CONFIG_FILE).read_text())
         except (OSError, ValueError):
             config = None  # a broken config must not stop the figures
 
-    cells = _find_cells(root / "cells", metrics)
+    cells = _find_cells(root / CELLS_DIR, metrics)
     return Results(root=root, metrics=metrics, cells=cells, config=config)
 
 
@@ -189,19 +218,19 @@ def _find_cells(cells_dir: Path, metrics: pd.DataFrame) -> list[Cell]:
     cells = []
     for d in sorted(p for p in cells_dir.iterdir() if p.is_dir()):
         weights = {
-            f.stem.removeprefix("weights_"): f
-            for f in sorted(d.glob("weights_*.npz"))
-            if f.is_file()
+            stage: f
+            for f in sorted(d.iterdir())
+            if (stage := stage_of_weights_file(f.name)) is not None and f.is_file()
         }
         cells.append(
             Cell(
                 cell_id=d.name,
                 path=d,
                 weights=weights,
-                confusion=(d / "confusion.nc") if (d / "confusion.nc").is_file() else None,
-                spikes=(d / "spikes.nc") if (d / "spikes.nc").is_file() else None,
-                done=(d / "done.json").is_file(),
-                **meta.get(d.name, {}),
+                confusion=(d / CONFUSION_FILE) if (d / CONFUSION_FILE).is_file() else None,
+                spikes=(d / SPIKES_FILE) if (d / SPIKES_FILE).is_file() else None,
+                done=(d / DONE_MARKER).is_file(),
+                **meta.get(d.name, _key_from_name(d.name)),
             )
         )
 
@@ -217,64 +246,9 @@ def _find_cells(cells_dir: Path, metrics: pd.DataFrame) -> list[Cell]:
     return sorted(cells, key=key)
 
 
-def load_spikes(path: str | os.PathLike) -> xr.Dataset:
-    """Load a spike Dataset (``spikes.nc``) fully into memory and close the file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        File written by ``brainsleep.sleep.spikes.save_spikes``.
-
-    Returns
-    -------
-    xarray.Dataset
-        Variables ``layer``, ``neuron``, ``step`` on dimension ``spike``; attributes as in
-        docs/formats.md (list attributes may come back as numpy scalars or arrays; the
-        functions in :mod:`analysis.spikes` accept both).
-    """
-    return xr.load_dataset(path, engine="h5netcdf")
-
-
-def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load a ``weights_<stage>.npz`` file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The npz file.
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        ``layer1`` .. ``layerL``, each ``(n_out, n_in)``, ordered by layer number.
-    """
-    with np.load(path) as npz:
-        out = {k: np.asarray(npz[k]) for k in npz.files}
-    return dict(sorted(out.items(), key=lambda kv: _layer_number(kv[0])))
-
-
-def _layer_number(key: str) -> int:
-    digits = "".join(ch for ch in key if ch.isdigit())
-    return int(digits) if digits else 0
-
-
-def load_confusion(path: str | os.PathLike) -> xr.DataArray:
-    """Load ``confusion.nc``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The netCDF file.
-
-    Returns
-    -------
-    xarray.DataArray
-        ``confusion`` with dims ``(stage, true, predicted)``; counts on the test set.
-    """
-    ds = xr.load_dataset(path, engine="h5netcdf")
-    if "confusion" in ds:
-        return ds["confusion"]
-    names = list(ds.data_vars)
-    if len(names) == 1:
-        return ds[names[0]].rename("confusion")
-    raise ValueError(f"{path} has no variable 'confusion' (variables: {names})")
+def _key_from_name(cell_id: str) -> dict:
+    """Dataset, fraction, imbalance and seed from a cell folder name; empty if not a cell id."""
+    try:
+        return parse_cell_id(cell_id)._asdict()
+    except ValueError:
+        return {}

@@ -29,14 +29,10 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
+from brainsleep.formats import firing_rates, spike_info
+
 from .accuracy import aggregate_over_seeds, plot_vs_fraction
-from .spikes import (
-    active_fraction_per_step,
-    bin_mean,
-    firing_rates,
-    spike_info,
-    time_axis,
-)
+from .spikes import active_fraction_per_step, bin_mean, time_axis
 from .style import layer_color, layer_name, new_figure
 
 

@@ -1,20 +1,29 @@
 """What each layer did during sleep: spike rasters, firing rates, active fractions.
 
-All functions work on the sparse spike table of docs/formats.md (one row per spike:
-``layer``, ``neuron``, ``step``). None of them builds an ``n_steps x n_neurons`` array:
-counts come from :func:`numpy.bincount` over step bins or neuron indices, and rasters plot
-the (step, neuron) pairs of a neuron subsample directly. Memory is O(n_spikes + n_steps +
+All functions work on the sparse spike table of :mod:`brainsleep.formats` (one row per
+spike: ``layer``, ``neuron``, ``step``) and build on its readers (:func:`spike_info`,
+:func:`layer_spikes`, :func:`neuron_spike_counts`, :func:`firing_rates`). None of them
+builds an ``n_steps x n_neurons`` array: counts come from :func:`numpy.bincount` over step
+bins or neuron indices, and rasters plot the (step, neuron) pairs of a neuron subsample
+directly. Memory is O(n_spikes + n_steps +
 n_neurons), so runs with millions of spikes are fine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
+
+from brainsleep.formats import (
+    SpikeInfo,
+    firing_rates,
+    layer_spikes,
+    neuron_spike_counts,
+    spike_info,
+)
 
 from .style import layer_color, layer_name, new_figure, note
 
@@ -24,183 +33,6 @@ PIXEL_MARKER_THRESHOLD = 20_000
 
 #: Default number of bins for time series when no bin width is given.
 DEFAULT_N_BINS = 200
-
-
-class LayerNotRecordedError(ValueError):
-    """The layer's spikes were not recorded (not in ``recorded_layers``).
-
-    Distinct from a silent layer, which was recorded and produced no spikes.
-    """
-
-
-@dataclass(frozen=True)
-class SpikeInfo:
-    """The attributes of a spike Dataset that the analysis needs.
-
-    Attributes
-    ----------
-    dt : float
-        Simulation step in seconds.
-    n_steps : int
-        Number of simulated steps.
-    layer_sizes : tuple of int
-        Neurons per layer, input first.
-    recorded_layers : tuple of int
-        Layers whose spikes were recorded.
-    """
-
-    dt: float
-    n_steps: int
-    layer_sizes: tuple[int, ...]
-    recorded_layers: tuple[int, ...]
-
-    @property
-    def duration_s(self) -> float:
-        """Simulated time in seconds (``n_steps * dt``)."""
-        return self.n_steps * self.dt
-
-    @property
-    def n_layers(self) -> int:
-        """Number of layers including the input layer."""
-        return len(self.layer_sizes)
-
-
-def _int_list(value) -> tuple[int, ...]:
-    # netCDF round trips turn a 1-element list into a scalar and [] into an empty float
-    # array, so normalise through atleast_1d.
-    return tuple(int(v) for v in np.atleast_1d(np.asarray(value)).ravel())
-
-
-def spike_info(ds: xr.Dataset) -> SpikeInfo:
-    """Read ``dt``, ``n_steps``, ``layer_sizes`` and ``recorded_layers`` from the attributes.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Spike Dataset (docs/formats.md).
-
-    Returns
-    -------
-    SpikeInfo
-
-    Raises
-    ------
-    KeyError
-        ``dt``, ``n_steps`` or ``layer_sizes`` is missing.
-
-    Notes
-    -----
-    A Dataset without ``recorded_layers`` is taken as having recorded every layer.
-    """
-    attrs = ds.attrs
-    for key in ("dt", "n_steps", "layer_sizes"):
-        if key not in attrs:
-            raise KeyError(f"spike Dataset lacks attribute {key!r}")
-    sizes = _int_list(attrs["layer_sizes"])
-    if "recorded_layers" in attrs:
-        recorded = _int_list(attrs["recorded_layers"])
-    else:
-        recorded = tuple(range(len(sizes)))
-    return SpikeInfo(
-        dt=float(attrs["dt"]),
-        n_steps=int(attrs["n_steps"]),
-        layer_sizes=sizes,
-        recorded_layers=recorded,
-    )
-
-
-def _check_layer(info: SpikeInfo, layer: int) -> None:
-    if not 0 <= layer < info.n_layers:
-        raise IndexError(f"layer {layer} out of range (network has {info.n_layers} layers)")
-    if layer not in info.recorded_layers:
-        raise LayerNotRecordedError(
-            f"layer {layer} was not recorded (recorded_layers={list(info.recorded_layers)})"
-        )
-
-
-def layer_spikes(
-    ds: xr.Dataset, layer: int, *, window: tuple[int, int] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Steps and neuron indices of the spikes of one layer.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layer : int
-        Layer index (0 = input).
-    window : (int, int), optional
-        Half-open step range ``[start, stop)``; all steps when omitted.
-
-    Returns
-    -------
-    steps, neurons : numpy.ndarray
-        int64 arrays of equal length, in the Dataset's order.
-
-    Raises
-    ------
-    LayerNotRecordedError
-        The layer is not in ``recorded_layers``.
-    """
-    info = spike_info(ds)
-    _check_layer(info, layer)
-    mask = ds["layer"].values == layer
-    if window is not None:
-        step_all = ds["step"].values
-        mask &= (step_all >= window[0]) & (step_all < window[1])
-    steps = ds["step"].values[mask].astype(np.int64)
-    neurons = ds["neuron"].values[mask].astype(np.int64)
-    return steps, neurons
-
-
-def spike_counts(ds: xr.Dataset, layer: int) -> np.ndarray:
-    """Number of spikes of every neuron of a layer over the whole run.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layer : int
-        Layer index.
-
-    Returns
-    -------
-    numpy.ndarray
-        int64, shape ``(layer_sizes[layer],)``.
-    """
-    info = spike_info(ds)
-    _, neurons = layer_spikes(ds, layer)
-    return np.bincount(neurons, minlength=info.layer_sizes[layer])
-
-
-def firing_rates(ds: xr.Dataset, layer: int) -> np.ndarray:
-    """Mean firing rate of every neuron of a layer, in Hz.
-
-    ``rate_i = (number of spikes of neuron i) / (n_steps * dt)``.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Spike Dataset (``dt`` in seconds in its attributes).
-    layer : int
-        Layer index.
-
-    Returns
-    -------
-    numpy.ndarray
-        float64, shape ``(layer_sizes[layer],)``. A neuron firing every step has rate
-        ``1 / dt``; a silent neuron has 0.
-
-    Raises
-    ------
-    LayerNotRecordedError
-        The layer was not recorded.
-    """
-    info = spike_info(ds)
-    counts = spike_counts(ds, layer)
-    if info.n_steps <= 0:
-        return np.zeros(counts.shape, dtype=float)
-    return counts / info.duration_s
 
 
 def silent_neurons(ds: xr.Dataset, layer: int) -> int:
@@ -223,7 +55,7 @@ def silent_neurons(ds: xr.Dataset, layer: int) -> int:
     LayerNotRecordedError
         The layer was not recorded (unknown, not silent).
     """
-    return int(np.count_nonzero(spike_counts(ds, layer) == 0))
+    return int(np.count_nonzero(neuron_spike_counts(ds, layer) == 0))
 
 
 def _bin_edges(n_steps: int, bin_steps: int | None) -> np.ndarray:

@@ -7,8 +7,6 @@ on a machine without a display (CI, the GPU box, a notebook kernel started over 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -19,10 +17,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (must follow matplotlib.use)
 from matplotlib.figure import Figure  # noqa: E402
 
-#: Order in which stages appear in tables, legends and bar groups.
-STAGE_ORDER: tuple[str, ...] = ("baseline", "sleep", "sleep_finetune", "finetune_only", "strong")
+from brainsleep.atomic import atomic_write_with  # noqa: E402
 
-#: One colour per stage, used by every figure so a stage looks the same everywhere.
+#: One colour per stage (the stages and their order: :data:`brainsleep.formats.STAGES`),
+#: used by every figure so a stage looks the same everywhere.
 #: sleep and sleep_finetune share a hue family (blue), finetune_only is its control (orange).
 STAGE_COLORS: dict[str, str] = {
     "baseline": "#555555",
@@ -93,13 +91,6 @@ def layer_name(layer: int, n_layers: int | None = None) -> str:
     return f"hidden {layer} (layer {layer})"
 
 
-def order_stages(stages: Iterable[str]) -> list[str]:
-    """Known stages in :data:`STAGE_ORDER` order, then unknown ones alphabetically."""
-    present = list(dict.fromkeys(stages))
-    known = [s for s in STAGE_ORDER if s in present]
-    return known + sorted(s for s in present if s not in STAGE_ORDER)
-
-
 def new_figure(
     nrows: int = 1,
     ncols: int = 1,
@@ -152,9 +143,9 @@ def hide_unused(axes: list, used: int) -> None:
 def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = DPI) -> Path:
     """Write a figure to ``path`` atomically and close it.
 
-    The figure is rendered into a temporary file in the destination directory and moved
-    into place with :func:`os.replace`, so a reader never sees a half-written PNG and an
-    interrupted run never leaves one behind.
+    The figure is rendered into a temporary file in the destination directory and renamed
+    into place (:func:`brainsleep.atomic.atomic_write_with`), so a reader never sees a
+    half-written PNG and an interrupted run never leaves one behind.
 
     Parameters
     ----------
@@ -172,21 +163,11 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = DPI) -> Path
         The destination path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".") or "png"
-    # Unique hidden name in the same directory (os.replace must not cross filesystems);
-    # plain open() so the file gets the usual umask permissions, unlike mkstemp's 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "xb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        return atomic_write_with(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
     finally:
         plt.close(fig)
-    return path
 
 
 def note(ax, text: str) -> None:

@@ -1,7 +1,8 @@
 """Did the weights change where the sleep rule says they should?
 
-Inputs are the dicts of ``weights_<stage>.npz`` (keys ``layer1``..``layerL``, arrays
-``(n_out, n_in)``), usually ``weights_baseline`` (before) and ``weights_sleep`` (after).
+Inputs are the dicts :func:`brainsleep.formats.load_weights` reads from
+``weights_<stage>.npz`` (keys ``layer1``..``layerL``, arrays ``(n_out, n_in)``), usually
+``weights_baseline`` (before) and ``weights_sleep`` (after).
 """
 
 from __future__ import annotations
@@ -13,15 +14,12 @@ import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from brainsleep.formats import weight_layer_index
+
 from .accuracy import aggregate_over_seeds, group_title, setup_fraction_axis
 from .style import layer_color, new_figure, note, stage_color
 
 Weights = Mapping[str, np.ndarray]
-
-
-def _layer_index(key: str) -> int:
-    digits = "".join(ch for ch in str(key) if ch.isdigit())
-    return int(digits) if digits else 0
 
 
 def _common_layers(before: Weights, after: Weights) -> list[str]:
@@ -244,13 +242,13 @@ def plot_weight_change_by_fraction(changes: pd.DataFrame) -> Figure:
             ax = axes[gi * len(cols) + ci]
             agg = aggregate_over_seeds(sel, col, by=("layer", "fraction"))
             setup_fraction_axis(ax, agg["fraction"].to_numpy(dtype=float))
-            for layer in sorted(agg["layer"].unique(), key=_layer_index):
+            for layer in sorted(agg["layer"].unique(), key=weight_layer_index):
                 a = agg[agg["layer"] == layer].sort_values("fraction")
                 ax.errorbar(
                     a["fraction"],
                     a["mean"] * 100,
                     yerr=a["sd"].fillna(0.0) * 100,
-                    color=layer_color(_layer_index(layer)),
+                    color=layer_color(weight_layer_index(layer)),
                     marker="o",
                     markersize=4,
                     capsize=3,

@@ -41,6 +41,9 @@ the file it locked is still linked, and retries otherwise.
 
 Nothing heavy is imported here (no Brian2, torch or numpy), so the command starts fast;
 the default root comes from :mod:`brainsleep.paths`.
+
+Why one file of this length: listing, pruning and leftover cleaning all read the same
+on-disk layout and locks (brainsleep.sleep.standalone); about a third is the CLI's help.
 """
 
 from __future__ import annotations
@@ -760,19 +763,21 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         Parser with the ``list``, ``prune`` and ``path`` sub-commands.
     """
+    from brainsleep.cli import CACHE_ENVIRONMENT, HelpFormatter, environment_epilog
+
+    # Every parser (sub-commands too) lists the variables that place the cache.
+    look = {"formatter_class": HelpFormatter, "epilog": environment_epilog(CACHE_ENVIRONMENT)}
     parser = _Parser(
         prog="python -m brainsleep.cache",
         description="Inspect and prune the cache of compiled standalone builds.",
+        **look,
     )
-    root_help = (
-        "cache root (default: $BRAINSLEEP_BUILD_DIR, else <cache root>/builds, "
-        "else ~/.cache/brainsleep/builds)"
-    )
+    root_help = "cache root (default: $BRAINSLEEP_BUILD_DIR, else <cache root>/builds)"
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,prune,path}")
     p_list = sub.add_parser(
-        "list", help="table of the cached builds", description="Table of the cached builds."
+        "list", help="table of the cached builds", description="Table of the cached builds.", **look
     )
-    p_list.add_argument("--root", type=Path, help=root_help)
+    p_list.add_argument("--root", type=Path, metavar="DIR", help=root_help)
     p_prune = sub.add_parser(
         "prune",
         help="remove old builds and leftovers",
@@ -783,6 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
             "pruning is safe while nothing runs. Without --older-than or --all, only "
             "leftovers are removed."
         ),
+        **look,
     )
     p_prune.add_argument(
         "--older-than",
@@ -800,9 +806,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p_prune.add_argument("--dry-run", action="store_true", help="only say what would go")
-    p_prune.add_argument("--root", type=Path, help=root_help)
-    p_path = sub.add_parser("path", help="print the cache root", description="Print the root.")
-    p_path.add_argument("--root", type=Path, help=root_help)
+    p_prune.add_argument("--root", type=Path, metavar="DIR", help=root_help)
+    p_path = sub.add_parser(
+        "path", help="print the cache root", description="Print the root.", **look
+    )
+    p_path.add_argument("--root", type=Path, metavar="DIR", help=root_help)
     return parser
 
 

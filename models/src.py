@@ -7,10 +7,15 @@ engine never hard-codes an equation.
 
 The engine's contract with a model file (checked when the file is loaded):
 - ``INPUT``, ``NEURON`` and ``SYNAPSE`` dicts with the keys used below;
-- the input group reads ``x``, the engine-defined input intensity of this step;
-- shared variables that the engine sets from ``SleepParams`` each run:
-  input ``rescale`` = 1 / (dt * max_rate); neuron ``v_thresh`` (one per layer) and
-  ``decay``; synapse ``alpha`` (one per layer), ``inc`` and ``dec``;
+- ``PARAMETERS``: every tunable constant, declared once (default, unit, bounds, meaning,
+  search range). Each is a shared variable of the same name in exactly one block; the
+  engine sets it in every run (per layer where ``per_layer``), ``--sleep-params`` and
+  presets set it by name, the search explores it. To make a constant tunable, add it
+  here and as ``name : unit (shared)`` in its block: nothing outside this file changes;
+- the input group reads ``x``, the engine-defined input intensity of this step (its
+  kind, e.g. the reference's masked mean image, is chosen apart: ``models/inputs.py``);
+- the synapse declares ``alpha : 1 (shared)``, the conversion's layer scale, which the
+  engine sets (data-based normalisation alpha times ``alpha_scale``);
 - the synaptic weight is called ``w``; the membrane potential is ``v``.
 Any other name used in the strings must be a key of ``CONSTANTS``.
 
@@ -18,6 +23,34 @@ Step order inside one time step (fixed by the engine, as in the reference loop):
 decay of every layer; input spikes; then for each layer in turn: transmission from
 the previous layer (``on_pre``), threshold, Hebbian update (``on_post``), reset.
 """
+
+from brainsleep.sleep.parameters import Parameter
+
+# Defaults are the reference's ``reduced_mnist_10ep`` set (models/presets.py), which the
+# reference code found by search for one network: tune your own (--search).
+PARAMETERS = {
+    "max_rate": Parameter(
+        42.162268,
+        "Hz",
+        doc="input rate scale: P(spike) = min(1, 2 dt max_rate x)",
+        search=(0.25, 4.0),
+    ),
+    # inference=0: SNN evaluation switches the Hebbian rule off through these two.
+    "inc": Parameter(
+        0.022175, doc="potentiation rate", search=(0.01, 10.0), search_floor=1e-6, inference=0.0
+    ),
+    "dec": Parameter(
+        0.076886, doc="depression rate", search=(0.01, 10.0), search_floor=1e-6, inference=0.0
+    ),
+    "v_thresh": Parameter(
+        (37.312702, 7.101362, 32.780841),
+        per_layer=True,
+        exclusive_low=True,
+        doc="firing threshold of each layer (beta_l)",
+        search=(0.2, 5.0),
+    ),
+    "decay": Parameter(0.999, high=1.0, doc="multiplicative decay of v per step"),
+}
 
 # Width of the weight-dependence g(w): g falls from 2 to 0 around w = 0 within a few
 # multiples of this (reference: exp(-w / 0.001)).
@@ -31,7 +64,8 @@ CONSTANTS = {"w_sharpness": W_SHARPNESS}
 # P = 0, so it gets no draw: most pixels lie outside the masked window at any step.
 INPUT = {
     "equations": """
-        rescale : 1 (shared)    # 1 / (dt * max_rate)
+        max_rate : Hz (shared)  # declared in PARAMETERS
+        rescale = 1 / (dt * max_rate) : 1 (shared)
     """,
     "threshold": "x > 0 and rand() * rescale / 2 <= x",
     "reset": "",
@@ -42,12 +76,13 @@ INPUT = {
 NEURON = {
     "equations": """
         v : 1                   # membrane potential (dimensionless)
-        v_thresh : 1 (shared)   # firing threshold of this layer (beta_l)
-        decay : 1 (shared)      # multiplicative decay per step (0.999)
+        v_thresh : 1 (shared)   # declared in PARAMETERS (one per layer)
+        decay : 1 (shared)      # declared in PARAMETERS
     """,
     "decay_step": "v = decay * v",
     "threshold": "v >= v_thresh",
     "reset": "v = 0",
+    "rest": "v = 0",  # the state between two images in SNN evaluation
 }
 
 # Hebbian synapse. A presynaptic spike adds alpha * w to the postsynaptic potential.
@@ -57,9 +92,9 @@ NEURON = {
 SYNAPSE = {
     "equations": """
         w : 1                   # weight, copied from and back to the ANN
-        alpha : 1 (shared)      # data-based scale of this layer (normalisation)
-        inc : 1 (shared)        # potentiation rate
-        dec : 1 (shared)        # depression rate
+        alpha : 1 (shared)      # layer scale of the conversion, set by the engine
+        inc : 1 (shared)        # declared in PARAMETERS
+        dec : 1 (shared)        # declared in PARAMETERS
         g_w = 2 * (1 - 1 / (1 + exp(-w / w_sharpness))) : 1
     """,
     "on_pre": "v_post += alpha * w",

@@ -1,43 +1,35 @@
 """SRC variant: additive, bounded Hebbian rule (no weight dependence g(w)).
 
-An example of an edited plasticity rule. Everything is as in ``src.py`` except the
-synapse: potentiation adds ``inc`` and depression subtracts ``dec`` outright, and the
-weight is clipped to [-W_MAX, W_MAX]. Without g(w), strong synapses keep growing until
-the bound stops them, which is exactly what the reference's g was designed to prevent.
+An example of an edited plasticity rule. The input and the neuron are those of
+``src.py`` (imported, not copied); only the synapse differs: potentiation adds ``inc``
+and depression subtracts ``dec`` outright, and the weight is clipped to
+[-w_max, w_max]. Without g(w), strong synapses keep growing until the bound stops them,
+which is exactly what the reference's g was designed to prevent. ``w_max`` is a declared
+parameter, so ``--sleep-params`` can set it and ``--search`` leaves it alone.
 
 Run it with ``run_sleep(..., model="src_additive")`` or ``--model models/src_additive.py``.
 """
 
-# Hard bound on the weight magnitude.
-W_MAX = 1.0
+from brainsleep.models.src import INPUT, NEURON
+from brainsleep.models.src import PARAMETERS as SRC_PARAMETERS
+from brainsleep.sleep.parameters import Parameter
 
-CONSTANTS = {"w_max": W_MAX}
+__all__ = ["CONSTANTS", "INPUT", "NEURON", "PARAMETERS", "SYNAPSE"]
 
-INPUT = {
-    "equations": """
-        rescale : 1 (shared)    # 1 / (dt * max_rate)
-    """,
-    "threshold": "x > 0 and rand() * rescale / 2 <= x",
-    "reset": "",
-}
+CONSTANTS = {}
 
-NEURON = {
-    "equations": """
-        v : 1                   # membrane potential (dimensionless)
-        v_thresh : 1 (shared)   # firing threshold of this layer
-        decay : 1 (shared)      # multiplicative decay per step
-    """,
-    "decay_step": "v = decay * v",
-    "threshold": "v >= v_thresh",
-    "reset": "v = 0",
+PARAMETERS = {
+    **SRC_PARAMETERS,
+    "w_max": Parameter(1.0, exclusive_low=True, doc="hard bound on the weight magnitude"),
 }
 
 SYNAPSE = {
     "equations": """
         w : 1                   # weight
-        alpha : 1 (shared)      # data-based scale of this layer
+        alpha : 1 (shared)      # layer scale of the conversion, set by the engine
         inc : 1 (shared)        # potentiation step
         dec : 1 (shared)        # depression step
+        w_max : 1 (shared)      # bound on |w|
     """,
     "on_pre": "v_post += alpha * w",
     "on_post": """

@@ -20,11 +20,11 @@ def load_case(path):
     z = np.load(path)
     n_layers = int(z["n_layers"])
     weights = [z[f"w{k}"] for k in range(n_layers)]
-    params = SleepParams(
+    params = SleepParams.for_model(
         max_rate=float(z["max_rate"]),
         inc=float(z["inc"]),
         dec=float(z["dec"]),
-        thresholds=list(z["thresholds"]),
+        v_thresh=list(z["thresholds"]),
         alphas=list(z["alphas"]),
     )
     return weights, z["inputs"], params, int(z["seed"])

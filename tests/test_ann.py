@@ -18,8 +18,8 @@ from brainsleep.ann import (
     get_recipe,
     get_weights,
     hidden_activations,
-    load_model,
-    save_model,
+    load_checkpoint,
+    save_checkpoint,
     set_weights,
     train,
 )
@@ -364,9 +364,9 @@ def test_save_load_round_trip(tmp_path):
     recipe = get_recipe("reference", epochs=20)
     model = build_model(recipe, (6, 5, 4, 3), seed=3)
     meta = {"subset": {"fraction": 0.01, "counts": [1, 2, 3]}, "note": "x", "none": None}
-    path = save_model(tmp_path / "m" / "model.pt", model, recipe, 3, meta)
+    path = save_checkpoint(tmp_path / "m" / "model.pt", model, recipe, 3, meta)
     assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temp file left
-    loaded, info = load_model(path)
+    loaded, info = load_checkpoint(path)
     for a, b in zip(get_weights(model), get_weights(loaded), strict=True):
         np.testing.assert_array_equal(a, b)
     assert info["recipe"] == recipe and info["seed"] == 3 and info["meta"] == meta
@@ -376,11 +376,11 @@ def test_save_load_round_trip(tmp_path):
 
 def test_save_rejects_non_plain_meta(tmp_path):
     with pytest.raises(ValueError, match=r"meta.arr has unsupported type ndarray"):
-        save_model(tmp_path / "m.pt", MLP((2, 2)), None, 0, {"arr": np.zeros(2)})
+        save_checkpoint(tmp_path / "m.pt", MLP((2, 2)), None, 0, {"arr": np.zeros(2)})
 
 
 def test_corrupt_files_raise_value_error(tmp_path):
-    path = save_model(tmp_path / "model.pt", MLP((6, 5, 3)), RECIPES["strong"], 0, {})
+    path = save_checkpoint(tmp_path / "model.pt", MLP((6, 5, 3)), RECIPES["strong"], 0, {})
     data = path.read_bytes()
     trunc = tmp_path / "trunc.pt"
     trunc.write_bytes(data[: len(data) // 2])
@@ -390,7 +390,7 @@ def test_corrupt_files_raise_value_error(tmp_path):
     torch.save({"a": 1}, other)
     for p in (trunc, garbage, other):
         with pytest.raises(ValueError, match=p.name) as exc:
-            load_model(p)
+            load_checkpoint(p)
         assert "\n" not in str(exc.value)
     with pytest.raises(FileNotFoundError):
-        load_model(tmp_path / "missing.pt")
+        load_checkpoint(tmp_path / "missing.pt")

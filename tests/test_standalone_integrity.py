@@ -32,8 +32,8 @@ def make_case():
     rng = np.random.default_rng(7)
     weights = [rng.uniform(-0.2, 0.5, (SIZES[k + 1], SIZES[k])) for k in range(len(SIZES) - 1)]
     inputs = rng.random((N_STEPS, SIZES[0])) * 0.8
-    params = SleepParams(
-        max_rate=200.0, inc=0.01, dec=0.005, thresholds=[1.0] * 3, alphas=[1.0] * 3
+    params = SleepParams.for_model(
+        max_rate=200.0, inc=0.01, dec=0.005, v_thresh=[1.0] * 3, alphas=[1.0] * 3
     )
     return weights, inputs, params, 3
 
@@ -44,10 +44,10 @@ def save_case(path: Path, weights, inputs, params, seed) -> None:
         n_layers=len(weights),
         **{f"w{k}": w for k, w in enumerate(weights)},
         inputs=inputs,
-        max_rate=params.max_rate,
-        inc=params.inc,
-        dec=params.dec,
-        thresholds=np.asarray(params.thresholds),
+        max_rate=params["max_rate"],
+        inc=params["inc"],
+        dec=params["dec"],
+        thresholds=np.asarray(params["v_thresh"]),
         alphas=np.asarray(params.alphas),
         seed=seed,
     )
@@ -209,9 +209,7 @@ def test_incomplete_build_directory_is_rebuilt_not_used(build_root, tmp_path):
     (build,) = _build_dirs(root)
     (build / MANIFEST).unlink()
     (build / "main").write_bytes(b"not a binary")
-    from brainsleep.sleep import standalone
 
-    standalone._OPENED.clear()
     again = run_sleep(weights, inputs, params, device="cpp_standalone", seed=seed, build_root=root)
     for a, b in zip(first.weights, again.weights, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -262,7 +260,6 @@ def test_leftovers_of_killed_builds_and_runs_are_cleaned(solo, build_root):
     dead_run = Path(build_root) / "runs" / "otherhost-1-abcdef"
     (dead_run / "args").mkdir(parents=True)
     standalone._CLEANED_ROOTS.clear()
-    standalone._OPENED.clear()
     weights, inputs, params, seed = make_case()
     res = run_sleep(
         weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root

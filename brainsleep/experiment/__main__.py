@@ -1,4 +1,8 @@
-"""Command line of the experiment: argparse only; the work is in pipeline.py."""
+"""Command line of the experiment: argparse only; the work is in pipeline.py.
+
+Imports at start-up are cheap (no torch, Brian2, xarray): ``--help`` and argument
+errors return at once; the pipeline is imported once the arguments are valid.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import socket
 import sys
 from pathlib import Path
 
+from brainsleep.cli import HelpFormatter, environment_epilog, one_of
+
 from .config import ConfigError, ExperimentConfig, load_sleep_params_file, parse_prefs, validate
 
 EXIT_BAD_INPUT = 2
@@ -18,19 +24,41 @@ D = ExperimentConfig()
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m brainsleep.experiment`` argument parser.
+
+    Builds without importing torch or Brian2: the names it lists (devices, presets,
+    recipes, data sets) come from torch-free declarations.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; its ``--help`` lists the accepted names, each default once, the
+        environment variables read and the exit statuses.
+    """
+    from brainsleep.data import KNOWN_DATASETS
+    from brainsleep.models.presets import PRESETS
+    from brainsleep.names import RECIPE_NAMES
+    from brainsleep.sleep import DEVICE_NAMES
+
     p = argparse.ArgumentParser(
         prog="python -m brainsleep.experiment",
         description=(
             "Train an ANN on a small or unbalanced part of MNIST / Fashion-MNIST, sleep it "
             "in Brian2 (Sleep Replay Consolidation), evaluate it against controls. With no "
-            "flags: MNIST 1 %%, one seed, cpp_standalone (runtime without a C++ compiler)."
+            "flags: MNIST 1 %, one seed, cpp_standalone (runtime without a C++ compiler)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=(
+            f"{environment_epilog()}\n\n"
+            "exit status: 0 done, 1 a cell failed (finished stages are kept: rerun to "
+            "resume), 2 bad input (nothing written), 3 data, device or disk unavailable, "
+            "130 interrupted."
+        ),
+        formatter_class=HelpFormatter,
     )
     g = p.add_argument_group("simulation")
     g.add_argument(
         "--device",
-        choices=["reference", "runtime", "cpp_standalone", "cuda_standalone"],
+        choices=DEVICE_NAMES,
         default=None,
         help="where the sleep phase runs (default: cpp_standalone if g++ is present, else runtime)",
     )
@@ -44,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--model",
         default=D.model,
+        metavar="NAME|PATH",
         help=(
             "sleep model: a name in models/ or a path to a model file; a model file is "
             "Python code, executed when loaded: use only files you trust like code"
@@ -52,17 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--sleep-preset",
         default=D.sleep_preset,
-        help="named reference parameter set (models/presets.py)",
+        metavar="NAME",
+        help=f"named reference parameter set (models/presets.py), {one_of(PRESETS)}",
     )
     g.add_argument(
         "--sleep-params",
         metavar="FILE",
-        help="JSON with max_rate, inc, dec, thresholds, alpha_scale (overrides --sleep-preset)",
+        help="JSON object of sleep parameters by the names the model declares (e.g. "
+        '{"max_rate": 50, "v_thresh": [30, 7, 30], "alpha_scale": 10}); overrides the '
+        "preset name by name",
     )
     g.add_argument(
         "--sleep-steps",
         type=int,
         default=D.sleep_steps,
+        metavar="T",
         help="sleep length T in steps of dt = 1 ms",
     )
     g.add_argument(
@@ -84,13 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=D.datasets,
         metavar="NAME",
-        help="mnist and/or fashion-mnist",
+        help=f"data sets, {one_of(KNOWN_DATASETS, many=True)}",
     )
     g.add_argument(
         "--fractions",
         nargs="+",
         type=float,
         default=D.fractions,
+        metavar="F",
         help="fractions of the training set in (0, 1]",
     )
     g.add_argument(
@@ -109,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-fraction",
         type=float,
         default=D.val_fraction,
+        metavar="F",
         help="share of the labelled budget held out for validation (--search, early stopping)",
     )
     g.add_argument(
@@ -116,25 +151,41 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=int,
         default=D.seeds,
+        metavar="SEED",
         help="seeds; every result is repeated per seed",
     )
     g.add_argument(
         "--data-dir",
+        metavar="DIR",
         help="directory with the four IDX files (gz or plain) instead of the registry sources",
     )
     g = p.add_argument_group("network and training")
-    g.add_argument("--hidden", nargs="+", type=int, default=D.hidden, help="hidden layer widths")
-    g.add_argument("--recipe", default=D.recipe, help="training recipe: reference or strong")
+    g.add_argument(
+        "--hidden",
+        nargs="+",
+        type=int,
+        default=D.hidden,
+        metavar="WIDTH",
+        help="hidden layer widths",
+    )
+    g.add_argument(
+        "--recipe",
+        default=D.recipe,
+        metavar="NAME",
+        help=f"training recipe, {one_of(RECIPE_NAMES)}",
+    )
     g.add_argument(
         "--epochs",
         type=int,
         default=None,
-        help="training epochs (default: the recipe's, 10 for reference)",
+        metavar="N",
+        help="training epochs (default: the recipe's)",
     )
     g.add_argument(
         "--finetune-epochs",
         type=int,
         default=D.finetune_epochs,
+        metavar="N",
         help="fine-tuning epochs after sleep (and for the step-matched control)",
     )
     g.add_argument(
@@ -142,13 +193,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also train the strong recipe on the same subset (the bar to beat)",
     )
+    g.add_argument(
+        "--snn-eval",
+        type=int,
+        metavar="N",
+        help="also classify the first N test images with the converted spiking network "
+        "(plasticity off), for the baseline and the slept network: conversion fidelity",
+    )
+    g.add_argument(
+        "--snn-window",
+        type=int,
+        default=D.snn_window,
+        metavar="STEPS",
+        help="steps each image is shown in SNN evaluation; the network rests between images",
+    )
     g = p.add_argument_group("output")
     g.add_argument(
-        "--out", default=D.out, help="results directory (rerun with the same arguments to resume)"
+        "--out",
+        default=D.out,
+        metavar="DIR",
+        help="results directory (rerun with the same arguments to resume)",
     )
     g.add_argument(
         "--build-root",
-        help="cache of compiled standalone projects (default ~/.cache/brainsleep/builds)",
+        metavar="DIR",
+        help=(
+            "cache of compiled standalone projects "
+            "(default: $BRAINSLEEP_BUILD_DIR, else <cache root>/builds)"
+        ),
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("parallel")
@@ -175,17 +247,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    """The validated configuration of parsed arguments.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From :func:`build_parser`.
+
+    Returns
+    -------
+    ExperimentConfig
+        Checked by :func:`~brainsleep.experiment.config.validate`. Without ``--device``,
+        cpp_standalone where a C++ compiler is found, else runtime; which one is said on
+        stderr once the configuration is valid (an error stays the only line).
+
+    Raises
+    ------
+    ConfigError
+        Bad input, with a one-line message.
+    """
     device = args.device
     if device is None:
         device = "cpp_standalone" if (shutil.which("g++") or shutil.which("c++")) else "runtime"
-        if device == "runtime":
-            print(
-                "no C++ compiler found: running the sleep phase on Brian2's runtime device "
-                "(slow); install g++ for cpp_standalone",
-                file=sys.stderr,
-            )
-        else:
-            print("sleep device: cpp_standalone (C++ compiler found)", file=sys.stderr)
     cfg = ExperimentConfig(
         datasets=list(args.dataset),
         fractions=list(args.fractions),
@@ -205,6 +288,8 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         search=args.search,
         finetune_epochs=args.finetune_epochs,
         strong=args.strong,
+        snn_eval=args.snn_eval,
+        snn_window=args.snn_window,
         record_spikes=args.record_spikes,
         out=args.out,
         data_dir=args.data_dir,
@@ -213,7 +298,16 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         workers=args.workers,
         scheduler=args.scheduler,
     )
-    return validate(cfg)
+    cfg = validate(cfg)
+    if args.device is None and device == "runtime":
+        print(
+            "no C++ compiler found: running the sleep phase on Brian2's runtime device "
+            "(slow); install g++ for cpp_standalone",
+            file=sys.stderr,
+        )
+    elif args.device is None:
+        print("sleep device: cpp_standalone (C++ compiler found)", file=sys.stderr)
+    return cfg
 
 
 class _LogFileHandler(logging.FileHandler):
@@ -239,7 +333,9 @@ def _setup_logging(out: Path) -> None:
     logger.setLevel(logging.INFO)
     _close_logging()
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    fh = _LogFileHandler(out / "log.txt")
+    from brainsleep.formats import LOG_FILE
+
+    fh = _LogFileHandler(out / LOG_FILE)
     fh.setFormatter(fmt)
     sh = logging.StreamHandler(sys.stderr)
     sh.setFormatter(logging.Formatter("%(message)s"))
@@ -257,21 +353,17 @@ def _cuda_build_only(cfg: ExperimentConfig) -> str:
     """Without a GPU: generate and compile the cuda project, then say why we stop."""
     import numpy as np
 
-    from brainsleep.models.presets import DT
-    from brainsleep.sleep import MaskedMeanImage, resolve_record_layers
-    from brainsleep.sleep.devices import check_toolchain, get_standalone_build
-    from brainsleep.sleep.model import load_model
+    from brainsleep.sleep import MaskedMeanImage, SleepEngine, resolve_record_layers
     from brainsleep.sleep.network import NetworkSpec
+    from brainsleep.sleep.params import DT
 
-    check_toolchain("cuda_standalone")
+    engine = SleepEngine("cuda_standalone", cfg.model, cfg.prefs, cfg.build_root)
+    engine.device.check_available()
     sizes = (784, *cfg.hidden, 10)
     # The structure the pipeline's sleep will have; the image values come per run.
     inputs = MaskedMeanImage(np.zeros((28, 28)), cfg.sleep_steps)
     record = resolve_record_layers(cfg.record_spikes, len(sizes) - 1)
-    spec = NetworkSpec.for_inputs(sizes, inputs, DT, record)
-    build = get_standalone_build(
-        load_model(cfg.model), spec, "cuda_standalone", cfg.prefs, cfg.build_root
-    )
+    build = engine.prepare(NetworkSpec.for_inputs(sizes, inputs, DT, record)).build
     return (
         f"cuda_standalone: code generated and compiled in {build.directory}, but this machine "
         "has no GPU to run it; rerun on a GPU machine (the build is cached) or use "

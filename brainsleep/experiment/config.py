@@ -1,4 +1,8 @@
-"""The experiment's configuration: one typed record, validated before anything is written."""
+"""The experiment's configuration: one typed record, validated before anything is written.
+
+Why one file of this length: one typed record and its validation, every check before
+anything is written; the checks read best next to each other.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from brainsleep.data import KNOWN_DATASETS
-from brainsleep.sleep import DEVICES, SleepParams, load_model, preset_names
-from brainsleep.sleep.model import resolve_model_path
+from brainsleep.sleep import get_device, load_model, preset_names
+from brainsleep.sleep.model import read_declarations, resolve_model_path
 from brainsleep.sleep.params import MAX_SEED
 from brainsleep.subsets import format_imbalance, make_subset, parse_imbalance
 
-STAGES = ("baseline", "sleep", "sleep_finetune", "finetune_only", "strong")
 # Fields that change no result: left out of the fingerprint that guards a results dir.
 NON_SEMANTIC = ("out", "progress", "data_dir", "build_root", "workers", "scheduler")
 # Spike steps are stored as int32 (docs/formats.md); Brian2 indexes synapses with int32.
@@ -55,6 +58,8 @@ class ExperimentConfig:
     search: int = 0
     finetune_epochs: int = 2
     strong: bool = False
+    snn_eval: int | None = None  # test images classified by the spiking network (None: off)
+    snn_window: int = 300  # steps each image is shown in SNN evaluation
     record_spikes: str = "hidden"
     out: str = "results/default"
     data_dir: str | None = None
@@ -69,7 +74,7 @@ class ExperimentConfig:
     def fingerprint(self) -> str:
         """Hash of every field that changes results, and of the engine version: a
         results directory is never resumed with a different sleep engine."""
-        from brainsleep.sleep.devices import ENGINE_VERSION
+        from brainsleep.sleep.standalone import ENGINE_VERSION
 
         d = {k: v for k, v in self.to_dict().items() if k not in NON_SEMANTIC}
         d["engine_version"] = ENGINE_VERSION
@@ -138,13 +143,22 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def load_sleep_params_file(path: str) -> dict:
-    """Read ``--sleep-params FILE`` (JSON: max_rate, inc, dec, thresholds, alpha_scale).
+    """Read ``--sleep-params FILE``: a JSON object of sleep parameters by name.
+
+    Names are those the model declares (``PARAMETERS`` in ``models/src.py``: max_rate,
+    decay, v_thresh, inc, dec) and the engine's ``alpha_scale`` and ``dt``; the file
+    overrides the preset (``--sleep-preset``) name by name. Names and bounds are checked
+    against the model in :func:`validate`.
 
     Parameters
     ----------
     path : str
-        The JSON file; ``decay`` and ``dt`` are optional keys.
+        The JSON file.
 
     Returns
     -------
@@ -154,9 +168,8 @@ def load_sleep_params_file(path: str) -> dict:
     Raises
     ------
     ConfigError
-        Missing file, bad JSON, missing or unknown keys, NaN or infinity anywhere (Python's
-        json reads ``NaN``), a value that is not a number, a negative ``alpha_scale`` or
-        rate, a threshold <= 0; the message names the field.
+        Missing file, bad JSON, not an object, NaN or infinity anywhere (Python's json
+        reads ``NaN``), or a value that is neither a number nor a list of numbers.
     """
     p = Path(path)
     if not p.is_file():
@@ -165,40 +178,33 @@ def load_sleep_params_file(path: str) -> dict:
         d = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--sleep-params {path}: not valid JSON ({exc})") from exc
-    need = {"max_rate", "inc", "dec", "thresholds", "alpha_scale"}
-    if not isinstance(d, dict) or not need <= set(d):
-        raise ConfigError(f"--sleep-params {path}: needs keys {sorted(need)}")
-    extra = set(d) - need - {"decay", "dt"}
-    if extra:
-        raise ConfigError(f"--sleep-params {path}: unknown keys {sorted(extra)}")
+    if not isinstance(d, dict) or not d:
+        raise ConfigError(f"--sleep-params {path}: give a JSON object of parameters by name")
     bad = _non_finite(d)
     if bad:
         where, value = bad[0]
         raise ConfigError(f"--sleep-params {path}: {where} is {value}; give finite numbers")
-    for key in sorted(set(d) - {"thresholds"}):
-        if not _is_number(d[key]):
-            raise ConfigError(f"--sleep-params {path}: {key} must be a number, got {d[key]!r}")
-    thresholds = d["thresholds"]
-    if not isinstance(thresholds, list) or not all(_is_number(t) for t in thresholds):
-        raise ConfigError(
-            f"--sleep-params {path}: thresholds must be a list of numbers, one per weight layer"
-        )
-    if d["alpha_scale"] < 0:
-        raise ConfigError(
-            f"--sleep-params {path}: alpha_scale must be >= 0, got {d['alpha_scale']}"
-        )
-    try:
-        SleepParams(
-            max_rate=d["max_rate"],
-            inc=d["inc"],
-            dec=d["dec"],
-            thresholds=thresholds,
-            alphas=[1.0] * len(thresholds),
-            **{k: d[k] for k in ("decay", "dt") if k in d},
-        )
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"--sleep-params {path}: {exc}") from exc
+    for key, value in d.items():
+        numbers_ = value if isinstance(value, list) else [value]
+        if not numbers_ or not all(_is_number(v) for v in numbers_):
+            raise ConfigError(
+                f"--sleep-params {path}: {key} must be a number or a list of numbers "
+                f"(one per weight layer), got {value!r}"
+            )
     return d
+
+
+def start_params(cfg: ExperimentConfig) -> dict:
+    """The sleep parameter set before any search: preset, then ``--sleep-params`` on top.
+
+    A partial override by name (see :func:`brainsleep.sleep.params.params_from_set`);
+    what neither sets keeps the model's declared default.
+    """
+    from brainsleep.sleep.params import preset
+
+    p = preset(cfg.sleep_preset)
+    p.update(cfg.sleep_params or {})
+    return {k: list(v) if isinstance(v, tuple | list) else v for k, v in p.items()}
 
 
 def _physical_memory() -> int | None:
@@ -217,11 +223,9 @@ def _check_sizes(cfg: ExperimentConfig) -> None:
     """Refuse networks, sleep lengths and searches that the engine cannot hold."""
     import sys
 
-    from .search import Candidate
-
     sizes = (N_PIXELS, *cfg.hidden, N_CLASSES)
     synapses = [a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
-    if cfg.device != "reference" and max(synapses) > MAX_SYNAPSES_PER_LAYER:
+    if get_device(cfg.device).brian2 and max(synapses) > MAX_SYNAPSES_PER_LAYER:
         k = synapses.index(max(synapses))
         raise ConfigError(
             f"--hidden {' '.join(map(str, cfg.hidden))}: weight layer {k + 1} has "
@@ -234,7 +238,7 @@ def _check_sizes(cfg: ExperimentConfig) -> None:
         )
     # Lower bounds only: float64 sleep + float32 torch weights, two int32 window offsets
     # per sleep step, one object per search trial.
-    candidate = sys.getsizeof(Candidate(0.0, 0.0, 0.0, (), 0.0))
+    candidate = sys.getsizeof({}) + 100 * (len(cfg.hidden) + 6)  # one trial's values
     needs = {
         "--hidden": 12 * sum(synapses),
         "--sleep-steps": 8 * cfg.sleep_steps,
@@ -266,7 +270,7 @@ def _check_prefs(cfg: ExperimentConfig) -> None:
     """Every ``--pref`` names a Brian2 preference and has a value Brian2 accepts."""
     if not cfg.prefs:
         return
-    if cfg.device == "reference":
+    if not get_device(cfg.device).brian2:
         key = next(iter(cfg.prefs))
         raise ConfigError(
             f"--pref {key}: Brian2 preferences have no effect on the reference device "
@@ -440,35 +444,36 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError("--hidden: give positive integer layer widths")
     if any(h < 1 for h in cfg.hidden):
         raise ConfigError("--hidden: give positive layer widths")
-    from brainsleep.ann import RECIPES
+    from brainsleep.names import RECIPE_NAMES
 
-    if cfg.recipe not in RECIPES:
-        raise ConfigError(f"unknown recipe {cfg.recipe!r}; known: {', '.join(sorted(RECIPES))}")
+    if cfg.recipe not in RECIPE_NAMES:
+        raise ConfigError(f"unknown recipe {cfg.recipe!r}; known: {', '.join(RECIPE_NAMES)}")
     if cfg.epochs is not None and cfg.epochs < 1:
         raise ConfigError("--epochs must be >= 1")
-    if cfg.device not in DEVICES:
-        raise ConfigError(f"unknown device {cfg.device!r}; known: {', '.join(DEVICES)}")
+    try:
+        device = get_device(cfg.device)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     try:
         model_path = resolve_model_path(cfg.model)
+        device.check_model(read_declarations(model_path), explicit=True)
     except ValueError as exc:
         raise ConfigError(f"--model: {exc}") from exc
-    if cfg.device == "reference" and model_path.stem != "src":
-        raise ConfigError("--device reference implements only models/src.py; pick a Brian2 device")
-    if cfg.sleep_params is None and cfg.sleep_preset not in preset_names():
+    if cfg.sleep_preset not in preset_names():
         raise ConfigError(
             f"unknown sleep preset {cfg.sleep_preset!r}; known: {', '.join(preset_names())}"
         )
     n_layers = len(cfg.hidden) + 1
-    thresholds = (cfg.sleep_params or {}).get("thresholds")
-    if thresholds is None:
-        from brainsleep.models.presets import PRESETS
+    from brainsleep.sleep.params import params_from_set
 
-        thresholds = PRESETS[cfg.sleep_preset]["thresholds"]
-    if len(thresholds) != n_layers:
+    try:
+        params_from_set(start_params(cfg), [1.0] * n_layers, model_path)
+    except ValueError as exc:
+        given = "--sleep-params and " if cfg.sleep_params else ""
         raise ConfigError(
-            f"sleep parameters have {len(thresholds)} thresholds but the network has "
-            f"{n_layers} weight layers (--hidden {' '.join(map(str, cfg.hidden))})"
-        )
+            f"sleep parameters ({given}--sleep-preset {cfg.sleep_preset}) for "
+            f"--hidden {' '.join(map(str, cfg.hidden))}: {exc}"
+        ) from exc
     if cfg.sleep_steps < 1:
         raise ConfigError("--sleep-steps must be >= 1")
     if cfg.search < 0:
@@ -477,20 +482,32 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError("--search tunes on the validation split: set --val-fraction > 0")
     if cfg.finetune_epochs < 0:
         raise ConfigError("--finetune-epochs must be >= 0")
+    if cfg.snn_eval is not None and (not _is_int(cfg.snn_eval) or cfg.snn_eval < 1):
+        raise ConfigError(
+            f"--snn-eval {cfg.snn_eval}: give a positive number of test images (leave it out "
+            "to skip SNN evaluation)"
+        )
+    if not _is_int(cfg.snn_window) or cfg.snn_window < 1:
+        raise ConfigError(f"--snn-window {cfg.snn_window}: give a positive number of steps")
+    if cfg.snn_eval is not None and cfg.snn_eval * cfg.snn_window > MAX_SLEEP_STEPS:
+        raise ConfigError(
+            f"--snn-eval x --snn-window = {cfg.snn_eval * cfg.snn_window} steps, above the "
+            f"engine's {MAX_SLEEP_STEPS}"
+        )
     if cfg.record_spikes not in ("none", "hidden", "all"):
         raise ConfigError("--record-spikes: choose none, hidden or all")
     _check_sizes(cfg)
     _check_parallel(cfg)
-    if cfg.device in ("cpp_standalone", "cuda_standalone"):
-        from brainsleep.sleep.devices import default_build_root
+    if device.compiled:
+        from brainsleep.paths import default_build_root
 
         root = Path(cfg.build_root) if cfg.build_root else default_build_root()
         _check_writable_dir(root, "--build-root")
-    if cfg.device == "cpp_standalone":
-        from brainsleep.sleep.devices import DeviceUnavailableError, check_toolchain
+    if device.checked_at_start:
+        from brainsleep.sleep.devices import DeviceUnavailableError
 
         try:
-            check_toolchain("cpp_standalone")
+            device.check_available()
         except DeviceUnavailableError as exc:
             raise ConfigError(str(exc)) from exc
     _check_prefs(cfg)

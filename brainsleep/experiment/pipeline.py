@@ -17,6 +17,9 @@ With ``--search`` a ``search`` step (``search.json``, ``search.csv``) comes betw
 ``done.json`` records the cell's confusion matrices and every marker. A rerun verifies
 them: a step whose files do not match is redone (with a warning naming the file), and so
 is every step after it.
+
+Why one file of this length: it is the driver (a cell's named, checkpointed stages);
+storage formats, search, scheduling and the engine live in their own modules.
 """
 
 from __future__ import annotations
@@ -32,34 +35,47 @@ import xarray as xr
 
 from brainsleep import ann
 from brainsleep.data import as_float, load_dataset
+from brainsleep.formats import (
+    CELLS_DIR,
+    CONFUSION_FILE,
+    DONE_MARKER,
+    SEARCH_CSV,
+    SEARCH_JOURNAL,
+    SLEEP_PARAMS_FILE,
+    SPIKES_FILE,
+    STAGES,
+    format_cell_id,
+    load_weights,
+    save_confusion,
+    save_weights,
+    stage_marker,
+    weights_file,
+)
 from brainsleep.normalize import alphas_for_model
 from brainsleep.sleep import (
     MaskedMeanImage,
     ModelNumericsError,
-    run_sleep,
+    SleepEngine,
     save_spikes,
     spike_counts,
 )
 from brainsleep.sleep.params import params_from_set
 from brainsleep.subsets import make_subset
 
-from .config import STAGES, ExperimentConfig
+from .config import ExperimentConfig, start_params
 from .results import (
     IntegrityError,
     atomic_write_json,
     atomic_write_with,
     collect_metrics,
-    load_weights,
     read_marker,
-    save_weights,
     summary_table,
     verify_marker,
     write_marker,
     write_metrics,
 )
 from .scheduler import CellError, run_cells, uses_dask
-from .search import JOURNAL as SEARCH_JOURNAL
-from .search import Candidate, TrialResult, run_search
+from .search import SearchSpace, TrialResult, run_search
 from .search import fingerprint as search_fingerprint
 
 log = logging.getLogger("brainsleep.experiment")
@@ -75,7 +91,7 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        return f"{self.dataset}_f{self.fraction:g}_{self.imbalance}_s{self.seed}"
+        return format_cell_id(self.dataset, self.fraction, self.imbalance, self.seed)
 
 
 def cells(cfg: ExperimentConfig) -> list[Cell]:
@@ -103,17 +119,6 @@ def versions() -> dict:
     }
 
 
-def start_params(cfg: ExperimentConfig) -> dict:
-    """max_rate, inc, dec, thresholds, alpha_scale (+ decay, dt) before any search."""
-    if cfg.sleep_params is not None:
-        return dict(cfg.sleep_params)
-    from brainsleep.models.presets import DECAY, DT, PRESETS
-
-    p = dict(PRESETS[cfg.sleep_preset])
-    p["thresholds"] = list(p["thresholds"])
-    return {**p, "decay": DECAY, "dt": DT}
-
-
 class CellRunner:
     """Runs (or resumes) the stages of one cell."""
 
@@ -121,7 +126,7 @@ class CellRunner:
         self.cfg, self.cell, self.out = cfg, cell, out
         # Every marker records it: a step written under another configuration is redone.
         self.fingerprint = cfg.fingerprint()
-        self.dir = out / "cells" / cell.cell_id
+        self.dir = out / CELLS_DIR / cell.cell_id
         self.dir.mkdir(parents=True, exist_ok=True)
         x_train_all = data["x_train"]
         y_train_all = data["y_train"]
@@ -141,6 +146,7 @@ class CellRunner:
         self.recipe = ann.get_recipe(cfg.recipe, **({"epochs": cfg.epochs} if cfg.epochs else {}))
         self.sizes = (self.x.shape[1], *cfg.hidden, 10)
         self.valid: set[str] = set()  # steps whose files verified (or were just written)
+        self._engine: SleepEngine | None = None  # made on the first sleep
 
     # -- checkpoint helpers ------------------------------------------------------------
     def steps(self) -> list[str]:
@@ -157,7 +163,7 @@ class CellRunner:
 
     def _stage_file(self, stage: str) -> Path:
         """The marker of a step: written last, it records the step's artifacts."""
-        return self.dir / ("search.json" if stage == "search" else f"stage_{stage}.json")
+        return self.dir / stage_marker(stage)
 
     def _done(self, stage: str) -> bool:
         return stage in self.valid
@@ -202,7 +208,7 @@ class CellRunner:
                 redo_from = step
             else:
                 self.valid.add(step)
-        done = self.dir / "done.json"
+        done = self.dir / DONE_MARKER
         if not done.exists():
             return False
         if redo_from is None:
@@ -219,7 +225,7 @@ class CellRunner:
 
     def _model_from(self, stage: str, recipe=None) -> ann.MLP:
         model = ann.build_model(recipe or self.recipe, self.sizes, self.cell.seed)
-        ann.set_weights(model, load_weights(self.dir / f"weights_{stage}.npz"))
+        ann.set_weights(model, list(load_weights(self.dir / weights_file(stage)).values()))
         return model
 
     def _record(
@@ -246,7 +252,7 @@ class CellRunner:
             row[f"active_frac_h{i}"] = float(a)
         row.update(extra or {})
         # artifacts first, then the stage file: the stage file marks the stage complete
-        weights = f"weights_{stage}.npz"
+        weights = weights_file(stage)
         save_weights(self.dir / weights, ann.get_weights(model))
         write_marker(
             self._stage_file(stage),
@@ -274,20 +280,24 @@ class CellRunner:
         self._record("baseline", model, {"train_steps": hist.n_steps})
         return model
 
+    @property
+    def engine(self) -> SleepEngine:
+        """The sleep engine of this cell: every trial and the final sleep share its build."""
+        if self._engine is None:
+            cfg = self.cfg
+            self._engine = SleepEngine(cfg.device, cfg.model, cfg.prefs, cfg.build_root)
+        return self._engine
+
     def _sleep(self, model: ann.MLP, p: dict, record: str, progress: bool = False):
         norm = alphas_for_model(model, self.x)
-        params = params_from_set(p, norm.alphas)
+        params = params_from_set(p, norm.alphas, self.engine.model)
         inputs = MaskedMeanImage.from_images(self.x, n_steps=self.cfg.sleep_steps)
-        res = run_sleep(
+        res = self.engine.run(
             ann.get_weights(model),
             inputs,
             params,
-            device=self.cfg.device,
             seed=self.cell.seed,
-            model=self.cfg.model,
             record_layers=record,
-            prefs=self.cfg.prefs,
-            build_root=self.cfg.build_root,
             progress=progress,
         )
         slept = copy.deepcopy(model)
@@ -312,8 +322,7 @@ class CellRunner:
         balanced = self.cell.imbalance != "none"
         score_name = "val_balanced_accuracy" if balanced else "val_accuracy"
 
-        def trial(cand: Candidate) -> TrialResult:
-            p = {**start, **cand.to_dict()}
+        def trial(p: dict) -> TrialResult:
             # hidden-layer spikes cost the standalone binary nothing: it records them anyway
             try:
                 slept, res, _, _ = self._sleep(model, p, record="hidden")
@@ -335,6 +344,7 @@ class CellRunner:
             self.cell.seed,
             trial,
             self.dir / SEARCH_JOURNAL,
+            space=SearchSpace.for_model(self.engine.model, len(self.sizes) - 1),
             score_name=score_name,
             key=key,
             progress=self.cfg.progress,
@@ -342,9 +352,9 @@ class CellRunner:
         import pandas as pd
 
         atomic_write_with(
-            self.dir / "search.csv", lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False)
+            self.dir / SEARCH_CSV, lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False)
         )
-        chosen = {**start, **best.to_dict()}
+        chosen = best
         write_marker(
             path,
             {
@@ -353,7 +363,7 @@ class CellRunner:
                 "history": history,
                 "fingerprint": self.fingerprint,
             },
-            artifacts=["search.csv", SEARCH_JOURNAL],
+            artifacts=[SEARCH_CSV, SEARCH_JOURNAL],
         )
         self.valid.add("search")
         return chosen
@@ -365,17 +375,43 @@ class CellRunner:
             baseline, p, self.cfg.record_spikes, progress=self.cfg.progress
         )
         counts = spike_counts(res.spikes) if self.cfg.record_spikes != "none" else {}
-        artifacts = ["sleep_params.json"]
+        artifacts = [SLEEP_PARAMS_FILE]
         if self.cfg.record_spikes != "none":
-            save_spikes(res.spikes, self.dir / "spikes.nc")
-            artifacts.append("spikes.nc")
+            save_spikes(res.spikes, self.dir / SPIKES_FILE)
+            artifacts.append(SPIKES_FILE)
         extra = {f"sleep_spikes_layer{k}": v for k, v in counts.items()}
+        if self.cfg.snn_eval:
+            extra.update(self._snn_metrics(baseline, slept, params))
         atomic_write_json(
-            self.dir / "sleep_params.json",
+            self.dir / SLEEP_PARAMS_FILE,
             {"params": params.to_dict(), "normalization": norm.to_dict(), "info": res.info},
         )
         self._record("sleep", slept, extra, artifacts=tuple(artifacts))
         return slept
+
+    def _snn_metrics(self, baseline: ann.MLP, slept: ann.MLP, params) -> dict:
+        """The converted spiking network on the first N test images, before and after
+        sleep, with the sleep's conversion and plasticity off (``snn_baseline_*``,
+        ``snn_*``)."""
+        from brainsleep.sleep.inference import evaluate_snn
+
+        n = min(self.cfg.snn_eval, len(self.y_test))
+        x, y = np.asarray(self.x_test[:n]), np.asarray(self.y_test[:n])
+        out = {}
+        for prefix, net in (("snn_baseline_", baseline), ("snn_", slept)):
+            ev = evaluate_snn(
+                ann.get_weights(net),
+                x,
+                y,
+                params,
+                self.engine,
+                window=self.cfg.snn_window,
+                seed=self.cell.seed,
+                ann_predictions=ann.evaluate(net, x, y).predictions,
+                progress=self.cfg.progress,
+            )
+            out.update(ev.metrics(prefix))
+        return out
 
     def _finetuned(self, start: ann.MLP, max_steps: int | None = None):
         """A copy of ``start`` fine-tuned on the subset; both arms use the same seed."""
@@ -449,9 +485,9 @@ class CellRunner:
         self._write_confusion()
         markers = [self._stage_file(s).name for s in self.steps()]
         write_marker(
-            self.dir / "done.json",
+            self.dir / DONE_MARKER,
             {"subset": self.subset.to_dict(), "fingerprint": self.fingerprint},
-            artifacts=["confusion.nc", *markers],
+            artifacts=[CONFUSION_FILE, *markers],
         )
 
     def _write_confusion(self) -> None:
@@ -465,15 +501,7 @@ class CellRunner:
                 continue
             stages.append(stage)
             mats.append(np.asarray(confusion, dtype=np.int64))
-        da = xr.DataArray(
-            np.stack(mats),
-            dims=("stage", "true", "predicted"),
-            coords={"stage": stages, "true": np.arange(10), "predicted": np.arange(10)},
-            name="confusion",
-        )
-        atomic_write_with(
-            self.dir / "confusion.nc", lambda tmp: da.to_netcdf(tmp, engine="h5netcdf")
-        )
+        save_confusion(self.dir / CONFUSION_FILE, stages, np.stack(mats))
 
 
 def load_data(cfg: ExperimentConfig) -> dict:

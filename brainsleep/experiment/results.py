@@ -21,23 +21,17 @@ import pandas as pd
 import xarray as xr
 
 from brainsleep.atomic import atomic_write_bytes, atomic_write_json, atomic_write_with, json_default
-
-METRIC_COLUMNS = [
-    "cell",
-    "dataset",
-    "fraction",
-    "imbalance",
-    "seed",
-    "stage",
-    "accuracy",
-    "balanced_accuracy",
-    *[f"acc_class_{k}" for k in range(10)],
-    "pred_entropy",
-    "active_frac_h1",
-    "active_frac_h2",
-    "n_train",
-    "n_val",
-]
+from brainsleep.formats import (
+    CELLS_DIR,
+    CONFIG_FILE,
+    LOCK_FILE,
+    METRIC_COLUMNS,
+    METRICS_CSV,
+    METRICS_DIM,
+    METRICS_NC,
+    STAGE_RANK,
+    stage_marker,
+)
 
 
 class ResultsDirError(RuntimeError):
@@ -193,29 +187,13 @@ def verify_marker(path: str | Path) -> tuple[dict | None, list[str]]:
     return body, verify_artifacts(path.parent, body["artifacts"])
 
 
-def save_weights(path: Path, weights) -> None:
-    """``weights_<stage>.npz`` with keys layer1..layerL (float64, (n_out, n_in))."""
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, **{f"layer{k + 1}": np.asarray(w) for k, w in enumerate(weights)})
-
-    atomic_write_with(path, write)
-
-
-def load_weights(path: Path) -> list[np.ndarray]:
-    """The arrays of a ``weights_<stage>.npz``, layer1 first."""
-    with np.load(path) as z:
-        return [z[f"layer{k + 1}"] for k in range(len(z.files))]
-
-
 def check_directory(out: Path, fingerprint: str) -> bool:
     """True when ``out`` holds this configuration's results (resume), False when new.
 
     Raises ResultsDirError when ``out`` holds results of a different configuration.
     Reads only: safe to call before anything is computed.
     """
-    cfg_path = Path(out) / "config.json"
+    cfg_path = Path(out) / CONFIG_FILE
     if os.path.lexists(cfg_path):
         try:
             old = json.loads(cfg_path.read_text())
@@ -231,7 +209,7 @@ def check_directory(out: Path, fingerprint: str) -> bool:
                 f"{old.get('fingerprint')} != {fingerprint}); pick another --out or remove it"
             )
         return True
-    if Path(out).is_dir() and any(p.name != ".lock" for p in Path(out).iterdir()):
+    if Path(out).is_dir() and any(p.name != LOCK_FILE for p in Path(out).iterdir()):
         raise ResultsDirError(
             f"--out {out} is a non-empty directory that holds no brainsleep results "
             "(no config.json); pick a new or empty directory"
@@ -247,7 +225,7 @@ def claim_directory(out: Path, config: dict, fingerprint: str) -> bool:
     """
     if check_directory(out, fingerprint):
         return True
-    atomic_write_json(Path(out) / "config.json", {**config, "fingerprint": fingerprint})
+    atomic_write_json(Path(out) / CONFIG_FILE, {**config, "fingerprint": fingerprint})
     return False
 
 
@@ -258,7 +236,7 @@ def lock_directory(out: Path):
     """
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(Path(out) / ".lock"))
+    lock = FileLock(str(Path(out) / LOCK_FILE))
     try:
         lock.acquire(timeout=0)
     except Timeout as exc:
@@ -388,7 +366,7 @@ def take_directory(out: Path, config: dict, fingerprint: str):
     """
     out = Path(out)
     created = _make_directories(out)
-    lock_path = out / ".lock"
+    lock_path = out / LOCK_FILE
     lock_existed = os.path.lexists(lock_path)
     try:
         lock = lock_directory(out)
@@ -424,7 +402,7 @@ def remove_stale_temp_files(out: Path) -> int:
 def collect_metrics(out: Path) -> pd.DataFrame:
     """All finished stage rows of all cells, in a stable order."""
     rows = []
-    for stage_file in sorted(Path(out).glob("cells/*/stage_*.json")):
+    for stage_file in sorted(Path(out).glob(f"{CELLS_DIR}/*/{stage_marker('*')}")):
         try:
             rows.append(read_marker(stage_file)["row"])
         except IntegrityError:
@@ -434,9 +412,7 @@ def collect_metrics(out: Path) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     extra = sorted(c for c in df.columns if c not in METRIC_COLUMNS)
     df = df.reindex(columns=METRIC_COLUMNS + extra)
-    from .config import STAGES
-
-    df["stage_order"] = df["stage"].map({s: i for i, s in enumerate(STAGES)})
+    df["stage_order"] = df["stage"].map(STAGE_RANK)
     df = df.sort_values(["dataset", "imbalance", "fraction", "seed", "stage_order"])
     return df.drop(columns="stage_order").reset_index(drop=True)
 
@@ -444,20 +420,18 @@ def collect_metrics(out: Path) -> pd.DataFrame:
 def write_metrics(out: Path, df: pd.DataFrame) -> None:
     """metrics.csv and metrics.nc (dimension "row"), both atomically."""
     out = Path(out)
-    atomic_write_bytes(out / "metrics.csv", df.to_csv(index=False).encode())
-    ds = xr.Dataset.from_dataframe(df.rename_axis("row"))
+    atomic_write_bytes(out / METRICS_CSV, df.to_csv(index=False).encode())
+    ds = xr.Dataset.from_dataframe(df.rename_axis(METRICS_DIM))
     for name in ds.data_vars:
         if ds[name].dtype == object:
             ds[name] = ds[name].astype(str)
-    atomic_write_with(out / "metrics.nc", lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+    atomic_write_with(out / METRICS_NC, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def summary_table(df: pd.DataFrame) -> str:
     """Mean +- sd over seeds per (dataset, imbalance, fraction, stage), as text."""
     if df.empty:
         return "(no finished cells)"
-    from .config import STAGES
-
     g = df.groupby(["dataset", "imbalance", "fraction", "stage"], sort=False)
     agg = g.agg(
         n=("seed", "nunique"),
@@ -466,7 +440,7 @@ def summary_table(df: pd.DataFrame) -> str:
         bal=("balanced_accuracy", "mean"),
         bal_sd=("balanced_accuracy", "std"),
     ).reset_index()
-    agg["o"] = agg["stage"].map({s: i for i, s in enumerate(STAGES)})
+    agg["o"] = agg["stage"].map(STAGE_RANK)
     agg = agg.sort_values(["dataset", "imbalance", "fraction", "o"])
     lines = [
         f"{'dataset':<14}{'imbalance':<12}{'fraction':>9}  {'stage':<15}{'n':>3}  "

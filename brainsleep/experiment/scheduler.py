@@ -85,7 +85,9 @@ def _worker_log(out: Path) -> None:
         return
     logger = logging.getLogger("brainsleep")
     logger.setLevel(logging.INFO)
-    handler = logging.FileHandler(out / "log.txt")
+    from brainsleep.formats import LOG_FILE
+
+    handler = logging.FileHandler(out / LOG_FILE)
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d]: %(message)s")
     )

@@ -2,9 +2,9 @@
 
 Trial 0 is the starting point itself (the preset, or the ``--sleep-params`` file),
 enqueued into the study, so the search can only match or beat it. A TPE sampler proposes
-the others, log-uniformly within :data:`SPAN` around the start (each Optuna parameter is
-the factor applied to its start value; :func:`candidate_from` turns factors into sleep
-parameters). Every trial reuses one compiled standalone binary through run_args (same
+the others, log-uniformly around the start within each parameter's declared ``search``
+range (:class:`SearchSpace`: each Optuna parameter is the factor applied to its start
+value). Every trial reuses one compiled standalone binary through run_args (same
 structure, new parameters).
 
 The study is kept in an Optuna journal file (:data:`JOURNAL`) in the cell's directory,
@@ -36,65 +36,123 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from brainsleep.formats import SEARCH_JOURNAL
+
 if TYPE_CHECKING:
     import optuna
 
 log = logging.getLogger("brainsleep.experiment")
 
-# (low, high) factors of the starting value, sampled log-uniformly; "thresholds" holds
-# for every layer's threshold (Optuna parameters threshold_1 .. threshold_L).
-SPAN = {
-    "max_rate": (0.25, 4.0),
-    "inc": (0.01, 10.0),
-    "dec": (0.01, 10.0),
-    "thresholds": (0.2, 5.0),
-    "alpha_scale": (0.2, 5.0),
-}
-# Smallest centre of the search range: a start of inc = 0 or dec = 0 is still searched.
-FLOOR = {"inc": 1e-6, "dec": 1e-6}
 SEARCH_STREAM = 7
 BATCH = 4  # trials asked together; part of what a seed reproduces
 STUDY_NAME = "sleep_search"
-JOURNAL = "search.journal"
+JOURNAL = SEARCH_JOURNAL
 SCORES = ("val_accuracy", "val_balanced_accuracy")
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """One sleep-parameter set of the search (absolute values, not factors)."""
+class SearchSpace:
+    """What the search explores: every declared parameter with a ``search`` range.
 
-    max_rate: float
-    inc: float
-    dec: float
-    thresholds: tuple[float, ...]
-    alpha_scale: float
+    Built from the declarations (:func:`brainsleep.sleep.params.search_space`: the
+    model's ``PARAMETERS`` and the engine's ``alpha_scale``), so a parameter added to a
+    model file with a ``search`` range is searched with no other change. Each Optuna
+    parameter is the factor applied to its starting value; a per-layer parameter gives
+    one Optuna parameter per layer (``v_thresh_1 .. v_thresh_L``).
+
+    Parameters
+    ----------
+    parameters : dict of str to Parameter
+        The searchable declarations, in declaration order.
+    n_layers : int
+        Number of weight layers.
+    """
+
+    parameters: dict
+    n_layers: int
 
     @classmethod
-    def from_start(cls, start: dict) -> Candidate:
-        """The starting parameters themselves, exactly."""
-        return cls(
-            float(start["max_rate"]),
-            float(start["inc"]),
-            float(start["dec"]),
-            tuple(float(t) for t in start["thresholds"]),
-            float(start["alpha_scale"]),
-        )
+    def for_model(cls, model, n_layers: int) -> SearchSpace:
+        """The space of ``model`` (a name, path or SleepModel) for ``n_layers`` layers."""
+        from brainsleep.sleep.params import search_space
 
-    def to_dict(self) -> dict:
-        """The fields as in a parameter set (``thresholds`` a list)."""
+        return cls(search_space(model), n_layers)
+
+    def _flat(self) -> list[tuple[str, str, int | None]]:
+        """(Optuna name, parameter name, layer index or None) for every dimension."""
+        out = []
+        for name, p in self.parameters.items():
+            if p.per_layer:
+                out += [(f"{name}_{k + 1}", name, k) for k in range(self.n_layers)]
+            else:
+                out.append((name, name, None))
+        return out
+
+    @property
+    def names(self) -> list[str]:
+        """Optuna parameter names in a fixed order."""
+        return [flat for flat, _, _ in self._flat()]
+
+    def describe(self) -> dict:
+        """JSON-able ranges and floors (part of what a seed reproduces)."""
+        return {n: [list(p.search), p.search_floor] for n, p in self.parameters.items()}
+
+    def distributions(self) -> dict[str, optuna.distributions.FloatDistribution]:
+        """Each dimension's factor, log-uniform within its declared ``search`` range."""
+        from optuna.distributions import FloatDistribution
+
         return {
-            "max_rate": self.max_rate,
-            "inc": self.inc,
-            "dec": self.dec,
-            "thresholds": list(self.thresholds),
-            "alpha_scale": self.alpha_scale,
+            flat: FloatDistribution(*self.parameters[name].search, log=True)
+            for flat, name, _ in self._flat()
         }
 
-    def columns(self) -> dict[str, float]:
-        """Flat fields for a table: ``thresholds`` as ``threshold_1 .. threshold_L``."""
-        out = {"max_rate": self.max_rate, "inc": self.inc, "dec": self.dec}
-        out.update({f"threshold_{k}": t for k, t in enumerate(self.thresholds, start=1)})
-        out["alpha_scale"] = self.alpha_scale
+    def start_factors(self) -> dict[str, float]:
+        """Trial 0: every factor 1.0, i.e. the starting parameters."""
+        return dict.fromkeys(self.names, 1.0)
+
+    def candidate(self, start: dict, factors: dict[str, float]) -> dict:
+        """Sleep parameters (a set as in ``models/presets.py``) from a trial's factors.
+
+        All factors 1.0 give the start exactly (even for a start value 0, which the
+        other trials replace by the parameter's ``search_floor``). A searched parameter
+        the start lacks starts from its declared default.
+        """
+        base = self.start_values(start)
+        if all(v == 1.0 for v in factors.values()):
+            return base
+        out = dict(base)
+        for flat, name, layer in self._flat():
+            floor = self.parameters[name].search_floor
+            if layer is None:
+                out[name] = float(max(base[name], floor) * factors[flat])
+            else:
+                values = list(out[name])
+                values[layer] = float(max(base[name][layer], floor) * factors[flat])
+                out[name] = values
+        return out
+
+    def start_values(self, start: dict) -> dict:
+        """``start`` with every searched parameter present (per-layer ones as lists)."""
+        out = dict(start)
+        for name, p in self.parameters.items():
+            value = out.get(name, p.default)
+            if p.per_layer:
+                value = list(value) if isinstance(value, list | tuple) else [value] * self.n_layers
+                if len(value) != self.n_layers:
+                    raise ValueError(
+                        f"sleep search: {name} has {len(value)} values for {self.n_layers} layers"
+                    )
+            out[name] = value if p.per_layer else float(value)
+        return out
+
+    def columns(self, candidate: dict | None) -> dict[str, float | None]:
+        """Flat fields for a table (per-layer ones as ``name_1 .. name_L``)."""
+        out: dict[str, float | None] = {}
+        for flat, name, layer in self._flat():
+            if candidate is None:
+                out[flat] = None
+            else:
+                out[flat] = candidate[name] if layer is None else candidate[name][layer]
         return out
 
 
@@ -112,57 +170,6 @@ class TrialResult:
 
     score: float
     spikes: dict[int, int] = field(default_factory=dict)
-
-
-def param_names(n_layers: int) -> list[str]:
-    """Optuna parameter names: max_rate, inc, dec, threshold_1 .. threshold_L, alpha_scale."""
-    return [
-        "max_rate",
-        "inc",
-        "dec",
-        *(f"threshold_{k}" for k in range(1, n_layers + 1)),
-        "alpha_scale",
-    ]
-
-
-def _span_key(name: str) -> str:
-    return "thresholds" if name.startswith("threshold_") else name
-
-
-def distributions(n_layers: int) -> dict[str, optuna.distributions.FloatDistribution]:
-    """The search space: each parameter's factor, log-uniform within :data:`SPAN`."""
-    from optuna.distributions import FloatDistribution
-
-    return {
-        name: FloatDistribution(*SPAN[_span_key(name)], log=True) for name in param_names(n_layers)
-    }
-
-
-def start_factors(n_layers: int) -> dict[str, float]:
-    """Trial 0: every factor 1.0, i.e. the starting parameters."""
-    return dict.fromkeys(param_names(n_layers), 1.0)
-
-
-def candidate_from(start: dict, factors: dict[str, float]) -> Candidate:
-    """Sleep parameters from the start and a trial's factors.
-
-    All factors 1.0 give the start exactly (even for a start value 0, which the other
-    trials replace by the :data:`FLOOR` of inc and dec, as before).
-    """
-    first = Candidate.from_start(start)
-    if all(v == 1.0 for v in factors.values()):
-        return first
-
-    def scaled(name: str, value: float) -> float:
-        return float(max(value, FLOOR.get(_span_key(name), 0.0)) * factors[name])
-
-    return Candidate(
-        scaled("max_rate", first.max_rate),
-        scaled("inc", first.inc),
-        scaled("dec", first.dec),
-        tuple(scaled(f"threshold_{k}", t) for k, t in enumerate(first.thresholds, start=1)),
-        scaled("alpha_scale", first.alpha_scale),
-    )
 
 
 def trial_seed(seed: int, index: int) -> int:
@@ -200,7 +207,7 @@ def fingerprint(arrays: Iterable[np.ndarray] = (), **extra) -> str:
 
 
 def propose(
-    history: Sequence[optuna.trial.FrozenTrial], seed: int, index: int, n_layers: int
+    history: Sequence[optuna.trial.FrozenTrial], seed: int, index: int, space: SearchSpace
 ) -> dict[str, float]:
     """Factors of trial ``index``, by TPE, from the finished trials in ``history``.
 
@@ -213,7 +220,7 @@ def propose(
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=trial_seed(seed, index))
     )
     scratch.add_trials(history)
-    return dict(scratch.ask(distributions(n_layers)).params)
+    return dict(scratch.ask(space.distributions()).params)
 
 
 def _repair_journal(path: Path) -> None:
@@ -315,7 +322,7 @@ def _as_result(value: float | TrialResult) -> TrialResult:
 
 
 def _evaluate_in_order(
-    evaluate_trial: Callable[[Candidate], float | TrialResult], candidates: list[Candidate]
+    evaluate_trial: Callable[[dict], float | TrialResult], candidates: list[dict]
 ) -> Iterator[tuple[TrialResult, float]]:
     """Results (and seconds taken) in trial order; in-process for now."""
     for cand in candidates:
@@ -324,15 +331,16 @@ def _evaluate_in_order(
         yield result, time.perf_counter() - t0
 
 
-def history_rows(study: optuna.Study, start: dict, n_trials: int, score_name: str) -> list[dict]:
+def history_rows(
+    study: optuna.Study, start: dict, n_trials: int, score_name: str, space: SearchSpace
+) -> list[dict]:
     """One row per trial of the study (failed ones too), by index then Optuna number.
 
     Columns: trial (index, 0 = the start), study_trial (Optuna's number), state, score,
-    score_name, the parameters (max_rate, inc, dec, threshold_1 .. L, alpha_scale; empty
-    when a killed trial never got them), spikes_layer<k> when counted, seconds.
+    score_name, the searched parameters (:meth:`SearchSpace.columns`; empty when a killed
+    trial never got them), spikes_layer<k> when counted, seconds.
     """
-    n_layers = len(start["thresholds"])
-    names = param_names(n_layers)
+    names = space.names
     rows = []
     for t in study.get_trials(deepcopy=False):
         index = t.user_attrs.get("index")
@@ -346,9 +354,9 @@ def history_rows(study: optuna.Study, start: dict, n_trials: int, score_name: st
             "score_name": score_name,
         }
         if set(names) <= set(t.params):
-            row.update(candidate_from(start, {n: t.params[n] for n in names}).columns())
+            row.update(space.columns(space.candidate(start, {n: t.params[n] for n in names})))
         else:
-            row.update(dict.fromkeys(Candidate.from_start(start).columns(), None))
+            row.update(space.columns(None))
         for layer, count in sorted(
             t.user_attrs.get("spikes", {}).items(), key=lambda kv: int(kv[0])
         ):
@@ -363,28 +371,32 @@ def run_search(
     start: dict,
     n_trials: int,
     seed: int,
-    evaluate_trial: Callable[[Candidate], float | TrialResult],
+    evaluate_trial: Callable[[dict], float | TrialResult],
     journal: str | Path,
     *,
+    space: SearchSpace,
     score_name: str = "val_accuracy",
     key: str = "",
     batch_size: int = BATCH,
     progress: bool = True,
-) -> tuple[Candidate, list[dict]]:
+) -> tuple[dict, list[dict]]:
     """Run (or resume) the search; evaluate each trial with ``evaluate_trial``.
 
     Parameters
     ----------
     start : dict
-        Starting parameters (max_rate, inc, dec, thresholds, alpha_scale): trial 0.
+        Starting parameter set by name (as in ``models/presets.py``): trial 0.
     n_trials : int
         Trials in all, trial 0 included (>= 1).
     seed : int
         The cell seed: the same seed gives the same trials, resumed or not.
     evaluate_trial : callable
-        ``evaluate_trial(candidate) -> score`` or a :class:`TrialResult`; higher is better.
+        ``evaluate_trial(parameter_set) -> score`` or a :class:`TrialResult`; higher is
+        better. The set is ``start`` with the searched parameters replaced.
     journal : str or Path
         Optuna journal file holding the study (created if missing).
+    space : SearchSpace
+        What is searched (:meth:`SearchSpace.for_model`).
     score_name : {"val_accuracy", "val_balanced_accuracy"}
         What the score is, for the records.
     key : str
@@ -398,8 +410,9 @@ def run_search(
 
     Returns
     -------
-    best : Candidate
-        Highest score; the lowest trial index on ties, so the start wins ties.
+    best : dict
+        The parameter set with the highest score; the lowest trial index on ties, so
+        the start wins ties.
     history : list of dict
         One row per trial, see :func:`history_rows`.
 
@@ -419,15 +432,14 @@ def run_search(
     if score_name not in SCORES:
         raise ValueError(f"score_name must be one of {SCORES}, got {score_name!r}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    n_layers = len(start["thresholds"])
-    dists = distributions(n_layers)
+    start = space.start_values(start)
+    dists = space.distributions()
     key = fingerprint(
         key=key,
-        start=Candidate.from_start(start).to_dict(),
+        start=start,
         seed=seed,
         score=score_name,
-        span=SPAN,
-        floor=FLOOR,
+        space=space.describe(),
         batch=batch_size,
     )
     study = open_study(Path(journal), key)
@@ -441,10 +453,10 @@ def run_search(
             earlier = [done[i] for i in sorted(done) if i < batch.start]
             asked = []
             for i in todo:
-                factors = start_factors(n_layers) if i == 0 else propose(earlier, seed, i, n_layers)
+                factors = space.start_factors() if i == 0 else propose(earlier, seed, i, space)
                 study.enqueue_trial(factors, user_attrs={"index": i})
                 asked.append((i, study.ask(dists)))
-            cands = [candidate_from(start, t.params) for _, t in asked]
+            cands = [space.candidate(start, t.params) for _, t in asked]
             told = 0
             try:
                 for (i, trial), (result, seconds) in zip(
@@ -462,6 +474,6 @@ def run_search(
                 for _, trial in asked[told:]:
                     study.tell(trial, state=TrialState.FAIL)
                 raise
-    history = history_rows(study, start, n_trials, score_name)
+    history = history_rows(study, start, n_trials, score_name, space)
     best = max(done.items(), key=lambda kv: (kv[1].value, -kv[0]))[1]
-    return candidate_from(start, best.params), history
+    return space.candidate(start, best.params), history

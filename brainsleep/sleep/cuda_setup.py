@@ -29,6 +29,9 @@ Typical use::
 
 A fresh build of even a tiny network takes about 4 min on 2 cores (nvcc, ~35 files); the
 size of the network hardly matters.
+
+Why one file of this length: every workaround for one pinned brian2cuda release (nvcc,
+cuRAND, GPU detection, prefs) lives together so it can be removed together.
 """
 
 from __future__ import annotations

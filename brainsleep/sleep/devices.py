@@ -1,19 +1,32 @@
-"""How each Brian2 device runs the sleep network.
+"""Devices: one class each, behind one interface, in one registry (:data:`DEVICES`).
 
-- ``runtime``: builds the objects and runs them in this process (numpy target unless a
-  ``codegen.target`` preference says otherwise).
+A device prepares a sleep network of one structure (:meth:`SleepDevice.prepare`) and
+returns a :class:`PreparedNetwork`, which runs it as often as the caller likes with new
+weights, parameters, inputs and seed. As in Brian2's own ``all_devices`` registry, code
+elsewhere asks the device object, never compares device names.
+
+- ``reference``: the numpy oracle (:mod:`brainsleep.sleep.reference`), the reference rule
+  only;
+- ``runtime``: Brian2's runtime device in this process (numpy target unless a
+  ``codegen.target`` preference says otherwise); builds the objects on every run;
 - ``cpp_standalone`` / ``cuda_standalone``: a compiled project per structure, published
-  once in a cache and rerun with new weights, parameters, inputs and seed
-  (:mod:`brainsleep.sleep.standalone` explains why no run can disturb another).
+  once in a cache and rerun with run arguments (:mod:`brainsleep.sleep.standalone`
+  explains why no run can disturb another). cuda compiles without a GPU, runs only with
+  one.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from .inputs import SleepInput
 from .model import SleepModel
 from .network import (
     NetworkSpec,
@@ -22,41 +35,124 @@ from .network import (
     run_values,
     synapse_order,
     synapses_to_weights,
-    timed_values,
 )
+from .params import SleepParams
 from .standalone import (
-    BUILD_COUNT,
-    ENGINE_VERSION,
-    EXACT_GCC_FLAGS,
-    BuildError,
-    CompiledRunError,
     DeviceUnavailableError,
     StandaloneBuild,
-    build_key,
-    default_build_root,
     get_standalone_build,
     report_mode,
     set_common_prefs,
 )
 
-BRIAN_DEVICES = ("runtime", "cpp_standalone", "cuda_standalone")
+#: Per layer (0 = input): (steps, neurons) int32 arrays, or None when not recorded.
+Spikes = list
 
-__all__ = [
-    "BRIAN_DEVICES",
-    "BUILD_COUNT",
-    "ENGINE_VERSION",
-    "EXACT_GCC_FLAGS",
-    "BuildError",
-    "CompiledRunError",
-    "DeviceUnavailableError",
-    "StandaloneBuild",
-    "build_key",
-    "check_toolchain",
-    "default_build_root",
-    "get_standalone_build",
-    "run_runtime",
-    "run_standalone",
-]
+
+class PreparedNetwork(ABC):
+    """A sleep network of one structure, ready on a device: run it many times."""
+
+    spec: NetworkSpec
+    model: SleepModel
+
+    @abstractmethod
+    def run(
+        self,
+        weights: list[np.ndarray],
+        inputs: SleepInput,
+        params: SleepParams,
+        seed: int,
+        progress: bool = False,
+    ) -> tuple[list[np.ndarray], Spikes, dict]:
+        """One sleep phase: (weights after sleep, spikes per layer, info dict).
+
+        ``weights`` are checked float64 (n_out, n_in) arrays matching ``spec.sizes``;
+        ``inputs`` has the structure of ``spec``.
+        """
+
+
+class SleepDevice(ABC):
+    """Interface of a device; subclasses set :attr:`name` and implement :meth:`prepare`."""
+
+    name: ClassVar[str]
+    #: Whether the device compiles a project (and so caches builds on disk).
+    compiled: ClassVar[bool] = False
+    #: Whether it runs Brian2 (so Brian2 preferences and Brian2's int32 limits apply).
+    brian2: ClassVar[bool] = True
+    #: Whether a missing toolchain is a configuration error at start-up; otherwise it is
+    #: reported as "unavailable" once what can be built is built (cuda without a GPU).
+    checked_at_start: ClassVar[bool] = True
+
+    def check_available(self) -> None:
+        """Raise DeviceUnavailableError naming what to install, before anything is built."""
+        return None  # available wherever brainsleep is installed
+
+    def check_model(self, model: SleepModel, explicit: bool) -> None:
+        """Raise ValueError if this device cannot run ``model``."""
+        return None  # Brian2 devices run any model that loads
+
+    def build_spec(self, spec: NetworkSpec) -> NetworkSpec:
+        """The structure to build for a run that records ``spec.record_layers``."""
+        return spec
+
+    @abstractmethod
+    def prepare(
+        self,
+        model: SleepModel,
+        spec: NetworkSpec,
+        prefs: dict | None = None,
+        build_root: str | Path | None = None,
+        progress: bool = False,
+    ) -> PreparedNetwork:
+        """Make the network of ``spec`` ready to run (compile it if need be)."""
+
+
+# ------------------------------------------------------------------------ reference
+
+
+@dataclass
+class _ReferenceNetwork(PreparedNetwork):
+    model: SleepModel
+    spec: NetworkSpec
+    exact_exp: bool = True
+
+    def run(self, weights, inputs, params, seed, progress=False):
+        from .reference import simulate_reference
+
+        new_w, spikes = simulate_reference(
+            weights,
+            inputs,
+            params,
+            seed,
+            self.spec.record_layers,
+            exact_exp=self.exact_exp,
+            progress=progress,
+            rest_every=self.spec.rest_every,
+        )
+        return new_w, spikes, {}
+
+
+class ReferenceDevice(SleepDevice):
+    """The numpy oracle; ``exact_exp`` uses the C library's exp (bit-exact, slower)."""
+
+    name = "reference"
+    brian2 = False
+
+    def __init__(self, exact_exp: bool = True) -> None:
+        self.exact_exp = exact_exp
+
+    def check_model(self, model: SleepModel, explicit: bool) -> None:
+        if explicit and model.name != "src":
+            raise ValueError(
+                "device 'reference' implements only the reference rule (models/src.py); "
+                f"use a Brian2 device for model {model.name!r}"
+            )
+
+    def prepare(self, model, spec, prefs=None, build_root=None, progress=False):
+        return _ReferenceNetwork(model, spec, self.exact_exp)
+
+
+# -------------------------------------------------------------------------- runtime
 
 
 def _read_runtime_results(bn, spec: NetworkSpec, weights_shapes):
@@ -84,31 +180,98 @@ def _read_runtime_results(bn, spec: NetworkSpec, weights_shapes):
     return new_weights, spikes
 
 
-def run_runtime(
-    model: SleepModel, spec: NetworkSpec, weights, inputs, params, seed: int, prefs=None
-):
-    """Run on Brian2's runtime device in this process; returns (weights, spikes, info)."""
-    import brian2 as b2
+@dataclass
+class _RuntimeNetwork(PreparedNetwork):
+    model: SleepModel
+    spec: NetworkSpec
+    prefs: dict | None = None
 
-    b2.set_device("runtime")
-    applied = set_common_prefs({"codegen.target": "numpy", **(prefs or {})})
-    b2.seed(seed)
-    bn = build_network(model, spec, timed_contents=timed_values(inputs, seed))
-    assign_values(bn, run_values(spec.n_layers, weights, params, seed, inputs))
-    bn.net.run(spec.n_steps * spec.dt * b2.second, report=report_mode(spec))
-    new_w, spikes = _read_runtime_results(bn, spec, [w.shape for w in weights])
-    return new_w, spikes, {"prefs": applied, "compiled": False}
+    def run(self, weights, inputs, params, seed, progress=False):
+        import brian2 as b2
+
+        b2.set_device("runtime")
+        applied = set_common_prefs({"codegen.target": "numpy", **(self.prefs or {})})
+        b2.seed(seed)
+        # Runtime cannot change TimedArray contents after building: build per run.
+        bn = build_network(self.model, self.spec, inputs, seed)
+        assign_values(bn, run_values(self.model, weights, params, seed, inputs))
+        bn.net.run(self.spec.n_steps * self.spec.dt * b2.second, report=report_mode(self.spec))
+        new_w, spikes = _read_runtime_results(bn, self.spec, [w.shape for w in weights])
+        return new_w, spikes, {"prefs": applied, "compiled": False}
 
 
-def check_toolchain(device: str) -> None:
-    """Raise DeviceUnavailableError naming what to install, before any code generation."""
-    if device == "cpp_standalone":
+class RuntimeDevice(SleepDevice):
+    """Brian2's runtime device in this process."""
+
+    name = "runtime"
+
+    def prepare(self, model, spec, prefs=None, build_root=None, progress=False):
+        return _RuntimeNetwork(model, spec, prefs)
+
+
+# ----------------------------------------------------------------------- standalone
+
+
+@dataclass
+class _CompiledNetwork(PreparedNetwork):
+    model: SleepModel
+    spec: NetworkSpec
+    build: StandaloneBuild
+    device: SleepDevice
+
+    def run(self, weights, inputs, params, seed, progress=False):
+        self.device.check_runnable(self.build)
+        new_w, spikes, run_info = self.build.run(
+            run_values(self.model, weights, params, seed, inputs),
+            inputs.timed_values(seed),
+            self.spec,
+            with_output=progress,
+        )
+        info = {
+            "build_dir": str(self.build.directory),
+            "build_key": self.build.key,
+            "compile_seconds": self.build.compile_seconds,
+            "binary_reused": self.build.reused,
+            **run_info,
+        }
+        return new_w, spikes, info
+
+
+class CppStandaloneDevice(SleepDevice):
+    """Brian2's C++ standalone device: compiled once per structure, rerun many times."""
+
+    name = "cpp_standalone"
+    compiled = True
+
+    def check_available(self) -> None:
         if not (shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")):
             raise DeviceUnavailableError(
                 "cpp_standalone needs a C++ compiler (g++) and make: install them "
                 "(e.g. apt-get install g++ make) or use --device runtime"
             )
-    elif device == "cuda_standalone":
+
+    def check_runnable(self, build: StandaloneBuild) -> None:
+        """Raise DeviceUnavailableError if this machine cannot run the compiled binary."""
+
+    def build_spec(self, spec: NetworkSpec) -> NetworkSpec:
+        # One build serves "none" and "hidden" (search trials and the final sleep):
+        # hidden layers are always recorded in the binary, kept only when asked for.
+        hidden = set(range(1, spec.n_layers + 1))
+        return replace(spec, record_layers=tuple(sorted(hidden | set(spec.record_layers))))
+
+    def prepare(self, model, spec, prefs=None, build_root=None, progress=False):
+        self.check_available()
+        build = get_standalone_build(model, spec, self.name, prefs, build_root, progress)
+        return _CompiledNetwork(model, spec, build, self)
+
+
+class CudaStandaloneDevice(CppStandaloneDevice):
+    """brian2cuda's device: generates and compiles without a GPU, runs only with one."""
+
+    name = "cuda_standalone"
+    checked_at_start = False
+
+    def check_available(self) -> None:
         from .cuda_setup import find_curand, find_nvcc
 
         try:
@@ -117,23 +280,7 @@ def check_toolchain(device: str) -> None:
         except RuntimeError as exc:
             raise DeviceUnavailableError(str(exc)) from exc
 
-
-def run_standalone(
-    model: SleepModel,
-    spec: NetworkSpec,
-    device: str,
-    weights,
-    inputs,
-    params,
-    seed: int,
-    prefs=None,
-    build_root=None,
-    with_output: bool = False,
-):
-    """Run on a (cached) compiled standalone build; returns (weights, spikes, info)."""
-    check_toolchain(device)
-    build = get_standalone_build(model, spec, device, prefs, build_root, progress=with_output)
-    if device == "cuda_standalone":
+    def check_runnable(self, build: StandaloneBuild) -> None:
         from .cuda_setup import gpu_available
 
         if not gpu_available():
@@ -142,17 +289,31 @@ def run_standalone(
                 "but this machine has no GPU to run it; run it on a GPU machine or use "
                 "--device cpp_standalone"
             )
-    new_w, spikes, run_info = build.run(
-        run_values(spec.n_layers, weights, params, seed, inputs),
-        timed_values(inputs, seed),
-        spec,
-        with_output=with_output,
-    )
-    info = {
-        "build_dir": str(build.directory),
-        "build_key": build.key,
-        "compile_seconds": build.compile_seconds,
-        "binary_reused": build.reused,
-        **run_info,
-    }
-    return new_w, spikes, info
+
+
+#: Every device by name.
+DEVICES: dict[str, type[SleepDevice]] = {
+    c.name: c for c in (ReferenceDevice, RuntimeDevice, CppStandaloneDevice, CudaStandaloneDevice)
+}
+DEVICE_NAMES: tuple[str, ...] = tuple(DEVICES)
+
+
+def get_device(device: str | SleepDevice, **options) -> SleepDevice:
+    """The device object for a name (``options`` go to its constructor), or ``device``.
+
+    Raises
+    ------
+    ValueError
+        An unknown name; the message lists the known ones.
+    """
+    if isinstance(device, SleepDevice):
+        return device
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_NAMES)}")
+    cls = DEVICES[device]
+    return cls(**options) if cls is ReferenceDevice else cls()
+
+
+def check_toolchain(device: str) -> None:
+    """Raise DeviceUnavailableError naming what to install, before any code generation."""
+    get_device(device).check_available()

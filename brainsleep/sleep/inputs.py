@@ -1,17 +1,30 @@
-"""Sleep inputs: explicit intensity arrays and the reference's masked mean image.
+"""Sleep inputs: one class per input kind, behind one interface (:class:`SleepInput`).
 
-The masked-mean-image input (``create_masked_input.m``) shows, at every step, one
-``patch x patch`` window of the training set's mean image, zero elsewhere, at a window
-position drawn uniformly per step. Only the mean image and two integers per step (the
-window's row and column offsets) are stored; the per-pixel intensities are computed
-inside the simulation, so a 20 000-step input never exists as a T x 784 array.
+An input supplies data, never equations: its kind's equations (how the intensity ``x``
+of pixel ``i`` is computed each step) are model data in ``models/inputs.py``. The data
+are split by how often they change, because a compiled build is reused across runs:
+
+- :meth:`SleepInput.structure`: fixed per compiled build (part of the build key);
+- :meth:`SleepInput.structure_values`: per-pixel constants set when the network is built;
+- :meth:`SleepInput.run_values`: per-pixel values of one run (run arguments);
+- :meth:`SleepInput.timed_values`: per-step values of one run (TimedArray contents).
+
+Kinds: :class:`ArrayInput` (an explicit (T, n_in) array) and :class:`MaskedMeanImage`
+(the reference's masked mean image, ``create_masked_input.m``: only the mean image and
+two integers per step are stored, so a 20 000-step input never exists as a T x 784
+array). A plain (T, n_in) array passed to the engine becomes an :class:`ArrayInput`.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
+
+from brainsleep.models.inputs import INPUT_KINDS
 
 # Streams derived from the user's seed, so the window positions and the numpy
 # reference's uniforms never share random numbers.
@@ -19,8 +32,139 @@ WINDOW_STREAM = 1
 UNIFORM_STREAM = 2
 
 
-@dataclass(frozen=True)
-class MaskedMeanImage:
+class SleepInput(ABC):
+    """Interface of a sleep input kind (see the module docstring)."""
+
+    #: Key of the kind's equations in ``models/inputs.py``.
+    kind: ClassVar[str]
+
+    #: Number of sleep steps T and of input neurons (pixels): given by each kind.
+    n_steps: int
+    n_inputs: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_steps, n_inputs), the shape an explicit input array would have."""
+        return (self.n_steps, self.n_inputs)
+
+    @property
+    def equations(self) -> str:
+        """This kind's equations for the input group (from ``models/inputs.py``)."""
+        return INPUT_KINDS[self.kind]["equations"]
+
+    @abstractmethod
+    def structure(self) -> dict:
+        """JSON-able values that fix the compiled structure (besides T and n_inputs)."""
+
+    def namespace(self) -> dict:
+        """Constants the equations read by name (``models/inputs.py``: ``constants``)."""
+        return {}
+
+    def structure_values(self) -> dict[str, np.ndarray]:
+        """Per-pixel constants of the input group, set once when the network is built."""
+        return {}
+
+    def run_values(self) -> dict[str, np.ndarray]:
+        """Per-pixel variables of the input group set for each run."""
+        return {}
+
+    @abstractmethod
+    def timed_values(self, seed: int) -> dict[str, np.ndarray]:
+        """TimedArray contents of one run, float64, by the names the equations use."""
+
+    def timed_steps(self) -> dict[str, int]:
+        """Simulation steps per TimedArray value (1 unless a value holds for longer)."""
+        return {}
+
+    @property
+    def rest_every(self) -> int:
+        """Every how many steps every layer is brought to rest (0: never)."""
+        return 0
+
+    @abstractmethod
+    def to_array(self, seed: int) -> np.ndarray:
+        """The full (T, n_inputs) intensity array; for tests and small T."""
+
+    def frames(self, seed: int) -> Iterator[np.ndarray]:
+        """The float64 intensity vector of each step in turn (the reference device)."""
+        yield from self.to_array(seed)
+
+    @classmethod
+    @abstractmethod
+    def placeholder(cls, n_inputs: int, n_steps: int, structure: dict) -> SleepInput:
+        """An input of this kind with the given structure and zero data (for a build)."""
+
+    def check(self, n_in: int) -> None:
+        """Raise ValueError unless this input fits a network with ``n_in`` inputs."""
+        if self.n_inputs != n_in:
+            raise ValueError(
+                f"the {self.kind} sleep input has {self.n_inputs} pixels but the first "
+                f"weight layer expects {n_in} inputs"
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class ArrayInput(SleepInput):
+    """An explicit intensity array: pixel ``i`` at step ``t`` has intensity ``x[t, i]``.
+
+    Parameters
+    ----------
+    values : ndarray, shape (T, n_in)
+        Finite, non-negative intensities.
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, no steps, NaN or inf, or negative values.
+    """
+
+    values: np.ndarray
+    kind: ClassVar[str] = "array"
+
+    def __post_init__(self) -> None:
+        x = np.asarray(self.values)
+        if x.ndim != 2:
+            raise ValueError(
+                f"inputs must be a (T, n_in) array or a SleepInput, got shape {x.shape}"
+            )
+        if x.shape[0] < 1:
+            raise ValueError("inputs have 0 steps; give at least one row")
+        if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
+            raise ValueError("inputs contain NaN or inf (or are not numeric)")
+        if x.min() < 0:
+            raise ValueError("inputs contain negative intensities; they must be >= 0")
+        object.__setattr__(self, "values", np.asarray(x, dtype=np.float64))
+
+    def check(self, n_in: int) -> None:
+        if self.n_inputs != n_in:
+            raise ValueError(
+                f"inputs have {self.n_inputs} columns but the first weight layer expects {n_in}"
+            )
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.values.shape[1])
+
+    def structure(self) -> dict:
+        return {}
+
+    def timed_values(self, seed: int) -> dict[str, np.ndarray]:
+        return {"x_in": self.values}
+
+    def to_array(self, seed: int) -> np.ndarray:
+        return self.values
+
+    @classmethod
+    def placeholder(cls, n_inputs: int, n_steps: int, structure: dict) -> ArrayInput:
+        return cls(np.zeros((n_steps, n_inputs)))
+
+
+@dataclass(frozen=True, eq=False)
+class MaskedMeanImage(SleepInput):
     """The reference's sleep input: a random patch of the mean image at every step.
 
     Parameters
@@ -42,6 +186,7 @@ class MaskedMeanImage:
     mean_image: np.ndarray
     n_steps: int
     patch: int = 11
+    kind: ClassVar[str] = "masked-mean"
 
     def __post_init__(self) -> None:
         img = np.asarray(self.mean_image, dtype=np.float64)
@@ -73,13 +218,20 @@ class MaskedMeanImage:
 
     @property
     def n_inputs(self) -> int:
-        """Number of input neurons (pixels)."""
         return int(self.mean_image.size)
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(n_steps, n_inputs), the shape an explicit input array would have."""
-        return (self.n_steps, self.n_inputs)
+    def structure(self) -> dict:
+        return {"image_shape": list(self.mean_image.shape), "patch": self.patch}
+
+    def namespace(self) -> dict:
+        return {"patch": self.patch}
+
+    def structure_values(self) -> dict[str, np.ndarray]:
+        h, w = self.mean_image.shape
+        return {"px_row": np.repeat(np.arange(h), w), "px_col": np.tile(np.arange(w), h)}
+
+    def run_values(self) -> dict[str, np.ndarray]:
+        return {"mean_px": self.mean_image.ravel()}
 
     def windows(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Row and column offsets of every step's window, int32 arrays of length T."""
@@ -89,6 +241,10 @@ class MaskedMeanImage:
         cols = rng.integers(0, w - self.patch + 1, size=self.n_steps, dtype=np.int32)
         return rows, cols
 
+    def timed_values(self, seed: int) -> dict[str, np.ndarray]:
+        rows, cols = self.windows(seed)
+        return {"win_row": rows.astype(np.float64), "win_col": cols.astype(np.float64)}
+
     def frame(self, row: int, col: int) -> np.ndarray:
         """Flat (row-major) intensities of one step with its window at (row, col)."""
         out = np.zeros_like(self.mean_image)
@@ -97,33 +253,99 @@ class MaskedMeanImage:
         return out.ravel()
 
     def to_array(self, seed: int) -> np.ndarray:
-        """The full (T, n_inputs) array; for tests and small T only."""
+        return np.stack(list(self.frames(seed)))
+
+    def frames(self, seed: int) -> Iterator[np.ndarray]:
         rows, cols = self.windows(seed)
-        return np.stack([self.frame(r, c) for r, c in zip(rows, cols, strict=True)])
+        for r, c in zip(rows, cols, strict=True):
+            yield self.frame(int(r), int(c))
+
+    @classmethod
+    def placeholder(cls, n_inputs: int, n_steps: int, structure: dict) -> MaskedMeanImage:
+        return cls(np.zeros(tuple(structure["image_shape"])), n_steps, structure["patch"])
 
 
-def check_inputs(inputs, n_in: int):
-    """Validate the sleep input against the network's input size; return (kind, n_steps)."""
-    if isinstance(inputs, MaskedMeanImage):
-        if inputs.n_inputs != n_in:
-            raise ValueError(
-                f"masked mean image has {inputs.n_inputs} pixels but the first weight layer "
-                f"expects {n_in} inputs"
-            )
-        return "masked", inputs.n_steps
-    x = np.asarray(inputs)
-    if x.ndim != 2:
-        raise ValueError(
-            f"inputs must be a (T, n_in) array or a MaskedMeanImage, got shape {x.shape}"
-        )
-    if x.shape[1] != n_in:
-        raise ValueError(
-            f"inputs have {x.shape[1]} columns but the first weight layer expects {n_in}"
-        )
-    if x.shape[0] < 1:
-        raise ValueError("inputs have 0 steps; give at least one row")
-    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
-        raise ValueError("inputs contain NaN or inf (or are not numeric)")
-    if x.min() < 0:
-        raise ValueError("inputs contain negative intensities; they must be >= 0")
-    return "array", int(x.shape[0])
+@dataclass(frozen=True, eq=False)
+class ImageSequence(SleepInput):
+    """Images shown one after the other, each for ``window`` steps (SNN evaluation).
+
+    Parameters
+    ----------
+    images : ndarray, shape (n_images, n_in)
+        Intensities, finite and >= 0 (flattened images in [0, 1]).
+    window : int
+        Steps per image; every layer rests at the start of each window.
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, no images, NaN, inf or negative intensities, or ``window`` < 1.
+    """
+
+    images: np.ndarray
+    window: int
+    kind: ClassVar[str] = "images"
+
+    def __post_init__(self) -> None:
+        x = np.asarray(self.images, dtype=np.float64)
+        if x.ndim != 2 or len(x) == 0:
+            raise ValueError(f"images must be (n_images, n_in) with n_images > 0, got {x.shape}")
+        if not np.all(np.isfinite(x)) or x.min() < 0:
+            raise ValueError("images contain NaN, inf or negative intensities")
+        if not isinstance(self.window, int | np.integer) or self.window < 1:
+            raise ValueError(f"window must be a positive number of steps, got {self.window!r}")
+        object.__setattr__(self, "images", x)
+        object.__setattr__(self, "window", int(self.window))
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.images) * self.window
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def rest_every(self) -> int:
+        return self.window
+
+    def structure(self) -> dict:
+        return {"window": self.window}
+
+    def timed_values(self, seed: int) -> dict[str, np.ndarray]:
+        return {"images": self.images}
+
+    def timed_steps(self) -> dict[str, int]:
+        return {"images": self.window}
+
+    def to_array(self, seed: int) -> np.ndarray:
+        return np.repeat(self.images, self.window, axis=0)
+
+    def frames(self, seed: int) -> Iterator[np.ndarray]:
+        for image in self.images:
+            for _ in range(self.window):
+                yield image
+
+    @classmethod
+    def placeholder(cls, n_inputs: int, n_steps: int, structure: dict) -> ImageSequence:
+        window = structure["window"]
+        return cls(np.zeros((n_steps // window, n_inputs)), window)
+
+
+#: Every input kind by its name in ``models/inputs.py``.
+INPUT_CLASSES: dict[str, type[SleepInput]] = {
+    c.kind: c for c in (ArrayInput, MaskedMeanImage, ImageSequence)
+}
+
+
+def as_input(inputs: SleepInput | np.ndarray, n_in: int) -> SleepInput:
+    """``inputs`` as a :class:`SleepInput` checked against ``n_in`` network inputs.
+
+    Raises
+    ------
+    ValueError
+        A malformed array (see :class:`ArrayInput`) or a size mismatch.
+    """
+    inp = inputs if isinstance(inputs, SleepInput) else ArrayInput(inputs)
+    inp.check(n_in)
+    return inp

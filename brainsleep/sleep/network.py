@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .inputs import INPUT_CLASSES, SleepInput
 from .model import SleepModel
+from .params import SleepParams
 
 # Engine-private shared variable of the input group: the RNG seed, settable per run.
 SEED_VARIABLE = "brainsleep_seed"
@@ -26,36 +28,46 @@ SEED_VARIABLE = "brainsleep_seed"
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """Everything that fixes the compiled structure of a sleep network."""
+    """Everything that fixes the compiled structure of a sleep network.
+
+    ``input_kind`` names the input class (``brainsleep.sleep.inputs.INPUT_CLASSES``) and
+    ``input_structure`` holds its :meth:`~brainsleep.sleep.inputs.SleepInput.structure`
+    as sorted (key, value) pairs.
+    """
 
     sizes: tuple[int, ...]  # layer sizes, input first
     n_steps: int
     dt: float
-    input_kind: str  # "array" or "masked"
-    image_shape: tuple[int, int] | None = None  # masked input only
-    patch: int | None = None  # masked input only
+    input_kind: str
+    input_structure: tuple = ()
     record_layers: tuple[int, ...] = ()
+    rest_every: int = 0  # every layer rests every this many steps (0: never)
 
     @property
     def n_layers(self) -> int:
         return len(self.sizes) - 1
 
     @classmethod
-    def for_inputs(cls, sizes, inputs, dt: float, record_layers=()) -> NetworkSpec:
-        """The structure that ``inputs`` (array or MaskedMeanImage, already checked with
-        :func:`brainsleep.sleep.inputs.check_inputs`) need on ``sizes``."""
-        from .inputs import MaskedMeanImage
-
-        masked = isinstance(inputs, MaskedMeanImage)
+    def for_inputs(cls, sizes, inputs: SleepInput, dt: float, record_layers=()) -> NetworkSpec:
+        """The structure that ``inputs`` (a checked :class:`SleepInput`) need on ``sizes``."""
+        structure = tuple(
+            (k, tuple(v) if isinstance(v, list) else v)
+            for k, v in sorted(inputs.structure().items())
+        )
         return cls(
             sizes=tuple(int(n) for n in sizes),
-            n_steps=inputs.n_steps if masked else len(inputs),
+            n_steps=inputs.n_steps,
             dt=dt,
-            input_kind="masked" if masked else "array",
-            image_shape=inputs.mean_image.shape if masked else None,
-            patch=inputs.patch if masked else None,
+            input_kind=inputs.kind,
+            input_structure=structure,
             record_layers=tuple(record_layers),
+            rest_every=inputs.rest_every,
         )
+
+    def placeholder_input(self) -> SleepInput:
+        """An input of this structure with zero data (what a compiled build is made with)."""
+        cls = INPUT_CLASSES[self.input_kind]
+        return cls.placeholder(self.sizes[0], self.n_steps, dict(self.input_structure))
 
 
 @dataclass
@@ -70,48 +82,33 @@ class BrianNetwork:
     timed_arrays: dict = field(default_factory=dict)  # name -> TimedArray
 
 
-def _input_equations(model: SleepModel, spec: NetworkSpec) -> str:
-    """The model's input equations plus the engine-defined intensity ``x``."""
-    eqs = [model.input["equations"], f"{SEED_VARIABLE} : integer (shared)"]
-    if spec.input_kind == "array":
-        eqs.append("x = x_in(t, i) : 1")
-    else:
-        eqs.append(
-            """
-            mean_px : 1 (constant)
-            px_row : integer (constant)
-            px_col : integer (constant)
-            in_rows = int(px_row >= win_row(t)) * int(px_row < win_row(t) + patch) : 1
-            in_cols = int(px_col >= win_col(t)) * int(px_col < win_col(t) + patch) : 1
-            x = mean_px * in_rows * in_cols : 1
-            """
-        )
-    return "\n".join(eqs)
+def _input_equations(model: SleepModel, inputs: SleepInput) -> str:
+    """The model's input equations, the seed variable and the input kind's equations."""
+    return "\n".join(
+        [model.input["equations"], f"{SEED_VARIABLE} : integer (shared)", inputs.equations]
+    )
 
 
 def build_network(
-    model: SleepModel, spec: NetworkSpec, timed_contents: dict | None = None
+    model: SleepModel, spec: NetworkSpec, inputs: SleepInput | None = None, seed: int = 0
 ) -> BrianNetwork:
     """Create the Brian2 objects (for whichever device is active) and the Network.
 
     Values (weights, parameters, input) are set afterwards from :func:`run_values`
-    (assigned directly on runtime, passed as ``run_args`` to a compiled binary).
-    ``timed_contents`` gives the TimedArray contents (runtime cannot change them later);
-    a standalone build leaves them zero and replaces them per run.
+    (assigned directly on runtime, passed as ``run_args`` to a compiled binary). The
+    TimedArray contents are those of ``inputs`` with ``seed`` (runtime cannot change them
+    later); without ``inputs`` (a standalone build) they are placeholders of the right
+    size, replaced per run.
     """
     import brian2 as b2
 
     dt = spec.dt * b2.second
-    namespace = dict(model.constants)
-    timed_contents = timed_contents or {}
-    if spec.input_kind == "array":
-        shapes = {"x_in": (spec.n_steps, spec.sizes[0])}
-    else:
-        shapes = {"win_row": (spec.n_steps,), "win_col": (spec.n_steps,)}
-        namespace["patch"] = spec.patch
+    inputs = inputs if inputs is not None else spec.placeholder_input()
+    namespace = {**model.constants, **inputs.namespace()}
+    steps = inputs.timed_steps()
     timed = {
-        name: b2.TimedArray(timed_contents.get(name, np.zeros(shape)), dt=dt, name=name)
-        for name, shape in shapes.items()
+        name: b2.TimedArray(values, dt=dt * steps.get(name, 1), name=name)
+        for name, values in inputs.timed_values(seed).items()
     }
     namespace.update(timed)
 
@@ -119,7 +116,7 @@ def build_network(
     b2.defaultclock.dt = dt
     inp = b2.NeuronGroup(
         spec.sizes[0],
-        _input_equations(model, spec),
+        _input_equations(model, inputs),
         threshold=model.input["threshold"],
         reset=model.input.get("reset") or None,
         refractory=0 * b2.ms,  # gives lastspike, which on_post reads; no refractoriness
@@ -128,10 +125,8 @@ def build_network(
     )
     inp.thresholder["spike"].when = "thresholds"
     inp.thresholder["spike"].order = 0
-    if spec.input_kind == "masked":
-        h, w = spec.image_shape
-        inp.px_row = np.repeat(np.arange(h), w)
-        inp.px_col = np.tile(np.arange(w), h)
+    for var, values in inputs.structure_values().items():
+        setattr(inp, var, values)
 
     layers, synapses, objects = [], [], [inp]
     pre = inp
@@ -146,6 +141,16 @@ def build_network(
             name=layer_name(layer),
         )
         decay = grp.run_regularly(model.neuron["decay_step"], when="start", name=f"decay{layer}")
+        if spec.rest_every:  # back to rest at the start of every presentation, before decay
+            objects.append(
+                grp.run_regularly(
+                    model.neuron["rest"],
+                    dt=spec.rest_every * dt,
+                    when="start",
+                    order=-1,
+                    name=f"rest{layer}",
+                )
+            )
         syn = b2.Synapses(
             pre,
             grp,
@@ -222,29 +227,30 @@ def monitor_name(layer: int) -> str:
     return f"spikes{layer}"
 
 
-def run_values(n_layers: int, weights, params, seed: int, inputs) -> dict[str, object]:
-    """Per-run values keyed by ``"<object name>.<variable>"``.
+def run_values(
+    model: SleepModel, weights, params: SleepParams, seed: int, inputs: SleepInput
+) -> dict[str, object]:
+    """Per-run values keyed by ``"<object name>.<variable>"``, in base units.
 
-    Weights, parameters, the seed and the masked image: passed to a compiled binary as
-    run arguments and assigned directly on runtime. TimedArray contents come from
-    :func:`timed_values`.
+    Every parameter the model declares (by name, per layer where declared so), the
+    layer scales ``alpha``, the weights, the seed and the input's per-run values: passed
+    to a compiled binary as run arguments and assigned directly on runtime. TimedArray
+    contents come from the input's :meth:`~brainsleep.sleep.inputs.SleepInput.timed_values`.
     """
-    from .inputs import MaskedMeanImage
-
-    out: dict[str, object] = {
-        f"{input_name()}.rescale": params.rescale,
-        f"{input_name()}.{SEED_VARIABLE}": seed,
-    }
+    n_layers = len(weights)
+    out: dict[str, object] = {f"{input_name()}.{SEED_VARIABLE}": seed}
+    owners = {"NEURON": layer_name, "SYNAPSE": synapse_name}
+    for name, block in model.parameter_blocks.items():
+        if block == "INPUT":
+            out[f"{input_name()}.{name}"] = params.layer_value(name, 0)
+            continue
+        for k in range(n_layers):
+            out[f"{owners[block](k + 1)}.{name}"] = params.layer_value(name, k)
     for k in range(n_layers):
-        grp, syn = layer_name(k + 1), synapse_name(k + 1)
-        out[f"{grp}.v_thresh"] = params.thresholds[k]
-        out[f"{grp}.decay"] = params.decay
-        out[f"{syn}.alpha"] = params.alphas[k]
-        out[f"{syn}.inc"] = params.inc
-        out[f"{syn}.dec"] = params.dec
-        out[f"{syn}.w"] = weights_to_synapses(weights[k])
-    if isinstance(inputs, MaskedMeanImage):
-        out[f"{input_name()}.mean_px"] = inputs.mean_image.ravel()
+        out[f"{synapse_name(k + 1)}.alpha"] = params.alphas[k]
+        out[f"{synapse_name(k + 1)}.w"] = weights_to_synapses(weights[k])
+    for var, values in inputs.run_values().items():
+        out[f"{input_name()}.{var}"] = values
     return out
 
 
@@ -253,14 +259,4 @@ def assign_values(bn: BrianNetwork, values: dict[str, object]) -> None:
     objects = {o.name: o for o in (bn.input_group, *bn.layers, *bn.synapses)}
     for full_name, value in values.items():
         owner, var = full_name.rsplit(".", 1)
-        setattr(objects[owner], var, value)
-
-
-def timed_values(inputs, seed: int) -> dict:
-    """TimedArray contents of one run: the (T, n_in) input, or the window offsets."""
-    from .inputs import MaskedMeanImage
-
-    if isinstance(inputs, MaskedMeanImage):
-        rows, cols = inputs.windows(seed)
-        return {"win_row": rows.astype(np.float64), "win_col": cols.astype(np.float64)}
-    return {"x_in": np.asarray(inputs, dtype=np.float64)}
+        setattr(objects[owner], f"{var}_", value)  # values are in base units

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from .inputs import UNIFORM_STREAM, MaskedMeanImage
+from .inputs import UNIFORM_STREAM, SleepInput
 from .params import SleepParams
 
 W_SHARPNESS = 0.001
@@ -53,24 +53,15 @@ def g_weight(w: np.ndarray, exact_exp: bool = True) -> np.ndarray:
     return 2 * (1 - 1 / (1 + e))
 
 
-def _input_frames(inputs, seed: int):
-    """Yield the input intensity vector of each step."""
-    if isinstance(inputs, MaskedMeanImage):
-        rows, cols = inputs.windows(seed)
-        for r, c in zip(rows, cols, strict=True):
-            yield inputs.frame(int(r), int(c))
-    else:
-        yield from np.asarray(inputs, dtype=np.float64)
-
-
 def simulate_reference(
     weights: list[np.ndarray],
-    inputs,
+    inputs: SleepInput,
     params: SleepParams,
     seed: int = 0,
     record_layers: tuple[int, ...] | None = None,
     exact_exp: bool = True,
     progress: bool = False,
+    rest_every: int = 0,
 ):
     """Run the sleep phase in numpy.
 
@@ -78,9 +69,11 @@ def simulate_reference(
     ----------
     weights : list of ndarray
         Weight matrices (n_out, n_in), float64; copied, not modified.
-    inputs : ndarray (T, n_in) or MaskedMeanImage
-        Input intensities per step.
+    inputs : SleepInput
+        Input intensities per step (:meth:`SleepInput.frames`).
     params : SleepParams
+        Values of the reference rule's parameters (``models/src.py``: max_rate, decay,
+        v_thresh per layer, inc, dec) and the layer scales.
     seed : int
         Seeds the input uniforms (stream ``[seed, 2]``) and the masked-input windows.
     record_layers : tuple of int, optional
@@ -89,6 +82,9 @@ def simulate_reference(
         See :func:`g_weight`.
     progress : bool
         Show a tqdm progress bar over steps.
+    rest_every : int
+        Every this many steps (from step 0) every potential is set to 0 before the
+        decay: the rest between images of SNN evaluation (0: never).
 
     Returns
     -------
@@ -105,7 +101,9 @@ def simulate_reference(
     v = [np.zeros(w.shape[0]) for w in W]
     rng = np.random.default_rng([seed, UNIFORM_STREAM])
     n_in = W[0].shape[1]
-    rescale = params.rescale
+    max_rate, decay = params["max_rate"], params["decay"]
+    inc, dec = params["inc"], params["dec"]
+    rescale = math.inf if max_rate == 0 else 1.0 / (params.dt * max_rate)
     rec_steps = [[] for _ in range(n_layers + 1)]
     rec_neurons = [[] for _ in range(n_layers + 1)]
 
@@ -114,12 +112,15 @@ def simulate_reference(
             rec_steps[layer].append(np.full(idx.size, step, dtype=np.int32))
             rec_neurons[layer].append(idx.astype(np.int32))
 
-    frames = _input_frames(inputs, seed)
-    n_steps = inputs.n_steps if isinstance(inputs, MaskedMeanImage) else len(inputs)
+    frames = inputs.frames(seed)
+    n_steps = inputs.n_steps
     for step in tqdm(range(n_steps), disable=not progress, desc="reference sleep", unit="step"):
         x = next(frames)
+        if rest_every and step % rest_every == 0:
+            for vl in v:
+                vl[:] = 0.0
         for vl in v:
-            vl *= params.decay
+            vl *= decay
         u = rng.random(n_in)
         pre = (u * rescale / 2) <= x
         pre_idx = np.flatnonzero(pre)
@@ -133,12 +134,12 @@ def simulate_reference(
                 terms[:, 0] = vl
                 terms[:, 1:] = alpha * w[:, pre_idx]
                 vl[:] = np.add.accumulate(terms, axis=1)[:, -1]
-            post = vl >= params.thresholds[layer]
+            post = vl >= params.layer_value("v_thresh", layer)
             post_idx = np.flatnonzero(post)
             if post_idx.size:
                 rows = w[post_idx]
                 g = g_weight(rows, exact_exp)
-                w[post_idx] = np.where(pre, rows + params.inc * g, rows - params.dec * g)
+                w[post_idx] = np.where(pre, rows + inc * g, rows - dec * g)
                 vl[post_idx] = 0.0
             record(layer + 1, step, post_idx)
             pre, pre_idx = post, post_idx

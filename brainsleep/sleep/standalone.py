@@ -21,6 +21,10 @@ result:
   file present with the right size, spikes in range, weights finite.
 
 The on-disk layout is shared with ``python -m brainsleep.cache`` (list and prune).
+
+Why one file of this length: a build's whole life cycle (key, generate, compile, publish
+atomically, run in a private directory, read back and check) shares one manifest format
+and one set of invariants; split, each half would have to restate them.
 """
 
 from __future__ import annotations
@@ -53,7 +57,6 @@ from .network import (
     build_network,
     run_values,
     synapse_order,
-    timed_values,
 )
 
 log = logging.getLogger("brainsleep.sleep")
@@ -63,7 +66,7 @@ LAST_USED = ".last_used"
 RUNS_DIR = "runs"
 # Bump when the generated network or the build/run protocol changes, so cached builds
 # are never reused across it.
-ENGINE_VERSION = 5
+ENGINE_VERSION = 6
 # Exactness: no -ffast-math (reassociation) and no fused multiply-add contraction, so
 # compiled arithmetic equals numpy's float64 step for step.
 EXACT_GCC_FLAGS = ["-w", "-O3", "-ffp-contract=off", "-fno-fast-math", "-std=c++17"]
@@ -156,23 +159,18 @@ def report_mode(spec: NetworkSpec) -> str | None:
     return "text" if spec.n_steps * spec.dt >= 2 * REPORT_PERIOD_S else None
 
 
-def _placeholder_values(spec: NetworkSpec) -> tuple[dict[str, object], object]:
+def _placeholder_values(model: SleepModel, spec: NetworkSpec) -> tuple[dict[str, object], object]:
     """A value for every per-run variable (so each exists in the generated code), and
     placeholder inputs of the structure's kind."""
-    from .inputs import MaskedMeanImage
     from .params import SleepParams
 
     n = spec.n_layers
     weights = [np.zeros((spec.sizes[k + 1], spec.sizes[k])) for k in range(n)]
-    params = SleepParams(max_rate=1.0, inc=0.0, dec=0.0, thresholds=[1.0] * n, alphas=[1.0] * n)
-    inputs = (
-        MaskedMeanImage(np.zeros(spec.image_shape), spec.n_steps, spec.patch)
-        if spec.input_kind == "masked"
-        else np.zeros((spec.n_steps, spec.sizes[0]))
-    )
+    params = SleepParams({name: 1.0 for name in model.parameters}, alphas=[1.0] * n)
+    inputs = spec.placeholder_input()
     return {
         name: (0.0 if np.ndim(v) else v)
-        for name, v in run_values(n, weights, params, 0, inputs).items()
+        for name, v in run_values(model, weights, params, 0, inputs).items()
     }, inputs
 
 
@@ -206,7 +204,7 @@ def _interface(bn, spec: NetworkSpec, placeholders: dict, inputs) -> dict:
         v = objects[owner].variables[var]
         size = 1 if v.scalar else n_syn.get(owner, int(v.size))
         args[full_name] = {"dtype": np.dtype(v.dtype).str, "size": size}
-    for name, contents in timed_values(inputs, 0).items():
+    for name, contents in inputs.timed_values(0).items():
         ta = bn.timed_arrays[name]
         args[f"{name}.values"] = {
             "dtype": np.dtype(ta.values.dtype).str,
@@ -326,7 +324,7 @@ class StandaloneBuild:
         values : dict
             ``"<object>.<variable>" -> value`` (:func:`~brainsleep.sleep.network.run_values`).
         timed : dict
-            TimedArray name -> contents (:func:`~brainsleep.sleep.network.timed_values`).
+            TimedArray name -> contents (:meth:`~brainsleep.sleep.inputs.SleepInput.timed_values`).
         spec : NetworkSpec
             The structure (must be the build's).
         with_output : bool
@@ -496,9 +494,7 @@ class StandaloneBuild:
 
 
 # Builds already opened by this process, by directory (published builds never change).
-_OPENED: dict[Path, StandaloneBuild] = {}
 _CLEANED_ROOTS: set[Path] = set()
-BUILD_COUNT = {"codegen": 0}  # how often this process generated code (tests read it)
 
 
 def _clean_leftovers_once(root: Path) -> None:
@@ -506,10 +502,8 @@ def _clean_leftovers_once(root: Path) -> None:
     if root in _CLEANED_ROOTS:
         return
     _CLEANED_ROOTS.add(root)
-    try:
-        from brainsleep.cache import clean_leftovers
-    except ImportError:  # pragma: no cover - the cache module ships with the package
-        return
+    from brainsleep.cache import clean_leftovers
+
     for path in clean_leftovers(root):
         log.info("removed leftover %s", path)
 
@@ -537,8 +531,6 @@ def get_standalone_build(
     key = build_key(model, spec, device, prefs)
     name = f"{device}-{key}"
     directory = root / name
-    if directory in _OPENED:
-        return _OPENED[directory]
     root.mkdir(parents=True, exist_ok=True)
     _clean_leftovers_once(root)
     manifest = _read_manifest(directory)
@@ -557,7 +549,6 @@ def get_standalone_build(
     build = StandaloneBuild(
         directory, manifest, 0.0 if reused else time.perf_counter() - start, reused
     )
-    _OPENED[directory] = build
     return build
 
 
@@ -587,7 +578,7 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
     b2device.activate(build_on_run=False)
     set_common_prefs(prefs)
     bn = build_network(model, spec)
-    placeholders, inputs = _placeholder_values(spec)
+    placeholders, inputs = _placeholder_values(model, spec)
     assign_values(bn, placeholders)
     b2device.apply_run_args()
     b2device.insert_code("main", _reseed_code(bn, cuda))
@@ -600,7 +591,6 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
     tmp = root / f".building-{name}-{uuid.uuid4().hex[:8]}"
     try:
         b2device.build(directory=str(tmp), compile=False, run=False, with_output=False)
-        BUILD_COUNT["codegen"] += 1
         _make(tmp, device)
         if not (tmp / "main").is_file():
             raise BuildError(f"make finished but produced no binary in {tmp}")

@@ -1,0 +1,117 @@
+"""Evaluation: predictions and the metrics of an MLP on one data set.
+
+:func:`evaluate` runs the network in eval mode, batch by batch, and returns an
+:class:`Evaluation` (accuracy, balanced accuracy, per-class recall, confusion matrix,
+entropy of the predicted classes, fraction of active hidden units);
+:func:`_accuracy` is the quick check that training uses on its validation split.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .network import MLP, _as_float_tensor, _as_labels, _eval_batches
+
+
+def _predict(model: MLP, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    # argmax returns the first maximal index, like MATLAB's max (ties: all-zero ReLU out).
+    outs = [out.argmax(dim=1) for out, _, _ in _eval_batches(model, x, batch_size)]
+    return torch.cat(outs) if outs else torch.empty(0, dtype=torch.int64)
+
+
+def _accuracy(model: MLP, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((_predict(model, x) == y).double().mean()) if len(y) else math.nan
+
+
+@dataclass
+class Evaluation:
+    """Metrics of a model on one data set.
+
+    Attributes
+    ----------
+    accuracy
+        Fraction of correct predictions.
+    balanced_accuracy
+        Mean per-class recall over the classes present in ``y``.
+    per_class
+        Recall per class, shape ``(n_classes,)``; NaN for classes absent from ``y``.
+    confusion
+        int64 ``(n_classes, n_classes)``; rows are true classes, columns predictions.
+    pred_entropy
+        Entropy (nats) of the distribution of predicted classes; ``log(n_classes)`` when
+        predictions are uniform over classes, 0 when the model always predicts one class.
+    active_frac
+        Per hidden layer, mean over samples and units of ``activation > 0`` (eval mode).
+    predictions
+        Predicted class per sample, int64 ``(N,)``.
+    """
+
+    accuracy: float
+    balanced_accuracy: float
+    per_class: np.ndarray
+    confusion: np.ndarray
+    pred_entropy: float
+    active_frac: list[float]
+    predictions: np.ndarray
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """Flat JSON-able scalars: accuracy, balanced_accuracy, pred_entropy, n,
+        ``acc_class_<k>`` (None for absent classes) and ``active_frac_<l>`` (1-based)."""
+        d: dict[str, float | int | None] = {
+            "accuracy": self.accuracy,
+            "balanced_accuracy": self.balanced_accuracy,
+            "pred_entropy": self.pred_entropy,
+            "n": int(self.confusion.sum()),
+        }
+        for k, r in enumerate(self.per_class):
+            d[f"acc_class_{k}"] = None if np.isnan(r) else float(r)
+        for i, a in enumerate(self.active_frac, start=1):
+            d[f"active_frac_{i}"] = float(a)
+        return d
+
+
+def evaluate(
+    model: MLP,
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    n_classes: int = 10,
+    batch_size: int = 1000,
+) -> Evaluation:
+    """Accuracy, balanced accuracy, confusion, prediction entropy and sparsity.
+
+    Runs in eval mode (reference dropout: hidden activations scaled by ``1 - dropout``)
+    in batches of ``batch_size`` rows.
+    """
+    xt = _as_float_tensor(x, model.sizes[0])
+    yt = _as_labels(y, xt.shape[0], n_classes)
+    if xt.shape[0] == 0:
+        raise ValueError("evaluate: empty data set")
+    preds, active = [], np.zeros(len(model.layers) - 1)
+    for out, _, raw in _eval_batches(model, xt, batch_size):
+        preds.append(out.argmax(dim=1))
+        for i, r in enumerate(raw):
+            active[i] += float((r > 0).double().sum()) / r.shape[1]
+    pred = torch.cat(preds).numpy()
+    true = yt.numpy()
+    if pred.max() >= n_classes:
+        raise ValueError(f"evaluate: model has {model.sizes[-1]} outputs but n_classes={n_classes}")
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(confusion, (true, pred), 1)
+    support = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(support > 0, np.diag(confusion) / support, np.nan)
+    p = np.bincount(pred, minlength=n_classes) / len(pred)
+    p = p[p > 0]
+    return Evaluation(
+        accuracy=float((pred == true).mean()),
+        balanced_accuracy=float(np.nanmean(per_class)),
+        per_class=per_class,
+        confusion=confusion,
+        pred_entropy=float(-(p * np.log(p)).sum()),
+        active_frac=[float(a / len(pred)) for a in active],
+        predictions=pred.astype(np.int64),
+    )

@@ -1,0 +1,242 @@
+"""Training: :func:`train` runs a :class:`~brainsleep.ann.recipes.Recipe` on an MLP.
+
+One seed fixes the epoch permutations, the dropout masks and hence the weights on CPU;
+optional validation data give per-epoch accuracy and early stopping with restoration of
+the best weights. :class:`TrainHistory` records what a call did. Fine-tuning is another
+call of :func:`train` on a trained model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .evaluation import _accuracy
+from .network import MLP, _as_float_tensor, _as_labels
+from .recipes import Recipe
+
+
+@dataclass
+class TrainHistory:
+    """What :func:`train` did.
+
+    Attributes
+    ----------
+    loss
+        Mean mini-batch loss per epoch (loss of the recipe, dropout active).
+    val_accuracy
+        Validation accuracy after each epoch (empty without ``val``).
+    best_epoch
+        1-based epoch with the best validation accuracy (first one on ties), None
+        without ``val``. With early stopping these weights are the ones restored.
+    n_steps
+        Optimiser steps taken (for step-matched controls).
+    epochs_run
+        Epochs started (the last one may be partial when ``max_steps`` stopped it).
+    stopped_early
+        True when patience ran out.
+    restored_best
+        True when the best-epoch weights were restored at the end.
+    wall_s
+        Wall-clock seconds.
+    """
+
+    loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    n_steps: int = 0
+    epochs_run: int = 0
+    stopped_early: bool = False
+    restored_best: bool = False
+    wall_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-able)."""
+        return dataclasses.asdict(self)
+
+
+def _batch_loss(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    if loss == "mse_half_sum":
+        onehot = F.one_hot(y, out.shape[1]).to(out.dtype)
+        return 0.5 * ((out - onehot) ** 2).sum() / out.shape[0]
+    return F.cross_entropy(out, y)
+
+
+def _make_optimizer(model: MLP, recipe: Recipe) -> torch.optim.Optimizer:
+    params = list(model.parameters())
+    if recipe.optimizer == "sgd":
+        # torch: v = m*v + g; W -= lr*v. DeepLearnToolbox: v = m*v + lr*g; W -= v.
+        # Identical for a constant lr (v_dlt = lr * v_torch); tested by hand.
+        return torch.optim.SGD(
+            params, lr=recipe.lr, momentum=recipe.momentum, dampening=0.0,
+            weight_decay=recipe.weight_decay, nesterov=False,
+        )  # fmt: skip
+    return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def _batches(n: int, batch_size: int, drop_last: bool, g: torch.Generator) -> list[torch.Tensor]:
+    """Index batches of one epoch from a fresh permutation."""
+    perm = torch.randperm(n, generator=g)
+    if n < batch_size:
+        return [perm]
+    n_batches = n // batch_size if drop_last else -(-n // batch_size)
+    return [perm[i * batch_size : (i + 1) * batch_size] for i in range(n_batches)]
+
+
+def _check_compatible(model: MLP, recipe: Recipe) -> None:
+    """Warn when the model's architecture settings differ from the recipe's."""
+    diffs = [
+        f"{k}: model {getattr(model, k)!r} vs recipe {getattr(recipe, k)!r}"
+        for k in ("dropout", "dropout_style", "output_relu")
+        if getattr(model, k) != getattr(recipe, k)
+    ]
+    if diffs:
+        warnings.warn(
+            f"train: model and recipe {recipe.name!r} differ ({'; '.join(diffs)}); "
+            "the model's settings are used",
+            stacklevel=3,
+        )
+
+
+def train(
+    model: MLP,
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    recipe: Recipe,
+    seed: int = 0,
+    val: tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor] | None = None,
+    progress: bool = True,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    threads: int | None = 1,
+) -> TrainHistory:
+    """Train ``model`` in place with ``recipe`` (also used for fine-tuning).
+
+    Parameters
+    ----------
+    model
+        The network; its current weights are the starting point.
+    x, y
+        Training inputs ``(N, sizes[0])`` (float, e.g. in [0, 1]) and int labels ``(N,)``.
+    recipe
+        Optimiser, loss, batch size, epochs and early stopping.
+    seed
+        Seeds ``torch.manual_seed`` and the private generator that draws the epoch
+        permutations and the dropout masks: same seed and data give the same weights
+        on CPU.
+    val
+        Optional ``(x_val, y_val)``: accuracy is recorded per epoch and, if the recipe
+        has a patience, drives early stopping with restoration of the best weights.
+        A recipe with patience but no ``val`` trains for the fixed epoch count and warns.
+    progress
+        Show a tqdm bar over epochs.
+    epochs
+        Overrides ``recipe.epochs``.
+    max_steps
+        Stop after this many optimiser steps (possibly mid-epoch). If given and
+        ``epochs`` is None, epochs run until the step budget is spent.
+    threads
+        ``torch.set_num_threads`` during training (restored afterwards); None leaves it.
+
+    Returns
+    -------
+    TrainHistory
+
+    Notes
+    -----
+    A fresh optimiser is created on every call, so fine-tuning starts with zero momentum
+    (Adam moments) rather than the state left by the first training.
+    """
+    t0 = time.perf_counter()
+    n_out = model.sizes[-1]
+    xt = _as_float_tensor(x, model.sizes[0])
+    yt = _as_labels(y, xt.shape[0], n_out)
+    if xt.shape[0] == 0:
+        raise ValueError("train: empty training set")
+    xv = yv = None
+    if val is not None:
+        xv = _as_float_tensor(val[0], model.sizes[0], "val x")
+        yv = _as_labels(val[1], xv.shape[0], n_out, "val y")
+    if max_steps is not None and max_steps < 0:
+        raise ValueError(f"train: max_steps must be >= 0, got {max_steps}")
+    n_epochs = recipe.epochs if epochs is None else int(epochs)
+    if max_steps is not None and epochs is None:
+        n_epochs = None  # as many as the step budget needs
+    early = recipe.early_stopping_patience is not None and val is not None
+    if recipe.early_stopping_patience is not None and val is None:
+        warnings.warn(
+            f"train: recipe {recipe.name!r} asks for early stopping but no validation split "
+            f"was given; training for a fixed {n_epochs} epochs",
+            stacklevel=2,
+        )
+    _check_compatible(model, recipe)
+
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    torch.manual_seed(int(seed))
+    g = torch.Generator().manual_seed(int(seed))
+    hist = TrainHistory()
+    best_state: list[torch.Tensor] | None = None
+    best_acc = -math.inf
+    since_best = 0
+    try:
+        opt = _make_optimizer(model, recipe)
+        model.dropout_generator = g
+        bar = tqdm(total=n_epochs, disable=not progress, desc=f"train[{recipe.name}]", unit="ep")
+        epoch = 0
+        while (n_epochs is None or epoch < n_epochs) and (
+            max_steps is None or hist.n_steps < max_steps
+        ):
+            model.train()
+            losses = []
+            for idx in _batches(xt.shape[0], recipe.batch_size, recipe.drop_last, g):
+                if max_steps is not None and hist.n_steps >= max_steps:
+                    break
+                opt.zero_grad(set_to_none=True)
+                loss = _batch_loss(model(xt[idx]), yt[idx], recipe.loss)
+                loss.backward()
+                opt.step()
+                hist.n_steps += 1
+                losses.append(float(loss.detach()))
+            epoch += 1
+            hist.loss.append(float(np.mean(losses)) if losses else math.nan)
+            postfix = {"loss": f"{hist.loss[-1]:.4f}"}
+            if xv is not None:
+                acc = _accuracy(model, xv, yv)
+                hist.val_accuracy.append(acc)
+                postfix["val_acc"] = f"{acc:.4f}"
+                if acc > best_acc:
+                    best_acc, hist.best_epoch, since_best = acc, epoch, 0
+                    if early:
+                        best_state = [p.detach().clone() for p in model.parameters()]
+                else:
+                    since_best += 1
+            bar.set_postfix(postfix)
+            bar.update(1)
+            if early and since_best >= recipe.early_stopping_patience:
+                hist.stopped_early = True
+                break
+        bar.close()
+        hist.epochs_run = epoch
+        if early and best_state is not None:
+            with torch.no_grad():
+                for p, b in zip(model.parameters(), best_state, strict=True):
+                    p.copy_(b)
+            hist.restored_best = True
+    finally:
+        model.dropout_generator = None
+        model.eval()
+        if threads is not None:
+            torch.set_num_threads(old_threads)
+    hist.wall_s = time.perf_counter() - t0
+    return hist

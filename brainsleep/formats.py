@@ -1,0 +1,793 @@
+"""The on-disk formats of brainsleep, as code: the normative description.
+
+``docs/formats.md`` explains these formats in prose; this module *is* them. The engine
+(:mod:`brainsleep.sleep`), the experiment (:mod:`brainsleep.experiment`) and the analysis
+(:mod:`brainsleep.analysis`) all read and write through it, so a file name, a variable, a
+dtype or the cell-id scheme is declared exactly once.
+
+Three parts:
+
+- **Results directory** of ``python -m brainsleep.experiment --out DIR``: the file names
+  (:data:`CONFIG_FILE`, :data:`METRICS_CSV`, ..., :func:`weights_file`,
+  :func:`stage_marker`), the metrics columns (:data:`METRIC_COLUMNS`), the stages in their
+  order (:data:`STAGES`, :func:`order_stages`) and the cell-id scheme
+  (:func:`format_cell_id`, :func:`parse_cell_id`).
+- **Sparse spike table** (``spikes.nc``): one row per spike, :data:`SPIKE_VARIABLES` on
+  dimension :data:`SPIKE_DIM`, attributes :data:`SPIKE_ATTRS`; :func:`make_spike_dataset`,
+  :func:`save_spikes`, :func:`load_spikes` and the readers :func:`spike_info`,
+  :func:`layer_spikes`, :func:`spike_counts` (per layer), :func:`neuron_spike_counts`
+  (per neuron), :func:`firing_rates`.
+- **Weights** (``weights_<stage>.npz``) and **confusion matrices** (``confusion.nc``):
+  :func:`save_weights`, :func:`load_weights`, :func:`save_confusion`,
+  :func:`load_confusion`.
+
+Imports only numpy, xarray and the standard library (plus :mod:`brainsleep.atomic`):
+never Brian2 or torch, so the analysis can use it on a machine without them.
+Every writer is atomic (temporary file, then rename): a reader never sees half a file.
+
+Longer than ~500 lines on purpose: it is the one place that declares every on-disk format,
+and most of it is the numpydoc that describes them; split, the formats would scatter again.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import xarray as xr
+
+# Called as ``atomic.atomic_write_with`` (looked up at call time) so that every writer of
+# the results directory goes through the one function a test or a caller may wrap.
+from brainsleep import atomic
+
+# -- results directory -------------------------------------------------------------------
+
+#: ``DIR/config.json``: all arguments, versions, device, host and the config fingerprint.
+CONFIG_FILE = "config.json"
+#: ``DIR/metrics.csv``: tidy table, one row per (dataset, fraction, imbalance, seed, stage).
+METRICS_CSV = "metrics.csv"
+#: ``DIR/metrics.nc``: the same table as an xarray Dataset on dimension :data:`METRICS_DIM`.
+METRICS_NC = "metrics.nc"
+#: Dimension of ``metrics.nc``.
+METRICS_DIM = "row"
+#: ``DIR/log.txt``: the run log.
+LOG_FILE = "log.txt"
+#: ``DIR/.lock``: held by the run that owns the directory.
+LOCK_FILE = ".lock"
+#: ``DIR/cells/``: one folder per cell, named by :func:`format_cell_id`.
+CELLS_DIR = "cells"
+
+#: ``cells/<cell_id>/confusion.nc``: test-set confusion matrices of every stage.
+CONFUSION_FILE = "confusion.nc"
+#: ``cells/<cell_id>/spikes.nc``: the sparse spike table of the sleep run.
+SPIKES_FILE = "spikes.nc"
+#: ``cells/<cell_id>/sleep_params.json``: parameters, normalisation and engine info.
+SLEEP_PARAMS_FILE = "sleep_params.json"
+#: ``cells/<cell_id>/search.csv``: sleep-parameter search history, one row per trial.
+SEARCH_CSV = "search.csv"
+#: ``cells/<cell_id>/search.journal``: the Optuna study (a killed search resumes from it).
+SEARCH_JOURNAL = "search.journal"
+#: ``cells/<cell_id>/search.json``: marker of the search step (best parameters, history).
+SEARCH_MARKER = "search.json"
+#: ``cells/<cell_id>/done.json``: written last, the cell is complete.
+DONE_MARKER = "done.json"
+
+#: The stages of a cell, in the order they run and are shown.
+STAGES: tuple[str, ...] = ("baseline", "sleep", "sleep_finetune", "finetune_only", "strong")
+#: Position of each stage in :data:`STAGES` (for sorting tables).
+STAGE_RANK: Mapping[str, int] = {stage: i for i, stage in enumerate(STAGES)}
+#: The optional step between ``baseline`` and ``sleep`` (``--search``); not a stage: it
+#: has no metrics row and no weights.
+SEARCH_STEP = "search"
+
+#: Columns identifying one cell, in the order of the cell id.
+CELL_KEYS: tuple[str, ...] = ("dataset", "fraction", "imbalance", "seed")
+
+#: Columns of ``metrics.csv``, in order; the sleep stage adds ``sleep_spikes_layer<k>``
+#: and stages add ``train_steps`` after these (sorted by name).
+METRIC_COLUMNS: list[str] = [
+    "cell",
+    *CELL_KEYS,
+    "stage",
+    "accuracy",
+    "balanced_accuracy",
+    *[f"acc_class_{k}" for k in range(10)],
+    "pred_entropy",
+    "active_frac_h1",
+    "active_frac_h2",
+    "n_train",
+    "n_val",
+]
+
+_WEIGHTS_FILE = re.compile(r"^weights_(?P<stage>.+)\.npz$")
+_CELL_ID = re.compile(
+    r"^(?P<dataset>.+?)_f(?P<fraction>[0-9.eE+-]+?)_(?P<imbalance>[^_]+)_s(?P<seed>-?[0-9]+)$"
+)
+
+
+def weights_file(stage: str) -> str:
+    """File name of a stage's ANN weights: ``weights_<stage>.npz``.
+
+    Parameters
+    ----------
+    stage : str
+        One of :data:`STAGES`.
+
+    Returns
+    -------
+    str
+        The name inside the cell folder.
+    """
+    return f"weights_{stage}.npz"
+
+
+def stage_of_weights_file(name: str) -> str | None:
+    """The stage a ``weights_<stage>.npz`` file name belongs to.
+
+    Parameters
+    ----------
+    name : str
+        A file name (no directory).
+
+    Returns
+    -------
+    str or None
+        The stage, or None when ``name`` is not a weights file name.
+    """
+    match = _WEIGHTS_FILE.match(name)
+    return match.group("stage") if match else None
+
+
+def stage_marker(step: str) -> str:
+    """File name of the marker that says a step of a cell is finished.
+
+    Parameters
+    ----------
+    step : str
+        A stage of :data:`STAGES`, or :data:`SEARCH_STEP`.
+
+    Returns
+    -------
+    str
+        ``stage_<step>.json``; :data:`SEARCH_MARKER` for the search step.
+    """
+    return SEARCH_MARKER if step == SEARCH_STEP else f"stage_{step}.json"
+
+
+def order_stages(stages: Iterable[str]) -> list[str]:
+    """Distinct stages in :data:`STAGES` order, then unknown ones alphabetically.
+
+    Parameters
+    ----------
+    stages : iterable of str
+        Stage names, repeats allowed (e.g. a ``stage`` column).
+
+    Returns
+    -------
+    list of str
+        Each stage once.
+    """
+    present = list(dict.fromkeys(stages))
+    known = [s for s in STAGES if s in present]
+    return known + sorted(s for s in present if s not in STAGE_RANK)
+
+
+class CellKey(NamedTuple):
+    """What identifies a cell: the fields of :data:`CELL_KEYS`."""
+
+    dataset: str
+    fraction: float
+    imbalance: str
+    seed: int
+
+
+def format_cell_id(dataset: str, fraction: float, imbalance: str, seed: int) -> str:
+    """The cell id: folder name under ``cells/`` and the ``cell`` column of the metrics.
+
+    Parameters
+    ----------
+    dataset : str
+        Data set name, e.g. ``"mnist"``.
+    fraction : float
+        Share of the training set, written with ``:g`` (``0.01`` -> ``"0.01"``).
+    imbalance : str
+        Imbalance spec as :func:`brainsleep.subsets.format_imbalance` writes it (digits,
+        ``-``, ``:``, ``,``, ``.``; never ``_``), ``"none"`` for balanced subsets.
+    seed : int
+        Seed of the cell.
+
+    Returns
+    -------
+    str
+        ``<dataset>_f<fraction:g>_<imbalance>_s<seed>``, e.g. ``mnist_f0.01_none_s0``.
+    """
+    return f"{dataset}_f{fraction:g}_{imbalance}_s{seed}"
+
+
+def parse_cell_id(cell_id: str) -> CellKey:
+    """Read dataset, fraction, imbalance and seed back from a cell id.
+
+    Parameters
+    ----------
+    cell_id : str
+        As :func:`format_cell_id` wrote it.
+
+    Returns
+    -------
+    CellKey
+        ``fraction`` as float, ``seed`` as int; ``format_cell_id(*key) == cell_id``.
+
+    Raises
+    ------
+    ValueError
+        When ``cell_id`` is not of the form ``<dataset>_f<fraction>_<imbalance>_s<seed>``
+        (or would not be written back the same way); the message quotes it.
+    """
+    match = _CELL_ID.match(str(cell_id))
+    key = None
+    if match:
+        try:
+            key = CellKey(
+                match.group("dataset"),
+                float(match.group("fraction")),
+                match.group("imbalance"),
+                int(match.group("seed")),
+            )
+        except ValueError:
+            key = None
+    if key is None or format_cell_id(*key) != cell_id:
+        raise ValueError(
+            f"cell id {cell_id!r} is not <dataset>_f<fraction>_<imbalance>_s<seed> "
+            "(e.g. mnist_f0.01_none_s0)"
+        )
+    return key
+
+
+# -- sparse spike table ------------------------------------------------------------------
+
+#: The one dimension of the spike table: one entry per spike.
+SPIKE_DIM = "spike"
+#: Variables on :data:`SPIKE_DIM` and their dtypes. ``layer``: 0 = input layer, 1..L =
+#: weight-layer outputs; ``neuron``: index inside the layer; ``step``: 0-based step.
+#: Rows are sorted by (step, layer, neuron).
+SPIKE_VARIABLES: Mapping[str, type[np.integer]] = {
+    "layer": np.int16,
+    "neuron": np.int32,
+    "step": np.int32,
+}
+#: Attributes (netCDF-safe): ``dt`` (float, s), ``n_steps`` (int), ``device`` (str),
+#: ``seed`` (int), ``layer_sizes`` (ints, input first), ``recorded_layers`` (ints; a layer
+#: missing here was not recorded, which is not the same as silent), ``params`` (str,
+#: JSON of the SleepParams record), ``model`` (str, name or path of the model file).
+SPIKE_ATTRS: tuple[str, ...] = (
+    "dt",
+    "n_steps",
+    "device",
+    "seed",
+    "layer_sizes",
+    "recorded_layers",
+    "params",
+    "model",
+)
+#: The attributes a reader needs; :func:`load_spikes` refuses a file without them.
+REQUIRED_SPIKE_ATTRS: tuple[str, ...] = ("dt", "n_steps", "layer_sizes")
+
+
+class LayerNotRecordedError(ValueError):
+    """The layer's spikes were not recorded (not in ``recorded_layers``).
+
+    Distinct from a silent layer, which was recorded and produced no spikes.
+    """
+
+
+@dataclass(frozen=True)
+class SpikeInfo:
+    """The attributes of a spike Dataset that readers need, normalised.
+
+    Attributes
+    ----------
+    dt : float
+        Simulation step in seconds.
+    n_steps : int
+        Number of simulated steps.
+    layer_sizes : tuple of int
+        Neurons per layer, input first.
+    recorded_layers : tuple of int
+        Layers whose spikes were recorded.
+    """
+
+    dt: float
+    n_steps: int
+    layer_sizes: tuple[int, ...]
+    recorded_layers: tuple[int, ...]
+
+    @property
+    def duration_s(self) -> float:
+        """Simulated time in seconds (``n_steps * dt``)."""
+        return self.n_steps * self.dt
+
+    @property
+    def n_layers(self) -> int:
+        """Number of layers including the input layer."""
+        return len(self.layer_sizes)
+
+
+def _int_list(value) -> tuple[int, ...]:
+    # netCDF round trips turn a 1-element list into a scalar and [] into an empty float
+    # array, so normalise through atleast_1d.
+    return tuple(int(v) for v in np.atleast_1d(np.asarray(value)).ravel())
+
+
+def make_spike_dataset(
+    per_layer: Sequence[tuple[np.ndarray, np.ndarray] | None], attrs: Mapping
+) -> xr.Dataset:
+    """Build the spike table from per-layer spike lists.
+
+    Parameters
+    ----------
+    per_layer : sequence
+        For each layer (0 = input) a tuple ``(steps, neurons)`` of integer arrays of equal
+        length ``(n_spikes_of_layer,)``, or None when the layer was not recorded.
+    attrs : mapping
+        Dataset attributes (:data:`SPIKE_ATTRS` except ``recorded_layers``, which is set
+        here from ``per_layer``).
+
+    Returns
+    -------
+    xarray.Dataset
+        :data:`SPIKE_VARIABLES` on dimension :data:`SPIKE_DIM` (``layer`` int16,
+        ``neuron`` and ``step`` int32), sorted by (step, layer, neuron); attribute
+        ``recorded_layers`` an int64 array.
+    """
+    layers, neurons, steps = [], [], []
+    recorded = []
+    for layer, item in enumerate(per_layer):
+        if item is None:
+            continue
+        recorded.append(layer)
+        s, n = item
+        steps.append(np.asarray(s, dtype=SPIKE_VARIABLES["step"]))
+        neurons.append(np.asarray(n, dtype=SPIKE_VARIABLES["neuron"]))
+        layers.append(np.full(len(s), layer, dtype=SPIKE_VARIABLES["layer"]))
+    if steps:
+        step = np.concatenate(steps)
+        neuron = np.concatenate(neurons)
+        layer_arr = np.concatenate(layers)
+        order = np.lexsort((neuron, layer_arr, step))
+        step, neuron, layer_arr = step[order], neuron[order], layer_arr[order]
+    else:
+        step = np.zeros(0, SPIKE_VARIABLES["step"])
+        neuron = np.zeros(0, SPIKE_VARIABLES["neuron"])
+        layer_arr = np.zeros(0, SPIKE_VARIABLES["layer"])
+    ds = xr.Dataset(
+        {
+            "layer": (SPIKE_DIM, layer_arr),
+            "neuron": (SPIKE_DIM, neuron),
+            "step": (SPIKE_DIM, step),
+        }
+    )
+    ds.attrs.update(attrs)
+    ds.attrs["recorded_layers"] = np.asarray(recorded, dtype=np.int64)
+    return ds
+
+
+def save_spikes(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write a spike table to netCDF (h5netcdf engine) atomically.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        As :func:`make_spike_dataset` builds it.
+    path : str or Path
+        Destination, normally ``cells/<cell_id>/spikes.nc``.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    return atomic.atomic_write_with(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+
+
+def load_spikes(path: str | Path) -> xr.Dataset:
+    """Read a spike table written by :func:`save_spikes` (fully loaded, file closed).
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``spikes.nc`` file.
+
+    Returns
+    -------
+    xarray.Dataset
+        :data:`SPIKE_VARIABLES` on :data:`SPIKE_DIM` with their stored dtypes; list
+        attributes may come back as numpy scalars or arrays (read them with
+        :func:`spike_info`).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is not netCDF, or lacks a variable of :data:`SPIKE_VARIABLES` (on
+        :data:`SPIKE_DIM`) or an attribute of :data:`REQUIRED_SPIKE_ATTRS`; the message
+        names the file and what is wrong.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no spike file at {path}")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            ds = ds.load()
+    except Exception as exc:
+        raise ValueError(f"spike file {path} is not a readable netCDF file: {exc}") from exc
+    for name in SPIKE_VARIABLES:
+        if name not in ds:
+            raise ValueError(f"spike file {path} lacks the variable {name!r}")
+        if ds[name].dims != (SPIKE_DIM,):
+            raise ValueError(
+                f"spike file {path}: variable {name!r} has dims {ds[name].dims}, "
+                f"not ({SPIKE_DIM!r},)"
+            )
+    for name in REQUIRED_SPIKE_ATTRS:
+        if name not in ds.attrs:
+            raise ValueError(f"spike file {path} lacks the attribute {name!r}")
+    return ds
+
+
+def spike_info(ds: xr.Dataset) -> SpikeInfo:
+    """Read ``dt``, ``n_steps``, ``layer_sizes`` and ``recorded_layers`` from the attributes.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Spike table.
+
+    Returns
+    -------
+    SpikeInfo
+        ``recorded_layers`` is every layer when the attribute is absent.
+
+    Raises
+    ------
+    KeyError
+        ``dt``, ``n_steps`` or ``layer_sizes`` is missing.
+    """
+    attrs = ds.attrs
+    for key in REQUIRED_SPIKE_ATTRS:
+        if key not in attrs:
+            raise KeyError(f"spike Dataset lacks attribute {key!r}")
+    sizes = _int_list(attrs["layer_sizes"])
+    if "recorded_layers" in attrs:
+        recorded = _int_list(attrs["recorded_layers"])
+    else:
+        recorded = tuple(range(len(sizes)))
+    return SpikeInfo(
+        dt=float(attrs["dt"]),
+        n_steps=int(attrs["n_steps"]),
+        layer_sizes=sizes,
+        recorded_layers=recorded,
+    )
+
+
+def _check_layer(info: SpikeInfo, layer: int) -> None:
+    if not 0 <= layer < info.n_layers:
+        raise IndexError(f"layer {layer} out of range (network has {info.n_layers} layers)")
+    if layer not in info.recorded_layers:
+        raise LayerNotRecordedError(
+            f"layer {layer} was not recorded (recorded_layers={list(info.recorded_layers)})"
+        )
+
+
+def layer_spikes(
+    ds: xr.Dataset, layer: int, *, window: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and neuron indices of the spikes of one layer.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Spike table.
+    layer : int
+        Layer index (0 = input).
+    window : (int, int), optional
+        Half-open step range ``[start, stop)``; all steps when omitted.
+
+    Returns
+    -------
+    steps, neurons : numpy.ndarray
+        int64 arrays of equal length ``(n_spikes_of_layer,)``, in the table's order.
+
+    Raises
+    ------
+    IndexError
+        ``layer`` is not a layer of ``layer_sizes``.
+    LayerNotRecordedError
+        The layer is not in ``recorded_layers``.
+    """
+    info = spike_info(ds)
+    _check_layer(info, layer)
+    mask = ds["layer"].values == layer
+    if window is not None:
+        step_all = ds["step"].values
+        mask &= (step_all >= window[0]) & (step_all < window[1])
+    steps = ds["step"].values[mask].astype(np.int64)
+    neurons = ds["neuron"].values[mask].astype(np.int64)
+    return steps, neurons
+
+
+def spike_counts(ds: xr.Dataset) -> dict[int, int]:
+    """Total spike count of each recorded layer.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Spike table.
+
+    Returns
+    -------
+    dict of int to int
+        ``{layer: number of spikes}`` for every layer of ``recorded_layers``, in that
+        order (0 for a silent layer; unrecorded layers are absent).
+    """
+    info = spike_info(ds)
+    counts = np.bincount(ds["layer"].values.astype(np.int64), minlength=info.n_layers)
+    return {layer: int(counts[layer]) for layer in info.recorded_layers}
+
+
+def neuron_spike_counts(ds: xr.Dataset, layer: int) -> np.ndarray:
+    """Number of spikes of every neuron of a layer over the whole run.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Spike table.
+    layer : int
+        Layer index.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, shape ``(layer_sizes[layer],)``.
+
+    Raises
+    ------
+    LayerNotRecordedError
+        The layer was not recorded.
+    """
+    info = spike_info(ds)
+    _, neurons = layer_spikes(ds, layer)
+    return np.bincount(neurons, minlength=info.layer_sizes[layer])
+
+
+def firing_rates(ds: xr.Dataset, layer: int) -> np.ndarray:
+    """Mean firing rate of every neuron of a layer, in Hz.
+
+    ``rate_i = (number of spikes of neuron i) / (n_steps * dt)``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Spike table (``dt`` in seconds in its attributes).
+    layer : int
+        Layer index.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape ``(layer_sizes[layer],)``. A neuron firing every step has rate
+        ``1 / dt``; a silent neuron has 0 (so does every neuron of a 0-step run).
+
+    Raises
+    ------
+    LayerNotRecordedError
+        The layer was not recorded.
+    """
+    info = spike_info(ds)
+    counts = neuron_spike_counts(ds, layer)
+    if info.n_steps <= 0:
+        return np.zeros(counts.shape, dtype=float)
+    return counts / info.duration_s
+
+
+# -- weights -------------------------------------------------------------------------------
+
+#: Keys of a weights file are ``layer1`` .. ``layerL`` (weight layer k maps layer k-1 of the
+#: spike table to layer k).
+WEIGHT_KEY_PREFIX = "layer"
+_WEIGHT_KEY = re.compile(rf"^{WEIGHT_KEY_PREFIX}(?P<k>[1-9][0-9]*)$")
+
+
+def weight_key(k: int) -> str:
+    """Key of weight layer ``k`` (1-based) in a weights file: ``layer<k>``.
+
+    Parameters
+    ----------
+    k : int
+        1 for the input-to-first-hidden weights.
+
+    Returns
+    -------
+    str
+        The key.
+    """
+    return f"{WEIGHT_KEY_PREFIX}{int(k)}"
+
+
+def weight_layer_index(key: str) -> int:
+    """The layer number ``k`` of a weights-file key ``layer<k>``.
+
+    Parameters
+    ----------
+    key : str
+        As :func:`weight_key` writes it.
+
+    Returns
+    -------
+    int
+        ``k`` (>= 1).
+
+    Raises
+    ------
+    ValueError
+        ``key`` is not ``layer<k>``.
+    """
+    match = _WEIGHT_KEY.match(str(key))
+    if match is None:
+        raise ValueError(f"weights key {key!r} is not layer<k> (k = 1, 2, ...)")
+    return int(match.group("k"))
+
+
+def save_weights(path: str | Path, weights: Sequence[np.ndarray]) -> Path:
+    """Write ANN weights as ``.npz`` atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination, normally ``cells/<cell_id>/weights_<stage>.npz``
+        (:func:`weights_file`).
+    weights : sequence of numpy.ndarray
+        One matrix per weight layer, input side first, each ``(n_out, n_in)``; stored
+        with their dtype (float64 from :func:`brainsleep.ann.get_weights`).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{weight_key(k + 1): np.asarray(w) for k, w in enumerate(weights)})
+
+    return atomic.atomic_write_with(path, write)
+
+
+def load_weights(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a weights file written by :func:`save_weights`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``weights_<stage>.npz`` file.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``layer1`` .. ``layerL`` in layer order, each ``(n_out, n_in)`` with the stored
+        dtype (float64); ``list(result.values())`` is what
+        :func:`brainsleep.ann.set_weights` takes.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is not an ``.npz`` archive, its keys are not exactly ``layer1`` ..
+        ``layerL``, a matrix is not 2-D, or consecutive matrices do not chain
+        (``n_in`` of layer k+1 != ``n_out`` of layer k); the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with loaded as z:
+            arrays = {key: np.asarray(z[key]) for key in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"weights file {path} is not a readable .npz file: {exc}") from exc
+    try:
+        order = sorted(arrays, key=weight_layer_index)
+    except ValueError as exc:
+        raise ValueError(f"weights file {path}: {exc}") from exc
+    expected = [weight_key(k) for k in range(1, len(arrays) + 1)]
+    if not arrays or order != expected:
+        raise ValueError(f"weights file {path} has keys {sorted(arrays)}, expected {expected}")
+    out = {key: arrays[key] for key in order}
+    for key, w in out.items():
+        if w.ndim != 2:
+            raise ValueError(f"weights file {path}: {key} has shape {w.shape}, not (n_out, n_in)")
+    shapes = [w.shape for w in out.values()]
+    for k in range(1, len(shapes)):
+        if shapes[k][1] != shapes[k - 1][0]:
+            raise ValueError(
+                f"weights file {path}: {order[k]} {shapes[k]} does not follow "
+                f"{order[k - 1]} {shapes[k - 1]}"
+            )
+    return out
+
+
+# -- confusion matrices --------------------------------------------------------------------
+
+#: Name of the DataArray in ``confusion.nc``.
+CONFUSION_VAR = "confusion"
+#: Its dimensions: the stages of the cell, true class, predicted class.
+CONFUSION_DIMS: tuple[str, str, str] = ("stage", "true", "predicted")
+
+
+def save_confusion(path: str | Path, stages: Sequence[str], matrices: np.ndarray) -> Path:
+    """Write the test-set confusion matrices of a cell's stages atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination, normally ``cells/<cell_id>/confusion.nc``.
+    stages : sequence of str
+        The stages, in the order of ``matrices``.
+    matrices : numpy.ndarray
+        int64 counts, shape ``(n_stages, n_classes, n_classes)``, rows true classes.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    matrices = np.asarray(matrices, dtype=np.int64)
+    n_classes = matrices.shape[1]
+    da = xr.DataArray(
+        matrices,
+        dims=CONFUSION_DIMS,
+        coords={
+            "stage": list(stages),
+            "true": np.arange(n_classes),
+            "predicted": np.arange(n_classes),
+        },
+        name=CONFUSION_VAR,
+    )
+    return atomic.atomic_write_with(path, lambda tmp: da.to_netcdf(tmp, engine="h5netcdf"))
+
+
+def load_confusion(path: str | Path) -> xr.DataArray:
+    """Read ``confusion.nc``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The netCDF file.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``confusion`` (int64 counts on the test set) with dims :data:`CONFUSION_DIMS`; a
+        file holding a single, differently named variable is read as that.
+
+    Raises
+    ------
+    ValueError
+        The file holds no ``confusion`` variable and not exactly one variable.
+    """
+    ds = xr.load_dataset(path, engine="h5netcdf")
+    if CONFUSION_VAR in ds:
+        return ds[CONFUSION_VAR]
+    names = list(ds.data_vars)
+    if len(names) == 1:
+        return ds[names[0]].rename(CONFUSION_VAR)
+    raise ValueError(f"{path} has no variable {CONFUSION_VAR!r} (variables: {names})")

@@ -1,0 +1,14 @@
+"""Names the command line offers whose definitions live in modules that import torch.
+
+``python -m brainsleep.experiment --help`` lists them without importing torch; the
+defining module checks at import that its names are exactly these, so the two cannot
+drift apart. Imports nothing.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RECIPE_NAMES"]
+
+#: The training recipes, in the order of :data:`brainsleep.ann.recipes.RECIPES` (which
+#: refuses to import if its keys differ).
+RECIPE_NAMES: tuple[str, ...] = ("reference", "strong")
