@@ -230,7 +230,7 @@ def test_resume_removes_stale_temp_files_and_lock_refuses_second_run(
 
 def test_fingerprint_covers_engine_version(monkeypatch):
     from brainsleep.experiment.config import ExperimentConfig
-    from brainsleep.sleep import devices
+    from brainsleep.sleep import standalone as devices
 
     before = ExperimentConfig().fingerprint()
     assert ExperimentConfig(out="elsewhere").fingerprint() == before  # not semantic
@@ -262,7 +262,7 @@ def test_changed_configuration_is_refused(data_dir, build_root, tmp_path, capsys
         (["--imbalance", "5-9:abc"], "--imbalance"),
         (["--model", "no_such_model"], "unknown sleep model"),
         (["--search", "3", "--val-fraction", "0"], "validation split"),
-        (["--hidden", "24"], "3 thresholds but the network has 2"),
+        (["--hidden", "24"], "v_thresh has 3 values but the network has 2"),
         (["--sleep-params", "/nonexistent.json"], "no such file"),
     ],
 )

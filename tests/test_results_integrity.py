@@ -26,6 +26,7 @@ import pytest
 import xarray as xr
 
 from brainsleep.experiment.__main__ import main
+from brainsleep.sleep.engine import SleepEngine
 
 from .tiny_data import make_tiny_mnist
 
@@ -74,18 +75,19 @@ def count_calls(monkeypatch):
     from brainsleep.experiment import pipeline
 
     calls = {"train": 0, "sleep": 0}
-    real_train, real_sleep = ann.train, pipeline.run_sleep
+    real_train, real_sleep = ann.train, SleepEngine.run
 
     def train(*a, **k):
         calls["train"] += 1
         return real_train(*a, **k)
 
-    def sleep(*a, **k):
+    def sleep(self, *a, **k):
         calls["sleep"] += 1
-        return real_sleep(*a, **k)
+        return real_sleep(self, *a, **k)
 
     monkeypatch.setattr(ann, "train", train)
-    monkeypatch.setattr(pipeline, "run_sleep", sleep)
+    monkeypatch.setattr(SleepEngine, "run", sleep)
+    assert pipeline.SleepEngine is SleepEngine  # the engine the pipeline holds
     return calls
 
 
@@ -547,10 +549,11 @@ def test_a_failing_cell_is_one_line_naming_it(data_dir, tmp_path, capsys, monkey
     from brainsleep.experiment import pipeline
     from brainsleep.sleep import ModelNumericsError
 
-    def broken(*a, **k):
+    def broken(self, *a, **k):
         raise ModelNumericsError("model src produced NaN/inf weights in layer 2")
 
-    monkeypatch.setattr(pipeline, "run_sleep", broken)
+    assert pipeline.SleepEngine is SleepEngine
+    monkeypatch.setattr(SleepEngine, "run", broken)
     out = tmp_path / "run"
     assert main(argv(data_dir, out)) == 1
     err = capsys.readouterr().err
@@ -567,16 +570,17 @@ def test_search_trial_with_nan_weights_scores_zero(data_dir, tmp_path, monkeypat
     from brainsleep.experiment import pipeline
     from brainsleep.sleep import ModelNumericsError
 
-    real = pipeline.run_sleep
+    real = SleepEngine.run
     calls = []
 
-    def first_fails(*a, **k):
+    def first_fails(self, *a, **k):
         calls.append(1)
         if len(calls) == 2:  # trial 1 of the search
             raise ModelNumericsError("model src produced NaN/inf weights in layer 1")
-        return real(*a, **k)
+        return real(self, *a, **k)
 
-    monkeypatch.setattr(pipeline, "run_sleep", first_fails)
+    assert pipeline.SleepEngine is SleepEngine
+    monkeypatch.setattr(SleepEngine, "run", first_fails)
     out = tmp_path / "run"
     assert main(argv(data_dir, out, "--search", "2")) == 0
     hist = pd.read_csv(out / CELL / "search.csv")
