@@ -13,10 +13,15 @@ COMMON=(--fractions 0.1 --seeds 0 1 2 --snn-eval 1000 --snn-window 300
         --finetune-epochs 0 --record-spikes none --no-progress --workers "$WORKERS")
 PLAIN=$(mktemp --suffix=.json)
 echo '{"alpha_scale": 1.0, "v_thresh": [1.0, 1.0, 1.0]}' > "$PLAIN"
+# The cheap conversions first, for both recipes; the searched ones last.
 for recipe in reference strong; do
   "$PY" -m brainsleep.experiment "${COMMON[@]}" --recipe "$recipe" --out "$OUT/${recipe}_preset"
+done
+for recipe in reference strong; do
   "$PY" -m brainsleep.experiment "${COMMON[@]}" --recipe "$recipe" --sleep-params "$PLAIN" \
     --out "$OUT/${recipe}_plain"
+done
+for recipe in reference strong; do
   "$PY" -m brainsleep.experiment "${COMMON[@]}" --recipe "$recipe" --search 8 \
     --out "$OUT/${recipe}_searched"
 done

@@ -24,6 +24,9 @@ from brainsleep.subsets import format_imbalance, make_subset, parse_imbalance
 
 # Fields that change no result: left out of the fingerprint that guards a results dir.
 NON_SEMANTIC = ("out", "progress", "data_dir", "build_root", "workers", "scheduler")
+# The grid axes: a cell's id carries its dataset, fraction and seed, so runs that differ
+# only in these share a results directory, which grows (config.json keeps the union).
+GRID_FIELDS = ("datasets", "fractions", "seeds")
 # Spike steps are stored as int32 (docs/formats.md); Brian2 indexes synapses with int32.
 MAX_SLEEP_STEPS = 2**31 - 1
 MAX_SYNAPSES_PER_LAYER = 2**31 - 1
@@ -73,10 +76,19 @@ class ExperimentConfig:
 
     def fingerprint(self) -> str:
         """Hash of every field that changes results, and of the engine version: a
-        results directory is never resumed with a different sleep engine."""
+        results directory is never resumed with a different sleep engine.
+
+        The grid axes (:data:`GRID_FIELDS`) are left out: each cell's id names its own
+        dataset, fraction and seed, so a directory can grow by datasets, fractions or
+        seeds and every existing cell stays valid.
+        """
         from brainsleep.sleep.standalone import ENGINE_VERSION
 
-        d = {k: v for k, v in self.to_dict().items() if k not in NON_SEMANTIC}
+        d = {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in NON_SEMANTIC and k not in GRID_FIELDS
+        }
         d["engine_version"] = ENGINE_VERSION
         # Contents, not only names: an edited model file or other IDX files in the same
         # --data-dir are another configuration (never resumed as the old one).

@@ -25,6 +25,7 @@ storage formats, search, scheduling and the engine live in their own modules.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import platform
 from dataclasses import dataclass
@@ -74,7 +75,14 @@ from .results import (
     write_marker,
     write_metrics,
 )
-from .scheduler import CellError, run_cells, uses_dask
+from .scheduler import (
+    CellError,
+    in_worker,
+    map_on_cluster,
+    run_cells,
+    search_trial_task,
+    uses_dask,
+)
 from .search import SearchSpace, TrialResult, run_search
 from .search import fingerprint as search_fingerprint
 
@@ -321,17 +329,15 @@ class CellRunner:
             return read_marker(path)["best"]
         balanced = self.cell.imbalance != "none"
         score_name = "val_balanced_accuracy" if balanced else "val_accuracy"
-
-        def trial(p: dict) -> TrialResult:
-            # hidden-layer spikes cost the standalone binary nothing: it records them anyway
-            try:
-                slept, res, _, _ = self._sleep(model, p, record="hidden")
-            except ModelNumericsError as exc:  # these parameters break the network
-                log.warning("%s: search trial scored 0: %s", self.cell.cell_id, exc)
-                return TrialResult(0.0)
-            ev = ann.evaluate(slept, self.xv, self.yv)
-            score = ev.balanced_accuracy if balanced else ev.accuracy
-            return TrialResult(score, spike_counts(res.spikes))
+        # On a Dask worker the trials of a batch go to the cluster's other workers (each
+        # loads the baseline this cell saved); the search tells them in trial order, so
+        # the result does not depend on where or when they finished.
+        trial, map_batch = functools.partial(self.trial, model), None
+        if uses_dask(self.cfg) and in_worker():
+            trial = functools.partial(
+                search_trial_task, self.cfg.to_dict(), self.cell, str(self.out)
+            )
+            map_batch = map_on_cluster
 
         key = search_fingerprint(
             ann.get_weights(model),
@@ -348,6 +354,7 @@ class CellRunner:
             score_name=score_name,
             key=key,
             progress=self.cfg.progress,
+            map_batch=map_batch,
         )
         import pandas as pd
 
@@ -367,6 +374,24 @@ class CellRunner:
         )
         self.valid.add("search")
         return chosen
+
+    def trial(self, model: ann.MLP, p: dict) -> TrialResult:
+        """One search trial: sleep ``model`` with parameter set ``p``; the validation score
+        (balanced accuracy when the subset is imbalanced) and the spike counts."""
+        balanced = self.cell.imbalance != "none"
+        # hidden-layer spikes cost the standalone binary nothing: it records them anyway
+        try:
+            slept, res, _, _ = self._sleep(model, p, record="hidden")
+        except ModelNumericsError as exc:  # these parameters break the network
+            log.warning("%s: search trial scored 0: %s", self.cell.cell_id, exc)
+            return TrialResult(0.0)
+        ev = ann.evaluate(slept, self.xv, self.yv)
+        score = ev.balanced_accuracy if balanced else ev.accuracy
+        return TrialResult(score, spike_counts(res.spikes))
+
+    def baseline_model(self) -> ann.MLP:
+        """The baseline this cell trained and recorded (for search trials on workers)."""
+        return self._model_from("baseline")
 
     def sleep(self, baseline: ann.MLP, p: dict) -> ann.MLP:
         if self._done("sleep"):

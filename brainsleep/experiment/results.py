@@ -220,10 +220,13 @@ def check_directory(out: Path, fingerprint: str) -> bool:
 def claim_directory(out: Path, config: dict, fingerprint: str) -> bool:
     """Create or reuse ``out`` for this configuration; True when resuming.
 
+    Reusing a directory whose configuration differs only in the grid axes (datasets,
+    fractions, seeds) grows it: ``config.json`` then lists the union of the grids.
     Call it while holding :func:`lock_directory`'s lock, or two configurations could
     both find the directory free and both claim it.
     """
     if check_directory(out, fingerprint):
+        _grow(Path(out) / CONFIG_FILE, config)
         return True
     atomic_write_json(Path(out) / CONFIG_FILE, {**config, "fingerprint": fingerprint})
     return False
@@ -333,6 +336,23 @@ def _remove_empty(created: list[Path]) -> None:
             d.rmdir()
         except OSError:
             return
+
+
+def _grow(path: Path, record: dict) -> None:
+    """Add this run's grid values to those ``config.json`` lists (atomically)."""
+    from .config import GRID_FIELDS
+
+    old = json.loads(path.read_text())
+    before, given = old.get("config") or {}, record.get("config") or {}
+    merged, added = dict(before), {}
+    for name in GRID_FIELDS:
+        values = list(before.get(name) or [])
+        new = [v for v in given.get(name) or [] if v not in values]
+        if new:
+            merged[name], added[name] = values + new, new
+    if added:
+        grown = [*old.get("grown", []), {"added": added, "argv": record.get("argv")}]
+        atomic_write_json(path, {**old, "config": merged, "grown": grown})
 
 
 def take_directory(out: Path, config: dict, fingerprint: str):

@@ -125,6 +125,52 @@ def cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
     return cell.cell_id
 
 
+def in_worker() -> bool:
+    """True inside a Dask worker (a cell task), so trials can go to the cluster too."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def map_on_cluster(fn: Callable, items: Sequence) -> list:
+    """``[fn(x) for x in items]`` as tasks on the cluster of this worker, in item order.
+
+    The calling task secedes from its worker thread while it waits (Dask's
+    ``worker_client``), so the thread can run one of the tasks.
+    """
+    from distributed import worker_client
+
+    with worker_client() as client:
+        return client.gather(client.map(fn, list(items), pure=False))
+
+
+def search_trial_task(cfg_dict: dict, cell: Cell, out: str, params: dict):
+    """One search trial of ``cell`` in a worker process; the Dask task.
+
+    Loads the data (once per process) and the baseline the cell recorded, sleeps it
+    with ``params`` and scores it on the validation split
+    (:meth:`~brainsleep.experiment.pipeline.CellRunner.trial`).
+    """
+    import os
+
+    import torch
+
+    from .config import ExperimentConfig
+    from .pipeline import CellRunner
+
+    torch.set_num_threads(1)
+    cfg = ExperimentConfig(**{**cfg_dict, "progress": False})
+    path = Path(out)
+    _worker_log(path)
+    runner = CellRunner(cfg, cell, _worker_data(cfg)[cell.dataset], path)
+    log.info("%s: search trial in worker process %d", cell.cell_id, os.getpid())
+    return runner.trial(runner.baseline_model(), params)
+
+
 # -- the driver side ---------------------------------------------------------------------
 def run_cells(
     cfg: ExperimentConfig,

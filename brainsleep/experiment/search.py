@@ -24,12 +24,13 @@ the result either.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -321,14 +322,11 @@ def _as_result(value: float | TrialResult) -> TrialResult:
     return result
 
 
-def _evaluate_in_order(
-    evaluate_trial: Callable[[dict], float | TrialResult], candidates: list[dict]
-) -> Iterator[tuple[TrialResult, float]]:
-    """Results (and seconds taken) in trial order; in-process for now."""
-    for cand in candidates:
-        t0 = time.perf_counter()
-        result = _as_result(evaluate_trial(cand))
-        yield result, time.perf_counter() - t0
+def timed_trial(evaluate_trial: Callable[[dict], float | TrialResult], cand: dict):
+    """(result, seconds) of one trial; a top-level function, so it can go to a worker."""
+    t0 = time.perf_counter()
+    result = _as_result(evaluate_trial(cand))
+    return result, time.perf_counter() - t0
 
 
 def history_rows(
@@ -379,6 +377,7 @@ def run_search(
     key: str = "",
     batch_size: int = BATCH,
     progress: bool = True,
+    map_batch: Callable[[Callable, list], list] | None = None,
 ) -> tuple[dict, list[dict]]:
     """Run (or resume) the search; evaluate each trial with ``evaluate_trial``.
 
@@ -407,6 +406,10 @@ def run_search(
         reproduces.
     progress : bool
         tqdm bar over the trials.
+    map_batch : callable, optional
+        ``map_batch(fn, candidates) -> [fn(c) for c in candidates]``, in order, e.g. as
+        tasks on a Dask cluster (:func:`brainsleep.experiment.scheduler.map_on_cluster`):
+        the trials of a batch then run in parallel. Default: one after the other here.
 
     Returns
     -------
@@ -459,9 +462,9 @@ def run_search(
             cands = [space.candidate(start, t.params) for _, t in asked]
             told = 0
             try:
-                for (i, trial), (result, seconds) in zip(
-                    asked, _evaluate_in_order(evaluate_trial, cands), strict=True
-                ):
+                timed = functools.partial(timed_trial, evaluate_trial)
+                outcomes = map(timed, cands) if map_batch is None else map_batch(timed, cands)
+                for (i, trial), (result, seconds) in zip(asked, outcomes, strict=True):
                     trial.set_user_attr("seconds", seconds)
                     if result.spikes:
                         trial.set_user_attr(
