@@ -9,7 +9,8 @@ Modules, one job each:
 
 - :mod:`analysis.style`: stage colours (:data:`STAGE_COLORS`), figure creation,
   :func:`save_figure` (atomic write + close). Selects the ``Agg`` backend.
-- :mod:`analysis.results`: :func:`load_results`; :func:`load_spikes`,
+- :mod:`analysis.results`: :func:`load_results`, :func:`load_results_many` (merge several
+  directories); :func:`load_spikes`,
   :func:`load_weights`, :func:`load_confusion` (from :mod:`brainsleep.formats`).
 - :mod:`analysis.spikes`: rasters, population firing rates, active fraction per step
   (sparse, never densified), on the spike readers of :mod:`brainsleep.formats`
@@ -20,6 +21,8 @@ Modules, one job each:
 - :mod:`analysis.weights`: weight change tables, histograms, per-pixel change map.
 - :mod:`analysis.balance`: per-class accuracy, confusion matrices, prediction entropy.
 - :mod:`analysis.accuracy`: mean ± sd over seeds, paired sleep gains, accuracy vs fraction.
+- :mod:`analysis.search`: the sleep-parameter search history (``search.csv``): score vs
+  trial, rank correlation of each parameter with the validation score.
 - :mod:`analysis.report`: :func:`write_report` (all figures + ``summary.md``).
 """
 
@@ -57,6 +60,7 @@ from .results import (
     ResultsError,
     load_confusion,
     load_results,
+    load_results_many,
     load_spikes,
     load_weights,
     read_metrics,
@@ -105,6 +109,7 @@ __all__ = [
     "layer_spikes",
     "load_confusion",
     "load_results",
+    "load_results_many",
     "load_spikes",
     "load_weights",
     "neuron_spike_counts",

@@ -1,4 +1,5 @@
-"""``python -m analysis RESULTS_DIR``: write every supported figure and a summary.
+"""``python -m analysis RESULTS_DIR [RESULTS_DIR ...]``: write every supported figure and a
+summary. Several directories are merged cell by cell into one report (``--out`` required).
 
 Exit status: 0 all figures written or skipped for lack of data, 1 some figure failed,
 2 unusable results directory (missing, empty, no metrics.csv) or bad arguments.
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 from brainsleep.cli import HelpFormatter
 
-from .results import ResultsError, load_results
+from .results import ResultsError, load_results_many
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,13 +34,23 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         description=(
             "Write figures (PNG) and summary.md for a brainsleep results directory "
-            "(python -m brainsleep.experiment --out DIR). Figures whose data were not "
-            "recorded are skipped and listed."
+            "(python -m brainsleep.experiment --out DIR). Several directories are merged "
+            "into one report: the union of their cells (a cell in two directories must "
+            "have identical metrics rows). Figures whose data were not recorded are "
+            "skipped and listed."
         ),
     )
-    p.add_argument("results_dir", metavar="RESULTS_DIR", help="experiment output directory")
     p.add_argument(
-        "--out", metavar="DIR", default=None, help="figure directory (default: RESULTS_DIR/figures)"
+        "results_dirs",
+        metavar="RESULTS_DIR",
+        nargs="+",
+        help="experiment output directory; several are merged into one report",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="figure directory (default: RESULTS_DIR/figures; required with several RESULTS_DIR)",
     )
     p.add_argument(
         "--all-cells",
@@ -68,10 +79,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
+    """Run the CLI.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status (see the module docstring).
+    """
     args = build_parser().parse_args(argv)
+    if len(args.results_dirs) > 1 and args.out is None:
+        print(
+            "analysis: error: --out DIR is required when more than one RESULTS_DIR is given",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        results = load_results(args.results_dir)
+        results = load_results_many(args.results_dirs)
     except ResultsError as exc:
         print(f"analysis: error: {exc}", file=sys.stderr)
         return 2

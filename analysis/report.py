@@ -51,6 +51,13 @@ from .results import (
     load_spikes,
     load_weights,
 )
+from .search import (
+    correlation_markdown,
+    parameter_correlations,
+    plot_parameter_correlations,
+    plot_search_history,
+    search_table,
+)
 from .sparsity import (
     ann_sparsity_columns,
     plot_active_fraction,
@@ -82,6 +89,12 @@ CELL_FIGURES: tuple[str, ...] = (
     "pixel_weight_change.png",
     "confusion.png",
     "predicted_classes.png",
+)
+
+#: Figures of the sleep-parameter search, written only when a cell has ``search.csv``.
+SEARCH_FIGURES: tuple[str, ...] = (
+    "search_history.png",
+    "search_parameter_correlation.png",
 )
 
 
@@ -303,6 +316,30 @@ def _confusion_figures(w: _Writer, cell: Cell, prefix: str) -> None:
     )
 
 
+def _search_figures(w: _Writer, results: Results) -> pd.DataFrame | None:
+    """Search history and parameter correlation figures; the correlation table or None."""
+    if not any(c.search is not None for c in results.cells):
+        return None
+    try:
+        table = search_table(results)
+        corr = parameter_correlations(table)
+    except Exception as exc:  # a broken search.csv fails these figures only
+        for name in SEARCH_FIGURES:
+            w.fail(name, f"{type(exc).__name__}: {exc}")
+        return None
+    if table.empty:
+        for name in SEARCH_FIGURES:
+            w.skip(name, "no cell with search.csv has a known dataset")
+        return None
+    w.figure(SEARCH_FIGURES[0], lambda: plot_search_history(table))
+    w.figure(
+        SEARCH_FIGURES[1],
+        lambda: plot_parameter_correlations(corr),
+        None if not corr.empty else "search.csv has no parameter columns",
+    )
+    return corr
+
+
 def _weight_changes(results: Results) -> pd.DataFrame:
     parts = []
     for c in results.cells:
@@ -341,7 +378,8 @@ def write_report(
         Loaded results or a results directory (loaded with
         :func:`analysis.results.load_results`, which raises ``ResultsError``).
     out_dir : path, optional
-        Figure directory (default ``<results>/figures``).
+        Figure directory (default ``<results>/figures``); required when ``results`` was
+        merged from several directories.
     all_cells : bool
         Per-cell figures for every finished cell, not one per (dataset, imbalance,
         fraction).
@@ -357,11 +395,18 @@ def write_report(
     Returns
     -------
     Report
+
+    Raises
+    ------
+    ValueError
+        Bad ``x_unit``, or no ``out_dir`` for merged results.
     """
     if not isinstance(results, Results):
         results = load_results(results)
     if x_unit not in ("step", "ms", "s"):
         raise ValueError(f"x_unit must be 'step', 'ms' or 's', got {x_unit!r}")
+    if out_dir is None and results.merged:
+        raise ValueError("out_dir is required for results merged from several directories")
     out = Path(out_dir) if out_dir is not None else results.root / "figures"
     out.mkdir(parents=True, exist_ok=True)
     w = _Writer(out, log)
@@ -426,6 +471,9 @@ def write_report(
             else "no finished cell has weights_baseline and weights_sleep",
         )
 
+    # --- sleep-parameter search (opt-in, --search): not listed as skipped without one
+    search_corr = _search_figures(w, results)
+
     # --- per-cell figures
     sleep_rows: list[pd.DataFrame] = []
     cells = select_cells(results, all_cells)
@@ -442,7 +490,9 @@ def write_report(
         _cell_figures(w, cell, args, sleep_rows)
 
     sleep_table = pd.concat(sleep_rows, ignore_index=True) if sleep_rows else pd.DataFrame()
-    text = summary_markdown(results, w.report, changes=changes, sleep_table=sleep_table)
+    text = summary_markdown(
+        results, w.report, changes=changes, sleep_table=sleep_table, search_corr=search_corr
+    )
     summary = atomic_write_bytes(out / "summary.md", text.encode("utf-8"))
     w.report.summary = summary
     log(f"wrote {summary}")
@@ -493,6 +543,7 @@ def summary_markdown(
     *,
     changes: pd.DataFrame | None = None,
     sleep_table: pd.DataFrame | None = None,
+    search_corr: pd.DataFrame | None = None,
 ) -> str:
     """The text of ``summary.md``.
 
@@ -506,18 +557,34 @@ def summary_markdown(
         Per-cell weight change rows (see :func:`analysis.weights.weight_change_table`).
     sleep_table : pandas.DataFrame, optional
         Per-cell :func:`analysis.sparsity.sparsity_table` rows with a ``cell`` column.
+    search_corr : pandas.DataFrame, optional
+        :func:`analysis.search.parameter_correlations` of the search trials.
 
     Returns
     -------
     str
-        Markdown: accuracy per stage and fraction (mean ± sd over seeds, %), gains of
-        sleep (paired, percentage points), class balance, ANN sparsity, sleep spiking
-        sparsity, weight change, and the lists of written / skipped / failed figures.
+        Markdown: the merged directories (if several), accuracy per stage and fraction
+        (mean ± sd over seeds, %), gains of sleep (paired, percentage points), class
+        balance, ANN sparsity, sleep spiking sparsity, weight change, the rank correlation
+        of the search parameters with the score, and the lists of written / skipped /
+        failed figures.
     """
     m = results.metrics
-    out = [f"# brainsleep results: {results.root.name}", ""]
-    if results.config and "fingerprint" in results.config:
-        out += [f"Config fingerprint: `{results.config['fingerprint']}`", ""]
+    if results.merged:
+        out = [f"# brainsleep results: {len(results.sources)} directories merged", ""]
+        out += ["Cells merged from these results directories:", ""]
+        for src, cfg in zip(results.sources, results.configs, strict=True):
+            fp = (
+                f" (config fingerprint `{cfg['fingerprint']}`)"
+                if cfg and "fingerprint" in cfg
+                else ""
+            )
+            out.append(f"- `{src}`{fp}")
+        out.append("")
+    else:
+        out = [f"# brainsleep results: {results.root.name}", ""]
+        if results.config and "fingerprint" in results.config:
+            out += [f"Config fingerprint: `{results.config['fingerprint']}`", ""]
     n_cells = m.groupby(["dataset", "imbalance", "fraction", "seed"]).ngroups
     out += [
         f"{len(m)} metrics rows, {n_cells} cells, stages: "
@@ -627,6 +694,19 @@ def summary_markdown(
             )
         header = ["dataset", "imbalance", "fraction", "layer", "‖ΔW‖/‖W‖ (%)"]
         out += [_md_table([*header, "mean |ΔW|", "changed (%)"], rows), ""]
+
+    if search_corr is not None and not search_corr.empty:
+        out += [
+            "## Sleep-parameter search: rank correlation with the validation score",
+            "",
+            "Spearman ρ between each parameter and the validation score over the COMPLETE "
+            "trials, seeds pooled (the figure shows |ρ|). An association within the trials "
+            "the sampler chose, not a causal importance; – where a parameter was constant "
+            "or fewer than 3 trials completed.",
+            "",
+            *correlation_markdown(search_corr),
+            "",
+        ]
 
     out += ["## Figures", ""]
     root = report.out_dir

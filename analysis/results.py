@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from brainsleep.formats import (
     CONFUSION_FILE,
     DONE_MARKER,
     METRICS_CSV,
+    SEARCH_CSV,
     SPIKES_FILE,
+    format_cell_id,
     load_confusion,
     load_spikes,
     load_weights,
@@ -40,6 +43,7 @@ __all__ = [
     "ResultsError",
     "load_confusion",
     "load_results",
+    "load_results_many",
     "load_spikes",
     "load_weights",
     "read_metrics",
@@ -53,7 +57,8 @@ REQUIRED_COLUMNS: tuple[str, ...] = (*CELL_KEYS, "stage")
 
 
 class ResultsError(Exception):
-    """The results directory is missing, empty or has no usable ``metrics.csv``."""
+    """A results directory is missing, empty or has no usable ``metrics.csv``, or two
+    directories to merge disagree about a cell."""
 
 
 @dataclass
@@ -79,6 +84,9 @@ class Cell:
         ``spikes.nc`` if present (absent with ``--record-spikes none``).
     done : bool
         ``done.json`` exists, i.e. the producer finished the cell.
+    search : pathlib.Path or None
+        ``search.csv`` (sleep-parameter search history) if present (only with
+        ``--search``).
     """
 
     cell_id: str
@@ -91,6 +99,7 @@ class Cell:
     confusion: Path | None = None
     spikes: Path | None = None
     done: bool = False
+    search: Path | None = None
 
     @property
     def label(self) -> str:
@@ -103,24 +112,43 @@ class Cell:
 
 @dataclass
 class Results:
-    """A loaded results directory.
+    """A loaded results directory, or several merged (:func:`load_results_many`).
 
     Attributes
     ----------
     root : pathlib.Path
-        The results directory.
+        The results directory (the first one when merged).
     metrics : pandas.DataFrame
-        ``metrics.csv`` with ``imbalance`` as str, ``fraction`` as float, ``seed`` as int.
+        ``metrics.csv`` with ``imbalance`` as str, ``fraction`` as float, ``seed`` as int
+        (the union of the directories' rows when merged).
     cells : list of Cell
         One entry per ``cells/*`` folder, sorted by (dataset, imbalance, fraction, seed).
+        Each cell's ``path`` is its folder in the directory it was read from.
     config : dict or None
-        ``config.json`` if present and readable.
+        ``config.json`` if present and readable; when merged, the common config if every
+        directory has the same one, else None (see ``configs``).
+    sources : list of pathlib.Path
+        The directories read, in the order given; ``[root]`` for a single directory.
+    configs : list of (dict or None)
+        ``config.json`` of each of ``sources``.
     """
 
     root: Path
     metrics: pd.DataFrame
     cells: list[Cell]
     config: dict | None = None
+    sources: list[Path] = field(default_factory=list)
+    configs: list[dict | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            self.sources = [self.root]
+            self.configs = [self.config]
+
+    @property
+    def merged(self) -> bool:
+        """True when the results come from more than one directory."""
+        return len(self.sources) > 1
 
 
 def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
@@ -202,6 +230,136 @@ def load_results(path: str | os.PathLike) -> Results:
     return Results(root=root, metrics=metrics, cells=cells, config=config)
 
 
+def load_results_many(paths: Sequence[str | os.PathLike]) -> Results:
+    """Load several results directories and merge their cells into one :class:`Results`.
+
+    The cell, not the directory, is the unit: the merged metrics are the union of the
+    directories' rows and the merged cells the union of their ``cells/*`` folders, each
+    cell keeping the paths of its files in the directory it came from. A cell id found in
+    two directories is kept once if its ``metrics.csv`` rows are identical in both (a
+    finished copy is preferred to an unfinished one); otherwise the merge is refused.
+    A directory given twice is read once.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        Results directories (at least one), in order of precedence.
+
+    Returns
+    -------
+    Results
+        ``root`` is the first directory, ``sources`` all of them; for a single directory
+        the same as :func:`load_results`.
+
+    Raises
+    ------
+    ResultsError
+        No directory given; a directory is unusable (see :func:`load_results`); or a cell
+        id has different metrics rows in two directories (the message names the cell and
+        both directories, on one line).
+    """
+    unique: list[Path] = []
+    seen: set[Path] = set()
+    for p in paths:
+        key = Path(p).resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(Path(p))
+    if not unique:
+        raise ResultsError("no results directory given")
+    loaded = [load_results(p) for p in unique]
+    if len(loaded) == 1:
+        return loaded[0]
+
+    columns: list[str] = []
+    for r in loaded:
+        columns += [c for c in r.metrics.columns if c not in columns]
+    owner: dict[str, int] = {}  # cell id -> index of the directory that provides it
+    rows: dict[str, pd.DataFrame] = {}
+    cells: dict[str, Cell] = {}
+    keep_rows: list[pd.DataFrame] = []
+    for i, r in enumerate(loaded):
+        ids = _row_cell_ids(r.metrics)
+        by_cell = {cid: g for cid, g in r.metrics.groupby(ids, sort=False)}
+        folders = {c.cell_id: c for c in r.cells}
+        for cid in [*by_cell, *(c for c in folders if c not in by_cell)]:
+            new_rows = by_cell.get(cid, r.metrics.iloc[:0])
+            if cid in owner:
+                j = owner[cid]
+                if not _same_rows(rows[cid], new_rows, columns):
+                    raise ResultsError(
+                        f"cell {cid} is in both {loaded[j].root} and {r.root} with "
+                        "different metrics.csv rows; cannot merge them"
+                    )
+                old = cells.get(cid)
+                new = folders.get(cid)
+                if new is not None and (old is None or (new.done and not old.done)):
+                    cells[cid] = new
+                continue
+            owner[cid] = i
+            rows[cid] = new_rows
+            if not new_rows.empty:
+                keep_rows.append(new_rows)
+            if cid in folders:
+                cells[cid] = folders[cid]
+
+    metrics = pd.concat(keep_rows, ignore_index=True).reindex(columns=columns)
+    configs = [r.config for r in loaded]
+    config = configs[0] if all(c == configs[0] for c in configs) else None
+    return Results(
+        root=loaded[0].root,
+        metrics=metrics,
+        cells=sorted(cells.values(), key=_cell_order),
+        config=config,
+        sources=[r.root for r in loaded],
+        configs=configs,
+    )
+
+
+def _row_cell_ids(metrics: pd.DataFrame) -> pd.Series:
+    """The cell id of every metrics row (``cell`` column, else built from the keys)."""
+    if "cell" in metrics.columns:
+        return metrics["cell"].astype(str)
+    return pd.Series(
+        [
+            format_cell_id(d, float(f), str(i), int(s))
+            for d, f, i, s in metrics[list(CELL_KEYS)].itertuples(index=False)
+        ],
+        index=metrics.index,
+        dtype=str,
+    )
+
+
+def _same_rows(a: pd.DataFrame, b: pd.DataFrame, columns: list[str]) -> bool:
+    """Whether two sets of metrics rows of one cell are equal (NaN equals NaN).
+
+    Rows are compared in stage order over the union of the columns; a column one
+    directory lacks counts as empty there.
+    """
+    if len(a) != len(b):
+        return False
+    a = a.reindex(columns=columns).sort_values("stage", kind="stable").reset_index(drop=True)
+    b = b.reindex(columns=columns).sort_values("stage", kind="stable").reset_index(drop=True)
+    for col in columns:
+        x, y = a[col].to_numpy(dtype=object), b[col].to_numpy(dtype=object)
+        na_x, na_y = pd.isna(x), pd.isna(y)
+        if (na_x != na_y).any():
+            return False
+        if any(u != v for u, v in zip(x[~na_x], y[~na_y], strict=True)):
+            return False
+    return True
+
+
+def _cell_order(c: Cell) -> tuple:
+    return (
+        c.dataset or "",
+        c.imbalance or "",
+        c.fraction if c.fraction is not None else np.inf,
+        c.seed if c.seed is not None else 0,
+        c.cell_id,
+    )
+
+
 def _find_cells(cells_dir: Path, metrics: pd.DataFrame) -> list[Cell]:
     if not cells_dir.is_dir():
         return []
@@ -230,20 +388,12 @@ def _find_cells(cells_dir: Path, metrics: pd.DataFrame) -> list[Cell]:
                 confusion=(d / CONFUSION_FILE) if (d / CONFUSION_FILE).is_file() else None,
                 spikes=(d / SPIKES_FILE) if (d / SPIKES_FILE).is_file() else None,
                 done=(d / DONE_MARKER).is_file(),
+                search=(d / SEARCH_CSV) if (d / SEARCH_CSV).is_file() else None,
                 **meta.get(d.name, _key_from_name(d.name)),
             )
         )
 
-    def key(c: Cell):
-        return (
-            c.dataset or "",
-            c.imbalance or "",
-            c.fraction if c.fraction is not None else np.inf,
-            c.seed if c.seed is not None else 0,
-            c.cell_id,
-        )
-
-    return sorted(cells, key=key)
+    return sorted(cells, key=_cell_order)
 
 
 def _key_from_name(cell_id: str) -> dict:

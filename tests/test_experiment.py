@@ -243,11 +243,13 @@ def test_changed_configuration_is_refused(data_dir, build_root, tmp_path, capsys
     assert main(argv(data_dir, out, build_root, "--device", "reference")) == 0
     before = (out / "metrics.csv").read_bytes()
     capsys.readouterr()
-    assert main(argv(data_dir, out, build_root, "--device", "reference", "--seeds", "5")) == 2
+    # (more seeds would grow the directory: see tests/test_study_scale.py)
+    assert main(argv(data_dir, out, build_root, "--device", "reference", "--epochs", "4")) == 2
     err = capsys.readouterr().err
     assert err.count("different configuration") == 1
     (line,) = [x for x in err.splitlines() if "different configuration" in x]
     assert line.startswith("error: ") and "pick another --out" in line
+    assert "epochs: 3 -> 4" in line  # names the difference
     assert (out / "metrics.csv").read_bytes() == before
 
 

@@ -60,7 +60,12 @@ def test_results_directory_grows_by_seed_and_fraction(data_dir, build_root, tmp_
     # anything but the grid is still another configuration
     capsys.readouterr()
     assert main(ref_args(data_dir, out, build_root, "--seeds", "2", "--epochs", "4")) == 2
-    assert "different configuration" in capsys.readouterr().err
+    assert "different configuration (epochs: 3 -> 4)" in capsys.readouterr().err
+    # an imbalance spec is a grid axis too: its cells are added
+    assert main(ref_args(data_dir, out, build_root, "--imbalance", "5-9:0.3")) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["config"]["imbalance"] == ["none", "5-9x0.3"]
+    assert (out / "cells" / "mnist_f0.5_5-9x0.3_s0" / "done.json").is_file()
 
 
 @pytest.mark.slow

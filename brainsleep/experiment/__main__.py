@@ -416,7 +416,7 @@ def _main(argv: list[str] | None = None) -> int:
     # Cheap and read-only, before any work: is --out usable, and is it ours?
     try:
         check_out_path(out)
-        check_directory(out, fingerprint)
+        check_directory(out, fingerprint, cfg.to_dict())
     except ResultsDirError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -24,9 +24,10 @@ from brainsleep.subsets import format_imbalance, make_subset, parse_imbalance
 
 # Fields that change no result: left out of the fingerprint that guards a results dir.
 NON_SEMANTIC = ("out", "progress", "data_dir", "build_root", "workers", "scheduler")
-# The grid axes: a cell's id carries its dataset, fraction and seed, so runs that differ
-# only in these share a results directory, which grows (config.json keeps the union).
-GRID_FIELDS = ("datasets", "fractions", "seeds")
+# The grid axes: a cell's id carries its dataset, fraction, imbalance and seed, so runs
+# that differ only in these share a results directory, which grows (config.json keeps
+# the union).
+GRID_FIELDS = ("datasets", "fractions", "seeds", "imbalance")
 # Spike steps are stored as int32 (docs/formats.md); Brian2 indexes synapses with int32.
 MAX_SLEEP_STEPS = 2**31 - 1
 MAX_SYNAPSES_PER_LAYER = 2**31 - 1
@@ -79,8 +80,8 @@ class ExperimentConfig:
         results directory is never resumed with a different sleep engine.
 
         The grid axes (:data:`GRID_FIELDS`) are left out: each cell's id names its own
-        dataset, fraction and seed, so a directory can grow by datasets, fractions or
-        seeds and every existing cell stays valid.
+        dataset, fraction, imbalance and seed, so a directory can grow by any of them and
+        every existing cell stays valid.
         """
         from brainsleep.sleep.standalone import ENGINE_VERSION
 

@@ -187,11 +187,13 @@ def verify_marker(path: str | Path) -> tuple[dict | None, list[str]]:
     return body, verify_artifacts(path.parent, body["artifacts"])
 
 
-def check_directory(out: Path, fingerprint: str) -> bool:
-    """True when ``out`` holds this configuration's results (resume), False when new.
+def check_directory(out: Path, fingerprint: str, config: dict | None = None) -> bool:
+    """True when ``out`` holds this configuration's results (resume, or grow), False when
+    new.
 
-    Raises ResultsDirError when ``out`` holds results of a different configuration.
-    Reads only: safe to call before anything is computed.
+    Raises ResultsDirError when ``out`` holds results of a different configuration; with
+    ``config`` (this run's :meth:`ExperimentConfig.to_dict`) the message names the fields
+    that differ. Reads only: safe to call before anything is computed.
     """
     cfg_path = Path(out) / CONFIG_FILE
     if os.path.lexists(cfg_path):
@@ -205,8 +207,8 @@ def check_directory(out: Path, fingerprint: str) -> bool:
             raise ResultsDirError(f"{cfg_path} is corrupt; remove {out} or pick another --out")
         if old.get("fingerprint") != fingerprint:
             raise ResultsDirError(
-                f"{out} holds results of a different configuration (fingerprint "
-                f"{old.get('fingerprint')} != {fingerprint}); pick another --out or remove it"
+                f"{out} holds results of a different configuration "
+                f"({_differences(old.get('config'), config)}); pick another --out or remove it"
             )
         return True
     if Path(out).is_dir() and any(p.name != LOCK_FILE for p in Path(out).iterdir()):
@@ -217,15 +219,34 @@ def check_directory(out: Path, fingerprint: str) -> bool:
     return False
 
 
+def _differences(old: dict | None, new: dict | None) -> str:
+    """What differs between two configurations, as ``name: old -> new`` (grid axes and
+    fields that change no result left out)."""
+    from .config import GRID_FIELDS, NON_SEMANTIC
+
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return "its config.json records no comparable configuration"
+    skip = set(GRID_FIELDS) | set(NON_SEMANTIC)
+    diffs = [
+        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+        for k in sorted(set(old) | set(new))
+        if k not in skip and old.get(k) != new.get(k)
+    ]
+    if diffs:
+        return "; ".join(diffs)
+    return "same arguments, but another engine version or other model or data file contents"
+
+
 def claim_directory(out: Path, config: dict, fingerprint: str) -> bool:
     """Create or reuse ``out`` for this configuration; True when resuming.
 
     Reusing a directory whose configuration differs only in the grid axes (datasets,
-    fractions, seeds) grows it: ``config.json`` then lists the union of the grids.
+    fractions, seeds, imbalance) grows it: ``config.json`` then lists the union of the
+    grids.
     Call it while holding :func:`lock_directory`'s lock, or two configurations could
     both find the directory free and both claim it.
     """
-    if check_directory(out, fingerprint):
+    if check_directory(out, fingerprint, config.get("config")):
         _grow(Path(out) / CONFIG_FILE, config)
         return True
     atomic_write_json(Path(out) / CONFIG_FILE, {**config, "fingerprint": fingerprint})
@@ -345,9 +366,13 @@ def _grow(path: Path, record: dict) -> None:
     old = json.loads(path.read_text())
     before, given = old.get("config") or {}, record.get("config") or {}
     merged, added = dict(before), {}
+
+    def as_list(value) -> list:  # imbalance is one spec per run: a list once grown
+        return list(value) if isinstance(value, list | tuple) else [value]
+
     for name in GRID_FIELDS:
-        values = list(before.get(name) or [])
-        new = [v for v in given.get(name) or [] if v not in values]
+        values = as_list(before.get(name)) if name in before else []
+        new = [v for v in as_list(given.get(name)) if v not in values]
         if new:
             merged[name], added[name] = values + new, new
     if added:
