@@ -42,6 +42,30 @@ def fmt(values, scale: float = 100.0) -> str:
     return f"{mean * scale:.1f}" + ("" if np.isnan(half) else f" ± {half * scale:.1f}")
 
 
+def _sign(values) -> int:
+    """+1 / -1 when the 95 % interval excludes 0 on that side, else 0."""
+    mean, half, n = ci95(values)
+    if n < 2 or np.isnan(half):
+        return 0
+    return 1 if mean - half > 0 else -1 if mean + half < 0 else 0
+
+
+def verdict(recipe: str, conversion: str, g: pd.DataFrame, ann_gain, snn_gain) -> str:
+    """One sentence per setting, from the numbers: faithful or not, and the gain."""
+    base = g[g["network"] == "baseline"]
+    gap = float((base["ann_accuracy"] - base["snn_accuracy"]).mean()) * 100
+    agree = float(base["agreement"].mean()) * 100
+    faithful = abs(gap) < 5 and agree >= 90
+    words = {1: "improves", -1: "lowers", 0: "does not clearly change"}
+    return (
+        f"{recipe}, {conversion}: the conversion is "
+        f"{'faithful' if faithful else 'not faithful'} (baseline SNN {gap:.1f} points "
+        f"below its ANN, {agree:.0f} % agreement); sleep {words[_sign(ann_gain)]} the ANN "
+        f"({fmt(ann_gain)} points) and {words[_sign(snn_gain)]} the SNN "
+        f"({fmt(snn_gain)} points)."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("root", help="directory holding <recipe>_<conversion>/ results")
@@ -88,11 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         "| recipe | conversion | n | ANN gain | SNN gain |",
         "|---|---|---|---|---|",
     ]
+    verdicts = []
     for (recipe, conversion), g in t.groupby(["recipe", "conversion"]):
         w = g.pivot_table(index="cell", columns="network", values=["ann_accuracy", "snn_accuracy"])
         ann = w["ann_accuracy"]["sleep"] - w["ann_accuracy"]["baseline"]
         snn = w["snn_accuracy"]["sleep"] - w["snn_accuracy"]["baseline"]
         lines.append(f"| {recipe} | {conversion} | {len(w)} | {fmt(ann)} | {fmt(snn)} |")
+        verdicts.append(verdict(recipe, conversion, g, ann, snn))
+    lines += ["", "## In words", "", *[f"- {v}" for v in verdicts]]
     out.mkdir(parents=True, exist_ok=True)
     fig = plot_snn_fidelity(pd.concat(metrics, ignore_index=True))
     save_figure(fig, out / "conversion_fidelity.png")
