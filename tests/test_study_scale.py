@@ -81,13 +81,18 @@ def test_search_trials_run_on_several_workers_with_the_same_result(data_dir, bui
             sys.executable,
             "-m",
             "brainsleep.experiment",
-            *ref_args(data_dir, spread, build_root, *extra, "--workers", "2"),
+            *[
+                a
+                for a in ref_args(data_dir, spread, build_root, *extra, "--workers", "2")
+                if a != "--no-progress"  # the driver's bar, counting the workers' trials
+            ],
         ],
         cwd=REPO,
         capture_output=True,
         text=True,
     )
     assert res.returncode == 0, res.stderr
+    assert "trials=4" in res.stderr  # one bar in the driver over cells and trials
     assert (spread / "metrics.csv").read_bytes() == (alone / "metrics.csv").read_bytes()
     cell = "cells/mnist_f0.5_none_s0/search.csv"
     a, b = pd.read_csv(alone / cell), pd.read_csv(spread / cell)

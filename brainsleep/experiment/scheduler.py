@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("brainsleep.experiment")
 
+# Dask event topic on which workers report each finished search trial to the driver.
+PROGRESS_TOPIC = "brainsleep-trial-done"
 # Worker deaths a task may cause before the run gives it up (Dask's allowed-failures).
 ALLOWED_FAILURES = 2
 # Errors that __main__ already reports in one line: re-raised as they are.
@@ -168,7 +170,11 @@ def search_trial_task(cfg_dict: dict, cell: Cell, out: str, params: dict):
     _worker_log(path)
     runner = CellRunner(cfg, cell, _worker_data(cfg)[cell.dataset], path)
     log.info("%s: search trial in worker process %d", cell.cell_id, os.getpid())
-    return runner.trial(runner.baseline_model(), params)
+    result = runner.trial(runner.baseline_model(), params)
+    from distributed import get_worker
+
+    get_worker().log_event(PROGRESS_TOPIC, {"cell": cell.cell_id})  # the driver's bar counts it
+    return result
 
 
 # -- the driver side ---------------------------------------------------------------------
@@ -288,6 +294,14 @@ def _run_on_dask(
             )
             futures[fut] = cell
         bar = tqdm(total=len(cells), unit="cell", desc="cells", disable=not cfg.progress)
+        trials = [0]
+
+        def trial_done(event) -> None:  # runs in the client's thread: one bar, two counts
+            trials[0] += 1
+            bar.set_postfix(trials=trials[0])
+
+        if cfg.search:
+            client.subscribe_topic(PROGRESS_TOPIC, trial_done)
         for fut in as_completed(futures):
             cell = futures[fut]
             try:
