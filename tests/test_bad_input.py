@@ -27,16 +27,9 @@ from brainsleep.sleep import SleepParams, load_model, run_sleep
 from brainsleep.sleep.model import MODELS_DIR
 from brainsleep.subsets import make_subset
 
-from .tiny_data import make_tiny_mnist
-
 REPO = Path(__file__).resolve().parents[1]
 SRC = (MODELS_DIR / "src.py").read_text()
 ON_POST = "w += pre_fired * inc * g - (1 - pre_fired) * dec * g"
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
 
 
 def argv(data_dir, out, *extra, device="reference"):

@@ -16,7 +16,7 @@ from brainsleep.sleep import SleepParams, run_sleep
 from brainsleep.sleep.model import MODELS_DIR, load_model
 from brainsleep.sleep.params import params_from_set, preset
 
-from .test_bad_input import config, data_dir  # noqa: F401  (fixture)
+from .test_bad_input import config
 
 SRC = (MODELS_DIR / "src.py").read_text()
 
@@ -67,7 +67,7 @@ def test_new_parameter_runs_and_acts(tmp_path):
     assert '"gain": 0.0' in silent.spikes.attrs["params"]  # recorded by name
 
 
-def test_new_parameter_settable_by_name_and_checked(tmp_path, data_dir):  # noqa: F811
+def test_new_parameter_settable_by_name_and_checked(tmp_path, data_dir):
     path = with_gain(tmp_path)
     cfg = validate(
         config(data_dir, tmp_path, device="runtime", model=str(path), sleep_params={"gain": 0.25})

@@ -18,19 +18,7 @@ import xarray as xr
 from brainsleep.experiment.__main__ import main
 from brainsleep.experiment.results import METRIC_COLUMNS
 
-from .tiny_data import make_tiny_mnist
-
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
-
-
-@pytest.fixture(scope="module")
-def build_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("builds")
 
 
 def argv(data_dir, out, build_root, *extra):

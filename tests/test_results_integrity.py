@@ -33,11 +33,6 @@ from .tiny_data import make_tiny_mnist
 CELL = "cells/mnist_f0.5_none_s0"
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
-
-
 def argv(data_dir, out, *extra):
     return [
         "--data-dir", str(data_dir),

@@ -17,7 +17,6 @@ from brainsleep.experiment.results import collect_metrics, take_directory, write
 from brainsleep.experiment.scheduler import CellError, cell_task, run_cells
 
 from .test_experiment import argv
-from .tiny_data import make_tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = ("--seeds", "0", "1")  # two cells
@@ -53,16 +52,6 @@ def always_die(cfg_dict: dict, cell, out: str) -> str:
 
 
 # -- fixtures ----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
-
-
-@pytest.fixture(scope="module")
-def build_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("builds")
-
-
 def run_args(data_dir, out, build_root, *extra) -> list[str]:
     return argv(data_dir, out, build_root, "--device", "reference", *SEEDS, *extra)
 

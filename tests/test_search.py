@@ -17,7 +17,6 @@ from brainsleep.experiment.search import SearchSpace, TrialResult
 from brainsleep.experiment.search import run_search as _run_search
 
 from .test_experiment import argv
-from .tiny_data import make_tiny_mnist
 
 START = {
     "max_rate": 239.515363,
@@ -173,11 +172,6 @@ def test_partly_written_last_journal_line_is_dropped(tmp_path):
     _, history = run_search(START, 4, 1, fn, journal, key="k", progress=False)
     assert len(seen) == 2
     assert [r["trial"] for r in history if r["state"] == "COMPLETE"] == [0, 1, 2, 3]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
 
 
 def test_pipeline_imbalanced_search_balanced_score_journal_in_cell_resumes(

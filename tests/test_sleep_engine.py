@@ -16,12 +16,6 @@ HAVE_CXX = shutil.which("g++") is not None or shutil.which("c++") is not None
 BRIAN_DEVICES = ["runtime", pytest.param("cpp_standalone", marks=pytest.mark.standalone)]
 
 
-@pytest.fixture(scope="session")
-def build_root(tmp_path_factory):
-    """One build cache for the whole session, so each structure compiles once."""
-    return tmp_path_factory.mktemp("builds")
-
-
 def random_net(sizes, seed, low=-0.3, high=0.6):
     rng = np.random.default_rng(seed)
     return [rng.uniform(low, high, (sizes[k + 1], sizes[k])) for k in range(len(sizes) - 1)]

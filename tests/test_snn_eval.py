@@ -12,7 +12,7 @@ from brainsleep.sleep.inference import classify, evaluate_snn, inference_params
 from brainsleep.sleep.inputs import ImageSequence
 from brainsleep.sleep.model import MODELS_DIR, load_model
 
-from .test_bad_input import data_dir, refused  # noqa: F401  (fixture)
+from .test_bad_input import refused
 
 HAVE_CXX = shutil.which("g++") is not None or shutil.which("c++") is not None
 DEVICES = [
@@ -32,11 +32,6 @@ LABELS = np.array([0, 1, 0, 1])
 def ann_classes(images):
     h = np.maximum(images @ W1.T, 0)
     return np.argmax(np.maximum(h @ W2.T, 0), axis=1)
-
-
-@pytest.fixture(scope="module")
-def build_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("snn_builds")
 
 
 def engine(device, build_root, model=None):
@@ -138,7 +133,7 @@ def test_bad_evaluation_arguments(kwargs, match):
         (("--snn-eval", "10", "--snn-window", "0"), "--snn-window"),
     ],
 )
-def test_bad_snn_flags_are_refused_before_training(data_dir, tmp_path, capsys, extra, flag):  # noqa: F811
+def test_bad_snn_flags_are_refused_before_training(data_dir, tmp_path, capsys, extra, flag):
     line = refused(capsys, data_dir, tmp_path, *extra)
     assert flag in line
 

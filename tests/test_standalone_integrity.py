@@ -54,11 +54,6 @@ def save_case(path: Path, weights, inputs, params, seed) -> None:
 
 
 @pytest.fixture(scope="module")
-def build_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("builds")
-
-
-@pytest.fixture(scope="module")
 def solo(build_root):
     weights, inputs, params, seed = make_case()
     return run_sleep(

@@ -14,19 +14,8 @@ import pytest
 from brainsleep.experiment.__main__ import main
 
 from .test_experiment import argv
-from .tiny_data import make_tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
-
-
-@pytest.fixture(scope="module")
-def build_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("builds")
 
 
 def ref_args(data_dir, out, build_root, *extra):
