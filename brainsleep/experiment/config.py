@@ -19,6 +19,7 @@ from pathlib import Path
 from brainsleep.data import KNOWN_DATASETS
 from brainsleep.sleep import get_device, load_model, preset_names
 from brainsleep.sleep.model import read_declarations, resolve_model_path
+from brainsleep.sleep.parameters import is_number
 from brainsleep.sleep.params import MAX_SEED
 from brainsleep.subsets import format_imbalance, make_subset, parse_imbalance
 
@@ -152,10 +153,6 @@ def _non_finite(value, where: str = "") -> list[tuple[str, float]]:
     return []
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -199,7 +196,7 @@ def load_sleep_params_file(path: str) -> dict:
         raise ConfigError(f"--sleep-params {path}: {where} is {value}; give finite numbers")
     for key, value in d.items():
         numbers_ = value if isinstance(value, list) else [value]
-        if not numbers_ or not all(_is_number(v) for v in numbers_):
+        if not numbers_ or not all(is_number(v) for v in numbers_):
             raise ConfigError(
                 f"--sleep-params {path}: {key} must be a number or a list of numbers "
                 f"(one per weight layer), got {value!r}"
@@ -426,7 +423,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if not cfg.fractions:
         raise ConfigError("--fractions: give at least one fraction in (0, 1]")
     for f in cfg.fractions:
-        if not (_is_number(f) and math.isfinite(f) and 0 < f <= 1):
+        if not (is_number(f) and math.isfinite(f) and 0 < f <= 1):
             raise ConfigError(f"fraction {f} is outside (0, 1]")
     _check_unique("--fractions", cfg.fractions, key=lambda f: f"{f:g}")  # the cell name
     if cfg.subset not in ("stratified", "random", "first"):
@@ -449,7 +446,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
                 f"--seeds {seed}: seeds are integers in 0..{MAX_SEED} (the engine's int32 seed)"
             )
     _check_unique("--seeds", cfg.seeds)
-    if not (_is_number(cfg.val_fraction) and 0 <= cfg.val_fraction < 1):
+    if not (is_number(cfg.val_fraction) and 0 <= cfg.val_fraction < 1):
         raise ConfigError(f"--val-fraction {cfg.val_fraction} must be in [0, 1)")
     if not cfg.hidden or any(
         isinstance(h, bool) or not isinstance(h, numbers.Integral) for h in cfg.hidden

@@ -114,6 +114,13 @@ def cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
     str
         The cell id.
     """
+    _worker_runner(cfg_dict, cell, out).run()
+    return cell.cell_id
+
+
+def _worker_runner(cfg_dict: dict, cell: Cell, out: str):
+    """The CellRunner of ``cell`` in this worker process: one torch thread, no progress
+    bars, this process's data (loaded once) and its log records in ``out/log.txt``."""
     import torch
 
     from .config import ExperimentConfig
@@ -123,8 +130,7 @@ def cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
     cfg = ExperimentConfig(**{**cfg_dict, "progress": False})
     path = Path(out)
     _worker_log(path)
-    CellRunner(cfg, cell, _worker_data(cfg)[cell.dataset], path).run()
-    return cell.cell_id
+    return CellRunner(cfg, cell, _worker_data(cfg)[cell.dataset], path)
 
 
 def in_worker() -> bool:
@@ -159,16 +165,7 @@ def search_trial_task(cfg_dict: dict, cell: Cell, out: str, params: dict):
     """
     import os
 
-    import torch
-
-    from .config import ExperimentConfig
-    from .pipeline import CellRunner
-
-    torch.set_num_threads(1)
-    cfg = ExperimentConfig(**{**cfg_dict, "progress": False})
-    path = Path(out)
-    _worker_log(path)
-    runner = CellRunner(cfg, cell, _worker_data(cfg)[cell.dataset], path)
+    runner = _worker_runner(cfg_dict, cell, out)
     log.info("%s: search trial in worker process %d", cell.cell_id, os.getpid())
     result = runner.trial(runner.baseline_model(), params)
     from distributed import get_worker

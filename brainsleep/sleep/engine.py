@@ -183,7 +183,6 @@ class SleepEngine:
         record = resolve_record_layers(record_layers, len(ws))
         sizes = (ws[0].shape[1], *(w.shape[0] for w in ws))
         spec = NetworkSpec.for_inputs(sizes, inp, params.dt, record)
-        self.device.check_available()
         start = time.perf_counter()
         network = self.prepare(spec, progress)
         new_w, spikes, info = network.run(ws, inp, params, seed, progress)

@@ -165,8 +165,6 @@ def evaluate_snn(
     """
     from tqdm.auto import tqdm
 
-    if not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be a positive number of steps, got {window!r}")
     if not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive number of images, got {batch!r}")
     x = np.asarray(images, dtype=np.float64)
