@@ -24,6 +24,10 @@ Modules, one job each:
 - :mod:`analysis.search`: the sleep-parameter search history (``search.csv``): score vs
   trial, rank correlation of each parameter with the validation score.
 - :mod:`analysis.report`: :func:`write_report` (all figures + ``summary.md``).
+- :mod:`analysis.claims`: the paper's four claims tested per setting (one results
+  directory each): paired effects with 95 % CIs over seeds and a verdict per claim.
+- :mod:`analysis.claims_report`: ``python -m analysis report``: ``REPORT.md``, its
+  figures, ``claims.csv`` and ``metrics_summary.csv``.
 """
 
 from brainsleep.formats import (

@@ -1,6 +1,9 @@
 """``python -m analysis RESULTS_DIR [RESULTS_DIR ...]``: write every supported figure and a
 summary. Several directories are merged cell by cell into one report (``--out`` required).
 
+``python -m analysis report RESULTS_DIR [RESULTS_DIR ...] --out DIR``: test the paper's
+claims, one setting per directory, and write ``REPORT.md`` (:mod:`analysis.claims_report`).
+
 Exit status: 0 all figures written or skipped for lack of data, 1 some figure failed,
 2 unusable results directory (missing, empty, no metrics.csv) or bad arguments.
 """
@@ -29,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=f"python -m {__package__ or 'brainsleep.analysis'}",
         formatter_class=HelpFormatter,
         epilog=(
+            "the claims report: python -m analysis report RESULTS_DIR [...] --out DIR "
+            "(--help for its options).\n\n"
             "exit status: 0 all figures written or skipped for lack of data, 1 some figure "
             "failed, 2 unusable results directory or bad arguments."
         ),
@@ -91,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         Exit status (see the module docstring).
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:  # the claims report (a results directory named "report": ./report)
+        from .claims_report import main as report_main
+
+        return report_main(argv[1:])
     args = build_parser().parse_args(argv)
     if len(args.results_dirs) > 1 and args.out is None:
         print(

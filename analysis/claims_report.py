@@ -1,0 +1,427 @@
+"""``python -m analysis report DIR [DIR ...] --out OUT``: the claims report.
+
+Writes ``OUT/REPORT.md`` (a verdict per claim of the paper, the tables behind them, the
+settings and the commands that made them), its figures, ``claims.csv`` (the claims'
+tables) and ``metrics_summary.csv`` (mean and 95 % CI per setting, cell group, stage and
+metric), entirely from results directories; see :mod:`analysis.claims` for the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from brainsleep.atomic import atomic_write_bytes
+from brainsleep.cli import HelpFormatter
+from brainsleep.formats import order_stages
+
+from .accuracy import setup_fraction_axis
+from .claims import (
+    LEVEL,
+    ClaimResult,
+    Setting,
+    evaluate_claims,
+    load_settings,
+    long_metrics,
+    mean_ci,
+    minority_accuracy,
+    summary_levels,
+)
+from .results import ResultsError
+from .style import grid_shape, hide_unused, new_figure, note, save_figure, stage_color, stage_label
+
+REPORT_FILE = "REPORT.md"
+CLAIMS_CSV = "claims.csv"
+SUMMARY_CSV = "metrics_summary.csv"
+_ERR_KW = {"capsize": 3, "elinewidth": 1, "markersize": 5}
+
+
+def _ci_arrays(values: Sequence[pd.Series]) -> tuple[np.ndarray, np.ndarray]:
+    """Means and (2, n) error-bar half widths (0 where there is no interval)."""
+    ivs = [mean_ci(v) for v in values]
+    mean = np.array([iv.mean for iv in ivs])
+    lo = np.array([iv.mean - iv.lo if iv.n > 1 else 0.0 for iv in ivs])
+    hi = np.array([iv.hi - iv.mean if iv.n > 1 else 0.0 for iv in ivs])
+    return mean, np.vstack([lo, hi])
+
+
+def plot_accuracy(metrics: pd.DataFrame, value: str = "accuracy") -> Figure:
+    """Test accuracy against training fraction per stage, mean and 95 % CI over seeds.
+
+    One panel per setting and data set (balanced subsets). A panel whose setting has a
+    single fraction shows the stages side by side at that fraction (a categorical axis),
+    never offset as if they were other fractions.
+    """
+    m = metrics[metrics["imbalance"] == "none"]
+    groups = list(m.groupby(["setting", "dataset"], sort=False))
+    fig, axes = new_figure(*grid_shape(max(len(groups), 1)), sharey=True)
+    if not groups:
+        note(axes[0], "no balanced cells")
+    for ax, ((setting, dataset), g) in zip(axes, groups, strict=False):
+        stages = order_stages(g["stage"].unique())
+        fractions = np.sort(g["fraction"].unique())
+        if len(fractions) == 1:
+            for k, st in enumerate(stages):
+                mean, err = _ci_arrays([g.loc[g["stage"] == st, value]])
+                ax.errorbar(
+                    [k], 100 * mean, yerr=100 * err, fmt="o", color=stage_color(st), **_ERR_KW
+                )
+            ax.set_xlim(-0.5, len(stages) - 0.5)
+            ax.set_xticks(range(len(stages)))
+            ax.set_xticklabels([stage_label(s) for s in stages], rotation=30, ha="right")
+            ax.set_xlabel(f"stage (fraction {100 * fractions[0]:g} %)")
+        else:
+            for st in stages:
+                s = g[g["stage"] == st]
+                fr = np.sort(s["fraction"].unique())
+                mean, err = _ci_arrays([s.loc[s["fraction"] == f, value] for f in fr])
+                ax.errorbar(
+                    fr,
+                    100 * mean,
+                    yerr=100 * err,
+                    fmt="-o",
+                    color=stage_color(st),
+                    label=stage_label(st),
+                    **_ERR_KW,
+                )
+            setup_fraction_axis(ax, fractions)
+            ax.set_xlabel("fraction of the training set")
+            ax.legend(fontsize=7)
+        ax.axhline(10, color="#999999", ls=":", lw=1)  # chance on 10 classes
+        ax.set_title(f"{setting}: {dataset}", fontsize=9)
+        ax.set_ylabel(f"test {value.replace('_', ' ')} (%)")
+        ax.grid(alpha=0.3)
+    hide_unused(axes, max(len(groups), 1))
+    fig.suptitle(f"Test {value.replace('_', ' ')}: mean and {100 * LEVEL:.0f} % CI over seeds")
+    return fig
+
+
+def plot_balance(metrics: pd.DataFrame) -> Figure:
+    """Per-class test accuracy before and after sleep on imbalanced subsets.
+
+    One panel per setting, data set, imbalance and fraction; bars are stages (baseline,
+    sleep, and when run sleep + fine-tune and fine-tune only), error bars the 95 % CI over
+    seeds; minority classes are shaded.
+    """
+    from brainsleep.subsets import parse_imbalance
+
+    m = metrics[metrics["imbalance"] != "none"]
+    groups = list(m.groupby(["setting", "dataset", "imbalance", "fraction"], sort=False))
+    fig, axes = new_figure(*grid_shape(max(len(groups), 1), max_cols=2), panel_size=(6.4, 3.4))
+    if not groups:
+        note(axes[0], "no imbalanced cells")
+    classes = sorted(int(c.split("_")[-1]) for c in metrics.columns if c.startswith("acc_class_"))
+    for ax, ((setting, dataset, imb, frac), g) in zip(axes, groups, strict=False):
+        stages = [s for s in order_stages(g["stage"].unique()) if s != "strong"]
+        width = 0.8 / max(len(stages), 1)
+        for c, k in parse_imbalance(imb).items():
+            if k < 1:
+                ax.axvspan(c - 0.45, c + 0.45, color="#eeeeee", zorder=0)
+        for j, st in enumerate(stages):
+            s = g[g["stage"] == st]
+            mean, err = _ci_arrays([s[f"acc_class_{c}"] for c in classes])
+            x = np.array(classes) + (j - (len(stages) - 1) / 2) * width
+            ax.bar(
+                x,
+                100 * mean,
+                width,
+                yerr=100 * err,
+                color=stage_color(st),
+                label=stage_label(st),
+                capsize=2,
+            )
+        ax.set_xticks(classes)
+        ax.set_xlabel("class (shaded: minority)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{setting}: {dataset}, {imb}, fraction {100 * frac:g} %", fontsize=9)
+        ax.legend(fontsize=7)
+    hide_unused(axes, max(len(groups), 1))
+    fig.suptitle(f"Per-class accuracy on imbalanced subsets ({100 * LEVEL:.0f} % CI over seeds)")
+    return fig
+
+
+def plot_sparsity(metrics: pd.DataFrame) -> Figure:
+    """Hidden-unit activity and weight sparseness, baseline vs sleep, per setting.
+
+    Top row: mean fraction of active hidden units (lower = sparser); bottom row: Hoyer
+    sparseness of the weights (higher = sparser); x is the training fraction (balanced and
+    imbalanced cells apart), mean and 95 % CI over seeds.
+    """
+    act = [c for c in metrics.columns if c.startswith("active_frac_")]
+    m = metrics.assign(active_frac=metrics[act].mean(axis=1) if act else math.nan)
+    groups = list(m.groupby(["setting", "dataset"], sort=False))
+    n = max(len(groups), 1)
+    fig, axes = new_figure(2, n, panel_size=(4.2, 3.0))
+    for col, ((setting, dataset), g) in enumerate(groups):
+        for row, (value, label) in enumerate(
+            (
+                ("active_frac", "active hidden units (fraction)"),
+                ("weight_hoyer", "weight Hoyer sparseness"),
+            )
+        ):
+            ax = axes[row * n + col]
+            if g[value].notna().sum() == 0:
+                note(ax, "not recorded")
+                continue
+            fractions = np.sort(g["fraction"].unique())
+            for imb, gi in g.groupby("imbalance"):
+                for st in ("baseline", "sleep"):
+                    s = gi[gi["stage"] == st]
+                    fr = np.sort(s["fraction"].unique())
+                    mean, err = _ci_arrays([s.loc[s["fraction"] == f, value] for f in fr])
+                    ls = "-" if imb == "none" else "--"
+                    name = stage_label(st) + ("" if imb == "none" else f" ({imb})")
+                    ax.errorbar(
+                        fr,
+                        mean,
+                        yerr=err,
+                        fmt=ls + "o",
+                        color=stage_color(st),
+                        label=name,
+                        **_ERR_KW,
+                    )
+            setup_fraction_axis(ax, fractions)
+            ax.set_ylabel(label, fontsize=8)
+            ax.set_title(f"{setting}: {dataset}", fontsize=9)
+            ax.grid(alpha=0.3)
+            if row == 1:
+                ax.set_xlabel("fraction of the training set")
+            ax.legend(fontsize=6)
+    if not groups:
+        note(axes[0], "no cells")
+    fig.suptitle(f"Sparsity before and after sleep ({100 * LEVEL:.0f} % CI over seeds)")
+    return fig
+
+
+FIGURES = {
+    "accuracy_vs_fraction.png": plot_accuracy,
+    "balance_per_class.png": plot_balance,
+    "sparsity.png": plot_sparsity,
+}
+
+
+# -- markdown ---------------------------------------------------------------------------------
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _versions(settings: Sequence[Setting]) -> str:
+    seen: dict[str, set[str]] = {}
+    for s in settings:
+        for k, v in ((s.results.config or {}).get("versions") or {}).items():
+            seen.setdefault(k, set()).add(str(v))
+    return ", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in sorted(seen.items())) or "unknown"
+
+
+def _settings_table(settings: Sequence[Setting], metrics: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for s in settings:
+        m = metrics[metrics["setting"] == s.name]
+        rows.append(
+            {
+                "setting": s.name,
+                "what": s.label,
+                "device": (s.results.config or {}).get("device", "?"),
+                "data sets": ", ".join(sorted(m["dataset"].unique())),
+                "fractions (%)": ", ".join(f"{100 * f:g}" for f in sorted(m["fraction"].unique())),
+                "imbalance": ", ".join(sorted(m["imbalance"].unique())),
+                "seeds": ", ".join(str(x) for x in sorted(m["seed"].unique())),
+                "stages": ", ".join(order_stages(m["stage"].unique())),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+RULES = {
+    "limited": "Fractions <= 10 %, balanced subsets. A setting counts when the paired gain "
+    "sleep - baseline is >= 20 points with its 95 % CI above 0 (outcome *as claimed*; "
+    "*smaller*: CI above 0 but < 20 points; *hurts*: CI below 0; *unclear*: CI spans 0 "
+    "or one seed).",
+    "recovery": "Fractions > 10 %, balanced subsets. A setting counts when sleep - baseline "
+    "is between -5 and 0 points and sleep + fine-tune is not below the step-matched "
+    "fine-tune-only control (the CI of their difference reaches 0).",
+    "balance": "Imbalanced subsets. A setting counts when the paired gain in balanced "
+    "accuracy (mean per-class recall) after sleep has its 95 % CI above 0; the minority "
+    "column is the mean accuracy over the classes the imbalance spec shrinks.",
+    "sparsity": "All cells. Activity: mean over hidden layers of the fraction of (test image, "
+    "unit) pairs with ReLU output > 0 (x 100; lower = sparser). Synapses: Hoyer "
+    "sparseness of the weights (x 100; higher = sparser). A setting counts when both "
+    "CIs exclude 0 in the sparser direction.",
+}
+
+
+def report_markdown(
+    settings: Sequence[Setting],
+    metrics: pd.DataFrame,
+    claims: Sequence[ClaimResult],
+    command: str,
+    figures: Sequence[str],
+) -> str:
+    """The text of ``REPORT.md``."""
+    lines = [
+        "# Does sleep help? The paper's claims, tested",
+        "",
+        f"Generated on {time.strftime('%Y-%m-%d')} by",
+        "",
+        f"    {command}",
+        "",
+        f"from {len(settings)} results directories; versions: {_versions(settings)}. "
+        "Do not edit by hand: rerun the command.",
+        "",
+        "Claims of Bazhenov, Dewasurendra, Krishnan & Delanois (arXiv 2402.10956). Every "
+        "effect is a paired difference within a cell (same subset, initialisation and "
+        f"seed), in points of test accuracy: mean [{100 * LEVEL:.0f} % CI] over seeds "
+        "(Student t); `[-]` where there is one seed. Sleep parameters were chosen on a "
+        "validation split carved from the same labelled budget, never on the test set.",
+        "",
+        "## Verdicts",
+        "",
+        _md_table(
+            pd.DataFrame(
+                {
+                    "#": range(1, len(claims) + 1),
+                    "claim": [c.statement for c in claims],
+                    "verdict": [f"**{c.verdict}**" for c in claims],
+                    "why": [c.why for c in claims],
+                }
+            )
+        ),
+        "",
+        "## Settings",
+        "",
+        _md_table(_settings_table(settings, metrics)),
+        "",
+        "Commands that produced them:",
+        "",
+    ]
+    lines += [f"- `{s.name}`: `{s.command}`" for s in settings]
+    for i, c in enumerate(claims, start=1):
+        lines += ["", f"## {i}. {c.statement}", "", f"**Verdict: {c.verdict}.** {c.why}", ""]
+        lines += [f"*Rule:* {RULES[c.key]}", ""]
+        lines.append(_md_table(c.table) if not c.table.empty else "No cells test this claim.")
+        fig = {
+            "limited": "accuracy_vs_fraction.png",
+            "recovery": "accuracy_vs_fraction.png",
+            "balance": "balance_per_class.png",
+            "sparsity": "sparsity.png",
+        }[c.key]
+        if fig in figures and c.key != "recovery":
+            lines += ["", f"![{fig}]({fig})"]
+    lines += [
+        "",
+        "## Files",
+        "",
+        f"- `{CLAIMS_CSV}`: the tables above, one row per setting, data set, imbalance "
+        "and fraction.",
+        f"- `{SUMMARY_CSV}`: mean and {100 * LEVEL:.0f} % CI over seeds per setting, cell "
+        "group, stage and metric.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_claims_report(
+    paths: Sequence[str | Path], out: str | Path, command: str | None = None, log=print
+) -> Path:
+    """Test the paper's claims on results directories and write the report.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Results directories, one setting each (:func:`analysis.claims.load_settings`).
+    out : path-like
+        Output directory (created).
+    command : str, optional
+        The command line to state in the report (default: this process's).
+    log : callable
+        Receives one line per file written.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out/REPORT.md``.
+
+    Raises
+    ------
+    analysis.results.ResultsError
+        A directory is unusable (nothing is written then).
+    """
+    settings = load_settings(paths)
+    metrics = long_metrics(settings)
+    metrics = metrics.assign(minority_accuracy=minority_accuracy(metrics))
+    claims = evaluate_claims(metrics)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in FIGURES.items():
+        save_figure(make(metrics), out / name)
+        written.append(name)
+        log(f"wrote {out / name}")
+    table = (
+        pd.concat(
+            [c.table.assign(claim=c.key) for c in claims if not c.table.empty], ignore_index=True
+        )
+        if any(not c.table.empty for c in claims)
+        else pd.DataFrame(columns=["claim"])
+    )
+    atomic_write_bytes(out / CLAIMS_CSV, table.to_csv(index=False).encode())
+    atomic_write_bytes(
+        out / SUMMARY_CSV, summary_levels(metrics).to_csv(index=False, float_format="%.6g").encode()
+    )
+    if command is None:
+        command = "python -m analysis " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = out / REPORT_FILE
+    atomic_write_bytes(
+        report, report_markdown(settings, metrics, claims, command, written).encode()
+    )
+    log(f"wrote {report}")
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Parser of ``python -m analysis report``."""
+    p = argparse.ArgumentParser(
+        prog=f"python -m {__package__ or 'brainsleep.analysis'} report",
+        formatter_class=HelpFormatter,
+        description=(
+            "Test the paper's claims on results directories (one setting each: a recipe, "
+            "epochs and sleep-parameter choice) and write REPORT.md, its figures, "
+            "claims.csv and metrics_summary.csv."
+        ),
+        epilog="exit status: 0 written, 2 unusable results directory or bad arguments.",
+    )
+    p.add_argument("results_dirs", metavar="RESULTS_DIR", nargs="+", help="results directory")
+    p.add_argument("--out", metavar="DIR", required=True, help="where REPORT.md goes")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not list the files written")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m analysis report``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    command = "python -m analysis report " + " ".join(
+        shlex.quote(a) for a in (sys.argv[2:] if argv is None else argv)
+    )
+    try:
+        report = write_claims_report(
+            args.results_dirs, args.out, command, log=(lambda _: None) if args.quiet else print
+        )
+    except ResultsError as exc:
+        print(f"analysis report: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {report}")
+    return 0

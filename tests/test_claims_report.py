@@ -1,0 +1,200 @@
+"""The claims report on tiny results directories with known metrics and known verdicts."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis.__main__ import main as analysis_main
+from analysis.claims import (
+    evaluate_claims,
+    load_settings,
+    long_metrics,
+    mean_ci,
+    weight_sparseness,
+)
+from brainsleep.formats import (
+    CELLS_DIR,
+    CONFIG_FILE,
+    METRICS_CSV,
+    format_cell_id,
+    save_weights,
+    weights_file,
+)
+
+SEEDS = (0, 1, 2)
+# A per-seed wobble, so intervals have a width (and differ between stages).
+WOBBLE = (-0.01, 0.0, 0.012)
+
+
+def write_dir(root, name, recipe, rows, weights=None):
+    """A results directory with ``rows`` = [(dataset, fraction, imbalance, stage, acc,
+    bal, active_frac)] per seed (the seed's wobble added), and optional weights
+    ``{stage: [matrices]}`` saved for every cell."""
+    d = root / name
+    (d / CELLS_DIR).mkdir(parents=True)
+    recs = []
+    for seed, wob in zip(SEEDS, WOBBLE, strict=True):
+        for ds, frac, imb, stage, acc, bal, act in rows:
+            cell = format_cell_id(ds, frac, imb, seed)
+            rec = {
+                "cell": cell,
+                "dataset": ds,
+                "fraction": frac,
+                "imbalance": imb,
+                "seed": seed,
+                "stage": stage,
+                "accuracy": acc + wob,
+                "balanced_accuracy": bal + wob,
+                "active_frac_h1": act + wob / 2,
+                "active_frac_h2": act - wob / 2,
+            }
+            for c in range(10):  # minority classes 5-9 take the balanced-accuracy shift
+                rec[f"acc_class_{c}"] = (bal + wob) if c >= 5 else acc + wob
+            recs.append(rec)
+            if weights:
+                cdir = d / CELLS_DIR / cell
+                cdir.mkdir(exist_ok=True)
+                if stage in weights:
+                    save_weights(cdir / weights_file(stage), weights[stage])
+    pd.DataFrame(recs).to_csv(d / METRICS_CSV, index=False)
+    cfg = {
+        "argv": ["brainsleep/experiment/__main__.py", "--recipe", recipe, "--out", str(d)],
+        "config": {"recipe": recipe, "search": 20, "finetune_epochs": 1, "subset": "stratified"},
+        "device": "cpp_standalone",
+        "versions": {"brainsleep": "0.1.0", "brian2": "2.8.0"},
+    }
+    (d / CONFIG_FILE).write_text(json.dumps(cfg))
+    return d
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    rng = np.random.default_rng(0)
+    dense = [rng.normal(size=(6, 8)), rng.normal(size=(4, 6))]
+    sparse = [w * (rng.random(w.shape) < 0.3) for w in dense]  # 70 % of weights zeroed
+    ref = write_dir(
+        tmp_path,
+        "reference",
+        "reference",
+        [
+            # limited: +30 points
+            ("mnist", 0.01, "none", "baseline", 0.30, 0.30, 0.6),
+            ("mnist", 0.01, "none", "sleep", 0.60, 0.60, 0.3),
+            ("mnist", 0.05, "none", "baseline", 0.40, 0.40, 0.6),
+            ("mnist", 0.05, "none", "sleep", 0.65, 0.65, 0.3),
+            # above 10 %: -2 points, then fine-tune matches the control
+            ("mnist", 0.5, "none", "baseline", 0.90, 0.90, 0.6),
+            ("mnist", 0.5, "none", "sleep", 0.88, 0.88, 0.3),
+            ("mnist", 0.5, "none", "sleep_finetune", 0.91, 0.91, 0.5),
+            ("mnist", 0.5, "none", "finetune_only", 0.91, 0.91, 0.6),
+            # imbalance: balanced accuracy +10
+            ("mnist", 0.1, "5-9x0.1", "baseline", 0.70, 0.60, 0.6),
+            ("mnist", 0.1, "5-9x0.1", "sleep", 0.72, 0.70, 0.3),
+        ],
+        weights={"baseline": dense, "sleep": sparse},
+    )
+    strong = write_dir(
+        tmp_path,
+        "strong",
+        "strong",
+        [  # sleep does nothing to a well-trained network
+            ("mnist", 0.01, "none", "baseline", 0.85, 0.85, 0.4),
+            ("mnist", 0.01, "none", "sleep", 0.85, 0.85, 0.4),
+        ],
+    )
+    return ref, strong
+
+
+def by_key(claims):
+    return {c.key: c for c in claims}
+
+
+def test_known_inputs_give_known_verdicts(dirs):
+    claims = by_key(evaluate_claims(long_metrics(load_settings(dirs))))
+    # 1: the reference setting gains 30 and 25 points, the strong one nothing
+    lim = claims["limited"]
+    assert lim.verdict == "only when reference on mnist at 1 %, 5 %"
+    assert list(lim.table["outcome"]) == ["as claimed", "as claimed", "unclear"]
+    assert list(lim.table["seeds"]) == [3, 3, 3]
+    # 2: -2 points after sleep, fine-tune equal to its control
+    assert claims["recovery"].verdict == "supported"
+    assert list(claims["recovery"].table["fraction"]) == ["50 %"]
+    # 3: balanced accuracy +10 on the imbalanced subset
+    assert claims["balance"].verdict == "supported"
+    # minority classes 5-9 carry the balanced-accuracy shift: +10 points
+    assert claims["balance"].table["sleep - baseline (minority)"].iloc[0].startswith("+10.0")
+    # 4: sparser activity everywhere in reference; weights only recorded there
+    sp = claims["sparsity"]
+    assert set(sp.table.loc[sp.table["setting"] == "reference", "outcome"]) == {"as claimed"}
+    assert set(sp.table.loc[sp.table["setting"] == "strong", "outcome"]) == {"not sparser"}
+
+
+def test_a_setting_that_does_not_gain_is_not_supported(tmp_path):
+    d = write_dir(
+        tmp_path,
+        "flat",
+        "reference",
+        [
+            ("mnist", 0.01, "none", "baseline", 0.50, 0.50, 0.5),
+            ("mnist", 0.01, "none", "sleep", 0.55, 0.55, 0.5),  # +5: real, but not 20
+        ],
+    )
+    lim = by_key(evaluate_claims(long_metrics(load_settings([d]))))["limited"]
+    assert lim.verdict == "not supported"
+    assert list(lim.table["outcome"]) == ["smaller"]
+    # claims without cells are not tested, not "supported"
+    claims = by_key(evaluate_claims(long_metrics(load_settings([d]))))
+    assert claims["balance"].verdict == "not tested"
+    assert claims["recovery"].verdict == "not tested"
+
+
+def test_interval_is_the_student_t_interval():
+    x = np.array([0.1, 0.25, 0.2, 0.4])
+    iv = mean_ci(x)
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    assert iv.n == 4 and iv.mean == pytest.approx(x.mean())
+    assert (iv.lo, iv.hi) == pytest.approx((lo, hi))
+    one = mean_ci([0.3, math.nan])
+    assert one.n == 1 and math.isnan(one.lo) and one.text() == "+30.0 [-]"
+
+
+def test_weight_sparseness_rises_when_weights_are_zeroed(tmp_path):
+    rng = np.random.default_rng(1)
+    w = [rng.normal(size=(5, 7)), rng.normal(size=(3, 5))]
+    a = save_weights(tmp_path / "a.npz", w)
+    b = save_weights(tmp_path / "b.npz", [m * (np.abs(m) > 1.0) for m in w])
+    assert 0 <= weight_sparseness(a) < weight_sparseness(b) <= 1
+
+
+def test_cli_writes_report_figures_and_tables(dirs, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert analysis_main(["report", *map(str, dirs), "--out", str(out), "-q"]) == 0
+    text = (out / "REPORT.md").read_text()
+    assert "| 2 | Above 10 % of the data" in text and "**supported**" in text
+    assert "python -m analysis report" in text  # the command that made it
+    assert "brian2 2.8.0" in text  # the versions
+    for name in ("accuracy_vs_fraction.png", "balance_per_class.png", "sparsity.png"):
+        assert (out / name).stat().st_size > 1000
+    claims = pd.read_csv(out / "claims.csv")
+    assert set(claims["claim"]) == {"limited", "recovery", "balance", "sparsity"}
+    summary = pd.read_csv(out / "metrics_summary.csv")
+    row = summary.query(
+        "setting == 'reference' and fraction == 0.01 and stage == 'sleep' and metric == 'accuracy'"
+    )
+    assert row["mean"].item() == pytest.approx(0.60 + np.mean(WOBBLE))
+    assert row["n"].item() == 3
+
+
+def test_unusable_directory_is_refused_and_nothing_written(dirs, tmp_path, capsys):
+    out = tmp_path / "report"
+    code = analysis_main(["report", str(dirs[0]), str(tmp_path / "missing"), "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "missing" in err
+    assert not out.exists()
