@@ -64,6 +64,7 @@ from brainsleep.sleep.params import params_from_set
 from brainsleep.subsets import make_subset
 
 from .config import ExperimentConfig, start_params
+from .interpret import explain, plateau_note
 from .results import (
     IntegrityError,
     atomic_write_json,
@@ -286,6 +287,8 @@ class CellRunner:
             progress=self.cfg.progress,
         )
         self._record("baseline", model, {"train_steps": hist.n_steps})
+        if plateau := plateau_note(hist.val_accuracy, self.recipe):
+            log.info("%s baseline: %s", self.cell.cell_id, plateau)
         return model
 
     @property
@@ -562,4 +565,4 @@ def run_experiment(cfg: ExperimentConfig, out: Path, data: dict | None = None) -
     run_cells(cfg, out, cells(cfg), run_here, on_done)
     df = collect_metrics(out)
     write_metrics(out, df)
-    return summary_table(df)
+    return f"{summary_table(df)}\n\n{explain(df, cfg.recipe, str(out))}"

@@ -474,7 +474,8 @@ def write_metrics(out: Path, df: pd.DataFrame) -> None:
 
 
 def summary_table(df: pd.DataFrame) -> str:
-    """Mean +- sd over seeds per (dataset, imbalance, fraction, stage), as text."""
+    """Mean +- sd over seeds per (dataset, imbalance, fraction, stage), as text; ``-`` in
+    place of the sd where a group has one seed."""
     if df.empty:
         return "(no finished cells)"
     g = df.groupby(["dataset", "imbalance", "fraction", "stage"], sort=False)
@@ -492,10 +493,16 @@ def summary_table(df: pd.DataFrame) -> str:
         f"{'accuracy %':>16}  {'balanced acc %':>16}"
     ]
     for r in agg.itertuples():
-        sd = 0.0 if np.isnan(r.acc_sd) else r.acc_sd
-        bsd = 0.0 if np.isnan(r.bal_sd) else r.bal_sd
         lines.append(
             f"{r.dataset:<14}{r.imbalance:<12}{r.fraction:>9.4g}  {r.stage:<15}{r.n:>3}  "
-            f"{100 * r.acc:>8.2f} ± {100 * sd:<5.2f}  {100 * r.bal:>8.2f} ± {100 * bsd:<5.2f}"
+            f"{100 * r.acc:>8.2f} ± {_sd_text(r.acc_sd)}  {100 * r.bal:>8.2f} ± "
+            f"{_sd_text(r.bal_sd)}"
         )
+    if (agg["n"] == 1).any():
+        lines.append("(± -: one seed, no spread to show; add seeds with --seeds 0 1 2)")
     return "\n".join(lines)
+
+
+def _sd_text(sd: float) -> str:
+    """The sd in points, or ``-`` when there is none (one seed), never a fake ``0.00``."""
+    return f"{'-':<5}" if np.isnan(sd) else f"{100 * sd:<5.2f}"
