@@ -223,6 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("study")
+    g.add_argument(
+        "--study",
+        metavar="FILE",
+        help=(
+            "run a study: a TOML file of runs, each a set of these options by their long "
+            "names (studies/*.toml); every run is checked before the first starts, then "
+            "they run in order, each into <--out>/<name>, --out being results/<file stem> "
+            "unless given; other options given here override the file for every run"
+        ),
+    )
     g = p.add_argument_group("parallel")
     g.add_argument(
         "--workers",
@@ -382,12 +393,29 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.study is not None:
+        from .study import run_study
+
+        try:
+            return run_study(
+                sys.argv[1:] if argv is None else argv,
+                parser=parser,
+                configure=config_from_args,
+                execute=_run_config,
+            )
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     try:
         cfg = config_from_args(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    return _run_config(cfg, argv)
 
+
+def _run_config(cfg: ExperimentConfig, argv: list[str] | None) -> int:
+    """Run a validated configuration; the exit status (``argv`` is recorded)."""
     from brainsleep.data import DataUnavailableError
     from brainsleep.sleep.devices import DeviceUnavailableError
 
