@@ -292,3 +292,10 @@ def test_tiny_study_writes_every_run(data_dir, build_root, tmp_path, capsys):
         ["--study", str(path), "--out", str(root), "--device", "reference", "--no-progress"]
     )
     assert code == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "studies").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_spec_in_studies_is_valid(path, tmp_path):
+    study = read_study(path, ["--device", "reference"], tmp_path / "out")
+    assert study.runs and len(configs(study)) == len(study.runs)
+    assert not (tmp_path / "out").exists()
