@@ -7,8 +7,12 @@ drift apart. Imports nothing.
 
 from __future__ import annotations
 
-__all__ = ["RECIPE_NAMES"]
+__all__ = ["RECIPE_NAMES", "REMEDY_NAMES"]
 
 #: The training recipes, in the order of :data:`brainsleep.ann.recipes.RECIPES` (which
 #: refuses to import if its keys differ).
 RECIPE_NAMES: tuple[str, ...] = ("reference", "strong")
+
+#: The training remedies for little or imbalanced data (``--remedy``), in the order of
+#: :data:`brainsleep.ann.remedies.REMEDIES` (which refuses to import if its keys differ).
+REMEDY_NAMES: tuple[str, ...] = ("augment", "mixup", "class-weighted", "oversample", "logit-adjust")

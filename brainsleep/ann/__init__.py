@@ -12,6 +12,8 @@ Modules
 * :mod:`~brainsleep.ann.network`: :class:`MLP`, weight access, hidden activations.
 * :mod:`~brainsleep.ann.recipes`: :class:`Recipe`, :data:`RECIPES`, :func:`get_recipe`,
   :func:`build_model`.
+* :mod:`~brainsleep.ann.remedies`: remedies for little or imbalanced data (mixup, class
+  weights, oversampling, logit adjustment), :data:`REMEDY_NAMES`, :class:`Remedies`.
 * :mod:`~brainsleep.ann.training`: :func:`train`, :class:`TrainHistory`.
 * :mod:`~brainsleep.ann.evaluation`: :func:`evaluate`, :class:`Evaluation`.
 * :mod:`~brainsleep.ann.checkpoint`: :func:`save_checkpoint`, :func:`load_checkpoint`
@@ -46,6 +48,7 @@ from .network import (
     set_weights,
 )
 from .recipes import INITS, LOSSES, OPTIMIZERS, RECIPES, Recipe, build_model, get_recipe
+from .remedies import REMEDIES, REMEDY_NAMES, Remedies
 from .training import TrainHistory, train
 
 __all__ = [
@@ -57,8 +60,11 @@ __all__ = [
     "OPTIMIZERS",
     "OUTPUT_GRADS",
     "RECIPES",
+    "REMEDIES",
+    "REMEDY_NAMES",
     "Evaluation",
     "Recipe",
+    "Remedies",
     "TrainHistory",
     "build_model",
     "evaluate",

@@ -20,6 +20,7 @@ import torch
 from brainsleep.names import RECIPE_NAMES
 
 from .network import DEFAULT_SIZES, DROPOUT_STYLES, MLP, OUTPUT_GRADS
+from .remedies import check_remedies
 
 LOSSES = ("mse_half_sum", "cross_entropy")
 OPTIMIZERS = ("sgd", "adam")
@@ -56,6 +57,11 @@ class Recipe:
         True: each epoch uses ``floor(N / batch_size)`` full batches of a fresh
         permutation (the reference; the left-over samples differ every epoch); False:
         the last batch is partial. If ``N < batch_size`` one batch of all N is used.
+    remedies
+        Remedies for little or imbalanced data applied while training, names from
+        :data:`~brainsleep.ann.remedies.REMEDY_NAMES` (see :mod:`brainsleep.ann.remedies`);
+        kept in that canonical order. Empty (the default): the plain recipe, trained
+        exactly as without this field.
     """
 
     name: str
@@ -74,8 +80,14 @@ class Recipe:
     weight_decay: float = 0.0
     drop_last: bool = True
     output_grad: str = "identity"
+    remedies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        try:
+            # canonical order, so equal remedy sets give equal recipes (and records)
+            object.__setattr__(self, "remedies", check_remedies(self.remedies))
+        except ValueError as exc:
+            raise ValueError(f"Recipe {self.name!r}: {exc}") from None
         checks = [
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
             (self.loss in LOSSES, f"loss must be one of {LOSSES}"),

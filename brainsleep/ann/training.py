@@ -1,8 +1,9 @@
 """Training: :func:`train` runs a :class:`~brainsleep.ann.recipes.Recipe` on an MLP.
 
-One seed fixes the epoch permutations, the dropout masks and hence the weights on CPU;
-optional validation data give per-epoch accuracy and early stopping with restoration of
-the best weights. :class:`TrainHistory` records what a call did. Fine-tuning is another
+One seed fixes the epoch permutations, the dropout masks (and the draws of the recipe's
+remedies, :mod:`brainsleep.ann.remedies`) and hence the weights on CPU; optional
+validation data give per-epoch accuracy and early stopping with restoration of the best
+weights. :class:`TrainHistory` records what a call did. Fine-tuning is another
 call of :func:`train` on a trained model.
 """
 
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 from .evaluation import _accuracy
 from .network import MLP, _as_float_tensor, _as_labels
 from .recipes import Recipe
+from .remedies import Remedies
 
 
 @dataclass
@@ -32,7 +34,8 @@ class TrainHistory:
     Attributes
     ----------
     loss
-        Mean mini-batch loss per epoch (loss of the recipe, dropout active).
+        Mean mini-batch loss per epoch (loss of the recipe with its remedies, dropout
+        active).
     val_accuracy
         Validation accuracy after each epoch (empty without ``val``).
     best_epoch
@@ -83,9 +86,16 @@ def _make_optimizer(model: MLP, recipe: Recipe) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
-def _batches(n: int, batch_size: int, drop_last: bool, g: torch.Generator) -> list[torch.Tensor]:
-    """Index batches of one epoch from a fresh permutation."""
-    perm = torch.randperm(n, generator=g)
+def _batches(
+    n: int,
+    batch_size: int,
+    drop_last: bool,
+    g: torch.Generator,
+    order: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
+    """Index batches of one epoch from a fresh permutation, or from ``order`` (the indices
+    of an oversampled epoch, already shuffled; ``n`` is then its length)."""
+    perm = torch.randperm(n, generator=g) if order is None else order
     if n < batch_size:
         return [perm]
     n_batches = n // batch_size if drop_last else -(-n // batch_size)
@@ -128,11 +138,12 @@ def train(
     x, y
         Training inputs ``(N, sizes[0])`` (float, e.g. in [0, 1]) and int labels ``(N,)``.
     recipe
-        Optimiser, loss, batch size, epochs and early stopping.
+        Optimiser, loss, batch size, epochs, early stopping and remedies (class weights,
+        class prior and oversampling are computed from ``y``).
     seed
         Seeds ``torch.manual_seed`` and the private generator that draws the epoch
-        permutations and the dropout masks: same seed and data give the same weights
-        on CPU.
+        permutations, the dropout masks and the remedies' draws (oversampled epochs,
+        mixup coefficients and pairs): same seed and data give the same weights on CPU.
     val
         Optional ``(x_val, y_val)``: accuracy is recorded per epoch and, if the recipe
         has a patience, drives early stopping with restoration of the best weights.
@@ -179,6 +190,8 @@ def train(
             stacklevel=2,
         )
     _check_compatible(model, recipe)
+    # None for a plain recipe: then training is exactly what it was before remedies.
+    remedies = Remedies.for_training(recipe.remedies, yt, n_out) if recipe.remedies else None
 
     old_threads = torch.get_num_threads()
     if threads is not None:
@@ -199,11 +212,16 @@ def train(
         ):
             model.train()
             losses = []
-            for idx in _batches(xt.shape[0], recipe.batch_size, recipe.drop_last, g):
+            order = None if remedies is None else remedies.epoch_order(yt, g)
+            for idx in _batches(xt.shape[0], recipe.batch_size, recipe.drop_last, g, order):
                 if max_steps is not None and hist.n_steps >= max_steps:
                     break
                 opt.zero_grad(set_to_none=True)
-                loss = _batch_loss(model(xt[idx]), yt[idx], recipe.loss)
+                if remedies is None:
+                    loss = _batch_loss(model(xt[idx]), yt[idx], recipe.loss)
+                else:
+                    xb, targets = remedies.batch(xt[idx], yt[idx], g)
+                    loss = remedies.loss(model(xb), targets, recipe.loss)
                 loss.backward()
                 opt.step()
                 hist.n_steps += 1

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from brainsleep.data import KNOWN_DATASETS
     from brainsleep.models.presets import PRESETS
-    from brainsleep.names import RECIPE_NAMES
+    from brainsleep.names import RECIPE_NAMES, REMEDY_NAMES
     from brainsleep.sleep import DEVICE_NAMES
 
     p = argparse.ArgumentParser(
@@ -175,6 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"training recipe, {one_of(RECIPE_NAMES)}",
     )
     g.add_argument(
+        "--remedy",
+        nargs="+",
+        default=list(D.remedies),
+        metavar="NAME",
+        help=(
+            "remedies for little or imbalanced data added to the recipe, "
+            f"{one_of(REMEDY_NAMES, many=True)} (default: none): random affine shifts and "
+            "rotations of the images (kornia), mixup of example pairs "
+            "(alpha 0.2), loss weighted by inverse class frequency, class-balanced "
+            "oversampled epochs, logit-adjusted loss (tau 1). They apply to the baseline, "
+            "the fine-tuning after sleep and the step-matched control alike; the --strong "
+            "recipe stays plain, the fixed conventional bar every run is compared with"
+        ),
+    )
+    g.add_argument(
         "--epochs",
         type=int,
         default=None,
@@ -289,6 +304,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         val_fraction=args.val_fraction,
         hidden=list(args.hidden),
         recipe=args.recipe,
+        remedies=tuple(args.remedy),
         epochs=args.epochs,
         device=device,
         prefs=parse_prefs(args.pref),

@@ -53,6 +53,8 @@ class ExperimentConfig:
     val_fraction: float = 0.1
     hidden: list[int] = field(default_factory=lambda: [1200, 1200])
     recipe: str = "reference"
+    # remedies for little or imbalanced data (--remedy), canonical order after validate()
+    remedies: tuple[str, ...] = ()
     epochs: int | None = None
     device: str = "cpp_standalone"
     prefs: dict = field(default_factory=dict)
@@ -91,6 +93,10 @@ class ExperimentConfig:
             for k, v in self.to_dict().items()
             if k not in NON_SEMANTIC and k not in GRID_FIELDS
         }
+        if not d.get("remedies"):
+            # No remedy trains exactly as before the field existed: the same fingerprint,
+            # so results directories made earlier stay valid.
+            d.pop("remedies", None)
         d["engine_version"] = ENGINE_VERSION
         # Contents, not only names: an edited model file or other IDX files in the same
         # --data-dir are another configuration (never resumed as the old one).
@@ -404,6 +410,21 @@ def _check_parallel(cfg: ExperimentConfig) -> None:
             )
 
 
+def _check_remedies(cfg: ExperimentConfig) -> None:
+    """``--remedy``: known names, each once; stored in the canonical order (the order they
+    are given in changes nothing, so it changes neither the fingerprint nor the records)."""
+    from brainsleep.names import REMEDY_NAMES
+
+    names = cfg.remedies
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"--remedy {names!r}: give remedy names, {', '.join(REMEDY_NAMES)}")
+    for name in names:
+        if name not in REMEDY_NAMES:
+            raise ConfigError(f"--remedy {name}: unknown remedy; one of {', '.join(REMEDY_NAMES)}")
+    _check_unique("--remedy", names)
+    cfg.remedies = tuple(n for n in REMEDY_NAMES if n in names)
+
+
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Check every field; raise ConfigError (one line) on the first problem.
 
@@ -458,6 +479,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
 
     if cfg.recipe not in RECIPE_NAMES:
         raise ConfigError(f"unknown recipe {cfg.recipe!r}; known: {', '.join(RECIPE_NAMES)}")
+    _check_remedies(cfg)
     if cfg.epochs is not None and cfg.epochs < 1:
         raise ConfigError("--epochs must be >= 1")
     try:

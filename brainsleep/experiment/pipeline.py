@@ -152,7 +152,12 @@ class CellRunner:
         self.xv = x_train_all[self.subset.val_idx] if self.subset.n_val else None
         self.yv = y_train_all[self.subset.val_idx] if self.subset.n_val else None
         self.x_test, self.y_test = data["x_test"], data["y_test"]
-        self.recipe = ann.get_recipe(cfg.recipe, **({"epochs": cfg.epochs} if cfg.epochs else {}))
+        # The remedies go into the recipe of the baseline, the fine-tuning and the
+        # step-matched control alike (not the strong recipe: the fixed bar to beat).
+        overrides = {"epochs": cfg.epochs} if cfg.epochs else {}
+        if cfg.remedies:
+            overrides["remedies"] = tuple(cfg.remedies)
+        self.recipe = ann.get_recipe(cfg.recipe, **overrides)
         self.sizes = (self.x.shape[1], *cfg.hidden, 10)
         self.valid: set[str] = set()  # steps whose files verified (or were just written)
         self._engine: SleepEngine | None = None  # made on the first sleep
