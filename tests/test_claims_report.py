@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from analysis.claims import (
     mean_ci,
     weight_sparseness,
 )
+from analysis.claims_report import README_BEGIN, README_END, readme_block
 from brainsleep.formats import (
     CELLS_DIR,
     CONFIG_FILE,
@@ -27,6 +29,7 @@ from brainsleep.formats import (
     weights_file,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)
 # A per-seed wobble, so intervals have a width (and differ between stages).
 WOBBLE = (-0.01, 0.0, 0.012)
@@ -198,3 +201,35 @@ def test_unusable_directory_is_refused_and_nothing_written(dirs, tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "missing" in err
     assert not out.exists()
+
+
+def test_readme_block_is_rewritten_verbatim(dirs, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{README_BEGIN}\nold numbers 12.3\n{README_END}\nafter\n")
+    out = tmp_path / "rep"
+    args = ["report", *map(str, dirs), "--out", str(out), "--readme", str(readme), "-q"]
+    assert analysis_main(args) == 0
+    text = readme.read_text()
+    assert "old numbers" not in text
+    assert text.startswith(f"# x\n\nbefore\n{README_BEGIN}\n") and text.endswith("after\n")
+    report = (out / "REPORT.md").read_text()
+    verdicts = report.split("## Verdicts")[1].split("## Settings")[0].strip()
+    assert verdicts in text and "python -m analysis report" in text
+
+
+def test_readme_without_block_is_refused_before_writing(dirs, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no block\n")
+    out = tmp_path / "rep"
+    args = ["report", *map(str, dirs), "--out", str(out), "--readme", str(readme)]
+    assert analysis_main(args) == 2
+    assert "no results block" in capsys.readouterr().err
+    assert not out.exists() and readme.read_text() == "# no block\n"
+
+
+def test_repository_readme_quotes_the_committed_report():
+    readme = (REPO / "README.md").read_text()
+    assert README_BEGIN in readme, "the README's results come from the report"
+    block = readme.split(README_BEGIN)[1].split(README_END)[0].strip()
+    report = (REPO / "docs" / "results" / "REPORT.md").read_text()
+    assert block == readme_block(report, "docs/results/REPORT.md").strip()
