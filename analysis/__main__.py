@@ -108,27 +108,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        results = load_results_many(args.results_dirs)
-    except ResultsError as exc:
-        print(f"analysis: error: {exc}", file=sys.stderr)
-        return 2
-
-    from .report import write_report
 
     def log(line: str) -> None:
         if not args.quiet or not line.startswith("wrote "):
             print(line, flush=True)
 
-    report = write_report(
-        results,
-        args.out,
-        all_cells=args.all_cells,
-        max_neurons=args.max_neurons,
-        raster_steps=args.raster_steps,
-        x_unit=args.x_unit,
-        log=log,
-    )
+    from .incremental import is_incremental_dir
+
+    incremental = [is_incremental_dir(d) for d in args.results_dirs]
+    try:
+        if any(incremental):  # --protocol class-incremental: incremental.csv, its figures
+            if not all(incremental):
+                raise ResultsError(
+                    "class-incremental and other results directories cannot be merged"
+                )
+            from .incremental import write_incremental_report
+
+            report = write_incremental_report(args.results_dirs, args.out, log=log)
+        else:
+            results = load_results_many(args.results_dirs)
+    except ResultsError as exc:
+        print(f"analysis: error: {exc}", file=sys.stderr)
+        return 2
+
+    if not any(incremental):
+        from .report import write_report
+
+        report = write_report(
+            results,
+            args.out,
+            all_cells=args.all_cells,
+            max_neurons=args.max_neurons,
+            raster_steps=args.raster_steps,
+            x_unit=args.x_unit,
+            log=log,
+        )
     print(
         f"{len(report.written)} figures written, {len(report.skipped)} skipped, "
         f"{len(report.failed)} failed -> {report.out_dir}"

@@ -402,6 +402,10 @@ def write_report(
         Bad ``x_unit``, or no ``out_dir`` for merged results.
     """
     if not isinstance(results, Results):
+        from .incremental import is_incremental_dir, write_incremental_report
+
+        if is_incremental_dir(results):  # --protocol class-incremental: its own figures
+            return write_incremental_report([results], out_dir, log=log)
         results = load_results(results)
     if x_unit not in ("step", "ms", "s"):
         raise ValueError(f"x_unit must be 'step', 'ms' or 's', got {x_unit!r}")

@@ -105,6 +105,68 @@ METRIC_COLUMNS: list[str] = [
     "n_val",
 ]
 
+# -- results directory of the class-incremental protocol (--protocol class-incremental) --
+
+#: ``DIR/incremental.csv``: one row per (dataset, seed, variant, after_task, task), plus
+#: one ``overall`` row per (dataset, seed, variant, after_task); columns
+#: :data:`INCREMENTAL_COLUMNS`. A class-incremental run writes it instead of metrics.csv.
+INCREMENTAL_CSV = "incremental.csv"
+#: The variants of the class-incremental protocol, in the order they run and are shown:
+#: tasks trained one after the other without sleep; with sleep after each task; with
+#: sleep and a brief fine-tune on the task; all tasks seen so far trained together.
+INCREMENTAL_VARIANTS: tuple[str, ...] = ("sequential", "sleep", "sleep_finetune", "joint")
+#: The ``task`` value of the row that pools the test images of every task seen so far.
+OVERALL_TASK = "overall"
+#: Columns of ``incremental.csv``, in order. ``after_task``: 1-based position of the task
+#: just learnt; ``task``: the classes of the task evaluated (``"0-1"``) or
+#: :data:`OVERALL_TASK`; ``task_index``: its 1-based position (0 on overall rows);
+#: ``accuracy``: on that task's test images, of the network the variant goes on with;
+#: ``forgetting``: the task's best accuracy at an earlier step since it was learnt minus
+#: ``accuracy`` (tasks learnt before ``after_task`` only; the overall row: their mean);
+#: ``accuracy_trained``: right after training on the task, before sleep;
+#: ``accuracy_slept``: right after sleep, before fine-tuning (empty without sleep);
+#: ``n_test``: test images evaluated; ``n_train``: images the step trained on.
+INCREMENTAL_COLUMNS: list[str] = [
+    "cell",
+    "dataset",
+    "seed",
+    "variant",
+    "after_task",
+    "task",
+    "task_index",
+    "accuracy",
+    "forgetting",
+    "accuracy_trained",
+    "accuracy_slept",
+    "n_test",
+    "n_train",
+]
+
+
+def incremental_step(variant: str, task: int) -> str:
+    """Name of one step of a class-incremental cell: ``<variant>_t<task>``.
+
+    The step's files are named after it: its marker :func:`stage_marker` (``stage_sleep_t2.json``),
+    its weights :func:`weights_file` (``weights_sleep_t2.npz``), and for a step that sleeps
+    ``sleep_params_<step>.json`` and ``spikes_<step>.nc``; a search before its sleep
+    writes ``search_<step>.csv``, ``search_<step>.journal`` and the marker
+    ``stage_search_<step>.json``.
+
+    Parameters
+    ----------
+    variant : str
+        One of :data:`INCREMENTAL_VARIANTS`.
+    task : int
+        1-based position of the task just learnt.
+
+    Returns
+    -------
+    str
+        The step name.
+    """
+    return f"{variant}_t{int(task)}"
+
+
 _WEIGHTS_FILE = re.compile(r"^weights_(?P<stage>.+)\.npz$")
 _CELL_ID = re.compile(
     r"^(?P<dataset>.+?)_f(?P<fraction>[0-9.eE+-]+?)_(?P<imbalance>[^_]+)_s(?P<seed>-?[0-9]+)$"

@@ -36,10 +36,13 @@ __all__ = [
     "Subset",
     "format_imbalance",
     "imbalanced_subset",
+    "format_task",
     "make_subset",
     "parse_imbalance",
+    "parse_tasks",
     "select_subset",
     "split_validation",
+    "task_split",
 ]
 
 #: Subset selection modes of :func:`select_subset`.
@@ -437,6 +440,154 @@ def _uniform_val(
             "keeps a training example"
         )
     return np.asarray(val, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- tasks
+
+_TASK_ITEM = re.compile(r"^(\d+)(?:-(\d+))?$")
+_TASK_EXAMPLE = 'e.g. "0-1" (classes 0 and 1), "2-4" or "0,5"'
+
+
+def format_task(classes: Sequence[int]) -> str:
+    """Canonical text of a task's classes: ``"0-1"``, ``"2-4"``, ``"0,5"``, ``"0-2,7"``.
+
+    Parameters
+    ----------
+    classes : sequence of int
+        The task's classes (any order, no repeats).
+
+    Returns
+    -------
+    str
+        Runs of consecutive classes as ``a-b`` (two or more), single classes as ``a``,
+        joined by ``,``, in ascending order.
+    """
+    out: list[str] = []
+    values = sorted(int(c) for c in classes)
+    start = prev = None
+    for c in [*values, None]:
+        if start is not None and (c is None or c != prev + 1):
+            out.append(str(start) if start == prev else f"{start}-{prev}")
+            start = None
+        if c is not None and start is None:
+            start = c
+        prev = c
+    return ",".join(out)
+
+
+def parse_tasks(specs: Sequence[str], n_classes: int = 10) -> list[tuple[int, ...]]:
+    """Parse the tasks of a class-incremental sequence: one class spec per task.
+
+    Parameters
+    ----------
+    specs : sequence of str
+        One spec per task, in training order: ``"0-1"`` (a range, both ends included),
+        ``"7"``, or items of those joined by ``,`` (``"0,5"``, ``"0-2,7"``).
+    n_classes : int
+        Classes are ``0 .. n_classes - 1``.
+
+    Returns
+    -------
+    list of tuple of int
+        The classes of each task, ascending; :func:`format_task` writes them back.
+
+    Raises
+    ------
+    ValueError
+        No task, an unreadable item, an empty range, a class out of range, or a class
+        in two tasks (or twice in one); the message quotes the spec.
+    """
+    if isinstance(specs, str) or not specs:
+        raise ValueError(f"give one class spec per task, {_TASK_EXAMPLE}")
+    tasks: list[tuple[int, ...]] = []
+    seen: dict[int, str] = {}
+    for spec in specs:
+        classes: list[int] = []
+        for item in str(spec).split(","):
+            match = _TASK_ITEM.match(item.strip())
+            if not match:
+                raise ValueError(f"task {spec!r}: cannot read {item!r}; {_TASK_EXAMPLE}")
+            lo = int(match.group(1))
+            hi = int(match.group(2)) if match.group(2) is not None else lo
+            if lo > hi:
+                raise ValueError(f"task {spec!r}: empty class range {lo}-{hi}; {_TASK_EXAMPLE}")
+            classes += range(lo, hi + 1)
+        for c in classes:
+            if c >= n_classes:
+                raise ValueError(f"task {spec!r}: class {c} is outside 0-{n_classes - 1}")
+            if c in seen:
+                where = "twice" if seen[c] == spec else f"in task {seen[c]!r} too"
+                raise ValueError(f"task {spec!r}: class {c} is named {where}")
+            seen[c] = spec
+        tasks.append(tuple(sorted(classes)))
+    return tasks
+
+
+def task_split(
+    labels: Any,
+    classes: Sequence[int],
+    size: int | None,
+    val_fraction: float = 0.0,
+    seed: _Seed = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation images of one task of a class-incremental sequence.
+
+    The training images are the first ``size`` images of the task's classes in file
+    order, as the reference takes them (``indices(1:5000)`` in
+    ``MNIST/run_class_task_summary.m``). Validation images (``round(val_fraction *
+    size)``, stratified by class) come from the task's images after those, so the
+    training images stay the reference's; when there are too few of them, they are
+    carved out of the training images instead (:func:`split_validation`).
+
+    Parameters
+    ----------
+    labels : array_like of int
+        Labels of the whole training set (never the test set).
+    classes : sequence of int
+        The task's classes.
+    size : int or None
+        Training images of the task at most (None: all of them).
+    val_fraction : float
+        Validation images as a share of the training images, in [0, 1); 0: none.
+    seed : int or sequence of int
+        Seed of the validation draw.
+
+    Returns
+    -------
+    train_idx, val_idx : numpy.ndarray
+        Disjoint int64 indices into ``labels``: ``train_idx`` in file order (ascending),
+        ``val_idx`` ascending.
+
+    Raises
+    ------
+    ValueError
+        No image of the task's classes, a bad ``size`` or ``val_fraction``, or a
+        validation split that would be empty.
+    """
+    labels = _as_labels(labels)
+    pool = np.flatnonzero(np.isin(labels, np.asarray(list(classes), dtype=np.int64)))
+    name = format_task(classes)
+    if pool.size == 0:
+        raise ValueError(f"task {name}: the training set has no image of these classes")
+    if size is not None and (isinstance(size, bool) or int(size) != size or size < 1):
+        raise ValueError(f"task {name}: size must be a positive integer, got {size!r}")
+    if not (isinstance(val_fraction, int | float) and 0 <= val_fraction < 1):
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n_train = pool.size if size is None else min(int(size), pool.size)
+    train = pool[:n_train].astype(np.int64)
+    if val_fraction == 0:
+        return train, np.empty(0, dtype=np.int64)
+    n_val = _round_half_up(val_fraction * n_train)
+    if n_val == 0:
+        raise ValueError(
+            f"task {name}: val_fraction {val_fraction} of {n_train} training images gives an "
+            "empty validation split; use a larger val_fraction or task size"
+        )
+    spare = pool[n_train:]
+    if spare.size > n_val:
+        _, val = split_validation(spare, labels, n_val / spare.size, seed)
+        return train, val
+    return split_validation(train, labels, val_fraction, seed)
 
 
 # --------------------------------------------------------------------------- the record

@@ -15,7 +15,18 @@ from pathlib import Path
 
 from brainsleep.cli import HelpFormatter, environment_epilog, one_of
 
-from .config import ConfigError, ExperimentConfig, load_sleep_params_file, parse_prefs, validate
+from .config import (
+    INCREMENTAL_EPOCHS,
+    INCREMENTAL_SLEEP_STEPS,
+    INCREMENTAL_TASK_SIZE,
+    INCREMENTAL_TASKS,
+    PROTOCOLS,
+    ConfigError,
+    ExperimentConfig,
+    load_sleep_params_file,
+    parse_prefs,
+    validate,
+)
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
@@ -80,9 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--sleep-preset",
-        default=D.sleep_preset,
+        default=None,
         metavar="NAME",
-        help=f"named reference parameter set (models/presets.py), {one_of(PRESETS)}",
+        help=(
+            f"named reference parameter set (models/presets.py), {one_of(PRESETS)} "
+            f"(default: {D.sleep_preset}; class-incremental: the data set's "
+            "*_class_incremental set)"
+        ),
     )
     g.add_argument(
         "--sleep-params",
@@ -94,9 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--sleep-steps",
         type=int,
-        default=D.sleep_steps,
+        default=None,
         metavar="T",
-        help="sleep length T in steps of dt = 1 ms",
+        help=(
+            f"sleep length T in steps of dt = 1 ms (default: {D.sleep_steps}; "
+            f"class-incremental: {INCREMENTAL_SLEEP_STEPS} after the first task, a third "
+            "of it longer after each further task, as the reference)"
+        ),
     )
     g.add_argument(
         "--search",
@@ -123,9 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fractions",
         nargs="+",
         type=float,
-        default=D.fractions,
+        default=None,
         metavar="F",
-        help="fractions of the training set in (0, 1]",
+        help=(
+            f"fractions of the training set in (0, 1] (default: "
+            f"{' '.join(map(str, D.fractions))}; class-incremental: 1, see --task-size)"
+        ),
     )
     g.add_argument(
         "--subset",
@@ -194,14 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="training epochs (default: the recipe's)",
+        help=(
+            "training epochs (default: the recipe's; class-incremental: "
+            f"{INCREMENTAL_EPOCHS} per task, as the reference)"
+        ),
     )
     g.add_argument(
         "--finetune-epochs",
         type=int,
         default=D.finetune_epochs,
         metavar="N",
-        help="fine-tuning epochs after sleep (and for the step-matched control)",
+        help=(
+            "fine-tuning epochs after sleep (and for the step-matched control; "
+            "class-incremental: the sleep_finetune variant's, per task; 0 leaves it out)"
+        ),
     )
     g.add_argument(
         "--strong",
@@ -221,6 +249,40 @@ def build_parser() -> argparse.ArgumentParser:
         default=D.snn_window,
         metavar="STEPS",
         help="steps each image is shown in SNN evaluation; the network rests between images",
+    )
+    g = p.add_argument_group("protocol")
+    g.add_argument(
+        "--protocol",
+        default=D.protocol,
+        metavar="NAME",
+        help=(
+            f"{one_of(PROTOCOLS)}: limited = one training on a fraction of the data, then "
+            "sleep, with controls; class-incremental = the original SRC protocol (Tadros "
+            "et al. 2022): tasks of a few classes learnt in sequence, variants sequential, "
+            "sleep, sleep_finetune and joint, accuracy on every task after each task "
+            "(incremental.csv)"
+        ),
+    )
+    g.add_argument(
+        "--tasks",
+        nargs="+",
+        default=None,
+        metavar="CLASSES",
+        help=(
+            "class-incremental: the tasks in training order, the classes of each as a "
+            f"range or list, e.g. 0-1 or 0,5 (default: {' '.join(INCREMENTAL_TASKS)}; "
+            "fewer tasks make a short run)"
+        ),
+    )
+    g.add_argument(
+        "--task-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "class-incremental: each task trains on its first N training images in file "
+            f"order, as the reference (default: {INCREMENTAL_TASK_SIZE}; all when fewer)"
+        ),
     )
     g = p.add_argument_group("output")
     g.add_argument(
@@ -293,11 +355,16 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         Bad input, with a one-line message.
     """
     device = args.device
+    incremental = args.protocol == "class-incremental"
     if device is None:
         device = "cpp_standalone" if (shutil.which("g++") or shutil.which("c++")) else "runtime"
     cfg = ExperimentConfig(
         datasets=list(args.dataset),
-        fractions=list(args.fractions),
+        fractions=(
+            list(args.fractions)
+            if args.fractions is not None
+            else ([1.0] if incremental else list(D.fractions))
+        ),
         subset=args.subset,
         imbalance=args.imbalance,
         seeds=list(args.seeds),
@@ -309,15 +376,24 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         device=device,
         prefs=parse_prefs(args.pref),
         model=args.model,
-        sleep_preset=args.sleep_preset,
+        sleep_preset=(
+            args.sleep_preset if args.sleep_preset is not None or incremental else D.sleep_preset
+        ),
         sleep_params=load_sleep_params_file(args.sleep_params) if args.sleep_params else None,
-        sleep_steps=args.sleep_steps,
+        sleep_steps=(
+            args.sleep_steps
+            if args.sleep_steps is not None
+            else (INCREMENTAL_SLEEP_STEPS if incremental else D.sleep_steps)
+        ),
         search=args.search,
         finetune_epochs=args.finetune_epochs,
         strong=args.strong,
         snn_eval=args.snn_eval,
         snn_window=args.snn_window,
         record_spikes=args.record_spikes,
+        protocol=args.protocol,
+        tasks=list(args.tasks) if args.tasks is not None else None,
+        task_size=args.task_size,
         out=args.out,
         data_dir=args.data_dir,
         build_root=args.build_root,

@@ -21,7 +21,14 @@ from brainsleep.sleep import get_device, load_model, preset_names
 from brainsleep.sleep.model import read_declarations, resolve_model_path
 from brainsleep.sleep.parameters import is_number
 from brainsleep.sleep.params import MAX_SEED
-from brainsleep.subsets import format_imbalance, make_subset, parse_imbalance
+from brainsleep.subsets import (
+    format_imbalance,
+    format_task,
+    make_subset,
+    parse_imbalance,
+    parse_tasks,
+    task_split,
+)
 
 # Fields that change no result: left out of the fingerprint that guards a results dir.
 NON_SEMANTIC = ("out", "progress", "data_dir", "build_root", "workers", "scheduler")
@@ -35,6 +42,24 @@ MAX_SYNAPSES_PER_LAYER = 2**31 - 1
 # Brian2 preferences naming a code generation target (validated only when first used).
 TARGET_PREFS = ("codegen.target", "codegen.string_expression_target")
 N_PIXELS, N_CLASSES = 784, 10  # MNIST and Fashion-MNIST: 28 x 28 images, 10 classes
+
+# --protocol: "limited" (a fraction of the data, one training, one sleep; the default)
+# or "class-incremental" (the original SRC protocol, brainsleep/experiment/incremental.py).
+PROTOCOLS = ("limited", "class-incremental")
+# Defaults of the class-incremental protocol, from the reference's
+# MNIST/run_class_task_summary.m (and FashionMNIST/...): five tasks of two classes, the
+# first 5000 training images of each, 2 epochs of SGD at learning rate 0.1 per task,
+# sleep after every task for 15000 steps plus a third of that per task already learned.
+INCREMENTAL_TASKS = ("0-1", "2-3", "4-5", "6-7", "8-9")
+INCREMENTAL_TASK_SIZE = 5000
+INCREMENTAL_EPOCHS = 2
+INCREMENTAL_SLEEP_STEPS = 15_000
+# The reference's class-incremental parameter sets (models/presets.py), per data set:
+# the preset when --sleep-preset is not given.
+INCREMENTAL_PRESETS = {
+    "mnist": "mnist_class_incremental",
+    "fashion-mnist": "fashion_class_incremental",
+}
 
 
 class ConfigError(ValueError):
@@ -59,7 +84,8 @@ class ExperimentConfig:
     device: str = "cpp_standalone"
     prefs: dict = field(default_factory=dict)
     model: str = "src"
-    sleep_preset: str = "reduced_mnist_10ep"
+    # None: the data set's class-incremental preset (INCREMENTAL_PRESETS; that protocol only)
+    sleep_preset: str | None = "reduced_mnist_10ep"
     sleep_params: dict | None = None  # from --sleep-params FILE
     sleep_steps: int = 20_000
     search: int = 0
@@ -68,6 +94,10 @@ class ExperimentConfig:
     snn_eval: int | None = None  # test images classified by the spiking network (None: off)
     snn_window: int = 300  # steps each image is shown in SNN evaluation
     record_spikes: str = "hidden"
+    # "limited" or "class-incremental" (PROTOCOLS); the next two are the latter's only
+    protocol: str = "limited"
+    tasks: list[str] | None = None  # class specs in training order (None: INCREMENTAL_TASKS)
+    task_size: int | None = None  # training images per task (None: INCREMENTAL_TASK_SIZE)
     out: str = "results/default"
     data_dir: str | None = None
     build_root: str | None = None
@@ -97,6 +127,10 @@ class ExperimentConfig:
             # No remedy trains exactly as before the field existed: the same fingerprint,
             # so results directories made earlier stay valid.
             d.pop("remedies", None)
+        if d.get("protocol", "limited") == "limited":
+            # Likewise the default protocol (its tasks and task_size are always None).
+            for name in ("protocol", "tasks", "task_size"):
+                d.pop(name, None)
         d["engine_version"] = ENGINE_VERSION
         # Contents, not only names: an edited model file or other IDX files in the same
         # --data-dir are another configuration (never resumed as the old one).
@@ -210,15 +244,27 @@ def load_sleep_params_file(path: str) -> dict:
     return d
 
 
-def start_params(cfg: ExperimentConfig) -> dict:
+def preset_name(cfg: ExperimentConfig, dataset: str | None = None) -> str:
+    """The name of the preset a cell starts from: ``--sleep-preset``, or without it (the
+    class-incremental protocol) the data set's :data:`INCREMENTAL_PRESETS` entry."""
+    if cfg.sleep_preset is not None:
+        return cfg.sleep_preset
+    name = dataset or cfg.datasets[0]
+    if name not in INCREMENTAL_PRESETS:
+        raise ConfigError(f"{name} has no class-incremental preset; give --sleep-preset NAME")
+    return INCREMENTAL_PRESETS[name]
+
+
+def start_params(cfg: ExperimentConfig, dataset: str | None = None) -> dict:
     """The sleep parameter set before any search: preset, then ``--sleep-params`` on top.
 
     A partial override by name (see :func:`brainsleep.sleep.params.params_from_set`);
-    what neither sets keeps the model's declared default.
+    what neither sets keeps the model's declared default. ``dataset`` picks the preset
+    when ``cfg.sleep_preset`` is None (:func:`preset_name`).
     """
     from brainsleep.sleep.params import preset
 
-    p = preset(cfg.sleep_preset)
+    p = preset(preset_name(cfg, dataset))
     p.update(cfg.sleep_params or {})
     return {k: list(v) if isinstance(v, tuple | list) else v for k, v in p.items()}
 
@@ -425,6 +471,78 @@ def _check_remedies(cfg: ExperimentConfig) -> None:
     cfg.remedies = tuple(n for n in REMEDY_NAMES if n in names)
 
 
+def _check_protocol(cfg: ExperimentConfig) -> None:
+    """``--protocol`` and the options that go with it; fills the class-incremental
+    defaults (tasks, task size, epochs per task) so ``config.json`` records them.
+
+    The class-incremental protocol trains each task on its first ``--task-size`` images,
+    so it refuses the options that choose a limited or imbalanced subset (``--fractions``
+    other than 1, ``--subset``, ``--imbalance``) and those of the limited protocol's
+    comparisons (``--strong``: its bar is the ``joint`` variant; ``--snn-eval``).
+    """
+    if cfg.protocol == "limited":
+        for flag, value in (("--tasks", cfg.tasks), ("--task-size", cfg.task_size)):
+            if value is not None:
+                raise ConfigError(f"{flag} needs --protocol class-incremental")
+        return
+    why = "the class-incremental protocol trains each task on its first --task-size images"
+    if [float(f) for f in cfg.fractions] != [1.0]:
+        fractions = " ".join(f"{f:g}" for f in cfg.fractions)
+        raise ConfigError(f"--fractions {fractions}: {why}; drop --fractions")
+    if cfg.subset != "stratified":
+        raise ConfigError(f"--subset {cfg.subset}: {why}; drop --subset")
+    if cfg.imbalance != "none":
+        raise ConfigError(f"--imbalance {cfg.imbalance}: {why}; drop --imbalance")
+    if cfg.strong:
+        raise ConfigError(
+            "--strong: the class-incremental protocol's bar is its joint variant (all tasks "
+            "seen so far trained together); drop --strong"
+        )
+    if cfg.snn_eval is not None:
+        raise ConfigError("--snn-eval: not available with --protocol class-incremental")
+    try:
+        tasks = parse_tasks(INCREMENTAL_TASKS if cfg.tasks is None else cfg.tasks, N_CLASSES)
+    except ValueError as exc:
+        raise ConfigError(f"--tasks: {exc}") from None
+    cfg.tasks = [format_task(t) for t in tasks]
+    if cfg.task_size is None:
+        cfg.task_size = INCREMENTAL_TASK_SIZE
+    if not _is_int(cfg.task_size) or cfg.task_size < 1:
+        raise ConfigError(f"--task-size {cfg.task_size}: give a positive number of images")
+    if cfg.epochs is None:
+        cfg.epochs = INCREMENTAL_EPOCHS
+    longest = incremental_sleep_steps(cfg.sleep_steps, len(tasks))
+    if cfg.sleep_steps >= 1 and longest > MAX_SLEEP_STEPS:
+        raise ConfigError(
+            f"--sleep-steps {cfg.sleep_steps}: the sleep after task {len(tasks)} would last "
+            f"{longest} steps, above {MAX_SLEEP_STEPS} (spike steps are int32)"
+        )
+
+
+def incremental_sleep_steps(base: int, task: int) -> int:
+    """Sleep length after the ``task``-th task (1-based) of a class-incremental run:
+    ``base`` plus a third of it per task learned before, as the reference grows it
+    (``sleep_period = numiterations + (ii-1)*numiterations/3``, run_class_task_summary.m).
+    """
+    return int(base) + (int(task) - 1) * (int(base) // 3)
+
+
+def _check_tasks(cfg: ExperimentConfig) -> None:
+    """Draw every task's training (and, with ``--search``, validation) images on the
+    labels alone: a task without images, or an empty validation split, is refused now."""
+    tasks = parse_tasks(cfg.tasks, N_CLASSES)
+    val_fraction = cfg.val_fraction if cfg.search else 0.0
+    for name in cfg.datasets:
+        labels, exact = _training_labels(name, cfg.data_dir)
+        if labels is None or not exact:
+            continue
+        for k, classes in enumerate(tasks, start=1):
+            try:
+                task_split(labels, classes, cfg.task_size, val_fraction, seed=(0, k))
+            except ValueError as exc:
+                raise ConfigError(f"--tasks on {name}: {exc}") from None
+
+
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Check every field; raise ConfigError (one line) on the first problem.
 
@@ -435,6 +553,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """
     if not str(cfg.out).strip():
         raise ConfigError("--out is empty; give a results directory")
+    if cfg.protocol not in PROTOCOLS:
+        raise ConfigError(f"--protocol {cfg.protocol}: unknown; one of {', '.join(PROTOCOLS)}")
     aliases = {"fashion_mnist": "fashion-mnist", "fmnist": "fashion-mnist"}
     cfg.datasets = [aliases.get(d.lower(), d.lower()) for d in cfg.datasets]
     for d in cfg.datasets:
@@ -482,6 +602,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _check_remedies(cfg)
     if cfg.epochs is not None and cfg.epochs < 1:
         raise ConfigError("--epochs must be >= 1")
+    _check_protocol(cfg)
     try:
         device = get_device(cfg.device)
     except ValueError as exc:
@@ -491,21 +612,25 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         device.check_model(read_declarations(model_path), explicit=True)
     except ValueError as exc:
         raise ConfigError(f"--model: {exc}") from exc
-    if cfg.sleep_preset not in preset_names():
+    if cfg.sleep_preset is None and cfg.protocol == "limited":
+        cfg.sleep_preset = ExperimentConfig.sleep_preset
+    if cfg.sleep_preset is not None and cfg.sleep_preset not in preset_names():
         raise ConfigError(
             f"unknown sleep preset {cfg.sleep_preset!r}; known: {', '.join(preset_names())}"
         )
     n_layers = len(cfg.hidden) + 1
     from brainsleep.sleep.params import params_from_set
 
-    try:
-        params_from_set(start_params(cfg), [1.0] * n_layers, model_path)
-    except ValueError as exc:
-        given = "--sleep-params and " if cfg.sleep_params else ""
-        raise ConfigError(
-            f"sleep parameters ({given}--sleep-preset {cfg.sleep_preset}) for "
-            f"--hidden {' '.join(map(str, cfg.hidden))}: {exc}"
-        ) from exc
+    for dataset in cfg.datasets:  # one preset per data set without --sleep-preset
+        name = preset_name(cfg, dataset)
+        try:
+            params_from_set(start_params(cfg, dataset), [1.0] * n_layers, model_path)
+        except ValueError as exc:
+            given = "--sleep-params and " if cfg.sleep_params else ""
+            raise ConfigError(
+                f"sleep parameters ({given}--sleep-preset {name}) for "
+                f"--hidden {' '.join(map(str, cfg.hidden))}: {exc}"
+            ) from exc
     if cfg.sleep_steps < 1:
         raise ConfigError("--sleep-steps must be >= 1")
     if cfg.search < 0:
@@ -547,5 +672,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         cfg.model = str(load_model(model_path).path)  # executed once, checked, trial-run
     except ValueError as exc:
         raise ConfigError(f"--model: {exc}") from exc
-    _check_subsets(cfg)
+    if cfg.protocol == "limited":
+        _check_subsets(cfg)
+    else:
+        _check_tasks(cfg)
     return cfg

@@ -558,6 +558,10 @@ def run_experiment(cfg: ExperimentConfig, out: Path, data: dict | None = None) -
     ``cfg.scheduler`` (see :mod:`brainsleep.experiment.scheduler`; Dask workers load the
     data themselves, ``data`` is then unused).
     """
+    if cfg.protocol == "class-incremental":  # its own steps and table: incremental.py
+        from .incremental import run_incremental
+
+        return run_incremental(cfg, out, data)
     if not uses_dask(cfg):
         data = data or load_data(cfg)
 

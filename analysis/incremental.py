@@ -1,0 +1,386 @@
+"""Class-incremental results (``--protocol class-incremental``): forgetting and sleep.
+
+The protocol of Tadros et al., *Nature Communications* 13, 7742 (2022) (the reference's
+``run_class_task_summary.m``; :mod:`brainsleep.experiment.incremental`): tasks of a few
+classes learnt in sequence by one network, with variants ``sequential``, ``sleep``,
+``sleep_finetune`` and ``joint``. A run writes ``incremental.csv``
+(:data:`brainsleep.formats.INCREMENTAL_COLUMNS`), not ``metrics.csv``; this module reads
+it and draws:
+
+- :func:`plot_task_accuracy`: the accuracy on each task after every task of the
+  sequence, one panel per variant, mean and 95 % CI over seeds;
+- :func:`plot_overall_accuracy`: the accuracy on all tasks seen so far, the variants
+  side by side;
+- :func:`final_table`: the accuracy on all tasks after the last one and the mean
+  forgetting per variant, with 95 % CIs (``summary.md``).
+
+``python -m analysis DIR`` calls :func:`write_incremental_report` when ``DIR`` is a
+class-incremental results directory (:func:`is_incremental_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from brainsleep.atomic import atomic_write_bytes
+from brainsleep.formats import (
+    CONFIG_FILE,
+    INCREMENTAL_COLUMNS,
+    INCREMENTAL_CSV,
+    INCREMENTAL_VARIANTS,
+    OVERALL_TASK,
+)
+
+from .claims import LEVEL, Interval, mean_ci
+from .results import ResultsError
+from .style import hide_unused, new_figure, note
+
+__all__ = [
+    "VARIANT_COLORS",
+    "final_markdown",
+    "final_table",
+    "is_incremental_dir",
+    "plot_overall_accuracy",
+    "plot_task_accuracy",
+    "read_incremental",
+    "task_curves",
+    "write_incremental_report",
+]
+
+#: One colour per variant (sleep variants in the stage colours of sleep).
+VARIANT_COLORS: dict[str, str] = {
+    "sequential": "#555555",
+    "sleep": "#1f77b4",
+    "sleep_finetune": "#17becf",
+    "joint": "#9467bd",
+}
+#: Legend names of the variants.
+VARIANT_LABELS: dict[str, str] = {
+    "sequential": "sequential (no sleep)",
+    "sleep": "sleep after each task",
+    "sleep_finetune": "sleep + fine-tune",
+    "joint": "joint (all tasks so far)",
+}
+_KEY = ["dataset", "seed", "variant", "after_task", "task"]
+
+
+def is_incremental_dir(path: str | os.PathLike) -> bool:
+    """True when ``path`` holds a class-incremental run: an ``incremental.csv``, or a
+    ``config.json`` whose configuration has ``protocol = "class-incremental"``."""
+    root = Path(path)
+    if (root / INCREMENTAL_CSV).is_file():
+        return True
+    try:
+        config = json.loads((root / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and (config.get("config") or {}).get("protocol") == (
+        "class-incremental"
+    )
+
+
+def read_incremental(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """``incremental.csv`` of one or more results directories, merged row by row.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Class-incremental results directories.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`~brainsleep.formats.INCREMENTAL_COLUMNS`; ``task`` as str.
+
+    Raises
+    ------
+    ResultsError
+        A directory without a readable ``incremental.csv``, one without rows, or two
+        directories with different values for one (dataset, seed, variant, after_task,
+        task) (the message names it).
+    """
+    frames = []
+    for p in dict.fromkeys(Path(x) for x in paths):
+        path = p / INCREMENTAL_CSV
+        try:
+            df = pd.read_csv(path, dtype={"task": str, "dataset": str, "variant": str})
+        except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+            raise ResultsError(f"cannot read {path}: {exc}") from exc
+        missing = [c for c in (*_KEY, "task_index", "accuracy") if c not in df.columns]
+        if missing:
+            raise ResultsError(f"{path} lacks column(s) {', '.join(missing)}")
+        if df.empty:
+            raise ResultsError(f"{path} has no rows (no task finished yet?)")
+        frames.append(df)
+    if not frames:
+        raise ResultsError("no results directory given")
+    df = pd.concat(frames, ignore_index=True).drop_duplicates()
+    twice = df[df.duplicated(_KEY, keep=False)]
+    if not twice.empty:
+        row = twice.iloc[0]
+        raise ResultsError(
+            f"{row['dataset']} seed {row['seed']} {row['variant']} after task "
+            f"{row['after_task']}, task {row['task']}: different rows in two directories; "
+            "cannot merge them"
+        )
+    return df.reindex(columns=[c for c in INCREMENTAL_COLUMNS if c in df.columns])
+
+
+def _variants(df: pd.DataFrame) -> list[str]:
+    present = set(df["variant"])
+    return [v for v in INCREMENTAL_VARIANTS if v in present] + sorted(
+        present - set(INCREMENTAL_VARIANTS)
+    )
+
+
+def task_curves(df: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
+    """Mean and 95 % CI over seeds of ``value`` per (dataset, variant, after_task, task).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``dataset, variant, after_task, task, task_index, mean, lo, hi, n``
+        (``lo``/``hi`` NaN with one seed).
+    """
+    rows = []
+    keys = ["dataset", "variant", "after_task", "task", "task_index"]
+    for key, g in df.groupby(keys, sort=True):
+        iv = mean_ci(g[value].to_numpy(dtype=float))
+        rows.append(dict(zip(keys, key, strict=True)) | _iv(iv))
+    return pd.DataFrame(rows, columns=[*keys, "mean", "lo", "hi", "n"])
+
+
+def _iv(iv: Interval) -> dict:
+    return {"mean": iv.mean, "lo": iv.lo, "hi": iv.hi, "n": iv.n}
+
+
+def _task_names(df: pd.DataFrame) -> list[tuple[int, str]]:
+    tasks = df[df["task_index"] > 0][["task_index", "task"]].drop_duplicates()
+    return sorted((int(i), str(t)) for i, t in tasks.itertuples(index=False))
+
+
+def _band(ax, x, curve: pd.DataFrame, color: str, label: str, **kw) -> None:
+    ax.plot(x, curve["mean"], marker="o", ms=3, color=color, label=label, **kw)
+    if curve["n"].max() >= 2:
+        ax.fill_between(x, curve["lo"], curve["hi"], color=color, alpha=0.15, lw=0)
+
+
+def _axis(ax, tasks: list[tuple[int, str]]) -> None:
+    ax.set_xticks([i for i, _ in tasks], [f"{i}\n{t}" for i, t in tasks])
+    ax.set_xlabel("after task (classes)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+
+
+def plot_task_accuracy(df: pd.DataFrame, dataset: str) -> Figure:
+    """Test accuracy on each task after every task of the sequence, one panel per variant.
+
+    Each line is one task (its test images), mean over seeds with a 95 % CI band; the
+    dashed black line is the accuracy on the test images of every task seen so far.
+    """
+    sub = df[df["dataset"] == dataset]
+    if sub.empty:
+        raise ValueError(f"no rows for data set {dataset!r}")
+    curves = task_curves(sub)
+    tasks = _task_names(sub)
+    variants = _variants(sub)
+    fig, axes = new_figure(1, len(variants), panel_size=(3.6, 3.4), sharey=True)
+    colors = [f"C{k % 10}" for k in range(len(tasks))]
+    for ax, variant in zip(axes, variants, strict=False):
+        cv = curves[curves["variant"] == variant]
+        for (index, name), color in zip(tasks, colors, strict=True):
+            c = cv[cv["task_index"] == index].sort_values("after_task")
+            _band(ax, c["after_task"], c, color, f"task {name}")
+        c = cv[cv["task"] == OVERALL_TASK].sort_values("after_task")
+        _band(ax, c["after_task"], c, "black", "tasks seen so far", ls="--", lw=2)
+        ax.set_title(VARIANT_LABELS.get(variant, variant), fontsize=10)
+        _axis(ax, tasks)
+        if cv.empty:
+            note(ax, "no rows")
+    axes[0].set_ylabel("test accuracy")
+    axes[0].legend(fontsize=7, loc="best")
+    hide_unused(axes, len(variants))
+    n = sub["seed"].nunique()
+    fig.suptitle(
+        f"{dataset}, class-incremental: accuracy on each task after each task "
+        f"(mean, {100 * LEVEL:.0f} % CI over {n} seed{'s' if n != 1 else ''})",
+        fontsize=11,
+    )
+    return fig
+
+
+def plot_overall_accuracy(df: pd.DataFrame, dataset: str) -> Figure:
+    """Accuracy on the test images of every task seen so far, the variants side by side
+    (mean, 95 % CI over seeds)."""
+    sub = df[(df["dataset"] == dataset) & (df["task"] == OVERALL_TASK)]
+    if sub.empty:
+        raise ValueError(f"no overall rows for data set {dataset!r}")
+    curves = task_curves(sub)
+    fig, (ax,) = new_figure(1, 1, panel_size=(5.2, 3.6))
+    for variant in _variants(sub):
+        c = curves[curves["variant"] == variant].sort_values("after_task")
+        color = VARIANT_COLORS.get(variant, "#000000")
+        _band(ax, c["after_task"], c, color, VARIANT_LABELS.get(variant, variant))
+    _axis(ax, _task_names(df[df["dataset"] == dataset]))
+    ax.set_ylabel("test accuracy, tasks seen so far")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{dataset}, class-incremental (mean, {100 * LEVEL:.0f} % CI)", fontsize=10)
+    return fig
+
+
+def final_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy after the last task and mean forgetting, per data set and variant.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        ``incremental.csv`` rows (:func:`read_incremental`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, variant) in variant order: ``n`` (seeds), ``after_task``
+        (the last task), ``accuracy`` with ``accuracy_lo``/``accuracy_hi`` (the overall
+        row after the last task: all tasks' test images), and ``forgetting`` with
+        ``forgetting_lo``/``forgetting_hi`` (mean over the earlier tasks of their best
+        earlier accuracy minus their last); Student-t 95 % CIs over seeds, NaN bounds
+        with one seed.
+    """
+    cols = ["dataset", "variant", "n", "after_task"] + [
+        f"{v}{s}" for v in ("accuracy", "forgetting") for s in ("", "_lo", "_hi")
+    ]
+    overall = df[df["task"] == OVERALL_TASK]
+    if overall.empty:
+        return pd.DataFrame(columns=cols)
+    last = overall.groupby("dataset")["after_task"].transform("max")
+    final = overall[overall["after_task"] == last]
+    rows = []
+    for dataset in sorted(final["dataset"].unique()):
+        fd = final[final["dataset"] == dataset]
+        for variant in _variants(fd):
+            g = fd[fd["variant"] == variant]
+            acc = mean_ci(g["accuracy"].to_numpy(dtype=float))
+            forgetting = mean_ci(g["forgetting"].to_numpy(dtype=float) if "forgetting" in g else [])
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "variant": variant,
+                    "n": int(g["seed"].nunique()),
+                    "after_task": int(g["after_task"].iloc[0]),
+                    "accuracy": acc.mean,
+                    "accuracy_lo": acc.lo,
+                    "accuracy_hi": acc.hi,
+                    "forgetting": forgetting.mean,
+                    "forgetting_lo": forgetting.lo,
+                    "forgetting_hi": forgetting.hi,
+                }
+            )
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _pct(mean: float, lo: float, hi: float) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{100 * mean:.1f} [-]"
+    return f"{100 * mean:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def final_markdown(table: pd.DataFrame) -> str:
+    """:func:`final_table` as a Markdown table (percent, 95 % CI in brackets)."""
+    lines = [
+        "| data set | variant | seeds | accuracy after the last task, % | mean forgetting, % |",
+        "|---|---|---|---|---|",
+    ]
+    for r in table.itertuples(index=False):
+        lines.append(
+            f"| {r.dataset} | {r.variant} | {r.n} | "
+            f"{_pct(r.accuracy, r.accuracy_lo, r.accuracy_hi)} | "
+            f"{_pct(r.forgetting, r.forgetting_lo, r.forgetting_hi)} |"
+        )
+    return "\n".join(lines)
+
+
+def _slug(text: str) -> str:
+    from .report import slug
+
+    return slug(text)
+
+
+def write_incremental_report(
+    paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike | None = None,
+    *,
+    log: Callable[[str], None] = print,
+):
+    """Figures and ``summary.md`` of class-incremental results directories.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        One or more class-incremental results directories (merged row by row).
+    out_dir : path, optional
+        Figure directory (default ``<first directory>/figures``; required with several).
+    log : callable
+        Receives one line per written, skipped or failed figure.
+
+    Returns
+    -------
+    analysis.report.Report
+        What was written (``incremental_tasks_<dataset>.png``,
+        ``incremental_overall_<dataset>.png``, ``summary.md``).
+
+    Raises
+    ------
+    ResultsError
+        See :func:`read_incremental`.
+    ValueError
+        Several directories and no ``out_dir``.
+    """
+    from .report import _Writer
+
+    paths = list(paths)
+    if out_dir is None and len(paths) > 1:
+        raise ValueError("out_dir is required for results merged from several directories")
+    df = read_incremental(paths)
+    out = Path(out_dir) if out_dir is not None else Path(paths[0]) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    w = _Writer(out, log)
+    for dataset in sorted(df["dataset"].unique()):
+        w.figure(
+            f"incremental_tasks_{_slug(dataset)}.png",
+            lambda d=dataset: plot_task_accuracy(df, d),
+        )
+        w.figure(
+            f"incremental_overall_{_slug(dataset)}.png",
+            lambda d=dataset: plot_overall_accuracy(df, d),
+        )
+    table = final_table(df)
+    n_tasks = int(df["after_task"].max())
+    text = "\n\n".join(
+        [
+            "# Class-incremental learning (the original SRC protocol)",
+            f"Results: {', '.join(str(p) for p in paths)}. {n_tasks} task(s) in sequence; "
+            "each variant evaluated on every task's test images after each task "
+            "(incremental.csv). Forgetting of a task: its best accuracy at an earlier step "
+            f"minus its accuracy after the last task. Mean and Student-t "
+            f"{100 * LEVEL:.0f} % CI over seeds.",
+            final_markdown(table),
+            "Figures: " + ", ".join(p.name for p in w.report.written)
+            if w.report.written
+            else "No figure written.",
+        ]
+    )
+    if w.report.failed:
+        text += "\n\nFailed: " + "; ".join(f"{n}: {m}" for n, m in w.report.failed)
+    summary = atomic_write_bytes(out / "summary.md", (text + "\n").encode("utf-8"))
+    w.report.summary = summary
+    log(f"wrote {summary}")
+    return w.report
