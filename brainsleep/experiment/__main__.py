@@ -24,6 +24,7 @@ from .config import (
     ConfigError,
     ExperimentConfig,
     load_sleep_params_file,
+    parse_input_options,
     parse_prefs,
     validate,
 )
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     from brainsleep.models.presets import PRESETS
     from brainsleep.names import RECIPE_NAMES, REMEDY_NAMES
     from brainsleep.sleep import DEVICE_NAMES
+    from brainsleep.sleep.inputs import SLEEP_INPUTS
 
     p = argparse.ArgumentParser(
         prog="python -m brainsleep.experiment",
@@ -116,6 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
             f"class-incremental: {INCREMENTAL_SLEEP_STEPS} after the first task, a third "
             "of it longer after each further task, as the reference)"
         ),
+    )
+    g.add_argument(
+        "--sleep-input",
+        default=D.sleep_input,
+        metavar="NAME",
+        help=f"what the network sleeps on, {one_of(SLEEP_INPUTS)}: masked-mean is the "
+        "reference's (a patch of the mean training image at a random place each step), "
+        "mean the whole mean image, samples a random training image per window, "
+        "class-means the mean image of a random class per window, noise a uniform "
+        "intensity (no data)",
+    )
+    g.add_argument(
+        "--sleep-input-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the sleep input, repeatable: patch (masked-mean), every and "
+        "pool_size (samples), every and classes (class-means), level (noise)",
     )
     g.add_argument(
         "--search",
@@ -385,6 +405,8 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
             if args.sleep_steps is not None
             else (INCREMENTAL_SLEEP_STEPS if incremental else D.sleep_steps)
         ),
+        sleep_input=args.sleep_input,
+        sleep_input_options=parse_input_options(args.sleep_input_option),
         search=args.search,
         finetune_epochs=args.finetune_epochs,
         strong=args.strong,
@@ -456,7 +478,8 @@ def _cuda_build_only(cfg: ExperimentConfig) -> str:
     """Without a GPU: generate and compile the cuda project, then say why we stop."""
     import numpy as np
 
-    from brainsleep.sleep import MaskedMeanImage, SleepEngine, resolve_record_layers
+    from brainsleep.sleep import SleepEngine, resolve_record_layers
+    from brainsleep.sleep.inputs import make_sleep_input
     from brainsleep.sleep.network import NetworkSpec
     from brainsleep.sleep.params import DT
 
@@ -464,7 +487,10 @@ def _cuda_build_only(cfg: ExperimentConfig) -> str:
     engine.device.check_available()
     sizes = (784, *cfg.hidden, 10)
     # The structure the pipeline's sleep will have; the image values come per run.
-    inputs = MaskedMeanImage(np.zeros((28, 28)), cfg.sleep_steps)
+    images, labels = np.zeros((10, 784)), np.arange(10)
+    inputs = make_sleep_input(
+        cfg.sleep_input, images, labels, cfg.sleep_steps, **cfg.sleep_input_options
+    )
     record = resolve_record_layers(cfg.record_spikes, len(sizes) - 1)
     build = engine.prepare(NetworkSpec.for_inputs(sizes, inputs, DT, record)).build
     return (

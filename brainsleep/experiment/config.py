@@ -88,6 +88,9 @@ class ExperimentConfig:
     sleep_preset: str | None = "reduced_mnist_10ep"
     sleep_params: dict | None = None  # from --sleep-params FILE
     sleep_steps: int = 20_000
+    # what the network sleeps on (brainsleep.sleep.inputs.SLEEP_INPUTS) and its options
+    sleep_input: str = "masked-mean"
+    sleep_input_options: dict = field(default_factory=dict)
     search: int = 0
     finetune_epochs: int = 2
     strong: bool = False
@@ -127,6 +130,12 @@ class ExperimentConfig:
             # No remedy trains exactly as before the field existed: the same fingerprint,
             # so results directories made earlier stay valid.
             d.pop("remedies", None)
+        if d.get("sleep_input", "masked-mean") == "masked-mean" and not d.get(
+            "sleep_input_options"
+        ):
+            # Likewise the reference's input with its default options.
+            d.pop("sleep_input", None)
+            d.pop("sleep_input_options", None)
         if d.get("protocol", "limited") == "limited":
             # Likewise the default protocol (its tasks and task_size are always None).
             for name in ("protocol", "tasks", "task_size"):
@@ -171,6 +180,42 @@ def _parse_pref(text: str):
     except json.JSONDecodeError:
         parsed = value
     return key.strip(), parsed
+
+
+def parse_input_options(items: list[str] | None) -> dict:
+    """``["every=5", "level=0.1"]`` (``--sleep-input-option``) -> dict, values as JSON."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--sleep-input-option {item!r}: expected KEY=VALUE, e.g. every=5")
+        key, value = _parse_pref(item)
+        if key in out:
+            raise ConfigError(f"--sleep-input-option: {key} is given twice")
+        out[key] = value
+    return out
+
+
+def _check_sleep_input(cfg: ExperimentConfig) -> None:
+    """``--sleep-input`` and its options, checked by building the input on stand-in data
+    (ten grey images, one per class): the same errors as the real data would give."""
+    import numpy as np
+
+    from brainsleep.sleep.inputs import SLEEP_INPUTS, make_sleep_input
+
+    if cfg.sleep_input not in SLEEP_INPUTS:
+        raise ConfigError(
+            f"--sleep-input {cfg.sleep_input}: unknown; one of {', '.join(SLEEP_INPUTS)}"
+        )
+    try:
+        make_sleep_input(
+            cfg.sleep_input,
+            np.full((N_CLASSES, N_PIXELS), 0.5),
+            np.arange(N_CLASSES),
+            cfg.sleep_steps,
+            **cfg.sleep_input_options,
+        )
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"--sleep-input {cfg.sleep_input}: {exc}") from exc
 
 
 def parse_prefs(items: list[str] | None) -> dict:
@@ -600,6 +645,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if cfg.recipe not in RECIPE_NAMES:
         raise ConfigError(f"unknown recipe {cfg.recipe!r}; known: {', '.join(RECIPE_NAMES)}")
     _check_remedies(cfg)
+    _check_sleep_input(cfg)
     if cfg.epochs is not None and cfg.epochs < 1:
         raise ConfigError("--epochs must be >= 1")
     _check_protocol(cfg)

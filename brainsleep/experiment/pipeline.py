@@ -54,12 +54,12 @@ from brainsleep.formats import (
 )
 from brainsleep.normalize import alphas_for_model
 from brainsleep.sleep import (
-    MaskedMeanImage,
     ModelNumericsError,
     SleepEngine,
     save_spikes,
     spike_counts,
 )
+from brainsleep.sleep.inputs import make_sleep_input
 from brainsleep.sleep.params import params_from_set
 from brainsleep.subsets import make_subset
 
@@ -307,7 +307,10 @@ class CellRunner:
     def _sleep(self, model: ann.MLP, p: dict, record: str, progress: bool = False):
         norm = alphas_for_model(model, self.x)
         params = params_from_set(p, norm.alphas, self.engine.model)
-        inputs = MaskedMeanImage.from_images(self.x, n_steps=self.cfg.sleep_steps)
+        cfg = self.cfg
+        inputs = make_sleep_input(
+            cfg.sleep_input, self.x, self.y, cfg.sleep_steps, **cfg.sleep_input_options
+        )
         res = self.engine.run(
             ann.get_weights(model),
             inputs,

@@ -9,16 +9,26 @@ are split by how often they change, because a compiled build is reused across ru
 - :meth:`SleepInput.run_values`: per-pixel values of one run (run arguments);
 - :meth:`SleepInput.timed_values`: per-step values of one run (TimedArray contents).
 
-Kinds: :class:`ArrayInput` (an explicit (T, n_in) array) and :class:`MaskedMeanImage`
+Kinds: :class:`ArrayInput` (an explicit (T, n_in) array), :class:`MaskedMeanImage`
 (the reference's masked mean image, ``create_masked_input.m``: only the mean image and
 two integers per step are stored, so a 20 000-step input never exists as a T x 784
-array). A plain (T, n_in) array passed to the engine becomes an :class:`ArrayInput`.
+array), :class:`ImageSequence` (SNN evaluation) and the sleep inputs of issue 14, none
+of which stores a (T, n_in) array either: :class:`MeanImage` (the whole mean image every
+step), :class:`SampledImages` (a random training image per window, from a pool),
+:class:`ClassMeanImages` (the mean image of a random class per window) and
+:class:`UniformNoise` (the same intensity on every pixel). A plain (T, n_in) array passed
+to the engine becomes an :class:`ArrayInput`.
+
+The sleep inputs an experiment can choose by name are :data:`SLEEP_INPUTS`, built from
+the training data by :func:`make_sleep_input`.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -30,6 +40,8 @@ from brainsleep.models.inputs import INPUT_KINDS
 # reference's uniforms never share random numbers.
 WINDOW_STREAM = 1
 UNIFORM_STREAM = 2
+# The pool inputs' random choices (which images form the pool, which row each window shows).
+INDEX_STREAM = 3
 
 
 class SleepInput(ABC):
@@ -332,10 +344,510 @@ class ImageSequence(SleepInput):
         return cls(np.zeros((n_steps // window, n_inputs)), window)
 
 
+# ------------------------------------------------------------- sleep inputs (issue 14)
+
+#: Default number of training images in the pool of :class:`SampledImages`.
+DEFAULT_POOL_SIZE = 1000
+
+
+def _check_steps(n_steps) -> int:
+    """``n_steps`` as an int, or ValueError unless it is a positive integer."""
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int | np.integer) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    return int(n_steps)
+
+
+def _check_count(name: str, value, what: str) -> int:
+    """``value`` as an int, or ValueError unless it is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1 ({what}), got {value!r}")
+    return int(value)
+
+
+def _flat_images(images, what: str = "images") -> np.ndarray:
+    """Images (N, n_in) or (N, height, width) as a checked (N, n_in) array, N > 0.
+
+    The dtype is kept (no float64 copy of a whole training set); rows are converted
+    when they are used.
+    """
+    x = np.asarray(images)
+    if x.ndim == 3:
+        x = x.reshape(len(x), -1)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(
+            f"{what} must be (N, n_in) or (N, height, width) with N > 0, got shape {x.shape}; "
+            "an empty set of images gives no sleep input"
+        )
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ValueError(f"{what} must be numeric, got dtype {x.dtype}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{what} contain NaN or inf")
+    if x.min() < 0:
+        raise ValueError(f"{what} have negative intensities; inputs must be >= 0")
+    return x
+
+
+@dataclass(frozen=True, eq=False)
+class MeanImage(SleepInput):
+    """The whole mean training image at every step (kind ``mean``).
+
+    Pixel ``i`` has intensity ``mean_image[i]`` at every step, so it spikes with
+    probability ``min(1, 2 dt max_rate mean_image[i])`` per step: the reference's input
+    without its 11 x 11 window.
+
+    Parameters
+    ----------
+    mean_image : ndarray, shape (n_in,) or (height, width)
+        Mean training image, intensities >= 0 (in [0, 1] for images); stored flat,
+        row-major (the pixel order of the network's input layer).
+    n_steps : int
+        Number of sleep steps T.
+
+    Notes
+    -----
+    Per run: the mean image as the per-pixel variable ``mean_px`` (n_in float64). No
+    timed data; the structure is (T, n_in) only.
+
+    Raises
+    ------
+    ValueError
+        Empty image, NaN, inf or negative intensities, or ``n_steps`` < 1.
+    """
+
+    mean_image: np.ndarray
+    n_steps: int
+    kind: ClassVar[str] = "mean"
+
+    def __post_init__(self) -> None:
+        img = np.asarray(self.mean_image, dtype=np.float64)
+        if img.ndim not in (1, 2) or img.size == 0:
+            raise ValueError(f"mean_image must be (n_in,) or (height, width), got {img.shape}")
+        if not np.all(np.isfinite(img)) or img.min() < 0:
+            raise ValueError("mean_image contains NaN, inf or negative intensities")
+        object.__setattr__(self, "mean_image", img.ravel())
+        object.__setattr__(self, "n_steps", _check_steps(self.n_steps))
+
+    @classmethod
+    def from_images(cls, images: np.ndarray, n_steps: int) -> MeanImage:
+        """Mean image of a training set given as (N, n_in) or (N, height, width)."""
+        return cls(_flat_images(images).mean(axis=0, dtype=np.float64), n_steps)
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.mean_image.size)
+
+    def structure(self) -> dict:
+        return {}
+
+    def run_values(self) -> dict[str, np.ndarray]:
+        return {"mean_px": self.mean_image}
+
+    def timed_values(self, seed: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def to_array(self, seed: int) -> np.ndarray:
+        return np.tile(self.mean_image, (self.n_steps, 1))
+
+    def frames(self, seed: int) -> Iterator[np.ndarray]:
+        for _ in range(self.n_steps):
+            yield self.mean_image
+
+    @classmethod
+    def placeholder(cls, n_inputs: int, n_steps: int, structure: dict) -> MeanImage:
+        return cls(np.zeros(n_inputs), n_steps)
+
+
+class PoolInput(SleepInput):
+    """Shared mechanics of the pool kinds: M images and one pool row per window.
+
+    Every window of ``every`` steps shows one row of a pool of M images; the last
+    window may be shorter. The data of one run are two TimedArrays (``models/inputs.py``,
+    ``_POOL``): ``pool_images`` (M, n_in) float64 and ``pool_index`` (ceil(T / every),)
+    row numbers, stored as float64. Their total size is M * n_in + ceil(T / every),
+    never T * n_in. Subclasses say which images form the pool and how rows are drawn
+    (:meth:`draw`); the same draw feeds every device, so all of them see the same
+    images in the same windows.
+    """
+
+    every: int
+
+    @property
+    def n_windows(self) -> int:
+        """Number of windows K = ceil(T / every)."""
+        return math.ceil(self.n_steps / self.every)
+
+    @abstractmethod
+    def draw(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The pool (M, n_in) float64 and each window's pool row, int64 (K,), of a run."""
+
+    def timed_values(self, seed: int) -> dict[str, np.ndarray]:
+        pool, index = self.draw(seed)
+        return {"pool_images": pool, "pool_index": index.astype(np.float64)}
+
+    def timed_steps(self) -> dict[str, int]:
+        # pool_images is read at time (row * dt), so its dt is the clock's.
+        return {"pool_images": 1, "pool_index": self.every}
+
+    def to_array(self, seed: int) -> np.ndarray:
+        pool, index = self.draw(seed)
+        return pool[np.repeat(index, self.every)[: self.n_steps]]
+
+    def frames(self, seed: int) -> Iterator[np.ndarray]:
+        pool, index = self.draw(seed)
+        for step in range(self.n_steps):
+            yield pool[index[step // self.every]]
+
+
+@dataclass(frozen=True, eq=False)
+class SampledImages(PoolInput):
+    """A random training image per window of ``every`` steps (kind ``samples``).
+
+    Parameters
+    ----------
+    images : ndarray, shape (N, n_in) or (N, height, width)
+        Training images, intensities >= 0 (in [0, 1]); flattened row-major.
+    n_steps : int
+        Number of sleep steps T.
+    every : int
+        Steps per window (1: a new image every step).
+    pool_size : int
+        Rows M of the pool, a fixed part of the compiled structure (so one build serves
+        every training set of any size).
+
+    Notes
+    -----
+    Per run (:meth:`draw`, seeded by the run's seed): if N <= M the pool is every
+    training image (rows N .. M - 1 are zeros, never shown) and each window shows one of
+    the N images uniformly at random; if N > M the pool is M distinct images drawn
+    without replacement and each window shows one of those uniformly. Every window's
+    image is then uniform over the N images, but with N > M two windows repeat an image
+    more often than fully independent draws would. Data: M * n_in + ceil(T / every)
+    float64 (1000 x 784 + 20 000 numbers, 6.4 MB, for the reference's T).
+
+    Raises
+    ------
+    ValueError
+        No images, NaN, inf or negative intensities, ``n_steps``, ``every`` or
+        ``pool_size`` < 1.
+    """
+
+    images: np.ndarray
+    n_steps: int
+    every: int = 1
+    pool_size: int = DEFAULT_POOL_SIZE
+    kind: ClassVar[str] = "samples"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "images", _flat_images(self.images, "the sample pool images"))
+        object.__setattr__(self, "n_steps", _check_steps(self.n_steps))
+        object.__setattr__(self, "every", _check_count("every", self.every, "steps per image"))
+        object.__setattr__(
+            self, "pool_size", _check_count("pool_size", self.pool_size, "images in the pool")
+        )
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.images.shape[1])
+
+    def structure(self) -> dict:
+        return {"every": self.every, "pool_size": self.pool_size}
+
+    def draw(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([seed, INDEX_STREAM])
+        n, m = len(self.images), self.pool_size
+        pool = np.zeros((m, self.n_inputs))
+        if n <= m:
+            pool[:n] = self.images
+        else:
+            pool[:] = self.images[np.sort(rng.choice(n, size=m, replace=False))]
+        return pool, rng.integers(0, min(n, m), size=self.n_windows)
+
+    @classmethod
+    def placeholder(cls, n_inputs: int, n_steps: int, structure: dict) -> SampledImages:
+        m = structure["pool_size"]
+        return cls(np.zeros((m, n_inputs)), n_steps, structure["every"], m)
+
+
+@dataclass(frozen=True, eq=False)
+class ClassMeanImages(PoolInput):
+    """The mean image of a random class per window of ``every`` steps (kind ``class-means``).
+
+    Parameters
+    ----------
+    class_means : ndarray, shape (C, n_in)
+        Mean image of each class, intensities >= 0 (in [0, 1]).
+    n_steps : int
+        Number of sleep steps T.
+    every : int
+        Steps per window (1: a new class every step).
+    labels : tuple, optional
+        The class label of each row (default 0 .. C - 1); for reports only.
+
+    Notes
+    -----
+    Per run (:meth:`draw`): the pool is the C class means and each window's class is
+    uniform over the C classes (not weighted by class frequency, so a rare class of
+    unbalanced data is replayed as often as the others). Data: C * n_in +
+    ceil(T / every) float64.
+
+    Raises
+    ------
+    ValueError
+        No class, NaN, inf or negative intensities, ``n_steps`` or ``every`` < 1, or
+        ``labels`` not one per class.
+    """
+
+    class_means: np.ndarray
+    n_steps: int
+    every: int = 1
+    labels: tuple = ()
+    kind: ClassVar[str] = "class-means"
+
+    def __post_init__(self) -> None:
+        means = np.asarray(_flat_images(self.class_means, "class_means"), dtype=np.float64)
+        object.__setattr__(self, "class_means", means)
+        object.__setattr__(self, "n_steps", _check_steps(self.n_steps))
+        object.__setattr__(self, "every", _check_count("every", self.every, "steps per class"))
+        labels = tuple(self.labels) or tuple(range(len(means)))
+        if len(labels) != len(means):
+            raise ValueError(f"{len(labels)} labels for {len(means)} class means")
+        object.__setattr__(self, "labels", labels)
+
+    @classmethod
+    def from_labelled(
+        cls, images: np.ndarray, labels: np.ndarray, n_steps: int, every: int = 1, classes=None
+    ) -> ClassMeanImages:
+        """Class means of labelled training images.
+
+        Parameters
+        ----------
+        images : ndarray, shape (N, n_in) or (N, height, width)
+            Training images.
+        labels : ndarray, shape (N,)
+            Integer class label of each image.
+        n_steps, every
+            As for the class.
+        classes : iterable of int, optional
+            The classes to replay (default: every class present in ``labels``).
+
+        Raises
+        ------
+        ValueError
+            No labels, labels not one per image, or a chosen class without images.
+        """
+        x = _flat_images(images)
+        if labels is None:
+            raise ValueError("the class-means sleep input needs the training labels")
+        y = np.asarray(labels)
+        if y.ndim != 1 or len(y) != len(x):
+            raise ValueError(f"labels must be (N,) = ({len(x)},), got shape {y.shape}")
+        chosen = np.unique(y) if classes is None else np.asarray(list(classes))
+        if chosen.size == 0:
+            raise ValueError("no class to replay: classes is empty")
+        means = []
+        for c in chosen:
+            rows = y == c
+            if not rows.any():
+                raise ValueError(f"class {c.item()!r} has no training image")
+            means.append(x[rows].mean(axis=0, dtype=np.float64))
+        return cls(np.stack(means), n_steps, every, tuple(c.item() for c in chosen))
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.class_means.shape[1])
+
+    def structure(self) -> dict:
+        return {"every": self.every, "n_classes": len(self.class_means)}
+
+    def draw(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([seed, INDEX_STREAM])
+        return self.class_means, rng.integers(0, len(self.class_means), size=self.n_windows)
+
+    @classmethod
+    def placeholder(cls, n_inputs: int, n_steps: int, structure: dict) -> ClassMeanImages:
+        return cls(np.zeros((structure["n_classes"], n_inputs)), n_steps, structure["every"])
+
+
+@dataclass(frozen=True, eq=False)
+class UniformNoise(SleepInput):
+    """The same intensity ``level`` on every pixel at every step (kind ``noise``).
+
+    Each pixel spikes independently with probability ``min(1, 2 dt max_rate level)``
+    per step: input without any image structure.
+
+    Parameters
+    ----------
+    level : float
+        Intensity of every pixel, in [0, 1].
+    n_inputs : int
+        Number of input pixels n_in.
+    n_steps : int
+        Number of sleep steps T.
+
+    Notes
+    -----
+    Per run: one number, the shared variable ``noise_level``; no data per pixel or step.
+
+    Raises
+    ------
+    ValueError
+        ``level`` not a number in [0, 1], or ``n_inputs`` or ``n_steps`` < 1.
+    """
+
+    level: float
+    n_inputs: int
+    n_steps: int
+    kind: ClassVar[str] = "noise"
+
+    def __post_init__(self) -> None:
+        try:
+            level = float(self.level)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"noise level must be a number in [0, 1], got {self.level!r}"
+            ) from None
+        if not 0.0 <= level <= 1.0:  # NaN fails too
+            raise ValueError(f"noise level must be in [0, 1], got {self.level!r}")
+        object.__setattr__(self, "level", level)
+        object.__setattr__(self, "n_inputs", _check_count("n_inputs", self.n_inputs, "pixels"))
+        object.__setattr__(self, "n_steps", _check_steps(self.n_steps))
+
+    def structure(self) -> dict:
+        return {}
+
+    def run_values(self) -> dict[str, np.ndarray]:
+        return {"noise_level": np.float64(self.level)}
+
+    def timed_values(self, seed: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def to_array(self, seed: int) -> np.ndarray:
+        return np.full((self.n_steps, self.n_inputs), self.level)
+
+    def frames(self, seed: int) -> Iterator[np.ndarray]:
+        frame = np.full(self.n_inputs, self.level)
+        for _ in range(self.n_steps):
+            yield frame
+
+    @classmethod
+    def placeholder(cls, n_inputs: int, n_steps: int, structure: dict) -> UniformNoise:
+        return cls(0.0, n_inputs, n_steps)
+
+
 #: Every input kind by its name in ``models/inputs.py``.
 INPUT_CLASSES: dict[str, type[SleepInput]] = {
-    c.kind: c for c in (ArrayInput, MaskedMeanImage, ImageSequence)
+    c.kind: c
+    for c in (
+        ArrayInput,
+        MaskedMeanImage,
+        ImageSequence,
+        MeanImage,
+        SampledImages,
+        ClassMeanImages,
+        UniformNoise,
+    )
 }
+
+
+# ------------------------------------------------- sleep inputs by name (the factory)
+
+
+def _masked_mean_input(x_train, y_train, n_steps, *, patch: int = 11) -> SleepInput:
+    return MaskedMeanImage.from_images(x_train, n_steps, patch)
+
+
+def _mean_input(x_train, y_train, n_steps) -> SleepInput:
+    return MeanImage.from_images(_flat_images(x_train, "x_train"), n_steps)
+
+
+def _samples_input(
+    x_train, y_train, n_steps, *, every: int = 1, pool_size: int = DEFAULT_POOL_SIZE
+) -> SleepInput:
+    return SampledImages(_flat_images(x_train, "x_train"), n_steps, every, pool_size)
+
+
+def _class_means_input(x_train, y_train, n_steps, *, every: int = 1, classes=None) -> SleepInput:
+    return ClassMeanImages.from_labelled(x_train, y_train, n_steps, every, classes)
+
+
+def _noise_input(x_train, y_train, n_steps, *, level: float | None = None) -> SleepInput:
+    x = _flat_images(x_train, "x_train")
+    # Default: the mean pixel value of the training set (of its mean image), so that the
+    # noise drives the input layer with as many spikes per step as the ``mean`` input
+    # (sum of intensities equal) and differs from it only by having no image structure.
+    # A fixed 0.5 would be about 4x the drive of the MNIST mean image (mean pixel ~0.13).
+    if level is None:
+        level = float(x.mean(dtype=np.float64))
+    return UniformNoise(level, x.shape[1], n_steps)
+
+
+#: Sleep inputs an experiment can choose, by name: each builds a :class:`SleepInput` from
+#: the training images (N, n_in) or (N, h, w), their labels (N,) and T, with the options
+#: its keyword-only arguments name (:func:`sleep_input_options`).
+SLEEP_INPUTS: dict[str, Callable[..., SleepInput]] = {
+    "masked-mean": _masked_mean_input,  # the reference's input
+    "mean": _mean_input,
+    "samples": _samples_input,
+    "class-means": _class_means_input,
+    "noise": _noise_input,
+}
+#: The reference's input, the default.
+DEFAULT_SLEEP_INPUT = "masked-mean"
+
+
+def sleep_input_options(name: str) -> dict[str, object]:
+    """The options of sleep input ``name`` and their defaults (None: data-dependent).
+
+    Raises
+    ------
+    ValueError
+        An unknown name; the message lists the known ones.
+    """
+    if name not in SLEEP_INPUTS:
+        raise ValueError(f"unknown sleep input {name!r}; choose one of {', '.join(SLEEP_INPUTS)}")
+    params = inspect.signature(SLEEP_INPUTS[name]).parameters.values()
+    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def make_sleep_input(
+    name: str, x_train: np.ndarray, y_train: np.ndarray | None, n_steps: int, **options
+) -> SleepInput:
+    """The sleep input ``name`` (a key of :data:`SLEEP_INPUTS`) of a training set.
+
+    Parameters
+    ----------
+    name : str
+        ``masked-mean`` (default; option ``patch``, 11), ``mean``, ``samples`` (options
+        ``every``, 1, and ``pool_size``, 1000), ``class-means`` (options ``every``, 1,
+        and ``classes``, all present) or ``noise`` (option ``level``, default the mean
+        pixel value of ``x_train``).
+    x_train : ndarray, shape (N, n_in) or (N, height, width)
+        Training images, intensities in [0, 1]; pixels in the input layer's order.
+    y_train : ndarray, shape (N,), or None
+        Integer labels; needed by ``class-means`` only.
+    n_steps : int
+        Number of sleep steps T.
+    **options
+        The input's options (:func:`sleep_input_options`).
+
+    Returns
+    -------
+    SleepInput
+
+    Raises
+    ------
+    ValueError
+        Unknown name or option, or bad data or option values (the message says which).
+    """
+    accepted = sleep_input_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        known = ", ".join(accepted) or "none"
+        raise ValueError(
+            f"sleep input {name!r} has no option {', '.join(map(repr, unknown))} "
+            f"(its options: {known})"
+        )
+    return SLEEP_INPUTS[name](x_train, y_train, n_steps, **options)
 
 
 def as_input(inputs: SleepInput | np.ndarray, n_in: int) -> SleepInput:
