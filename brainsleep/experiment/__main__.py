@@ -26,6 +26,7 @@ from .config import (
     load_sleep_params_file,
     parse_input_options,
     parse_prefs,
+    parse_sleep_param_overrides,
     validate,
 )
 
@@ -107,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON object of sleep parameters by the names the model declares (e.g. "
         '{"max_rate": 50, "v_thresh": [30, 7, 30], "alpha_scale": 10}); overrides the '
         "preset name by name",
+    )
+    g.add_argument(
+        "--sleep-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one sleep parameter, repeatable (e.g. max_rate=30, v_thresh=[30,7,30]); "
+        "overrides --sleep-params and the preset name by name: sweeps in study specs",
     )
     g.add_argument(
         "--sleep-steps",
@@ -354,6 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sleep_params(args: argparse.Namespace) -> dict | None:
+    """``--sleep-params FILE`` with the ``--sleep-param NAME=VALUE`` overrides on top."""
+    params = load_sleep_params_file(args.sleep_params) if args.sleep_params else {}
+    params.update(parse_sleep_param_overrides(args.sleep_param))
+    return params or None
+
+
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     """The validated configuration of parsed arguments.
 
@@ -399,7 +415,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         sleep_preset=(
             args.sleep_preset if args.sleep_preset is not None or incremental else D.sleep_preset
         ),
-        sleep_params=load_sleep_params_file(args.sleep_params) if args.sleep_params else None,
+        sleep_params=_sleep_params(args),
         sleep_steps=(
             args.sleep_steps
             if args.sleep_steps is not None

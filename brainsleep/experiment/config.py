@@ -275,18 +275,47 @@ def load_sleep_params_file(path: str) -> dict:
         raise ConfigError(f"--sleep-params {path}: not valid JSON ({exc})") from exc
     if not isinstance(d, dict) or not d:
         raise ConfigError(f"--sleep-params {path}: give a JSON object of parameters by name")
+    _check_param_values(d, f"--sleep-params {path}")
+    return d
+
+
+def _check_param_values(d: dict, where_: str) -> None:
+    """Every value finite and a number or a list of numbers (one per weight layer)."""
     bad = _non_finite(d)
     if bad:
         where, value = bad[0]
-        raise ConfigError(f"--sleep-params {path}: {where} is {value}; give finite numbers")
+        raise ConfigError(f"{where_}: {where} is {value}; give finite numbers")
     for key, value in d.items():
         numbers_ = value if isinstance(value, list) else [value]
         if not numbers_ or not all(is_number(v) for v in numbers_):
             raise ConfigError(
-                f"--sleep-params {path}: {key} must be a number or a list of numbers "
+                f"{where_}: {key} must be a number or a list of numbers "
                 f"(one per weight layer), got {value!r}"
             )
-    return d
+
+
+def parse_sleep_param_overrides(items: list[str] | None) -> dict:
+    """``--sleep-param NAME=VALUE`` items -> dict (``max_rate=30``, ``v_thresh=[30,7,30]``).
+
+    They override ``--sleep-params FILE`` and the preset name by name; names and bounds are
+    checked against the model in :func:`validate`.
+
+    Raises
+    ------
+    ConfigError
+        Not ``NAME=VALUE``, a name given twice, or a value that is not a finite number or
+        a JSON list of numbers.
+    """
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--sleep-param {item!r}: expected NAME=VALUE, e.g. max_rate=30")
+        key, value = _parse_pref(item)
+        if key in out:
+            raise ConfigError(f"--sleep-param: {key} is given twice")
+        out[key] = value
+    _check_param_values(out, "--sleep-param")
+    return out
 
 
 def preset_name(cfg: ExperimentConfig, dataset: str | None = None) -> str:
