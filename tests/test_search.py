@@ -230,3 +230,41 @@ def test_pipeline_imbalanced_search_balanced_score_journal_in_cell_resumes(
     used = json.loads((cell / "sleep_params.json").read_text())["params"]
     assert used["max_rate"] == pytest.approx(START["max_rate"])
     assert not list(Path(out).rglob("*.tmp"))
+
+
+def test_a_process_killed_holding_the_journal_lock_does_not_block_the_next(tmp_path):
+    """The case that stalled a study: a search interrupted while writing its journal left
+    Optuna's symlink lock behind, and the resumed run retried it forever. The journal lock
+    is an OS lock now: the kernel releases it with the process."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    journal = tmp_path / search.JOURNAL
+    run_search(START, 2, 1, objective, journal, key="k", progress=False)
+    holder = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from brainsleep.experiment import search\n"
+        "storage = search._storage(Path(sys.argv[1]))\n"
+        "storage._backend._lock.acquire()\n"  # what a write in progress holds
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    # a relative journal path, as the experiment passes it (results/<run>/cells/...)
+    rel = os.path.relpath(journal)
+    died = subprocess.run([sys.executable, "-c", holder, rel], timeout=60)
+    assert died.returncode == -signal.SIGKILL
+    resume = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from tests.test_search import START, objective, run_search\n"
+        "best, history = run_search(START, 3, 1, objective, Path(sys.argv[1]),"
+        " key='k', progress=False)\n"
+        "print(len(history))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", resume, rel], timeout=60, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "3"

@@ -235,11 +235,37 @@ def _repair_journal(path: Path) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
+class JournalLock:
+    """The journal's writer lock: an OS file lock (``filelock``), released when its process
+    dies, so a killed search never leaves a lock that the next run waits on.
+
+    Optuna's own file locks (symlink or exclusive-open) are files whose existence is the
+    lock: a process killed while holding one leaves it behind. With a relative journal
+    path the symlink lock's stale-lock check cannot even stat its target (the link is
+    resolved from its own directory), and the next run retried it forever. Duck-types
+    Optuna's ``BaseJournalFileLock`` (``acquire`` / ``release``), which Optuna does not
+    export.
+    """
+
+    def __init__(self, journal: Path):
+        from filelock import FileLock
+
+        self._lock = FileLock(str(journal) + ".flock")
+
+    def acquire(self) -> bool:
+        self._lock.acquire()
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
+
+
 def _storage(path: Path) -> optuna.storages.JournalStorage:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    return JournalStorage(JournalFileBackend(str(path)))
+    path = Path(path).resolve()
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalLock(path)))
 
 
 def open_study(path: Path, key: str) -> optuna.Study:
