@@ -336,11 +336,20 @@ def _rows(
     return table.sort_index().reset_index()
 
 
+def percent(fraction: float) -> str:
+    """A training fraction as a percentage with 3 significant digits: ``8.33 %``."""
+    return f"{100 * fraction:.3g} %"
+
+
+def _settings(n: int) -> str:
+    return f"{n} setting{'' if n == 1 else 's'}"
+
+
 def _where(rows: pd.DataFrame, mask: pd.Series) -> str:
     """Name the settings / data sets / fractions of the rows in ``mask``, briefly."""
     parts = []
     for (setting, dataset, imb), g in rows[mask].groupby(["setting", "dataset", "imbalance"]):
-        fr = ", ".join(f"{100 * f:g} %" for f in sorted(g["fraction"]))
+        fr = ", ".join(percent(f) for f in sorted(g["fraction"]))
         extra = "" if imb == "none" else f" imbalance {imb}"
         parts.append(f"{setting} on {dataset}{extra} at {fr}")
     return "; ".join(parts)
@@ -353,10 +362,18 @@ def _verdict(rows: pd.DataFrame, ok: pd.Series, what: str) -> tuple[str, str]:
     n_ok, n = int(ok.sum()), len(rows)
     what = what[:1].upper() + what[1:]
     if n_ok == n:
-        return "supported", f"{what} in all {n} settings tested."
+        return (
+            "supported",
+            f"{what} in {'the one setting' if n == 1 else f'all {n} settings'} tested.",
+        )
     if n_ok == 0:
+        if n == 1:
+            return (
+                "not supported",
+                f"Not so in the one setting tested ({what[:1].lower()}{what[1:]}).",
+            )
         return "not supported", f"{what} in none of the {n} settings tested."
-    return f"only when {_where(rows, ok)}", f"{what} in {n_ok} of {n} settings tested."
+    return f"only when {_where(rows, ok)}", f"{what} in {n_ok} of {_settings(n)} tested."
 
 
 def _cell(iv: Interval | float, scale: float = 100.0, sign: bool = True) -> str:
@@ -570,7 +587,7 @@ def _table(
     """Text table: setting, data set, imbalance, fraction, seeds, effects, outcome."""
     signed = signed or {}
     out = rows[_KEYS].copy()
-    out["fraction"] = [f"{100 * f:g} %" for f in rows["fraction"]]
+    out["fraction"] = [percent(f) for f in rows["fraction"]]
     out["seeds"] = [_seeds(r, list(cols)) for _, r in rows.iterrows()]
     for c in cols:
         sign = signed.get(c, not (c.startswith("baseline") or c == "baseline"))
