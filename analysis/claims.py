@@ -341,8 +341,9 @@ def percent(fraction: float) -> str:
     return f"{100 * fraction:.3g} %"
 
 
-def _settings(n: int) -> str:
-    return f"{n} setting{'' if n == 1 else 's'}"
+def _cases(n: int) -> str:
+    """``n cases``: a case is one setting, data set, imbalance and fraction."""
+    return f"{n} case{'' if n == 1 else 's'}"
 
 
 def _where(rows: pd.DataFrame, mask: pd.Series) -> str:
@@ -364,16 +365,16 @@ def _verdict(rows: pd.DataFrame, ok: pd.Series, what: str) -> tuple[str, str]:
     if n_ok == n:
         return (
             "supported",
-            f"{what} in {'the one setting' if n == 1 else f'all {n} settings'} tested.",
+            f"{what} in {'the one case' if n == 1 else f'all {n} cases'} tested.",
         )
     if n_ok == 0:
         if n == 1:
             return (
                 "not supported",
-                f"Not so in the one setting tested ({what[:1].lower()}{what[1:]}).",
+                f"Not so in the one case tested ({what[:1].lower()}{what[1:]}).",
             )
-        return "not supported", f"{what} in none of the {n} settings tested."
-    return f"only when {_where(rows, ok)}", f"{what} in {n_ok} of {_settings(n)} tested."
+        return "not supported", f"{what} in none of the {n} cases tested."
+    return f"only when {_where(rows, ok)}", f"{what} in {n_ok} of {_cases(n)} tested."
 
 
 def _cell(iv: Interval | float, scale: float = 100.0, sign: bool = True) -> str:
@@ -429,7 +430,7 @@ def claim_limited(metrics: pd.DataFrame) -> ClaimResult:
             n_below = sum(s < 0 for s in strong)
             why += (
                 f"; the slept network is below the strong recipe in {n_below} of "
-                f"{len(strong)} settings."
+                f"{_cases(len(strong))}."
             )
         else:
             why += "; no strong-recipe control was run (--strong)."

@@ -287,7 +287,8 @@ def report_markdown(
         "Claims of Bazhenov, Dewasurendra, Krishnan & Delanois (arXiv 2402.10956). Every "
         "effect is a paired difference within a cell (same subset, initialisation and "
         f"seed), in points of test accuracy: mean [{100 * LEVEL:.0f} % CI] over seeds "
-        "(Student t); `[-]` where there is one seed. Sleep parameters were chosen on a "
+        "(Student t); `[-]` where there is one seed. A *case* is one setting (results "
+        "directory), data set, imbalance and training fraction. Sleep parameters were chosen on a "
         "validation split carved from the same labelled budget, never on the test set.",
         "",
         "## Verdicts",
