@@ -319,8 +319,13 @@ def _rows(
     metrics: pd.DataFrame,
     select: Callable[[pd.DataFrame], pd.Series],
     columns: dict[str, tuple[str, str | None, str]],
+    primary: str,
 ) -> pd.DataFrame:
-    """Join the named effects for the selected rows: column -> (stage, reference, value)."""
+    """Join the named effects for the selected rows: column -> (stage, reference, value).
+
+    Only cases where the ``primary`` effect was measured are kept (a cell still running,
+    or a setting without the stage, tests nothing and must not count against a claim).
+    """
     sub = metrics[select(metrics)]
     parts = []
     for name, (stage, reference, value) in columns.items():
@@ -333,7 +338,8 @@ def _rows(
     if not parts or sub.empty:
         return pd.DataFrame(columns=list(columns))
     table = pd.concat(parts, axis=1)
-    return table.sort_index().reset_index()
+    measured = table[primary].map(lambda x: isinstance(x, Interval) and x.n > 0)
+    return table[measured].sort_index().reset_index()
 
 
 def percent(fraction: float) -> str:
@@ -404,6 +410,7 @@ def claim_limited(metrics: pd.DataFrame) -> ClaimResult:
         metrics,
         lambda m: (m["imbalance"] == "none") & (m["fraction"] <= LIMITED_MAX + 1e-12),
         cols,
+        "sleep - baseline",
     )
     if rows.empty:
         return ClaimResult("limited", STATEMENTS["limited"], *_verdict(rows, pd.Series(), ""))
@@ -454,6 +461,7 @@ def claim_recovery(metrics: pd.DataFrame) -> ClaimResult:
         metrics,
         lambda m: (m["imbalance"] == "none") & (m["fraction"] > LIMITED_MAX + 1e-12),
         cols,
+        "sleep - baseline",
     )
     if rows.empty:
         return ClaimResult("recovery", STATEMENTS["recovery"], *_verdict(rows, pd.Series(), ""))
@@ -512,7 +520,7 @@ def claim_balance(metrics: pd.DataFrame) -> ClaimResult:
         "sleep+ft - ft only (bal.)": ("sleep_finetune", "finetune_only", "balanced_accuracy"),
         "sleep - strong (bal.)": ("sleep", "strong", "balanced_accuracy"),
     }
-    rows = _rows(m, lambda d: d["imbalance"] != "none", cols)
+    rows = _rows(m, lambda d: d["imbalance"] != "none", cols, "sleep - baseline (bal.)")
     if rows.empty:
         return ClaimResult("balance", STATEMENTS["balance"], *_verdict(rows, pd.Series(), ""))
     g = rows["sleep - baseline (bal.)"]
@@ -520,6 +528,15 @@ def claim_balance(metrics: pd.DataFrame) -> ClaimResult:
     hurts = g.map(lambda x: isinstance(x, Interval) and x.below_zero)
     outcome = np.where(ok, "as claimed", np.where(hurts, "less balanced", "unclear"))
     verdict, why = _verdict(rows, ok, "balanced accuracy rises with its 95 % CI above 0")
+    minority = rows["sleep - baseline (minority)"].map(
+        lambda x: isinstance(x, Interval) and x.above_zero
+    )
+    if int((ok & ~minority).sum()):
+        why += (
+            f" In {int((ok & ~minority).sum())} of them the minority classes' own accuracy did "
+            "not rise: the gain is on the majority classes (of a baseline that had collapsed "
+            "onto few classes)."
+        )
     return ClaimResult("balance", STATEMENTS["balance"], verdict, why, _table(rows, cols, outcome))
 
 
@@ -542,7 +559,7 @@ def claim_sparsity(metrics: pd.DataFrame) -> ClaimResult:
         "active frac. sleep - baseline": ("sleep", "baseline", "active_frac"),
         "weight Hoyer sleep - baseline": ("sleep", "baseline", "weight_hoyer"),
     }
-    rows = _rows(m, lambda d: pd.Series(True, index=d.index), cols)
+    rows = _rows(m, lambda d: pd.Series(True, index=d.index), cols, "active frac. sleep - baseline")
     if rows.empty:
         return ClaimResult("sparsity", STATEMENTS["sparsity"], *_verdict(rows, pd.Series(), ""))
     act = rows["active frac. sleep - baseline"].map(

@@ -233,3 +233,34 @@ def test_repository_readme_quotes_the_committed_report():
     block = readme.split(README_BEGIN)[1].split(README_END)[0].strip()
     report = (REPO / "docs" / "results" / "REPORT.md").read_text()
     assert block == readme_block(report, "docs/results/REPORT.md").strip()
+
+
+def test_cells_without_the_compared_stage_do_not_count(tmp_path):
+    """A cell still running (baseline only) tests nothing: not 'not supported'."""
+    d = write_dir(
+        tmp_path,
+        "running",
+        "reference",
+        [("mnist", 0.01, "none", "baseline", 0.30, 0.30, 0.6)],
+    )
+    claims = by_key(evaluate_claims(long_metrics(load_settings([d]))))
+    assert claims["limited"].verdict == "not tested"
+    assert claims["sparsity"].verdict == "not tested"
+
+
+def test_balance_gain_on_majority_classes_only_is_said(tmp_path):
+    d = write_dir(
+        tmp_path,
+        "collapsed",
+        "reference",
+        [  # balanced accuracy +10 but the minority classes 5-9 (acc_class_5..9 = bal) ...
+            ("mnist", 0.1, "5-9x0.1", "baseline", 0.50, 0.10, 0.6),
+            ("mnist", 0.1, "5-9x0.1", "sleep", 0.60, 0.10, 0.3),
+        ],
+    )
+    m = long_metrics(load_settings([d]))
+    # ... stay where they were; only the majority classes gain
+    m.loc[m["stage"] == "sleep", "balanced_accuracy"] += 0.1
+    bal = by_key(evaluate_claims(m))["balance"]
+    assert bal.verdict == "supported"
+    assert "minority classes' own accuracy did not rise" in bal.why
