@@ -481,7 +481,15 @@ def claim_recovery(metrics: pd.DataFrame) -> ClaimResult:
         np.where(
             ~rows["sleep+ft - ft only"].map(lambda g: isinstance(g, Interval) and g.n > 0),
             "no fine-tune",
-            np.where(cost, "not recovered", "cost not small"),
+            np.where(
+                cost,
+                "not recovered",
+                np.where(
+                    rows["sleep - baseline"].map(lambda g: isinstance(g, Interval) and g.mean >= 0),
+                    "no cost",
+                    "cost not small",
+                ),
+            ),
         ),
     )
     verdict, why = _verdict(
