@@ -227,6 +227,8 @@ def _differences(old: dict | None, new: dict | None) -> str:
     if not isinstance(old, dict) or not isinstance(new, dict):
         return "its config.json records no comparable configuration"
     skip = set(GRID_FIELDS) | set(NON_SEMANTIC)
+    # Compare in the stored (JSON) form: a tuple field reads back as a list.
+    new = json.loads(json.dumps(new, default=json_default))
     diffs = [
         f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
         for k in sorted(set(old) | set(new))
