@@ -184,13 +184,19 @@ def _parse_pref(text: str):
 
 def parse_input_options(items: list[str] | None) -> dict:
     """``["every=5", "level=0.1"]`` (``--sleep-input-option``) -> dict, values as JSON."""
-    out = {}
+    return _key_values(items, "--sleep-input-option", "KEY=VALUE, e.g. every=5")
+
+
+def _key_values(items: list[str] | None, flag: str, form: str) -> dict:
+    """Repeated ``KEY=VALUE`` items of ``flag`` -> dict (values as JSON when they parse);
+    one-line ConfigError for an item without ``=`` or a key given twice."""
+    out: dict = {}
     for item in items or []:
         if "=" not in item:
-            raise ConfigError(f"--sleep-input-option {item!r}: expected KEY=VALUE, e.g. every=5")
+            raise ConfigError(f"{flag} {item!r}: expected {form}")
         key, value = _parse_pref(item)
         if key in out:
-            raise ConfigError(f"--sleep-input-option: {key} is given twice")
+            raise ConfigError(f"{flag}: {key} is given twice")
         out[key] = value
     return out
 
@@ -306,14 +312,7 @@ def parse_sleep_param_overrides(items: list[str] | None) -> dict:
         Not ``NAME=VALUE``, a name given twice, or a value that is not a finite number or
         a JSON list of numbers.
     """
-    out: dict = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"--sleep-param {item!r}: expected NAME=VALUE, e.g. max_rate=30")
-        key, value = _parse_pref(item)
-        if key in out:
-            raise ConfigError(f"--sleep-param: {key} is given twice")
-        out[key] = value
+    out = _key_values(items, "--sleep-param", "NAME=VALUE, e.g. max_rate=30")
     _check_param_values(out, "--sleep-param")
     return out
 
