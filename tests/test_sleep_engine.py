@@ -235,6 +235,63 @@ def test_run_args_reuse_without_recompiling(build_root):
     assert_weights_close(ref, got, atol=0.0)
 
 
+@pytest.mark.standalone
+def test_one_build_runs_every_sleep_length_exactly(build_root, tmp_path):
+    """T is a run argument: one build serves T = 40, 80 and 25 (shorter runs pad the
+    per-step input data); each run is exact against the oracle, stops at its own T, and
+    a run of another T changes no build. Before T became a run argument each T was a
+    build of its own (three compiles here)."""
+    if not HAVE_CXX:
+        pytest.skip("no C++ compiler")
+    from brainsleep.sleep import SleepEngine
+
+    root = tmp_path / "builds"
+    rng = np.random.default_rng(1)
+    image = np.where(rng.random((8, 8)) < 0.6, rng.uniform(0.25, 1.0, (8, 8)), 0.0)
+    weights = random_net((64, 30, 20, 5), seed=2)
+    params = SleepParams.for_model(
+        max_rate=1e4, inc=0.02, dec=0.01, v_thresh=[0.9, 0.9, 0.9], alphas=[1.0, 1.0, 1.0]
+    )
+    engine = SleepEngine("cpp_standalone", build_root=root)
+    for n_steps in (40, 80, 25):
+        inputs = MaskedMeanImage(image, n_steps=n_steps, patch=3)
+        ref = run_sleep(weights, inputs, params, device="reference", seed=9)
+        got = engine.run(weights, inputs, params, seed=9)
+        assert_same_spikes(ref, got)
+        assert_weights_close(ref, got, atol=0.0)
+        assert got.spikes["step"].values.max() == n_steps - 1  # ran exactly T steps
+    assert len(published_builds(root)) == 1
+
+
+@pytest.mark.parametrize("device", BRIAN_DEVICES)
+@pytest.mark.parametrize("orders", [("pre", "pre", "pre"), ("post", "post", "post")])
+def test_synapse_storage_order_changes_nothing_but_speed(device, orders, build_root):
+    """Every layer presynaptic- or postsynaptic-major: spikes and weights still equal the
+    oracle's bit for bit (the default mixes both)."""
+    from brainsleep.sleep import SleepEngine
+
+    if device == "cpp_standalone" and not HAVE_CXX:
+        pytest.skip("no C++ compiler")
+    sizes = (20, 15, 10, 5)
+    weights = random_net(sizes, seed=3)
+    x = deterministic_input(60, sizes[0], seed=3)
+    params = det_params(3)
+    ref = run_sleep(weights, x, params, device="reference", seed=5)
+    engine = SleepEngine(device, build_root=build_root, synapse_orders=orders)
+    got = engine.run(weights, x, params, seed=5)
+    assert_same_spikes(ref, got)
+    assert_weights_close(ref, got, atol=1e-12 if device == "runtime" else 0.0)
+
+
+def test_synapse_orders_are_checked():
+    from brainsleep.sleep.network import NetworkSpec
+
+    with pytest.raises(ValueError, match="synapse_orders"):
+        NetworkSpec((4, 3, 2), 10, 0.001, "array", synapse_orders=("pre", "diagonal"))
+    with pytest.raises(ValueError, match="per weight layer"):
+        NetworkSpec((4, 3, 2), 10, 0.001, "array", synapse_orders=("pre",))
+
+
 # ------------------------------------------------------------------- model variant
 
 

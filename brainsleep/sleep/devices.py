@@ -164,9 +164,10 @@ def _read_runtime_results(bn, spec: NetworkSpec, weights_shapes):
         if w.size != n_in * n_out:
             raise RuntimeError(f"layer {k + 1}: {w.size} synapses, expected {n_in * n_out}")
         i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
-        exp_i, exp_j = synapse_order(n_in, n_out)
+        order = spec.synapse_orders[k]
+        exp_i, exp_j = synapse_order(n_in, n_out, order)
         if not (np.array_equal(i, exp_i) and np.array_equal(j, exp_j)):
-            raise RuntimeError(f"layer {k + 1}: synapses not in presynaptic-major order")
+            raise RuntimeError(f"layer {k + 1}: synapses not in {order}synaptic-major order")
         new_weights.append(synapses_to_weights(w, i, j, (n_out, n_in)))
     spikes = []
     for layer in range(spec.n_layers + 1):
@@ -194,7 +195,10 @@ class _RuntimeNetwork(PreparedNetwork):
         b2.seed(seed)
         # Runtime cannot change TimedArray contents after building: build per run.
         bn = build_network(self.model, self.spec, inputs, seed)
-        assign_values(bn, run_values(self.model, weights, params, seed, inputs))
+        assign_values(
+            bn,
+            run_values(self.model, weights, params, seed, inputs, self.spec.synapse_orders),
+        )
         bn.net.run(self.spec.n_steps * self.spec.dt * b2.second, report=report_mode(self.spec))
         new_w, spikes = _read_runtime_results(bn, self.spec, [w.shape for w in weights])
         return new_w, spikes, {"prefs": applied, "compiled": False}
@@ -221,10 +225,11 @@ class _CompiledNetwork(PreparedNetwork):
 
     def run(self, weights, inputs, params, seed, progress=False):
         self.device.check_runnable(self.build)
+        # The build holds self.spec.n_steps >= T steps; the run lasts T (STEPS_VARIABLE).
         new_w, spikes, run_info = self.build.run(
-            run_values(self.model, weights, params, seed, inputs),
-            inputs.timed_values(seed),
-            self.spec,
+            run_values(self.model, weights, params, seed, inputs, self.spec.synapse_orders),
+            inputs.padded_timed_values(seed, self.spec.n_steps),
+            replace(self.spec, n_steps=inputs.n_steps),
             with_output=progress,
         )
         info = {
@@ -255,9 +260,11 @@ class CppStandaloneDevice(SleepDevice):
 
     def build_spec(self, spec: NetworkSpec) -> NetworkSpec:
         # One build serves "none" and "hidden" (search trials and the final sleep):
-        # hidden layers are always recorded in the binary, kept only when asked for.
+        # hidden layers are always recorded in the binary, kept only when asked for; and
+        # every T up to the build's step capacity (the run sets its own T).
         hidden = set(range(1, spec.n_layers + 1))
-        return replace(spec, record_layers=tuple(sorted(hidden | set(spec.record_layers))))
+        recorded = tuple(sorted(hidden | set(spec.record_layers)))
+        return replace(spec, record_layers=recorded).with_step_capacity()
 
     def prepare(self, model, spec, prefs=None, build_root=None, progress=False):
         self.check_available()

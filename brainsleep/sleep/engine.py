@@ -131,6 +131,10 @@ class SleepEngine:
         Cache directory of compiled standalone projects.
     exact_exp : bool
         Reference device only: C-library exp for bit-exact agreement (slower).
+    synapse_orders : tuple of {"pre", "post"}, optional
+        Storage order of each weight layer's synapses on Brian2 devices (default:
+        :func:`~brainsleep.sleep.network.default_synapse_orders`). Results are identical
+        in every order; only speed differs (``benchmarks/sleep_engine.md``).
 
     Raises
     ------
@@ -145,8 +149,10 @@ class SleepEngine:
         prefs: dict | None = None,
         build_root: str | Path | None = None,
         exact_exp: bool = True,
+        synapse_orders: tuple[str, ...] | None = None,
     ) -> None:
         self.device = get_device(device, exact_exp=exact_exp)
+        self.synapse_orders = tuple(synapse_orders or ())
         self.model = load_model(model)
         self.device.check_model(self.model, explicit=model is not None)
         self.prefs = dict(prefs or {})
@@ -182,7 +188,7 @@ class SleepEngine:
         inp = as_input(inputs, ws[0].shape[1])
         record = resolve_record_layers(record_layers, len(ws))
         sizes = (ws[0].shape[1], *(w.shape[0] for w in ws))
-        spec = NetworkSpec.for_inputs(sizes, inp, params.dt, record)
+        spec = NetworkSpec.for_inputs(sizes, inp, params.dt, record, self.synapse_orders)
         start = time.perf_counter()
         network = self.prepare(spec, progress)
         new_w, spikes, info = network.run(ws, inp, params, seed, progress)

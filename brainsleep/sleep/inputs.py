@@ -54,6 +54,13 @@ class SleepInput(ABC):
     n_steps: int
     n_inputs: int
 
+    #: The TimedArrays read at the simulation time, one value per step (or per window of
+    #: :meth:`timed_steps`). A compiled build holds a step capacity of at least T
+    #: (:func:`brainsleep.sleep.network.step_capacity`) and a shorter run pads these with
+    #: zeros it never reads, so one build serves every T. ``None``: the kind's data is
+    #: dense in time (an explicit (T, n) array, SNN images) and each T is its own build.
+    time_indexed: ClassVar[tuple[str, ...] | None] = ()
+
     @property
     def shape(self) -> tuple[int, int]:
         """(n_steps, n_inputs), the shape an explicit input array would have."""
@@ -87,6 +94,32 @@ class SleepInput(ABC):
     def timed_steps(self) -> dict[str, int]:
         """Simulation steps per TimedArray value (1 unless a value holds for longer)."""
         return {}
+
+    def padded_timed_values(self, seed: int, capacity: int) -> dict[str, np.ndarray]:
+        """:meth:`timed_values` with the :attr:`time_indexed` arrays zero-padded to
+        ``capacity`` steps (``capacity`` >= T; the run never reads the padding).
+
+        Raises
+        ------
+        ValueError
+            ``capacity`` < T, or a kind whose data is dense in time asked for more.
+        """
+        values = self.timed_values(seed)
+        if capacity == self.n_steps:
+            return values
+        if capacity < self.n_steps or self.time_indexed is None:
+            raise ValueError(
+                f"a {self.kind} input of T = {self.n_steps} steps cannot fill a build of "
+                f"{capacity} steps"
+            )
+        steps = self.timed_steps()
+        out = dict(values)
+        for name in self.time_indexed:
+            rows = -(-capacity // steps.get(name, 1))
+            arr = np.asarray(values[name])
+            pad = np.zeros((rows - len(arr), *arr.shape[1:]), dtype=arr.dtype)
+            out[name] = np.concatenate([arr, pad])
+        return out
 
     @property
     def rest_every(self) -> int:
@@ -132,6 +165,7 @@ class ArrayInput(SleepInput):
 
     values: np.ndarray
     kind: ClassVar[str] = "array"
+    time_indexed: ClassVar[tuple[str, ...] | None] = None  # dense in time
 
     def __post_init__(self) -> None:
         x = np.asarray(self.values)
@@ -199,6 +233,7 @@ class MaskedMeanImage(SleepInput):
     n_steps: int
     patch: int = 11
     kind: ClassVar[str] = "masked-mean"
+    time_indexed: ClassVar[tuple[str, ...]] = ("win_row", "win_col")
 
     def __post_init__(self) -> None:
         img = np.asarray(self.mean_image, dtype=np.float64)
@@ -297,6 +332,7 @@ class ImageSequence(SleepInput):
     images: np.ndarray
     window: int
     kind: ClassVar[str] = "images"
+    time_indexed: ClassVar[tuple[str, ...] | None] = None  # dense in time
 
     def __post_init__(self) -> None:
         x = np.asarray(self.images, dtype=np.float64)
@@ -470,6 +506,7 @@ class PoolInput(SleepInput):
     """
 
     every: int
+    time_indexed: ClassVar[tuple[str, ...]] = ("pool_index",)
 
     @property
     def n_windows(self) -> int:

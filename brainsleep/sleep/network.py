@@ -14,7 +14,7 @@ reset of layer l.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,8 +22,40 @@ from .inputs import INPUT_CLASSES, SleepInput
 from .model import SleepModel
 from .params import SleepParams
 
-# Engine-private shared variable of the input group: the RNG seed, settable per run.
+# Engine-private shared variables of the input group, set per run: the RNG seed, and the
+# number of steps the run lasts (a compiled build holds up to its step capacity).
 SEED_VARIABLE = "brainsleep_seed"
+STEPS_VARIABLE = "brainsleep_n_steps"
+# The fewest steps a compiled build holds when its input kind pads (SleepInput.time_indexed):
+# the default T (20 000), the sweeps over T and the class-incremental protocol's growing
+# sleeps all share one build. The padding costs 16 bytes per step per run (masked-mean).
+MIN_STEP_CAPACITY = 2**17
+# Synapse storage order per weight layer: "pre" (presynaptic-major, synapse k = i * n_out + j)
+# makes a presynaptic spike's transmission read one contiguous row; "post"
+# (postsynaptic-major, k = j * n_in + i) makes a postsynaptic spike's Hebbian update read
+# and write one contiguous row. The input layer's transmission dominates (about 90 % of all
+# spikes are input spikes), the Hebbian update dominates deeper (benchmarks/sleep_engine.md).
+SYNAPSE_ORDERS = ("pre", "post")
+
+
+def default_synapse_orders(n_layers: int) -> tuple[str, ...]:
+    """Presynaptic-major for the first weight layer, postsynaptic-major after it."""
+    return ("pre",) + ("post",) * (n_layers - 1)
+
+
+def step_capacity(n_steps: int, input_kind: str) -> int:
+    """Steps a compiled build holds for a run of ``n_steps`` with inputs of ``input_kind``.
+
+    ``n_steps`` itself for kinds whose data is dense in time; otherwise the smallest
+    power-of-two multiple of :data:`MIN_STEP_CAPACITY` that holds it, so every T up to it
+    runs on one build (the run sets its own T, :data:`STEPS_VARIABLE`).
+    """
+    if INPUT_CLASSES[input_kind].time_indexed is None:
+        return n_steps
+    capacity = MIN_STEP_CAPACITY
+    while capacity < n_steps:
+        capacity *= 2
+    return capacity
 
 
 @dataclass(frozen=True)
@@ -42,13 +74,30 @@ class NetworkSpec:
     input_structure: tuple = ()
     record_layers: tuple[int, ...] = ()
     rest_every: int = 0  # every layer rests every this many steps (0: never)
+    synapse_orders: tuple[str, ...] = ()  # per weight layer (SYNAPSE_ORDERS); () = default
+
+    def __post_init__(self) -> None:
+        if not self.synapse_orders:
+            object.__setattr__(self, "synapse_orders", default_synapse_orders(self.n_layers))
+        bad = [o for o in self.synapse_orders if o not in SYNAPSE_ORDERS]
+        if bad or len(self.synapse_orders) != self.n_layers:
+            raise ValueError(
+                f"synapse_orders {self.synapse_orders} must give one of {SYNAPSE_ORDERS} "
+                f"per weight layer ({self.n_layers})"
+            )
 
     @property
     def n_layers(self) -> int:
         return len(self.sizes) - 1
 
+    def with_step_capacity(self) -> NetworkSpec:
+        """This structure with ``n_steps`` raised to the build's :func:`step_capacity`."""
+        return replace(self, n_steps=step_capacity(self.n_steps, self.input_kind))
+
     @classmethod
-    def for_inputs(cls, sizes, inputs: SleepInput, dt: float, record_layers=()) -> NetworkSpec:
+    def for_inputs(
+        cls, sizes, inputs: SleepInput, dt: float, record_layers=(), synapse_orders=()
+    ) -> NetworkSpec:
         """The structure that ``inputs`` (a checked :class:`SleepInput`) need on ``sizes``."""
         structure = tuple(
             (k, tuple(v) if isinstance(v, list) else v)
@@ -62,6 +111,7 @@ class NetworkSpec:
             input_structure=structure,
             record_layers=tuple(record_layers),
             rest_every=inputs.rest_every,
+            synapse_orders=tuple(synapse_orders),
         )
 
     def placeholder_input(self) -> SleepInput:
@@ -85,7 +135,12 @@ class BrianNetwork:
 def _input_equations(model: SleepModel, inputs: SleepInput) -> str:
     """The model's input equations, the seed variable and the input kind's equations."""
     return "\n".join(
-        [model.input["equations"], f"{SEED_VARIABLE} : integer (shared)", inputs.equations]
+        [
+            model.input["equations"],
+            f"{SEED_VARIABLE} : integer (shared)",
+            f"{STEPS_VARIABLE} : integer (shared)",
+            inputs.equations,
+        ]
     )
 
 
@@ -163,8 +218,12 @@ def build_network(
             namespace=namespace,
             name=synapse_name(layer),
         )
-        # All-to-all, presynaptic-major: synapse k = i * n_out + j (checked after runs).
-        syn.connect()
+        # All-to-all in the layer's storage order (SYNAPSE_ORDERS; checked after runs):
+        # the generator runs over postsynaptic neurons when given for i.
+        if spec.synapse_orders[layer - 1] == "pre":
+            syn.connect()
+        else:
+            syn.connect(i="k for k in range(N_pre)")
         base = 4 * layer
         syn.pre.when, syn.pre.order = "thresholds", base + 1
         grp.thresholder["spike"].when, grp.thresholder["spike"].order = "thresholds", base + 2
@@ -184,14 +243,24 @@ def build_network(
     return BrianNetwork(net, inp, layers, synapses, monitors, timed)
 
 
-def synapse_order(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j) of every synapse in the order ``connect()`` creates them."""
-    return np.repeat(np.arange(n_in), n_out), np.tile(np.arange(n_out), n_in)
+def synapse_order(n_in: int, n_out: int, order: str = "pre") -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) of every synapse in the order the builder creates them (``order``)."""
+    if order == "pre":
+        return np.repeat(np.arange(n_in), n_out), np.tile(np.arange(n_out), n_in)
+    return np.tile(np.arange(n_in), n_out), np.repeat(np.arange(n_out), n_in)
 
 
-def weights_to_synapses(w: np.ndarray) -> np.ndarray:
-    """ANN weight matrix (n_out, n_in) -> synapse-ordered vector (presynaptic-major)."""
-    return np.ascontiguousarray(np.asarray(w, dtype=np.float64).T).ravel()
+def weights_to_synapses(w: np.ndarray, order: str = "pre") -> np.ndarray:
+    """ANN weight matrix (n_out, n_in) -> synapse-ordered vector (``order``-major)."""
+    w = np.asarray(w, dtype=np.float64)
+    return np.ascontiguousarray(w.T if order == "pre" else w).ravel()
+
+
+def synapses_to_matrix(values: np.ndarray, n_in: int, n_out: int, order: str) -> np.ndarray:
+    """Synapse-ordered vector (``order``-major) -> ANN weight matrix (n_out, n_in), a copy."""
+    if order == "pre":
+        return values.reshape(n_in, n_out).T.copy()
+    return values.reshape(n_out, n_in).copy()
 
 
 def synapses_to_weights(values: np.ndarray, i: np.ndarray, j: np.ndarray, shape) -> np.ndarray:
@@ -228,7 +297,12 @@ def monitor_name(layer: int) -> str:
 
 
 def run_values(
-    model: SleepModel, weights, params: SleepParams, seed: int, inputs: SleepInput
+    model: SleepModel,
+    weights,
+    params: SleepParams,
+    seed: int,
+    inputs: SleepInput,
+    synapse_orders: tuple[str, ...] = (),
 ) -> dict[str, object]:
     """Per-run values keyed by ``"<object name>.<variable>"``, in base units.
 
@@ -238,7 +312,11 @@ def run_values(
     contents come from the input's :meth:`~brainsleep.sleep.inputs.SleepInput.timed_values`.
     """
     n_layers = len(weights)
-    out: dict[str, object] = {f"{input_name()}.{SEED_VARIABLE}": seed}
+    orders = synapse_orders or default_synapse_orders(n_layers)
+    out: dict[str, object] = {
+        f"{input_name()}.{SEED_VARIABLE}": seed,
+        f"{input_name()}.{STEPS_VARIABLE}": inputs.n_steps,
+    }
     owners = {"NEURON": layer_name, "SYNAPSE": synapse_name}
     for name, block in model.parameter_blocks.items():
         if block == "INPUT":
@@ -248,7 +326,7 @@ def run_values(
             out[f"{owners[block](k + 1)}.{name}"] = params.layer_value(name, k)
     for k in range(n_layers):
         out[f"{synapse_name(k + 1)}.alpha"] = params.alphas[k]
-        out[f"{synapse_name(k + 1)}.w"] = weights_to_synapses(weights[k])
+        out[f"{synapse_name(k + 1)}.w"] = weights_to_synapses(weights[k], orders[k])
     for var, values in inputs.run_values().items():
         out[f"{input_name()}.{var}"] = values
     return out

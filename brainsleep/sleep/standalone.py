@@ -52,11 +52,13 @@ from brainsleep.paths import default_build_root
 from .model import SleepModel
 from .network import (
     SEED_VARIABLE,
+    STEPS_VARIABLE,
     NetworkSpec,
     assign_values,
     build_network,
     run_values,
     synapse_order,
+    synapses_to_matrix,
 )
 
 log = logging.getLogger("brainsleep.sleep")
@@ -66,7 +68,7 @@ LAST_USED = ".last_used"
 RUNS_DIR = "runs"
 # Bump when the generated network or the build/run protocol changes, so cached builds
 # are never reused across it.
-ENGINE_VERSION = 6
+ENGINE_VERSION = 7
 # Exactness: no -ffast-math (reassociation) and no fused multiply-add contraction, so
 # compiled arithmetic equals numpy's float64 step for step.
 EXACT_GCC_FLAGS = ["-w", "-O3", "-ffp-contract=off", "-fno-fast-math", "-std=c++17"]
@@ -170,7 +172,7 @@ def _placeholder_values(model: SleepModel, spec: NetworkSpec) -> tuple[dict[str,
     inputs = spec.placeholder_input()
     return {
         name: (0.0 if np.ndim(v) else v)
-        for name, v in run_values(model, weights, params, 0, inputs).items()
+        for name, v in run_values(model, weights, params, 0, inputs, spec.synapse_orders).items()
     }, inputs
 
 
@@ -190,6 +192,27 @@ def _reseed_code(bn, cuda: bool) -> str:
         "for (int _i=0; _i<1; _i++) "
         f"brian::_random_generators[_i].seed((unsigned long) brian::{name}[0] + _i);"
     )
+
+
+def _run_length_code(bn, spec: NetworkSpec) -> tuple[str, str]:
+    """Code around the network's run line that makes its duration a run argument.
+
+    Brian2 writes the duration of ``Network.run`` into main as a number. Inserted in the
+    ``before_network_run`` / ``after_network_run`` slots (Brian2's ``insert_code``), a
+    function-like macro replaces that number with the run argument :data:`STEPS_VARIABLE`
+    times dt, computed as Brian2 computes it (``float(n_steps * dt)``), so one build runs
+    any T up to its step capacity. If Brian2's run line ever changes shape, the macro
+    fails to compile: loudly, never silently.
+    """
+    from brian2 import device
+
+    var = bn.input_group.variables[STEPS_VARIABLE]
+    steps = f"brian::{device.get_array_name(var)}[0]"
+    before = (
+        f"#define run(_duration, _report, _period) "
+        f"run(((double) {steps}) * {float(spec.dt)!r}, _report, _period)"
+    )
+    return before, "#undef run"
 
 
 def _interface(bn, spec: NetworkSpec, placeholders: dict, inputs) -> dict:
@@ -467,14 +490,15 @@ class StandaloneBuild:
         for k in range(spec.n_layers):
             syn = f"syn{k + 1}"
             n_in, n_out = spec.sizes[k], spec.sizes[k + 1]
+            order = spec.synapse_orders[k]
             if not self.order_checked:
-                exp_i, exp_j = synapse_order(n_in, n_out)
+                exp_i, exp_j = synapse_order(n_in, n_out, order)
                 if not (
                     np.array_equal(arrays[f"{syn}._synaptic_pre"], exp_i)
                     and np.array_equal(arrays[f"{syn}._synaptic_post"], exp_j)
                 ):
-                    fail(f"layer {k + 1}: synapses not in presynaptic-major order")
-            weights.append(arrays[f"{syn}.w"].reshape(n_in, n_out).T.copy())
+                    fail(f"layer {k + 1}: synapses not in {order}synaptic-major order")
+            weights.append(synapses_to_matrix(arrays[f"{syn}.w"], n_in, n_out, order))
         self.order_checked = True
         spikes: list = [None] * (spec.n_layers + 1)
         for layer in spec.record_layers:
@@ -582,6 +606,9 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
     assign_values(bn, placeholders)
     b2device.apply_run_args()
     b2device.insert_code("main", _reseed_code(bn, cuda))
+    before_run, after_run = _run_length_code(bn, spec)
+    b2device.insert_code("before_network_run", before_run)
+    b2device.insert_code("after_network_run", after_run)
     bn.net.run(
         spec.n_steps * spec.dt * b2.second,
         report=report_mode(spec),
