@@ -28,6 +28,12 @@ Modules, one job each:
   directory each): paired effects with 95 % CIs over seeds and a verdict per claim.
 - :mod:`analysis.claims_report`: ``python -m analysis report``: ``REPORT.md``, its
   figures, ``claims.csv`` and ``metrics_summary.csv``.
+- :mod:`analysis.sweep`: ``python -m analysis sweep``: what drives the gain of sleep
+  (``studies/input_sweep.toml``): sensitivity curves, the input kinds, the max_rate x T
+  map, ``SWEEP.md`` and ``sweep.csv``.
+- :mod:`analysis.remedies`: ``python -m analysis remedies``: the remedies for little or
+  imbalanced data ranked with and without sleep (``studies/remedies.toml``),
+  ``REMEDIES.md`` and ``remedies.csv``.
 """
 
 from brainsleep.formats import (

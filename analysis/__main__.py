@@ -4,6 +4,12 @@ summary. Several directories are merged cell by cell into one report (``--out`` 
 ``python -m analysis report RESULTS_DIR [RESULTS_DIR ...] --out DIR``: test the paper's
 claims, one setting per directory, and write ``REPORT.md`` (:mod:`analysis.claims_report`).
 
+``python -m analysis sweep RESULTS_DIR [...] --out DIR``: the gain of sleep against the
+factors a one-factor-at-a-time sweep varies, ``SWEEP.md`` (:mod:`analysis.sweep`).
+
+``python -m analysis remedies RESULTS_DIR [...] --out DIR``: remedies with and without
+sleep, ranked, ``REMEDIES.md`` (:mod:`analysis.remedies`).
+
 Exit status: 0 all figures written or skipped for lack of data, 1 some figure failed,
 2 unusable results directory (missing, empty, no metrics.csv) or bad arguments.
 """
@@ -33,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         epilog=(
             "the claims report: python -m analysis report RESULTS_DIR [...] --out DIR "
-            "(--help for its options).\n\n"
+            "(--help for its options); the input sweep: python -m analysis sweep ...; the "
+            "remedies: python -m analysis remedies ....\n\n"
             "exit status: 0 all figures written or skipped for lack of data, 1 some figure "
             "failed, 2 unusable results directory or bad arguments."
         ),
@@ -101,6 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .claims_report import main as report_main
 
         return report_main(argv[1:])
+    if argv[:1] == ["sweep"]:  # the input / sleep-parameter sweep (analysis.sweep)
+        from .sweep import main as sweep_main
+
+        return sweep_main(argv[1:])
+    if argv[:1] == ["remedies"]:  # remedies with and without sleep (analysis.remedies)
+        from .remedies import main as remedies_main
+
+        return remedies_main(argv[1:])
     args = build_parser().parse_args(argv)
     if len(args.results_dirs) > 1 and args.out is None:
         print(

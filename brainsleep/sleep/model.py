@@ -48,9 +48,9 @@ CODE_KEYS = {
     "SYNAPSE": {"on_pre": "statements", "on_post": "statements"},
 }
 
-# Names the engine (through Brian2) provides in every NeuronGroup: every group gets
-# ``refractory=0 ms``, hence ``lastspike`` and ``not_refractory``.
-GROUP_NAMES = frozenset({"t", "dt", "t_in_timesteps", "i", "N", "lastspike", "not_refractory"})
+# Names the engine (through Brian2) provides in every NeuronGroup, ``lastspike`` (the time
+# of the neuron's last spike) among them (brainsleep/sleep/network.py keeps it).
+GROUP_NAMES = frozenset({"t", "dt", "t_in_timesteps", "i", "N", "lastspike"})
 # The input group also reads the engine-defined intensity of the current step.
 INPUT_NAMES = frozenset({"x"})
 # Names of a Synapses object besides its own equations and the pre/post variables

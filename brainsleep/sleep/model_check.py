@@ -152,7 +152,7 @@ def check_names(model: SleepModel, text: str | None = None) -> None:
 
     Allowed in a block's strings: the block's own equation variables, ``CONSTANTS``
     keys, Brian2's default functions, constants and units, and what the engine provides
-    (every group: ``t, dt, t_in_timesteps, i, N, lastspike, not_refractory``; the input
+    (every group: ``t, dt, t_in_timesteps, i, N, lastspike``; the input
     group: ``x``; synapses: ``j``, ``N_incoming``, ..., the postsynaptic (NEURON)
     variables plain or with ``_post``, and with ``_pre`` the variables that both the
     input group and a hidden layer have, since layer 1's presynaptic group is the input).

@@ -132,13 +132,30 @@ class BrianNetwork:
     timed_arrays: dict = field(default_factory=dict)  # name -> TimedArray
 
 
+# Every group's time of its last spike, which the model's synapses read (``lastspike_pre``
+# in on_post). The engine keeps it itself, set by the reset of the spikers only, instead of
+# asking Brian2 for it with ``refractory=0 ms``: that also made Brian2 recompute
+# ``not_refractory`` for every neuron at every step, a quarter of a sleep run's time in
+# benchmarks/sleep_engine.md, for a refractory period of zero.
+LASTSPIKE = "lastspike : second"
+LASTSPIKE_RESET = "lastspike = t"
+# Before the first spike: long before t = 0, as Brian2's own initial lastspike.
+LASTSPIKE_INITIAL_S = -1e4
+
+
+def _with_lastspike(reset: str | None) -> str:
+    """A group's reset statements followed by the engine's ``lastspike = t``."""
+    return "\n".join(s for s in ((reset or "").strip(), LASTSPIKE_RESET) if s)
+
+
 def _input_equations(model: SleepModel, inputs: SleepInput) -> str:
-    """The model's input equations, the seed variable and the input kind's equations."""
+    """The model's input equations, the engine's variables and the input kind's equations."""
     return "\n".join(
         [
             model.input["equations"],
             f"{SEED_VARIABLE} : integer (shared)",
             f"{STEPS_VARIABLE} : integer (shared)",
+            LASTSPIKE,
             inputs.equations,
         ]
     )
@@ -173,13 +190,14 @@ def build_network(
         spec.sizes[0],
         _input_equations(model, inputs),
         threshold=model.input["threshold"],
-        reset=model.input.get("reset") or None,
-        refractory=0 * b2.ms,  # gives lastspike, which on_post reads; no refractoriness
+        reset=_with_lastspike(model.input.get("reset")),
         namespace=namespace,
         name=input_name(),
     )
+    inp.lastspike = LASTSPIKE_INITIAL_S * b2.second
     inp.thresholder["spike"].when = "thresholds"
     inp.thresholder["spike"].order = 0
+    inp.resetter["spike"].when, inp.resetter["spike"].order = "thresholds", 1
     for var, values in inputs.structure_values().items():
         setattr(inp, var, values)
 
@@ -188,13 +206,13 @@ def build_network(
     for layer in range(1, spec.n_layers + 1):
         grp = b2.NeuronGroup(
             spec.sizes[layer],
-            model.neuron["equations"],
+            "\n".join([model.neuron["equations"], LASTSPIKE]),
             threshold=model.neuron["threshold"],
-            reset=model.neuron["reset"],
-            refractory=0 * b2.ms,
+            reset=_with_lastspike(model.neuron["reset"]),
             namespace=namespace,
             name=layer_name(layer),
         )
+        grp.lastspike = LASTSPIKE_INITIAL_S * b2.second
         decay = grp.run_regularly(model.neuron["decay_step"], when="start", name=f"decay{layer}")
         if spec.rest_every:  # back to rest at the start of every presentation, before decay
             objects.append(

@@ -1,0 +1,416 @@
+"""``python -m analysis remedies DIR [DIR ...] --out OUT``: remedies for little or
+imbalanced data, with and without sleep (``studies/remedies.toml``).
+
+A directory whose ``config.json`` names remedies (``--remedy``) gives *remedy alone* (its
+baseline stage) and *remedy + sleep* (its sleep stage); a plain directory gives the
+baseline and *sleep alone*. Every other stage present is an arm too (the step-matched
+fine-tune-only control, sleep + fine-tune, the strong recipe). Per setting (data set,
+fraction, imbalance) the arms are ranked by mean test accuracy, balanced accuracy on
+imbalanced subsets, with Student-t 95 % CIs over seeds (:func:`analysis.claims.level_of`);
+then: does sleep add anything on top of the best remedy? The paired difference
+remedy + sleep - remedy alone within the remedy's cells (:func:`analysis.claims.paired`,
+the claims report's seed pairing); it *adds* only when its CI is above 0.
+
+Writes ``OUT/REMEDIES.md``, ``remedies.csv`` (the ranking), ``sleep_adds.csv`` (the
+paired differences) and ``remedies.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from brainsleep.atomic import atomic_write_bytes
+from brainsleep.formats import order_stages
+
+from .claims import LEVEL, Interval, Setting, level_of, load_settings, paired, percent
+from .claims_report import _ERR_KW, _md_table, _versions
+from .style import note, save_figure, stage_color
+from .sweep import _panels, _title, above_zero, config_of, run_command, stage_metrics
+
+REMEDIES_FILE = "REMEDIES.md"
+REMEDIES_CSV = "remedies.csv"
+SLEEP_ADDS_CSV = "sleep_adds.csv"
+FIGURE = "remedies.png"
+GROUP = ["dataset", "imbalance", "fraction"]
+
+#: Arm label and kind of each stage, in a plain run and in a remedy's run (``{r}``).
+ARMS: dict[str, tuple[str, str, str, str]] = {
+    # stage: (plain label, plain kind, remedy label, remedy kind)
+    "baseline": ("baseline", "baseline", "{r} alone", "remedy"),
+    "sleep": ("sleep alone", "sleep", "{r} + sleep", "remedy + sleep"),
+    "sleep_finetune": (
+        "sleep + fine-tune",
+        "sleep + fine-tune",
+        "{r} + sleep + fine-tune",
+        "remedy + sleep + fine-tune",
+    ),
+    "finetune_only": ("fine-tune only", "control", "{r} + fine-tune only", "remedy control"),
+    "strong": ("strong recipe", "strong", "strong recipe ({r} run)", "strong"),
+}
+KIND_COLORS = {
+    "baseline": stage_color("baseline"),
+    "sleep": stage_color("sleep"),
+    "sleep + fine-tune": stage_color("sleep_finetune"),
+    "control": stage_color("finetune_only"),
+    "strong": stage_color("strong"),
+    "remedy": "#2ca02c",
+    "remedy + sleep": "#d62728",
+    "remedy + sleep + fine-tune": "#e377c2",
+    "remedy control": "#bcbd22",
+}
+#: Columns of ``remedies.csv``.
+CSV_COLUMNS = [*GROUP, "metric", "rank", "arm", "kind", "remedy", "setting", "stage"]
+CSV_COLUMNS += ["n_seeds", "mean", "ci_low", "ci_high"]
+
+
+def remedy_of(setting: Setting) -> str:
+    """The remedies a directory trained with, joined by ``+``; ``""`` for a plain run."""
+    return "+".join(config_of(setting).get("remedies") or ())
+
+
+def metric_for(imbalance: str) -> str:
+    """``accuracy`` on balanced subsets, ``balanced_accuracy`` on imbalanced ones."""
+    return "accuracy" if imbalance == "none" else "balanced_accuracy"
+
+
+def arm_of(remedy: str, stage: str) -> tuple[str, str]:
+    """Label and kind of a stage of a run with ``remedy`` (``""``: none)."""
+    plain, plain_kind, named, kind = ARMS.get(stage, (stage, stage, f"{{r}} {stage}", stage))
+    return (named.format(r=remedy), kind) if remedy else (plain, plain_kind)
+
+
+def ranking(settings: Sequence[Setting], metrics: pd.DataFrame) -> pd.DataFrame:
+    """Every arm of every setting with its mean and 95 % CI over seeds, ranked.
+
+    Parameters
+    ----------
+    settings : sequence of Setting
+        The directories (their config names the remedies).
+    metrics : pandas.DataFrame
+        :func:`analysis.sweep.stage_metrics` rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`CSV_COLUMNS`; ``rank`` 1 is the best mean within a data set, imbalance and
+        fraction (ties share the lower rank). An arm label two directories would share
+        gets the directory's name in brackets.
+    """
+    remedy = {s.name: remedy_of(s) for s in settings}
+    recs = []
+    for imbalanced in (False, True):
+        sub = metrics[(metrics["imbalance"] != "none") == imbalanced]
+        metric = "balanced_accuracy" if imbalanced else "accuracy"
+        if sub.empty or metric not in sub.columns:
+            continue
+        for stage in order_stages(sub["stage"].unique()):
+            for (setting, ds, imb, frac), iv in level_of(sub, stage, metric)["effect"].items():
+                arm, kind = arm_of(remedy[setting], stage)
+                recs.append(
+                    {
+                        "dataset": ds,
+                        "imbalance": imb,
+                        "fraction": frac,
+                        "metric": metric,
+                        "arm": arm,
+                        "kind": kind,
+                        "remedy": remedy[setting] or "none",
+                        "setting": setting,
+                        "stage": stage,
+                        "n_seeds": iv.n,
+                        "mean": iv.mean,
+                        "ci_low": iv.lo,
+                        "ci_high": iv.hi,
+                    }
+                )
+    out = pd.DataFrame(recs, columns=[c for c in CSV_COLUMNS if c != "rank"])
+    if out.empty:
+        return out.reindex(columns=CSV_COLUMNS)
+    dup = out.duplicated([*GROUP, "arm"], keep=False)
+    out.loc[dup, "arm"] = out.loc[dup, "arm"] + " [" + out.loc[dup, "setting"] + "]"
+    out["rank"] = out.groupby(GROUP)["mean"].rank(ascending=False, method="min").astype(int)
+    out["_imbalanced"] = out["imbalance"] != "none"  # balanced settings first
+    order = ["dataset", "_imbalanced", "imbalance", "fraction", "rank", "arm"]
+    return out.sort_values(order).reset_index(drop=True)[CSV_COLUMNS]
+
+
+def _remedy_sleep_vs_sleep(cell: pd.DataFrame, remedy_dir: str, plain_dir: str, metric: str):
+    """remedy + sleep - sleep alone, paired by seed (same subset and initialisation) across
+    the two directories: their sleep stages relabelled as one setting's two stages."""
+    both = pd.concat(
+        [
+            cell[(cell["setting"] == plain_dir) & (cell["stage"] == "sleep")],
+            cell[(cell["setting"] == remedy_dir) & (cell["stage"] == "sleep")].assign(
+                stage="remedy_sleep"
+            ),
+        ]
+    ).assign(setting=remedy_dir)
+    return paired(both, "remedy_sleep", "sleep", metric)
+
+
+def _only(effect: pd.DataFrame) -> Interval:
+    """The one interval of a one-case :func:`paired` result (n = 0 when none)."""
+    vals = list(effect["effect"])
+    return vals[0] if vals else Interval(np.nan, np.nan, np.nan, 0)
+
+
+def sleep_adds(metrics: pd.DataFrame, ranked: pd.DataFrame) -> pd.DataFrame:
+    """Does sleep add to the best remedy? Paired differences per setting.
+
+    The best remedy is the remedy-alone arm with the highest mean. Two differences, by
+    seed: remedy + sleep - remedy alone (within the remedy's cells) and remedy + sleep -
+    sleep alone (the remedy's run against the plain run with the same seed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per setting and comparison: ``dataset, imbalance, fraction, metric,
+        best_remedy, comparison, n_seeds, mean, ci_low, ci_high, adds`` (CI above 0);
+        ``best_remedy`` empty and no interval when no remedy was run there.
+    """
+    recs = []
+    for (ds, imb, frac), g in ranked.groupby(GROUP, sort=False):
+        metric = metric_for(imb)
+        cell = metrics[
+            (metrics["dataset"] == ds)
+            & (metrics["imbalance"] == imb)
+            & (metrics["fraction"] == frac)
+        ]
+        remedies = g[g["kind"] == "remedy"]
+        best = remedies.loc[remedies["mean"].idxmax()] if not remedies.empty else None
+        plain = g.loc[g["kind"] == "sleep", "setting"]
+        comparisons = {"remedy + sleep - remedy": Interval(np.nan, np.nan, np.nan, 0)}
+        comparisons["remedy + sleep - sleep alone"] = Interval(np.nan, np.nan, np.nan, 0)
+        if best is not None:
+            own = cell[cell["setting"] == best["setting"]]
+            comparisons["remedy + sleep - remedy"] = _only(paired(own, "sleep", "baseline", metric))
+            if not plain.empty:
+                comparisons["remedy + sleep - sleep alone"] = _only(
+                    _remedy_sleep_vs_sleep(cell, best["setting"], plain.iloc[0], metric)
+                )
+        for name, iv in comparisons.items():
+            recs.append(
+                {
+                    "dataset": ds,
+                    "imbalance": imb,
+                    "fraction": frac,
+                    "metric": metric,
+                    "best_remedy": "" if best is None else best["remedy"],
+                    "comparison": name,
+                    "n_seeds": iv.n,
+                    "mean": iv.mean,
+                    "ci_low": iv.lo,
+                    "ci_high": iv.hi,
+                    "adds": above_zero(iv),
+                }
+            )
+    return pd.DataFrame(recs)
+
+
+def _setting_text(ds: str, imb: str, frac: float) -> str:
+    return f"{_title(ds, imb)} at {percent(frac)}"
+
+
+def adds_sentence(rows: pd.DataFrame, ranked: pd.DataFrame) -> str:
+    """One sentence for one setting: does sleep add on top of the best remedy?
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        The setting's :func:`sleep_adds` rows.
+    ranked : pandas.DataFrame
+        The setting's :func:`ranking` rows.
+    """
+    first = rows.iloc[0]
+    where = _setting_text(first["dataset"], first["imbalance"], first["fraction"])
+    metric = first["metric"].replace("_", " ")
+    r = first["best_remedy"]
+    if not r:
+        return f"{where}: no remedy was run, so sleep on top of a remedy is not measured."
+    by = {
+        c: Interval(m, lo, hi, n)
+        for c, m, lo, hi, n in rows[
+            ["comparison", "mean", "ci_low", "ci_high", "n_seeds"]
+        ].itertuples(index=False)
+    }
+    alone = ranked[(ranked["kind"] == "remedy") & (ranked["remedy"] == r)].iloc[0]
+    best = f"the best remedy, {r} ({100 * alone['mean']:.1f} % {metric} alone)"
+    on_top = by["remedy + sleep - remedy"]
+    diff = f"{r} + sleep - {r} = {on_top.text()} points"
+    if on_top.n == 0:
+        text = f"{where}: sleep on top of {best} is not measured (its run has no sleep stage)"
+    elif above_zero(on_top):
+        text = f"{where}: sleep adds to {best}: {diff}, CI above 0"
+    elif on_top.n < 2:
+        text = f"{where}: sleep does not add to {best} as far as one seed tells: {diff}"
+    elif on_top.hi < 0:
+        text = f"{where}: sleep does not add to {best}, it costs: {diff}, CI below 0"
+    else:
+        text = f"{where}: sleep does not add to {best}: {diff}, CI reaches 0"
+    vs = by["remedy + sleep - sleep alone"]
+    if vs.n:
+        text += f"; against sleep alone, {r} + sleep - sleep = {vs.text()} points"
+    else:
+        text += "; against sleep alone: not measured"
+    return text + "."
+
+
+def plot_ranking(ranked: pd.DataFrame) -> Figure:
+    """Each setting's arms, best first: mean and 95 % CI over seeds, coloured by kind."""
+    fig, axes, groups = _panels(ranked, GROUP, sort=False, panel_size=(5.6, 3.8))
+    for ax, ((ds, imb, frac), g) in zip(axes, groups, strict=False):
+        g = g.iloc[::-1]
+        m = 100 * g["mean"].to_numpy(float)
+        err = 100 * np.vstack(
+            [
+                np.nan_to_num(g["mean"].to_numpy(float) - g["ci_low"].to_numpy(float)),
+                np.nan_to_num(g["ci_high"].to_numpy(float) - g["mean"].to_numpy(float)),
+            ]
+        )
+        for i, (mean, kind) in enumerate(zip(m, g["kind"], strict=True)):
+            ax.errorbar(
+                mean,
+                i,
+                xerr=err[:, i : i + 1],
+                fmt="o",
+                color=KIND_COLORS.get(kind, "#000000"),
+                **_ERR_KW,
+            )
+        ax.set_yticks(range(len(g)))
+        ax.set_yticklabels(g["arm"], fontsize=7)
+        ax.set_xlabel(f"test {metric_for(imb).replace('_', ' ')} (%)")
+        ax.set_title(_setting_text(ds, imb, frac), fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    if not groups:
+        note(axes[0], "no cells")
+    fig.suptitle(f"Remedies with and without sleep: mean and {100 * LEVEL:.0f} % CI over seeds")
+    return fig
+
+
+def remedies_markdown(
+    settings: Sequence[Setting],
+    ranked: pd.DataFrame,
+    adds: pd.DataFrame,
+    command: str,
+) -> str:
+    """The text of ``REMEDIES.md``."""
+    lines = [
+        "# Remedies for little or imbalanced data, with and without sleep",
+        "",
+        f"Generated on {time.strftime('%Y-%m-%d')} by",
+        "",
+        f"    {command}",
+        "",
+        f"from {len(settings)} results directories; versions: {_versions(settings)}. "
+        "Do not edit by hand: rerun the command.",
+        "",
+        "A remedy alone is the baseline stage of the run trained with it, remedy + sleep "
+        "that run's sleep stage; sleep alone is the sleep stage of the plain run. Arms are "
+        "ranked by mean test accuracy (balanced accuracy on imbalanced subsets), "
+        f"[{100 * LEVEL:.0f} % CI] over seeds (Student t). The best remedy is the one with "
+        "the highest mean alone; *sleep adds* to it only when the paired difference "
+        "remedy + sleep - remedy alone (within each seed's cell) has its CI above 0.",
+        "",
+        "## Does sleep add to the best remedy?",
+        "",
+    ]
+    if adds.empty:
+        lines.append("Not measured: no cells.")
+    arms = dict(list(ranked.groupby(GROUP, sort=False)))
+    for keys, rows in adds.groupby(GROUP, sort=False):
+        lines.append(f"- {adds_sentence(rows, arms[keys])}")
+    lines += ["", f"![{FIGURE}]({FIGURE})", "", "## Rankings"]
+    for (ds, imb, frac), g in ranked.groupby(GROUP, sort=False):
+        lines += [
+            "",
+            f"### {_setting_text(ds, imb, frac)} ({g['metric'].iloc[0].replace('_', ' ')})",
+            "",
+        ]
+        table = pd.DataFrame(
+            {
+                "rank": g["rank"],
+                "arm": g["arm"],
+                "mean [CI] (%)": [
+                    Interval(m, lo, hi, n).text(sign=False)
+                    for m, lo, hi, n in zip(
+                        g["mean"], g["ci_low"], g["ci_high"], g["n_seeds"], strict=True
+                    )
+                ],
+                "seeds": g["n_seeds"],
+                "directory": g["setting"],
+            }
+        )
+        lines.append(_md_table(table))
+    lines += ["", "## Directories", ""]
+    lines += [f"- `{s.name}`: remedies {remedy_of(s) or 'none'}; `{s.command}`" for s in settings]
+    lines += [
+        "",
+        "## Files",
+        "",
+        f"- `{REMEDIES_CSV}`: the rankings: " + ", ".join(CSV_COLUMNS) + " (accuracy 0-1).",
+        f"- `{SLEEP_ADDS_CSV}`: the paired differences per setting (remedy + sleep - remedy, "
+        "remedy + sleep - sleep alone) and whether the CI is above 0.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_remedies_report(
+    paths: Sequence[str | Path], out: str | Path, command: str | None = None, log=print
+) -> Path:
+    """Rank remedies with and without sleep and write ``REMEDIES.md`` and its tables.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Results directories: plain runs and runs with ``--remedy``.
+    out : path-like
+        Output directory (created).
+    command : str, optional
+        The command line stated in the report.
+    log : callable
+        Receives one line per file written.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out/REMEDIES.md``.
+
+    Raises
+    ------
+    analysis.results.ResultsError
+        A directory is unusable (nothing is written then).
+    """
+    settings = load_settings(paths)
+    metrics = stage_metrics(settings)
+    ranked = ranking(settings, metrics)
+    adds = sleep_adds(metrics, ranked)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_figure(plot_ranking(ranked), out / FIGURE)
+    atomic_write_bytes(out / REMEDIES_CSV, ranked.to_csv(index=False, float_format="%.6g").encode())
+    atomic_write_bytes(out / SLEEP_ADDS_CSV, adds.to_csv(index=False, float_format="%.6g").encode())
+    for name in (FIGURE, REMEDIES_CSV, SLEEP_ADDS_CSV):
+        log(f"wrote {out / name}")
+    report = out / REMEDIES_FILE
+    command = command or "python -m analysis remedies"
+    atomic_write_bytes(report, remedies_markdown(settings, ranked, adds, command).encode())
+    log(f"wrote {report}")
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m analysis remedies``; returns the exit status."""
+    return run_command(
+        "remedies",
+        "Rank the remedies for little or imbalanced data, with and without sleep "
+        "(studies/remedies.toml), per data set, fraction and imbalance, and say whether sleep "
+        "adds to the best remedy: REMEDIES.md, remedies.csv, sleep_adds.csv, remedies.png.",
+        write_remedies_report,
+        argv,
+    )

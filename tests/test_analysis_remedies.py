@@ -1,0 +1,180 @@
+"""The remedies report on tiny results directories with known rankings and verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis.__main__ import main as analysis_main
+from analysis.claims import load_settings
+from analysis.remedies import adds_sentence, ranking, sleep_adds
+from analysis.sweep import stage_metrics
+from tests.test_analysis_sweep import write_run
+
+IMB = "5-9x0.1"
+
+
+@pytest.fixture
+def remedy_dirs(tmp_path):
+    """MNIST 1 %: augment is the best remedy and sleep adds ~10 points to it. MNIST 10 %
+    imbalanced: oversample is the best remedy (balanced accuracy) and sleep adds nothing
+    there, although its plain accuracy rises by 10 points (the wrong metric)."""
+    lim, imb = ("mnist", 0.01, "none"), ("mnist", 0.1, IMB)
+    plain = write_run(
+        tmp_path,
+        "reference",
+        {},
+        [
+            (*lim, "baseline", (0.30, 0.31, 0.29), None),
+            (*lim, "sleep", (0.40, 0.42, 0.41), None),
+            (*lim, "finetune_only", (0.33, 0.34, 0.32), None),
+        ],
+    )
+    augment = write_run(
+        tmp_path,
+        "reference_augment",
+        {"remedies": ["augment"]},
+        [
+            (*lim, "baseline", (0.50, 0.52, 0.51), None),
+            (*lim, "sleep", (0.60, 0.61, 0.63), None),
+        ],
+    )
+    mixup = write_run(
+        tmp_path,
+        "reference_mixup",
+        {"remedies": ["mixup"]},
+        [
+            (*lim, "baseline", (0.45, 0.44, 0.46), None),
+            (*lim, "sleep", (0.45, 0.44, 0.46), None),
+        ],
+    )
+    imb_plain = write_run(
+        tmp_path,
+        "imbalanced_reference",
+        {},
+        [
+            (*imb, "baseline", (0.70, 0.71, 0.72), (0.50, 0.52, 0.51)),
+            (*imb, "sleep", (0.72, 0.73, 0.74), (0.60, 0.61, 0.59)),
+        ],
+    )
+    oversample = write_run(
+        tmp_path,
+        "imbalanced_reference_oversample",
+        {"remedies": ["oversample"]},
+        [
+            (*imb, "baseline", (0.70, 0.71, 0.72), (0.80, 0.82, 0.81)),
+            (*imb, "sleep", (0.80, 0.81, 0.82), (0.80, 0.81, 0.83)),
+        ],
+    )
+    weighted = write_run(
+        tmp_path,
+        "imbalanced_reference_class-weighted",
+        {"remedies": ["class-weighted"]},
+        [
+            (*imb, "baseline", (0.90, 0.91, 0.92), (0.70, 0.71, 0.72)),
+            (*imb, "sleep", (0.90, 0.91, 0.92), (0.75, 0.76, 0.77)),
+        ],
+    )
+    return [plain, augment, mixup, imb_plain, oversample, weighted]
+
+
+def ci(x):
+    x = np.asarray(x)
+    return stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+
+
+def test_ranking_matches_hand_computation(remedy_dirs):
+    settings = load_settings(remedy_dirs)
+    ranked = ranking(settings, stage_metrics(settings))
+    lim = ranked[ranked["imbalance"] == "none"]
+    assert list(lim["arm"]) == [
+        "augment + sleep",
+        "augment alone",
+        "mixup + sleep",
+        "mixup alone",
+        "sleep alone",
+        "fine-tune only",
+        "baseline",
+    ]
+    assert list(lim["rank"]) == [1, 2, 3, 3, 5, 6, 7]  # mixup's two arms tie
+    assert set(lim["metric"]) == {"accuracy"}
+    row = lim[lim["arm"] == "augment alone"].iloc[0]
+    assert row["mean"] == pytest.approx(0.51)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(ci([0.50, 0.52, 0.51]))
+    assert row["kind"] == "remedy" and row["setting"] == "reference_augment"
+    # imbalanced: ranked by balanced accuracy, not accuracy
+    imb = ranked[ranked["imbalance"] == IMB]
+    assert set(imb["metric"]) == {"balanced_accuracy"}
+    assert list(imb["arm"])[:2] == ["oversample + sleep", "oversample alone"]
+    assert imb.loc[imb["arm"] == "class-weighted + sleep", "mean"].item() == pytest.approx(0.76)
+
+
+def test_sleep_adds_to_the_best_remedy_or_not(remedy_dirs):
+    settings = load_settings(remedy_dirs)
+    metrics = stage_metrics(settings)
+    ranked = ranking(settings, metrics)
+    adds = sleep_adds(metrics, ranked)
+    on_top = adds[adds["comparison"] == "remedy + sleep - remedy"].set_index("imbalance")
+    # 1 %: augment (best alone, 51 %) + sleep - augment = (0.10, 0.09, 0.12) per seed
+    lim = on_top.loc["none"]
+    assert lim["best_remedy"] == "augment"
+    diffs = [0.10, 0.09, 0.12]
+    assert lim["mean"] == pytest.approx(np.mean(diffs))
+    assert (lim["ci_low"], lim["ci_high"]) == pytest.approx(ci(diffs))
+    assert lim["adds"]
+    # imbalanced: oversample (81 % balanced) + sleep - oversample = (0, -0.01, 0.02)
+    imb = on_top.loc[IMB]
+    assert imb["best_remedy"] == "oversample"
+    assert imb["mean"] == pytest.approx(np.mean([0.0, -0.01, 0.02]))
+    assert not imb["adds"]
+    # remedy + sleep - sleep alone, paired by seed across the two runs
+    vs = adds[adds["comparison"] == "remedy + sleep - sleep alone"].set_index("imbalance")
+    assert vs.loc["none", "mean"] == pytest.approx(np.mean([0.20, 0.19, 0.22]))
+    sentences = {
+        imb_: adds_sentence(rows, ranked[ranked["imbalance"] == imb_])
+        for imb_, rows in adds.groupby("imbalance")
+    }
+    assert "sleep adds to the best remedy, augment" in sentences["none"]
+    assert "sleep does not add to the best remedy, oversample" in sentences[IMB]
+    assert "CI reaches 0" in sentences[IMB]
+
+
+def test_setting_without_remedy_is_not_measured(tmp_path):
+    d = write_run(
+        tmp_path,
+        "reference",
+        {},
+        [
+            ("mnist", 0.01, "none", "baseline", (0.3, 0.31, 0.32), None),
+            ("mnist", 0.01, "none", "sleep", (0.4, 0.41, 0.43), None),
+        ],
+    )
+    settings = load_settings([d])
+    metrics = stage_metrics(settings)
+    ranked = ranking(settings, metrics)
+    adds = sleep_adds(metrics, ranked)
+    assert set(adds["n_seeds"]) == {0} and not adds["adds"].any()
+    assert "not measured" in adds_sentence(adds, ranked)
+
+
+def test_cli_writes_report_tables_and_figure(remedy_dirs, tmp_path):
+    out = tmp_path / "rem"
+    assert analysis_main(["remedies", *map(str, remedy_dirs), "--out", str(out), "-q"]) == 0
+    assert (out / "remedies.png").stat().st_size > 1000
+    csv = pd.read_csv(out / "remedies.csv")
+    row = csv.query("arm == 'sleep alone' and imbalance == 'none'")
+    assert row["mean"].item() == pytest.approx(0.41)
+    assert row["rank"].item() == 5 and row["n_seeds"].item() == 3
+    adds = pd.read_csv(out / "sleep_adds.csv")
+    assert len(adds) == 4
+    # above 0: both differences at 1 %, and oversample + sleep - sleep alone when imbalanced
+    assert adds["adds"].sum() == 3
+    assert not adds.query("comparison == 'remedy + sleep - remedy' and fraction == 0.1")[
+        "adds"
+    ].item()
+    text = (out / "REMEDIES.md").read_text()
+    assert "sleep adds to the best remedy, augment" in text
+    assert "sleep does not add to the best remedy, oversample" in text
+    assert "python -m analysis remedies" in text
