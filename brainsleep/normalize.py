@@ -34,6 +34,7 @@ two forms agree on the first two layers and differ from the third on.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
     from brainsleep.ann import MLP
 
-__all__ = ["Normalization", "alphas_for_model", "normalization_alphas"]
+__all__ = ["AlphasCache", "Normalization", "alphas_for_model", "normalization_alphas"]
 
 
 @dataclass(frozen=True)
@@ -229,3 +230,36 @@ def alphas_for_model(
         quirk=quirk,
         batch_size=batch_size,
     )
+
+
+class AlphasCache:
+    """:func:`alphas_for_model` on fixed images, computed once per set of weights.
+
+    A sleep-parameter search sleeps one baseline with many parameter sets, and its alphas
+    depend only on the weights and the images: recomputing them was half of a search
+    trial's time at MNIST 10 % (``benchmarks/engine_speed.md``). The key is a BLAKE2
+    digest of the weights and of the dropout convention, so a model changed in place is
+    never given stale alphas. Holds one entry (the last model asked for).
+
+    Parameters
+    ----------
+    x : ndarray (N, n_in)
+        The images the maxima are taken over (the cell's training subset).
+    """
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = x
+        self._key: bytes | None = None
+        self._norm: Normalization | None = None
+
+    def __call__(self, model: MLP) -> Normalization:
+        """The :class:`Normalization` of ``model`` on the held images."""
+        from brainsleep.ann import get_weights
+
+        digest = hashlib.blake2b(repr(model.eval_hidden_scale).encode(), digest_size=16)
+        for w in get_weights(model):
+            digest.update(np.ascontiguousarray(w, dtype=np.float64).tobytes())
+        key = digest.digest()
+        if key != self._key:
+            self._norm, self._key = alphas_for_model(model, self.x), key
+        return self._norm

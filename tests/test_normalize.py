@@ -146,3 +146,26 @@ def test_activation_max_matches_model_eval_activations():
     acts = hidden_activations(model, x)
     for i, a in enumerate(acts):
         assert n.activation_max[i] == pytest.approx(max(float(a.max()), 0.0), rel=1e-6)
+
+
+def test_alphas_cache_computes_once_per_weights_and_never_stale(monkeypatch):
+    """A search sleeps one baseline many times: its alphas are computed once, equal the
+    uncached ones, and a model changed in place gets new ones."""
+    import brainsleep.normalize as normalize
+
+    torch.manual_seed(0)
+    model = MLP((6, 5, 3))
+    x = np.random.default_rng(0).random((20, 6))
+    calls = []
+    real = normalize.alphas_for_model
+    monkeypatch.setattr(normalize, "alphas_for_model", lambda m, xx: calls.append(1) or real(m, xx))
+    cache = normalize.AlphasCache(x)
+    first = cache(model)
+    assert cache(model) is first and len(calls) == 1
+    np.testing.assert_array_equal(first.alphas, real(model, x).alphas)
+    w = get_weights(model)
+    w[0][0, 0] += 0.5
+    set_weights(model, w)
+    changed = cache(model)
+    assert len(calls) == 2 and not np.array_equal(changed.alphas, first.alphas)
+    np.testing.assert_array_equal(changed.alphas, real(model, x).alphas)

@@ -52,7 +52,7 @@ from brainsleep.formats import (
     stage_marker,
     weights_file,
 )
-from brainsleep.normalize import alphas_for_model
+from brainsleep.normalize import AlphasCache
 from brainsleep.sleep import (
     ModelNumericsError,
     SleepEngine,
@@ -161,6 +161,7 @@ class CellRunner:
         self.sizes = (self.x.shape[1], *cfg.hidden, 10)
         self.valid: set[str] = set()  # steps whose files verified (or were just written)
         self._engine: SleepEngine | None = None  # made on the first sleep
+        self._alphas = AlphasCache(self.x)  # every trial and the final sleep of a baseline
 
     # -- checkpoint helpers ------------------------------------------------------------
     def steps(self) -> list[str]:
@@ -305,7 +306,7 @@ class CellRunner:
         return self._engine
 
     def _sleep(self, model: ann.MLP, p: dict, record: str, progress: bool = False):
-        norm = alphas_for_model(model, self.x)
+        norm = self._alphas(model)
         params = params_from_set(p, norm.alphas, self.engine.model)
         cfg = self.cfg
         inputs = make_sleep_input(

@@ -68,6 +68,7 @@ def uses_dask(cfg: ExperimentConfig) -> bool:
 # -- the worker side ---------------------------------------------------------------------
 _DATA: dict[str, dict] = {}  # this worker process's data, per (datasets, data_dir)
 _LOGS: set[str] = set()  # results directories whose log.txt this process appends to
+_LAST_RUNNER: dict = {}  # this worker process's last CellRunner and its key
 
 
 def _worker_data(cfg: ExperimentConfig) -> dict:
@@ -120,7 +121,18 @@ def cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
 
 def _worker_runner(cfg_dict: dict, cell: Cell, out: str):
     """The CellRunner of ``cell`` in this worker process: one torch thread, no progress
-    bars, this process's data (loaded once) and its log records in ``out/log.txt``."""
+    bars, this process's data (loaded once) and its log records in ``out/log.txt``.
+
+    The last runner is kept (:data:`_LAST_RUNNER`), so the search trials of one cell
+    that land on this worker share its engine and its alphas of the baseline."""
+    key = (json.dumps(cfg_dict, sort_keys=True, default=str), cell, out)
+    if _LAST_RUNNER.get("key") != key:
+        _LAST_RUNNER.clear()
+        _LAST_RUNNER.update(key=key, runner=_new_worker_runner(cfg_dict, cell, out))
+    return _LAST_RUNNER["runner"]
+
+
+def _new_worker_runner(cfg_dict: dict, cell: Cell, out: str):
     import torch
 
     from .config import ExperimentConfig
