@@ -265,8 +265,8 @@ def render(rows: list[dict], meta: dict) -> str:
         "What each row is: the docstring of `benchmarks/bench_engine.py`.",
         "",
         f"- **Machine**: {m['cpu']}, nproc = {m['nproc']}, {m['mem']} RAM, GPU: "
-        f"{'yes' if m.get('gpu') else 'none'}; load average at start {meta['load_start']}, "
-        f"at end {meta['load_end']} (other jobs share the cores: wall times are noisy; "
+        f"{'yes' if m.get('gpu') else 'none'}; load average at start {meta['load_start']:.2f}, "
+        f"at end {meta['load_end']:.2f} (other jobs share the cores: wall times are noisy; "
         "each timed row is the best of its repeats)",
         f"- **Versions**: {', '.join(f'{k} {v}' for k, v in m['versions'].items())}",
         f"- **Memory bandwidth** (one thread, 256 MiB arrays): read "
