@@ -196,6 +196,29 @@ def test_final_table_mean_and_ci_per_variant():
     assert "| mnist | sleep | 3 | 60.0 [" in final_markdown(table)
 
 
+def test_answer_sentences_pair_variants_with_sequential_by_seed():
+    """Sleep beats sequential in every seed (a gain), sleep + fine-tune equals it up to
+    seed noise (no measurable change); the numbers are the paired differences."""
+    from analysis.incremental import REFERENCE_STATEMENT, answer_sentences
+
+    accuracy = {
+        "sequential": [0.20, 0.21, 0.19],
+        "sleep": [0.45, 0.50, 0.40],
+        "sleep_finetune": [0.21, 0.20, 0.20],
+        "joint": [0.90, 0.91, 0.89],
+    }
+    rows = [
+        {"dataset": "mnist", "seed": seed, "variant": v, "after_task": 2, "task": "overall",
+         "task_index": 0, "accuracy": acc[seed]}
+        for v, acc in accuracy.items() for seed in range(3)
+    ]  # fmt: skip
+    (text,) = answer_sentences(pd.DataFrame(rows))
+    assert "sleep changes it by 25.0 [" in text and "points, a gain (3 seeds)" in text
+    assert "sleep + finetune changes it by 0.3 [" in text
+    assert "no measurable change" in text and "joint upper bound reaches 90.0 [" in text
+    assert "commits no numbers" in REFERENCE_STATEMENT
+
+
 # ------------------------------------------------------------------ tasks and data
 
 
