@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,21 @@ def always_die(cfg_dict: dict, cell, out: str) -> str:
     if cell.seed == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     return cell_task(cfg_dict, cell, out)
+
+
+def alone_on_its_worker(cfg_dict: dict, cell, out: str) -> str:
+    """Fails unless its worker holds no other cell still to run (ready or executing)."""
+    from distributed import get_worker
+
+    time.sleep(1.0)  # time for the scheduler to hand out anything it would
+    held = [
+        key
+        for key, ts in get_worker().state.tasks.items()
+        if str(key).startswith("brainsleep-") and ts.state != "memory"
+    ]
+    if len(held) != 1:
+        raise ValueError(f"the worker holds {held}")
+    return cell.cell_id
 
 
 # -- fixtures ----------------------------------------------------------------------------
@@ -144,6 +160,15 @@ def test_worker_that_keeps_dying_stops_the_run(data_dir, build_root, tmp_path):
     with pytest.raises(CellError, match=r"cell mnist_f0\.5_none_s1 failed: its worker"):
         run_with_task(cfg, out, always_die, allowed_failures=1)
     assert (out / "cells" / "mnist_f0.5_none_s0" / "done.json").exists()
+
+
+def test_a_worker_is_given_one_cell_at_a_time(data_dir, build_root, tmp_path):
+    """A worker that dies is blamed for every cell it holds: queued innocent cells must
+    not be handed to it ahead of time (test_worker_that_keeps_dying_stops_the_run was
+    flaky before, blaming seed 0 for seed 1's deaths)."""
+    out = tmp_path / "run"
+    cfg = config(data_dir, out, build_root, "--workers", "1", "--seeds", "0", "1", "2")
+    run_with_task(cfg, out, alone_on_its_worker)
 
 
 @pytest.mark.parametrize(

@@ -292,16 +292,35 @@ def _run_on_dask(
     from tqdm.auto import tqdm
 
     client, cluster = _connect(cfg, allowed_failures)
-    futures = {}
+    futures: dict = {}
     bar = None
     try:
         cfg_dict = cfg.to_dict()
         run = uuid.uuid4().hex[:8]  # unique keys on a shared scheduler
-        for cell in cells:
-            fut = client.submit(
-                task, cfg_dict, cell, str(out), key=f"brainsleep-{run}-{cell.cell_id}", pure=False
-            )
-            futures[fut] = cell
+        waiting = list(cells)
+
+        def submit_more(running: int) -> list:
+            """Submit cells until every worker thread has one (at least one in flight).
+
+            Why a window, not everything at once: Dask blames a dead worker on every task
+            it holds, queued ones included, so a cell that kills its worker would also use
+            up the allowed failures of innocent cells queued behind it."""
+            slots = max(1, sum(client.nthreads().values()))  # workers may come and go
+            new = []
+            while waiting and running + len(new) < slots:
+                cell = waiting.pop(0)
+                fut = client.submit(
+                    task,
+                    cfg_dict,
+                    cell,
+                    str(out),
+                    key=f"brainsleep-{run}-{cell.cell_id}",
+                    pure=False,
+                )
+                futures[fut] = cell
+                new.append(fut)
+            return new
+
         bar = tqdm(total=len(cells), unit="cell", desc="cells", disable=not cfg.progress)
         trials = [0]
 
@@ -311,7 +330,8 @@ def _run_on_dask(
 
         if cfg.search:
             client.subscribe_topic(PROGRESS_TOPIC, trial_done)
-        for fut in as_completed(futures):
+        running = as_completed(submit_more(0))
+        for fut in running:
             cell = futures[fut]
             try:
                 fut.result()
@@ -320,6 +340,7 @@ def _run_on_dask(
             log.info("cell done: %s", cell.cell_id)
             on_done(cell)
             bar.update()
+            running.update(submit_more(running.count()))  # count(): not yet returned
     finally:
         if bar is not None:
             bar.close()
