@@ -516,7 +516,7 @@ def noise_answer(comparison: pd.DataFrame) -> str:
         if iv.n < 2:
             what = "one seed, no interval"
         elif overlaps_zero(iv):
-            what = "as well"
+            what = "no difference shown"
         elif iv.hi < 0:
             what = "worse"
         else:
@@ -526,8 +526,14 @@ def noise_answer(comparison: pd.DataFrame) -> str:
     n = sum(outcome.values())
     every = "the one case" if n == 1 else f"all {n} cases"
     ci = f"the {100 * LEVEL:.0f} % CI of the difference in gain"
-    if outcome["as well"] == n:
-        text = f"Noise (no data) does as well as masked-mean: {ci} overlaps 0 in {every}"
+    if outcome["no difference shown"] == n:
+        # an interval over 0 is absence of evidence, not evidence of equality: say so
+        widest = max(iv.hi - iv.lo for iv in comparison["effect"])
+        text = (
+            f"Noise (no data) cannot be told apart from masked-mean: {ci} overlaps 0 in "
+            f"{every} (widest interval {100 * widest:.1f} points, so this is no proof "
+            "that they are equal)"
+        )
     elif outcome["worse"] == n:
         text = f"Noise (no data) does worse than masked-mean: {ci} is below 0 in {every}"
     elif outcome["better"] == n:

@@ -147,7 +147,7 @@ def test_answers_name_max_rate_and_noise_does_as_well(sweep_dirs):
     assert sensitivity_answer(sens).startswith("The gain is most sensitive to max_rate:")
     comp = noise_comparison(design, metrics)
     assert len(comp) == 2
-    assert noise_answer(comp).startswith("Noise (no data) does as well as masked-mean")
+    assert noise_answer(comp).startswith("Noise (no data) cannot be told apart from masked-mean")
 
 
 def test_noise_worse_and_absent(tmp_path):
@@ -180,7 +180,7 @@ def test_noisy_gain_difference_ci_decides(tmp_path):
     iv = comp.loc[("mnist", "none", 0.01), "effect"]
     ref = mean_ci([0.01, -0.02, 0.012])
     assert (iv.mean, iv.lo, iv.hi) == pytest.approx((ref.mean, ref.lo, ref.hi))
-    assert "does as well" in noise_answer(comp)
+    assert "cannot be told apart" in noise_answer(comp)
 
 
 def test_cli_writes_report_csv_and_figures(sweep_dirs, tmp_path):
@@ -209,7 +209,7 @@ def test_cli_writes_report_csv_and_figures(sweep_dirs, tmp_path):
     assert row["gain_mean"].item() == pytest.approx(np.mean(GAIN[0.1]) + 0.10, abs=1e-6)
     text = (out / "SWEEP.md").read_text()
     assert "The gain is most sensitive to max_rate" in text
-    assert "Noise (no data) does as well as masked-mean" in text
+    assert "Noise (no data) cannot be told apart from masked-mean" in text
     assert "## decay" in text and "Not measured: no directory varies it alone." in text
     assert "![sweep_max_rate.png](sweep_max_rate.png)" in text
     assert "python -m analysis sweep" in text
