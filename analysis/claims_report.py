@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shlex
 import sys
 import time
@@ -37,6 +36,7 @@ from .claims import (
     minority_accuracy,
     summary_levels,
 )
+from .readme_block import markers, missing_block, quote_report
 from .results import ResultsError
 from .style import grid_shape, hide_unused, new_figure, note, save_figure, stage_color, stage_label
 
@@ -337,53 +337,10 @@ def report_markdown(
 
 
 #: The README's results block lies between these lines (``--readme FILE`` rewrites it).
-README_BEGIN = "<!-- claims-report:begin (python -m analysis report ... --readme README.md) -->"
-README_END = "<!-- claims-report:end -->"
-
-
-def readme_block(report_text: str, report_path: str) -> str:
-    """The README's results block: the report's command and verdicts, verbatim.
-
-    Parameters
-    ----------
-    report_text : str
-        ``REPORT.md`` as :func:`report_markdown` writes it.
-    report_path : str
-        Where the README links to the full report (relative to the README).
-
-    Returns
-    -------
-    str
-        The lines between :data:`README_BEGIN` and :data:`README_END`.
-    """
-    lines = report_text.splitlines()
-    start = lines.index("## Verdicts")
-    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("## "))
-    command = next(line.strip() for line in lines if line.startswith("    python -m analysis"))
-    body = "\n".join(lines[start + 1 : end]).strip()
-    return (
-        f"Quoted from [{report_path}]({report_path}) (tables per setting, figures, the "
-        f"settings' commands and versions), made by `{command}`:\n\n{body}"
-    )
-
-
-def update_readme(readme: str | Path, report: str | Path) -> Path:
-    """Replace the README's results block with :func:`readme_block` of ``report``.
-
-    Raises
-    ------
-    ValueError
-        The README lacks the begin/end markers (nothing is written).
-    """
-    readme, report = Path(readme), Path(report)
-    text = readme.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        raise ValueError(f"{readme} has no '{README_BEGIN}' ... '{README_END}' block")
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    rel = os.path.relpath(report, readme.resolve().parent)
-    block = readme_block(report.read_text(), rel)
-    return atomic_write_bytes(readme, f"{head}{README_BEGIN}\n{block}\n{README_END}{tail}".encode())
+README_BLOCK = "claims-report"
+README_BEGIN, README_END = markers(README_BLOCK, "report")
+#: What the full report adds to the verdicts the README quotes.
+README_LINK = "tables per setting, figures, the settings' commands and versions"
 
 
 def write_claims_report(
@@ -475,13 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         shlex.quote(a) for a in (sys.argv[2:] if argv is None else argv)
     )
     if args.readme is not None:
-        text = Path(args.readme).read_text() if Path(args.readme).is_file() else ""
-        if README_BEGIN not in text or README_END not in text:
-            print(
-                f"analysis report: error: --readme {args.readme}: no results block; put "
-                f"the lines '{README_BEGIN}' and '{README_END}' where it goes",
-                file=sys.stderr,
-            )
+        problem = missing_block(args.readme, README_BLOCK, "report")
+        if problem is not None:
+            print(f"analysis report: error: {problem}", file=sys.stderr)
             return 2
     try:
         report = write_claims_report(
@@ -491,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"analysis report: error: {exc}", file=sys.stderr)
         return 2
     if args.readme is not None:
-        update_readme(args.readme, report)
+        quote_report(args.readme, report, README_BLOCK, "report", "Verdicts", README_LINK)
         print(f"updated the results block of {args.readme}")
     print(f"report: {report}")
     return 0

@@ -31,7 +31,15 @@ from brainsleep.formats import order_stages
 from .claims import LEVEL, Interval, Setting, level_of, load_settings, paired, percent
 from .claims_report import _ERR_KW, _md_table, _versions
 from .style import note, save_figure, stage_color
-from .sweep import _panels, _title, above_zero, config_of, run_command, stage_metrics
+from .sweep import (
+    ReadmeQuote,
+    _panels,
+    _title,
+    above_zero,
+    config_of,
+    run_command,
+    stage_metrics,
+)
 
 REMEDIES_FILE = "REMEDIES.md"
 REMEDIES_CSV = "remedies.csv"
@@ -413,4 +421,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "adds to the best remedy: REMEDIES.md, remedies.csv, sleep_adds.csv, remedies.png.",
         write_remedies_report,
         argv,
+        ReadmeQuote(
+            "remedies",
+            "Does sleep add to the best remedy?",
+            "the rankings with CIs per setting, the figure, every directory",
+        ),
     )

@@ -38,6 +38,7 @@ from brainsleep.cli import HelpFormatter
 
 from .claims import LEVEL, Interval, Setting, load_settings, mean_ci, paired, percent
 from .claims_report import _ERR_KW, _md_table, _versions
+from .readme_block import missing_block, quote_report
 from .results import ResultsError
 from .style import grid_shape, hide_unused, new_figure, note, save_figure
 
@@ -475,6 +476,45 @@ def sensitivity_answer(sens: pd.DataFrame) -> str:
     return text + "."
 
 
+def where_answer(table: pd.DataFrame) -> str:
+    """One sentence per group: how many settings gain with a CI above 0, and the best one.
+
+    A setting is one results directory (the base, a one-factor run or a map cell); the
+    best is the largest mean gain, whatever its interval.
+    """
+    rows = table.drop_duplicates(["setting", *_GROUP])
+    rows = rows[np.isfinite(rows["gain_mean"].astype(float))]
+    if rows.empty:
+        return "Where sleep helps: not measured (no directory has a paired gain)."
+    parts = []
+    for (ds, imb, frac), g in rows.groupby(_GROUP, sort=True):
+        above = int(((g["n_seeds"] >= 2) & (g["ci_low"] > 0)).sum())
+        best = g.loc[g["gain_mean"].astype(float).idxmax()]
+        varies = "the base" if best["is_base"] else _varied_text(table, best["setting"])
+        parts.append(
+            f"{_group_text(ds, imb, frac)}: {above} of {len(g)} settings gain with the "
+            f"{100 * LEVEL:.0f} % CI above 0 (best mean {100 * best['gain_mean']:+.1f} points, "
+            f"{varies})"
+        )
+    return "; ".join(parts) + "."
+
+
+def _varied_text(table: pd.DataFrame, setting: str) -> str:
+    """``factor = value`` for a setting's one-factor row(s) (``y, x`` for a map cell)."""
+    rows = table[(table["setting"] == setting) & ~table["is_base"].astype(bool)]
+    texts = []
+    for r in rows.drop_duplicates("factor").itertuples():
+        if r.kind == "map":
+            names = str(r.factor).split(" x ")
+            values = r.value if isinstance(r.value, tuple) else (r.value,)
+            texts.append(
+                ", ".join(f"{n} = {value_text(v)}" for n, v in zip(names, values, strict=False))
+            )
+        else:
+            texts.append(f"{r.factor} = {value_text(r.value)}")
+    return texts[0] if texts else setting
+
+
 def noise_comparison(design: Design, metrics: pd.DataFrame) -> pd.DataFrame:
     """Gain with the noise input minus gain with masked-mean, paired by seed.
 
@@ -782,6 +822,7 @@ def sweep_markdown(
         "",
         f"- **Most sensitive factor.** {answers[0]}",
         f"- **Noise vs masked-mean.** {answers[1]}",
+        f"- **Where sleep helps.** {answers[2]}",
         "",
         "## Directories",
         "",
@@ -942,6 +983,7 @@ def write_sweep_report(
     answers = (
         sensitivity_answer(sensitivity(table)),
         noise_answer(noise_comparison(design, metrics)),
+        where_answer(table),
     )
     if command is None:
         command = "python -m analysis sweep " + " ".join(shlex.quote(a) for a in sys.argv[2:])
@@ -955,11 +997,21 @@ def write_sweep_report(
 # -- command line (shared with analysis.remedies) ---------------------------------------------
 
 
+@dataclass(frozen=True)
+class ReadmeQuote:
+    """Which README block a subcommand rewrites (``--readme``), with which report section."""
+
+    block: str  #: marker name, analysis.readme_block.markers
+    heading: str  #: the report's ``## heading`` quoted
+    what: str  #: what the full report adds, in the link sentence
+
+
 def run_command(
     name: str,
     description: str,
     write: Callable[..., Path],
     argv: Sequence[str] | None = None,
+    readme: ReadmeQuote | None = None,
 ) -> int:
     """Parse ``python -m analysis NAME RESULTS_DIR [...] --out DIR [-q]`` and call ``write``.
 
@@ -973,6 +1025,8 @@ def run_command(
         ``write(paths, out, command, log=...)`` returning the report's path.
     argv : sequence of str, optional
         Arguments after the subcommand (default ``sys.argv[2:]``).
+    readme : ReadmeQuote, optional
+        Adds ``--readme FILE``: quote this section of the report in FILE's block.
 
     Returns
     -------
@@ -989,8 +1043,20 @@ def run_command(
     p.add_argument("results_dirs", metavar="RESULTS_DIR", nargs="+", help="results directory")
     p.add_argument("--out", metavar="DIR", required=True, help="where the report goes")
     p.add_argument("-q", "--quiet", action="store_true", help="do not list the files written")
+    if readme is not None:
+        p.add_argument(
+            "--readme",
+            metavar="FILE",
+            help=f"also rewrite FILE's {readme.block!r} block with the report's "
+            f"{readme.heading!r} section and its command, verbatim",
+        )
     args = p.parse_args(argv)
     command = f"python -m analysis {name} " + " ".join(shlex.quote(a) for a in argv)
+    if getattr(args, "readme", None) is not None:
+        problem = missing_block(args.readme, readme.block, name)
+        if problem is not None:
+            print(f"analysis {name}: error: {problem}", file=sys.stderr)
+            return 2
     try:
         report = write(
             args.results_dirs, args.out, command, log=(lambda _: None) if args.quiet else print
@@ -998,6 +1064,9 @@ def run_command(
     except ResultsError as exc:
         print(f"analysis {name}: error: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "readme", None) is not None:
+        quote_report(args.readme, report, readme.block, name, readme.heading, readme.what)
+        print(f"updated the {readme.block!r} block of {args.readme}")
     print(f"{name}: {report}")
     return 0
 
@@ -1010,4 +1079,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "varies (studies/input_sweep.toml): SWEEP.md, sweep.csv and a figure per factor.",
         write_sweep_report,
         argv,
+        ReadmeQuote(
+            "input-sweep", "Answers", "sensitivity curves with CIs, the map, every directory"
+        ),
     )

@@ -19,6 +19,7 @@ from analysis.sweep import (
     sensitivity_answer,
     stage_metrics,
     sweep_table,
+    where_answer,
 )
 from brainsleep.formats import CELLS_DIR, CONFIG_FILE, METRICS_CSV, format_cell_id
 
@@ -148,6 +149,20 @@ def test_answers_name_max_rate_and_noise_does_as_well(sweep_dirs):
     comp = noise_comparison(design, metrics)
     assert len(comp) == 2
     assert noise_answer(comp).startswith("Noise (no data) cannot be told apart from masked-mean")
+
+
+def test_where_sleep_helps_counts_settings_and_names_the_best(sweep_dirs):
+    settings = load_settings(sweep_dirs)
+    table = sweep_table(identify_design(settings), stage_metrics(settings))
+    best = 100 * (np.mean(GAIN[0.01]) + 0.15), 100 * (np.mean(GAIN[0.1]) + 0.15)
+    # at 10 %, max_rate 10 takes 10 points off a 4-6 point gain: its CI is below 0
+    assert where_answer(table) == (
+        "mnist at 1 %: 9 of 9 settings gain with the 95 % CI above 0 (best mean "
+        f"{best[0]:+.1f} points, max_rate = 80, sleep_steps = 40000); mnist at 10 %: 8 of 9 "
+        f"settings gain with the 95 % CI above 0 (best mean {best[1]:+.1f} points, "
+        "max_rate = 80, sleep_steps = 40000)."
+    )
+    assert where_answer(table.iloc[0:0]).startswith("Where sleep helps: not measured")
 
 
 def test_noise_worse_and_absent(tmp_path):

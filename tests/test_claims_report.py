@@ -19,7 +19,7 @@ from analysis.claims import (
     mean_ci,
     weight_sparseness,
 )
-from analysis.claims_report import README_BEGIN, README_END, readme_block
+from analysis.claims_report import README_BEGIN, README_END
 from brainsleep.formats import (
     CELLS_DIR,
     CONFIG_FILE,
@@ -225,14 +225,6 @@ def test_readme_without_block_is_refused_before_writing(dirs, tmp_path, capsys):
     assert analysis_main(args) == 2
     assert "no results block" in capsys.readouterr().err
     assert not out.exists() and readme.read_text() == "# no block\n"
-
-
-def test_repository_readme_quotes_the_committed_report():
-    readme = (REPO / "README.md").read_text()
-    assert README_BEGIN in readme, "the README's results come from the report"
-    block = readme.split(README_BEGIN)[1].split(README_END)[0].strip()
-    report = (REPO / "docs" / "results" / "REPORT.md").read_text()
-    assert block == readme_block(report, "docs/results/REPORT.md").strip()
 
 
 def test_cells_without_the_compared_stage_do_not_count(tmp_path):

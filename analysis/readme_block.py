@@ -1,0 +1,112 @@
+"""Quote a generated report's answer section in the README, verbatim, between markers.
+
+The README's results are never typed by hand: each analysis command that takes
+``--readme FILE`` rewrites its own block of FILE, which lies between
+
+    <!-- NAME:begin (python -m analysis SUBCOMMAND ... --readme README.md) -->
+    <!-- NAME:end -->
+
+with the report's section quoted verbatim and the exact command that made it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from brainsleep.atomic import atomic_write_bytes
+
+
+def markers(name: str, subcommand: str) -> tuple[str, str]:
+    """The (begin, end) marker lines of block ``name`` written by ``subcommand``."""
+    return (
+        f"<!-- {name}:begin (python -m analysis {subcommand} ... --readme README.md) -->",
+        f"<!-- {name}:end -->",
+    )
+
+
+def missing_block(readme: str | Path, name: str, subcommand: str) -> str | None:
+    """One line saying what is wrong if ``readme`` lacks the block, else None.
+
+    Checked before any report is written, so a wrong ``--readme`` writes nothing.
+    """
+    begin, end = markers(name, subcommand)
+    text = Path(readme).read_text() if Path(readme).is_file() else ""
+    if begin in text and end in text:
+        return None
+    return f"--readme {readme}: no results block; put the lines '{begin}' and '{end}' where it goes"
+
+
+def section(report_text: str, heading: str) -> str:
+    """The body of the ``## heading`` section of a Markdown report (without the heading).
+
+    Raises
+    ------
+    ValueError
+        The report has no such section.
+    """
+    lines = report_text.splitlines()
+    start = lines.index(f"## {heading}")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start + 1 : end]).strip()
+
+
+def report_command(report_text: str) -> str:
+    """The command a report states (its first indented ``python -m analysis`` line)."""
+    lines = report_text.splitlines()
+    return next(line.strip() for line in lines if line.startswith("    python -m analysis"))
+
+
+def block_text(report_text: str, link: str, heading: str, what: str) -> str:
+    """The lines between a block's markers: a link, the command, the section verbatim."""
+    return (
+        f"Quoted from [{link}]({link}) ({what}), made by `{report_command(report_text)}`:"
+        f"\n\n{section(report_text, heading)}"
+    )
+
+
+def read_block(readme_text: str, name: str, subcommand: str) -> str | None:
+    """The text between block ``name``'s markers (stripped), or None without them."""
+    begin, end = markers(name, subcommand)
+    if begin not in readme_text or end not in readme_text:
+        return None
+    return readme_text.split(begin, 1)[1].split(end, 1)[0].strip()
+
+
+def quote_report(
+    readme: str | Path, report: str | Path, name: str, subcommand: str, heading: str, what: str
+) -> Path:
+    """Rewrite README block ``name`` with section ``heading`` of ``report``, verbatim.
+
+    Parameters
+    ----------
+    readme, report : path-like
+        The README and the generated report (Markdown).
+    name, subcommand : str
+        The block's marker name and the ``python -m analysis`` subcommand that writes it.
+    heading : str
+        The report section quoted (``## heading``).
+    what : str
+        What the full report adds, said in the link sentence.
+
+    Returns
+    -------
+    pathlib.Path
+        ``readme``.
+
+    Raises
+    ------
+    ValueError
+        The README lacks the markers, or the report the section (nothing is written).
+    """
+    readme, report = Path(readme), Path(report)
+    problem = missing_block(readme, name, subcommand)
+    if problem is not None:
+        raise ValueError(problem)
+    begin, end = markers(name, subcommand)
+    text = readme.read_text()
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    rel = os.path.relpath(report, readme.resolve().parent)
+    block = block_text(report.read_text(), rel, heading, what)
+    return atomic_write_bytes(readme, f"{head}{begin}\n{block}\n{end}{tail}".encode())
