@@ -247,6 +247,48 @@ def test_stops_at_the_first_failing_run(tmp_path, capsys):
     assert "stopped at run 2/3 'b' (exit 3)" in captured.err
 
 
+def test_runs_picks_runs_in_file_order(tmp_path, capsys):
+    path = write(tmp_path, "".join(f'[[runs]]\nname = "{n}"\n' for n in "abc"))
+    started = []
+
+    def execute(cfg, argv):
+        started.append(Path(cfg.out).name)
+        return 0
+
+    argv = ["--study", str(path), "--out", str(tmp_path / "r"), "--device", "reference"]
+    kw = dict(parser=build_parser(), configure=config_from_args, execute=execute)
+    assert run_study([*argv, "--runs", "c", "a"], **kw) == 0
+    assert started == ["a", "c"]
+    assert "run 2/2 'c'" in capsys.readouterr().out
+    # a stray directory of a run left out is not checked
+    (tmp_path / "r" / "b").mkdir(parents=True)
+    (tmp_path / "r" / "b" / "stray.txt").write_text("x")
+    assert run_study([*argv, "--runs", "c"], **kw) == 0
+
+
+@pytest.mark.parametrize(
+    "with_study, message",
+    [
+        (True, "--runs: 'zz' is not a run of"),
+        (False, "--runs picks runs of a study: give --study FILE too"),
+    ],
+)
+def test_runs_errors(with_study, message, tmp_path, capsys):
+    path = write(tmp_path, '[[runs]]\nname = "a"\n')
+    out = tmp_path / "r"
+    argv = ["--out", str(out), "--device", "reference", "--runs", "a", "zz"]
+    assert main(["--study", str(path), *argv] if with_study else argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_runs_is_no_spec_key(tmp_path):
+    path = write(tmp_path, '[defaults]\nruns = ["a"]\n')
+    with pytest.raises(StudyError, match="option 'runs' cannot be in a study"):
+        read_study(path)
+
+
 # ------------------------------------------------------------------ end to end
 
 

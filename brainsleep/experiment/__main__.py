@@ -340,6 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
             "unless given; other options given here override the file for every run"
         ),
     )
+    g.add_argument(
+        "--runs",
+        nargs="+",
+        metavar="NAME",
+        help=(
+            "with --study: run only these runs of the spec, by name, in the file's order "
+            "(e.g. the runs still to do, into a new --out)"
+        ),
+    )
     g = p.add_argument_group("parallel")
     g.add_argument(
         "--workers",
@@ -527,6 +536,9 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.runs is not None and args.study is None:
+        print("error: --runs picks runs of a study: give --study FILE too", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.study is not None:
         from .study import run_study
 

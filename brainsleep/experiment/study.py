@@ -36,7 +36,7 @@ import shlex
 import sys
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ SPEC_KEYS = ("description", "defaults", "runs")
 RESERVED = {
     "out": "the study's --out decides where runs go (<out>/<name>)",
     "study": "a study cannot name another study",
+    "runs": "--runs picks runs of a study on the command line",
     "help": "not an experiment option",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -108,8 +109,11 @@ class Study:
         return self.path.stem
 
 
-def split_study_args(argv: Sequence[str]) -> tuple[str | None, str | None, list[str]]:
-    """``(study, out, rest)``: ``--study`` and ``--out`` taken out of a command line.
+def split_study_args(
+    argv: Sequence[str],
+) -> tuple[str | None, str | None, list[str] | None, list[str]]:
+    """``(study, out, runs, rest)``: ``--study``, ``--out`` and ``--runs`` taken out of a
+    command line.
 
     Parameters
     ----------
@@ -121,14 +125,17 @@ def split_study_args(argv: Sequence[str]) -> tuple[str | None, str | None, list[
     -------
     study, out : str or None
         The values of ``--study`` and ``--out`` (the last one given), None when absent.
+    runs : list of str or None
+        The names given to ``--runs``, None when absent.
     rest : list of str
         Every other argument, in order: the options that override the file.
     """
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--study")
     pre.add_argument("--out")
+    pre.add_argument("--runs", nargs="+")
     ns, rest = pre.parse_known_args(list(argv))
-    return ns.study, ns.out, rest
+    return ns.study, ns.out, ns.runs, rest
 
 
 def option_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -376,6 +383,25 @@ def read_study(
     return study
 
 
+def select_runs(study: Study, names: Sequence[str] | None) -> Study:
+    """The study with only the runs named (``--runs``), in the file's order.
+
+    Raises
+    ------
+    StudyError
+        A name that is not a run of the spec (the names it has are listed).
+    """
+    if names is None:
+        return study
+    known = [r.name for r in study.runs]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise StudyError(
+            f"--runs: {unknown[0]!r} is not a run of {study.path} (runs: {', '.join(known)})"
+        )
+    return replace(study, runs=tuple(r for r in study.runs if r.name in set(names)))
+
+
 def load_study(
     path: str | Path,
     cli_args: Sequence[str] = (),
@@ -457,10 +483,10 @@ def run_study(
         Bad input anywhere in the study (spec, options, a results directory), before any
         run starts: nothing is written.
     """
-    path, out, rest = split_study_args(argv)
+    path, out, names, rest = split_study_args(argv)
     if path is None:
         raise StudyError("--study: give a study spec file")
-    study = read_study(path, rest, out, parser=parser)
+    study = select_runs(read_study(path, rest, out, parser=parser), names)
     configs, said = _check_runs(study, parser, configure)
     for line in said:
         print(line, file=sys.stderr)
