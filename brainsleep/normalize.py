@@ -254,11 +254,13 @@ class AlphasCache:
 
     def __call__(self, model: MLP) -> Normalization:
         """The :class:`Normalization` of ``model`` on the held images."""
-        from brainsleep.ann import get_weights
-
         digest = hashlib.blake2b(repr(model.eval_hidden_scale).encode(), digest_size=16)
-        for w in get_weights(model):
-            digest.update(np.ascontiguousarray(w, dtype=np.float64).tobytes())
+        # The tensors' own bytes, no float64 copy: half the bytes, and no copy at all for
+        # the contiguous CPU tensors a model holds (a tenth of a trial before).
+        for name, t in model.state_dict().items():
+            a = np.ascontiguousarray(t.detach().cpu().numpy())
+            digest.update(f"{name} {a.dtype} {a.shape}".encode())
+            digest.update(a.data)
         key = digest.digest()
         if key != self._key:
             self._norm, self._key = alphas_for_model(model, self.x), key
