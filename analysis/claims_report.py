@@ -444,7 +444,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"analysis report: error: {exc}", file=sys.stderr)
         return 2
     if args.readme is not None:
-        quote_report(args.readme, report, README_BLOCK, "report", "Verdicts", README_LINK)
+        try:
+            quote_report(args.readme, report, README_BLOCK, "report", "Verdicts", README_LINK)
+        except (ValueError, OSError) as exc:
+            print(f"analysis report: error: {exc} (the report is written)", file=sys.stderr)
+            return 2
         print(f"updated the results block of {args.readme}")
     print(f"report: {report}")
     return 0

@@ -31,10 +31,15 @@ def missing_block(readme: str | Path, name: str, subcommand: str) -> str | None:
     Checked before any report is written, so a wrong ``--readme`` writes nothing.
     """
     begin, end = markers(name, subcommand)
-    text = Path(readme).read_text() if Path(readme).is_file() else ""
-    if begin in text and end in text:
+    if not Path(readme).is_file():
+        return f"--readme {readme}: no such file"
+    text = Path(readme).read_text()
+    if begin in text and text.find(end, text.find(begin)) != -1:
         return None
-    return f"--readme {readme}: no results block; put the lines '{begin}' and '{end}' where it goes"
+    return (
+        f"--readme {readme}: no results block; put the lines '{begin}' and '{end}' "
+        "(in that order) where it goes"
+    )
 
 
 def section(report_text: str, heading: str) -> str:
@@ -46,6 +51,8 @@ def section(report_text: str, heading: str) -> str:
         The report has no such section.
     """
     lines = report_text.splitlines()
+    if f"## {heading}" not in lines:
+        raise ValueError(f"the report has no '## {heading}' section")
     start = lines.index(f"## {heading}")
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     return "\n".join(lines[start + 1 : end]).strip()
@@ -54,7 +61,10 @@ def section(report_text: str, heading: str) -> str:
 def report_command(report_text: str) -> str:
     """The command a report states (its first indented ``python -m analysis`` line)."""
     lines = report_text.splitlines()
-    return next(line.strip() for line in lines if line.startswith("    python -m analysis"))
+    command = next((x.strip() for x in lines if x.startswith("    python -m analysis")), None)
+    if command is None:
+        raise ValueError("the report states no 'python -m analysis' command")
+    return command
 
 
 def block_text(report_text: str, link: str, heading: str, what: str) -> str:
@@ -97,7 +107,8 @@ def quote_report(
     Raises
     ------
     ValueError
-        The README lacks the markers, or the report the section (nothing is written).
+        The README lacks the markers, or the report the section or its command (the
+        README is left as it was).
     """
     readme, report = Path(readme), Path(report)
     problem = missing_block(readme, name, subcommand)
@@ -107,6 +118,6 @@ def quote_report(
     text = readme.read_text()
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
-    rel = os.path.relpath(report, readme.resolve().parent)
+    rel = os.path.relpath(report.resolve(), readme.resolve().parent)
     block = block_text(report.read_text(), rel, heading, what)
     return atomic_write_bytes(readme, f"{head}{begin}\n{block}\n{end}{tail}".encode())

@@ -485,16 +485,18 @@ def where_answer(table: pd.DataFrame) -> str:
     rows = table.drop_duplicates(["setting", *_GROUP])
     rows = rows[np.isfinite(rows["gain_mean"].astype(float))]
     if rows.empty:
-        return "Where sleep helps: not measured (no directory has a paired gain)."
+        return "Not measured (no directory has a paired gain)."
     parts = []
     for (ds, imb, frac), g in rows.groupby(_GROUP, sort=True):
-        above = int(((g["n_seeds"] >= 2) & (g["ci_low"] > 0)).sum())
+        with_ci = g[g["n_seeds"] >= 2]
+        above = int((with_ci["ci_low"] > 0).sum())
         best = g.loc[g["gain_mean"].astype(float).idxmax()]
         varies = "the base" if best["is_base"] else _varied_text(table, best["setting"])
+        best_ci = Interval(best["gain_mean"], best["ci_low"], best["ci_high"], best["n_seeds"])
         parts.append(
-            f"{_group_text(ds, imb, frac)}: {above} of {len(g)} settings gain with the "
-            f"{100 * LEVEL:.0f} % CI above 0 (best mean {100 * best['gain_mean']:+.1f} points, "
-            f"{varies})"
+            f"{_group_text(ds, imb, frac)}: {above} of {len(with_ci)} settings (with 2 or "
+            f"more seeds) gain with the {100 * LEVEL:.0f} % CI above 0; the best mean, "
+            f"{best_ci.text()} points, is at {varies}"
         )
     return "; ".join(parts) + "."
 
@@ -567,12 +569,12 @@ def noise_answer(comparison: pd.DataFrame) -> str:
     every = "the one case" if n == 1 else f"all {n} cases"
     ci = f"the {100 * LEVEL:.0f} % CI of the difference in gain"
     if outcome["no difference shown"] == n:
-        # an interval over 0 is absence of evidence, not evidence of equality: say so
-        widest = max(iv.hi - iv.lo for iv in comparison["effect"])
+        # an interval over 0 is absence of evidence, not evidence of equality: say how
+        # large a difference the intervals still allow
+        allowed = max(max(abs(iv.lo), abs(iv.hi)) for iv in comparison["effect"])
         text = (
             f"Noise (no data) cannot be told apart from masked-mean: {ci} overlaps 0 in "
-            f"{every} (widest interval {100 * widest:.1f} points, so this is no proof "
-            "that they are equal)"
+            f"{every}, but still allows differences of up to {100 * allowed:.1f} points"
         )
     elif outcome["worse"] == n:
         text = f"Noise (no data) does worse than masked-mean: {ci} is below 0 in {every}"
@@ -1065,7 +1067,11 @@ def run_command(
         print(f"analysis {name}: error: {exc}", file=sys.stderr)
         return 2
     if getattr(args, "readme", None) is not None:
-        quote_report(args.readme, report, readme.block, name, readme.heading, readme.what)
+        try:
+            quote_report(args.readme, report, readme.block, name, readme.heading, readme.what)
+        except (ValueError, OSError) as exc:
+            print(f"analysis {name}: error: {exc} (the report is written)", file=sys.stderr)
+            return 2
         print(f"updated the {readme.block!r} block of {args.readme}")
     print(f"{name}: {report}")
     return 0

@@ -82,3 +82,38 @@ def test_readme_without_block_is_refused_before_writing(main, name, tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no results block" in err
     assert not out.exists() and readme.read_text() == "# no block\n"
+
+
+def test_markers_in_the_wrong_order_are_refused(tmp_path):
+    begin, end = markers("input-sweep", "sweep")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{end}\n{begin}\n")
+    report = tmp_path / "SWEEP.md"
+    report.write_text(REPORT)
+    with pytest.raises(ValueError, match="no results block"):
+        quote_report(readme, report, "input-sweep", "sweep", "Answers", "more")
+    assert readme.read_text() == f"{end}\n{begin}\n"
+
+
+@pytest.mark.parametrize(
+    "report_text, message",
+    [(REPORT.replace("## Answers", "## Other"), "no '## Answers' section"),
+     (REPORT.replace("    python -m analysis", "    python -m other"), "states no")],
+)  # fmt: skip
+def test_a_report_without_the_section_or_command_leaves_the_readme(report_text, message, tmp_path):
+    begin, end = markers("input-sweep", "sweep")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{begin}\nold\n{end}\n")
+    report = tmp_path / "SWEEP.md"
+    report.write_text(report_text)
+    with pytest.raises(ValueError, match=message):
+        quote_report(readme, report, "input-sweep", "sweep", "Answers", "more")
+    assert readme.read_text() == f"{begin}\nold\n{end}\n"
+
+
+def test_missing_readme_is_named(tmp_path, capsys):
+    out = tmp_path / "rep"
+    readme = tmp_path / "nope.md"
+    assert sweep_main([str(tmp_path), "--out", str(out), "--readme", str(readme)]) == 2
+    assert f"--readme {readme}: no such file" in capsys.readouterr().err
+    assert not out.exists()

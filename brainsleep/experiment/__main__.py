@@ -343,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--runs",
         nargs="+",
+        action="extend",
         metavar="NAME",
         help=(
             "with --study: run only these runs of the spec, by name, in the file's order "

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +41,8 @@ log = logging.getLogger("brainsleep.experiment")
 PROGRESS_TOPIC = "brainsleep-trial-done"
 # Worker deaths a task may cause before the run gives it up (Dask's allowed-failures).
 ALLOWED_FAILURES = 2
+# Seconds between looks for a finished cell or a free worker thread.
+POLL_SECONDS = 0.5
 # Errors that __main__ already reports in one line: re-raised as they are.
 _PASS_THROUGH = ("OSError", "DeviceUnavailableError")
 
@@ -331,15 +334,21 @@ def _run_on_dask(
         if cfg.search:
             client.subscribe_topic(PROGRESS_TOPIC, trial_done)
         running = as_completed(submit_more(0))
-        for fut in running:
-            cell = futures[fut]
-            try:
-                fut.result()
-            except Exception as exc:
-                raise _failure(cell, exc) from exc
-            log.info("cell done: %s", cell.cell_id)
-            on_done(cell)
-            bar.update()
+        while waiting or running.count():
+            # Poll rather than block on the next result: a worker that joins a shared
+            # scheduler mid-run gets a cell within a second, not when a cell finishes.
+            if not running.has_ready():
+                time.sleep(POLL_SECONDS)
+            else:
+                fut = next(running)
+                cell = futures[fut]
+                try:
+                    fut.result()
+                except Exception as exc:
+                    raise _failure(cell, exc) from exc
+                log.info("cell done: %s", cell.cell_id)
+                on_done(cell)
+                bar.update()
             running.update(submit_more(running.count()))  # count(): not yet returned
     finally:
         if bar is not None:

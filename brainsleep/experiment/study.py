@@ -133,7 +133,7 @@ def split_study_args(
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--study")
     pre.add_argument("--out")
-    pre.add_argument("--runs", nargs="+")
+    pre.add_argument("--runs", nargs="+", action="extend")
     ns, rest = pre.parse_known_args(list(argv))
     return ns.study, ns.out, ns.runs, rest
 
