@@ -12,9 +12,13 @@ with the report's section quoted verbatim and the exact command that made it.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from brainsleep.atomic import atomic_write_bytes
+
+# A Markdown link target that is a plain relative path (no scheme, anchor or leading /).
+_RELATIVE_LINK = re.compile(r"\]\((?![a-z]+:|#|/)([^)\s]+)\)")
 
 
 def markers(name: str, subcommand: str) -> tuple[str, str]:
@@ -69,9 +73,13 @@ def report_command(report_text: str) -> str:
 
 def block_text(report_text: str, link: str, heading: str, what: str) -> str:
     """The lines between a block's markers: a link, the command, the section verbatim."""
+    body = section(report_text, heading)
+    # the report's own relative links (its figures) are relative to the report's folder
+    folder = os.path.dirname(link)
+    if folder:
+        body = _RELATIVE_LINK.sub(lambda m: f"]({folder}/{m.group(1)})", body)
     return (
-        f"Quoted from [{link}]({link}) ({what}), made by `{report_command(report_text)}`:"
-        f"\n\n{section(report_text, heading)}"
+        f"Quoted from [{link}]({link}) ({what}), made by `{report_command(report_text)}`:\n\n{body}"
     )
 
 

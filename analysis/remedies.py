@@ -28,7 +28,16 @@ from matplotlib.figure import Figure
 from brainsleep.atomic import atomic_write_bytes
 from brainsleep.formats import order_stages
 
-from .claims import LEVEL, Interval, Setting, level_of, load_settings, paired, percent
+from .claims import (
+    LEVEL,
+    NEAR_CHANCE,
+    Interval,
+    Setting,
+    level_of,
+    load_settings,
+    paired,
+    percent,
+)
 from .claims_report import _ERR_KW, _md_table, _versions
 from .style import note, save_figure, stage_color
 from .sweep import (
@@ -266,6 +275,15 @@ def adds_sentence(rows: pd.DataFrame, ranked: pd.DataFrame) -> str:
         text += f"; against sleep alone, {r} + sleep - sleep = {vs.text()} points"
     else:
         text += "; against sleep alone: not measured"
+    if alone["mean"] < NEAR_CHANCE:
+        # as in the claims report: sleep then repairs a failed training, say so
+        text += (
+            f". {r} alone is near chance (< {100 * NEAR_CHANCE:.0f} %: the recipe had not "
+            "learnt), so this compares repairs of a failed training"
+        )
+    strong = ranked[ranked["kind"] == "strong"]
+    if len(strong):
+        text += f"; the strong recipe reaches {100 * strong['mean'].iloc[0]:.1f} %"
     return text + "."
 
 

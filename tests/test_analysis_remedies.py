@@ -139,6 +139,38 @@ def test_sleep_adds_to_the_best_remedy_or_not(remedy_dirs):
     assert "sleep adds to the best remedy, augment" in sentences["none"]
     assert "sleep does not add to the best remedy, oversample" in sentences[IMB]
     assert "CI reaches 0" in sentences[IMB]
+    assert not any("near chance" in x for x in sentences.values())  # 51 % and 81 %
+
+
+def test_a_best_remedy_near_chance_is_said_with_the_strong_recipe(tmp_path):
+    """The reference recipe at 1 % of MNIST can fail to learn: the sentence says that sleep
+    then repairs a failed training, and where the strong recipe stands."""
+    lim = ("mnist", 0.01, "none")
+    plain = write_run(
+        tmp_path,
+        "reference",
+        {},
+        [
+            (*lim, "baseline", (0.11, 0.12, 0.13), None),
+            (*lim, "sleep", (0.14, 0.15, 0.13), None),
+            (*lim, "strong", (0.88, 0.89, 0.87), None),
+        ],
+    )
+    mixup = write_run(
+        tmp_path,
+        "reference_mixup",
+        {"remedies": ["mixup"]},
+        [
+            (*lim, "baseline", (0.12, 0.11, 0.12), None),
+            (*lim, "sleep", (0.15, 0.13, 0.14), None),
+        ],
+    )
+    settings = load_settings([plain, mixup])
+    metrics = stage_metrics(settings)
+    ranked = ranking(settings, metrics)
+    text = adds_sentence(sleep_adds(metrics, ranked), ranked)
+    assert "mixup alone is near chance (< 20 %: the recipe had not learnt)" in text
+    assert text.endswith("; the strong recipe reaches 88.0 %.")
 
 
 def test_setting_without_remedy_is_not_measured(tmp_path):
