@@ -29,6 +29,16 @@ def markers(name: str, subcommand: str) -> tuple[str, str]:
     )
 
 
+def _split(text: str, name: str, subcommand: str) -> tuple[str, str, str] | None:
+    """``(before, inside, after)`` block ``name``'s markers, or None without both in order."""
+    begin, end = markers(name, subcommand)
+    head, found, rest = text.partition(begin)
+    if not found or end not in rest:
+        return None
+    inside, _, tail = rest.partition(end)
+    return head, inside, tail
+
+
 def missing_block(readme: str | Path, name: str, subcommand: str) -> str | None:
     """One line saying what is wrong if ``readme`` lacks the block, else None.
 
@@ -37,8 +47,7 @@ def missing_block(readme: str | Path, name: str, subcommand: str) -> str | None:
     begin, end = markers(name, subcommand)
     if not Path(readme).is_file():
         return f"--readme {readme}: no such file"
-    text = Path(readme).read_text()
-    if begin in text and text.find(end, text.find(begin)) != -1:
+    if _split(Path(readme).read_text(), name, subcommand) is not None:
         return None
     return (
         f"--readme {readme}: no results block; put the lines '{begin}' and '{end}' "
@@ -85,10 +94,8 @@ def block_text(report_text: str, link: str, heading: str, what: str) -> str:
 
 def read_block(readme_text: str, name: str, subcommand: str) -> str | None:
     """The text between block ``name``'s markers (stripped), or None without them."""
-    begin, end = markers(name, subcommand)
-    if begin not in readme_text or end not in readme_text:
-        return None
-    return readme_text.split(begin, 1)[1].split(end, 1)[0].strip()
+    parts = _split(readme_text, name, subcommand)
+    return None if parts is None else parts[1].strip()
 
 
 def quote_report(
@@ -123,9 +130,7 @@ def quote_report(
     if problem is not None:
         raise ValueError(problem)
     begin, end = markers(name, subcommand)
-    text = readme.read_text()
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
+    head, _, tail = _split(readme.read_text(), name, subcommand)
     rel = os.path.relpath(report.resolve(), readme.resolve().parent)
     block = block_text(report.read_text(), rel, heading, what)
     return atomic_write_bytes(readme, f"{head}{begin}\n{block}\n{end}{tail}".encode())
