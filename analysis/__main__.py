@@ -10,6 +10,10 @@ factors a one-factor-at-a-time sweep varies, ``SWEEP.md`` (:mod:`analysis.sweep`
 ``python -m analysis remedies RESULTS_DIR [...] --out DIR``: remedies with and without
 sleep, ranked, ``REMEDIES.md`` (:mod:`analysis.remedies`).
 
+``python -m analysis export RESULTS_DIR [...] --out DIR``: compact copies (no weights,
+no spikes) that every report can be rerun from, small enough to commit
+(:mod:`analysis.export`).
+
 Exit status: 0 all figures written or skipped for lack of data, 1 some figure failed,
 2 unusable results directory (missing, empty, no metrics.csv) or bad arguments.
 """
@@ -40,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "the claims report: python -m analysis report RESULTS_DIR [...] --out DIR "
             "(--help for its options); the input sweep: python -m analysis sweep ...; the "
-            "remedies: python -m analysis remedies ....\n\n"
+            "remedies: python -m analysis remedies ...; compact copies to commit: python -m "
+            "analysis export RESULTS_DIR [...] --out DIR.\n\n"
             "exit status: 0 all figures written or skipped for lack of data, 1 some figure "
             "failed, 2 unusable results directory or bad arguments."
         ),
@@ -112,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sweep import main as sweep_main
 
         return sweep_main(argv[1:])
+    if argv[:1] == ["export"]:  # compact copies to commit (analysis.export)
+        from .export import main as export_main
+
+        return export_main(argv[1:])
     if argv[:1] == ["remedies"]:  # remedies with and without sleep (analysis.remedies)
         from .remedies import main as remedies_main
 

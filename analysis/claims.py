@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from brainsleep.formats import load_weights
+from brainsleep.sparseness import weight_hoyer
 
 from .results import Results, load_results
 
@@ -197,23 +198,33 @@ def load_settings(paths: Sequence[str | Path]) -> list[Setting]:
 
 
 def long_metrics(settings: Sequence[Setting]) -> pd.DataFrame:
-    """Every setting's ``metrics.csv`` rows with a ``setting`` column, plus ``weight_hoyer``.
+    """Every setting's ``metrics.csv`` rows with a ``setting`` column and ``weight_hoyer``.
 
     ``weight_hoyer`` is the Hoyer sparseness of all the stage's weights (mean over layers;
-    0 dense, 1 one nonzero weight), read from the cell's ``weights_<stage>.npz`` when it
-    is there, else NaN.
+    0 dense, 1 one nonzero weight). The pipeline records it in ``metrics.csv``; for rows
+    written before it did, it is computed from the cell's ``weights_<stage>.npz`` when that
+    is there, else NaN. A compact copy of a directory (``python -m analysis export``) has
+    no weights, so it relies on the recorded column.
     """
     frames = []
     for s in settings:
         m = s.results.metrics.copy()
         m.insert(0, "setting", s.name)
-        hoyer_of = {}
-        for cell in s.results.cells:
-            for stage, path in cell.weights.items():
-                hoyer_of[(cell.cell_id, stage)] = weight_sparseness(path)
-        m["weight_hoyer"] = [
-            hoyer_of.get((c, st), math.nan) for c, st in zip(m["cell"], m["stage"], strict=True)
-        ]
+        recorded = m["weight_hoyer"] if "weight_hoyer" in m.columns else None
+        weights_of = {
+            (cell.cell_id, stage): path
+            for cell in s.results.cells
+            for stage, path in cell.weights.items()
+        }
+        values = []
+        for i, key in enumerate(zip(m["cell"], m["stage"], strict=True)):
+            if recorded is not None and not pd.isna(recorded.iloc[i]):
+                values.append(float(recorded.iloc[i]))
+            elif key in weights_of:
+                values.append(weight_sparseness(weights_of[key]))
+            else:
+                values.append(math.nan)
+        m["weight_hoyer"] = values
         frames.append(m)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -229,12 +240,10 @@ def weight_sparseness(path: str | Path) -> float:
     Returns
     -------
     float
-        In [0, 1], larger is sparser (Hoyer 2004; :func:`analysis.sparsity.hoyer` on the
-        flattened matrix of each layer).
+        In [0, 1], larger is sparser (:func:`brainsleep.sparseness.weight_hoyer`, what the
+        pipeline records as ``weight_hoyer``).
     """
-    from .sparsity import hoyer
-
-    return float(np.mean([hoyer(w.ravel()) for w in load_weights(path).values()]))
+    return weight_hoyer(load_weights(path).values())
 
 
 # -- paired effects ---------------------------------------------------------------------------

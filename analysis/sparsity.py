@@ -30,43 +30,11 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from brainsleep.formats import firing_rates, spike_info
+from brainsleep.sparseness import hoyer
 
 from .accuracy import aggregate_over_seeds, plot_vs_fraction
 from .spikes import active_fraction_per_step, bin_mean, time_axis
 from .style import layer_color, layer_name, new_figure
-
-
-def hoyer(x: np.ndarray, axis: int = -1) -> float | np.ndarray:
-    """Hoyer sparseness ``(sqrt(n) - L1/L2) / (sqrt(n) - 1)``.
-
-    Parameters
-    ----------
-    x : array_like
-        Values (e.g. per-neuron firing rates); absolute values are used for ``L1``.
-    axis : int
-        Axis holding the ``n`` values.
-
-    Returns
-    -------
-    float or numpy.ndarray
-        In [0, 1]: 1 for one-hot, 0 for uniform. NaN for an all-zero vector or ``n < 2``.
-
-    Examples
-    --------
-    >>> hoyer([0, 0, 3, 0])
-    1.0
-    >>> hoyer([2, 2, 2, 2])
-    0.0
-    """
-    x = np.asarray(x, dtype=float)
-    n = x.shape[axis]
-    l1 = np.sum(np.abs(x), axis=axis)
-    l2 = np.sqrt(np.sum(x * x, axis=axis))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = (np.sqrt(n) - l1 / l2) / (np.sqrt(n) - 1.0) if n >= 2 else np.full(l1.shape, np.nan)
-    # Rounding can put a uniform vector a hair below 0; the measure is defined on [0, 1].
-    h = np.where(l2 > 0, np.clip(h, 0.0, 1.0), np.nan)
-    return float(h) if h.ndim == 0 else h
 
 
 def treves_rolls(x: np.ndarray, axis: int = -1) -> float | np.ndarray:

@@ -1052,10 +1052,17 @@ def run_command(
             help=f"also rewrite FILE's {readme.block!r} block with the report's "
             f"{readme.heading!r} section and its command, verbatim",
         )
+        p.add_argument(
+            "--readme-block",
+            metavar="NAME",
+            default=readme.block,
+            help="the block of FILE to rewrite instead, for a second report of this kind "
+            "(e.g. another data set's)",
+        )
     args = p.parse_args(argv)
     command = f"python -m analysis {name} " + " ".join(shlex.quote(a) for a in argv)
     if getattr(args, "readme", None) is not None:
-        problem = missing_block(args.readme, readme.block, name)
+        problem = missing_block(args.readme, args.readme_block, name)
         if problem is not None:
             print(f"analysis {name}: error: {problem}", file=sys.stderr)
             return 2
@@ -1068,11 +1075,11 @@ def run_command(
         return 2
     if getattr(args, "readme", None) is not None:
         try:
-            quote_report(args.readme, report, readme.block, name, readme.heading, readme.what)
+            quote_report(args.readme, report, args.readme_block, name, readme.heading, readme.what)
         except (ValueError, OSError) as exc:
             print(f"analysis {name}: error: {exc} (the report is written)", file=sys.stderr)
             return 2
-        print(f"updated the {readme.block!r} block of {args.readme}")
+        print(f"updated the {args.readme_block!r} block of {args.readme}")
     print(f"{name}: {report}")
     return 0
 

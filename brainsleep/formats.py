@@ -37,7 +37,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -45,6 +45,9 @@ import xarray as xr
 # Called as ``atomic.atomic_write_with`` (looked up at call time) so that every writer of
 # the results directory goes through the one function a test or a caller may wrap.
 from brainsleep import atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # -- results directory -------------------------------------------------------------------
 
@@ -101,9 +104,18 @@ METRIC_COLUMNS: list[str] = [
     "pred_entropy",
     "active_frac_h1",
     "active_frac_h2",
+    "weight_hoyer",
     "n_train",
     "n_val",
 ]
+
+
+def order_metric_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with :data:`METRIC_COLUMNS` first, in order (added empty where missing), then
+    its other columns sorted by name: the column order of every ``metrics.csv``."""
+    extra = sorted(c for c in df.columns if c not in METRIC_COLUMNS)
+    return df.reindex(columns=METRIC_COLUMNS + extra)
+
 
 # -- results directory of the class-incremental protocol (--protocol class-incremental) --
 
@@ -111,6 +123,21 @@ METRIC_COLUMNS: list[str] = [
 #: one ``overall`` row per (dataset, seed, variant, after_task); columns
 #: :data:`INCREMENTAL_COLUMNS`. A class-incremental run writes it instead of metrics.csv.
 INCREMENTAL_CSV = "incremental.csv"
+
+# -- the compact copy of a results directory (python -m analysis export) --
+
+#: Top-level files kept in a compact copy: everything the reports read except weights
+#: and spikes, so that a study's results can be committed beside its report (a few kB
+#: per cell) and a later session can add runs to the report without rerunning these.
+COMPACT_FILES: tuple[str, ...] = (CONFIG_FILE, METRICS_CSV, INCREMENTAL_CSV)
+#: Per-cell files kept in a compact copy (``cells/<cell_id>/``).
+COMPACT_CELL_FILES: tuple[str, ...] = (
+    DONE_MARKER,
+    CONFUSION_FILE,
+    SEARCH_CSV,
+    SEARCH_MARKER,
+    SLEEP_PARAMS_FILE,
+)
 #: The variants of the class-incremental protocol, in the order they run and are shown:
 #: tasks trained one after the other without sleep; with sleep after each task; with
 #: sleep and a brief fine-tune on the task; all tasks seen so far trained together.

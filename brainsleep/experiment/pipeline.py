@@ -61,6 +61,7 @@ from brainsleep.sleep import (
 )
 from brainsleep.sleep.inputs import make_sleep_input
 from brainsleep.sleep.params import params_from_set
+from brainsleep.sparseness import weight_hoyer
 from brainsleep.subsets import make_subset
 
 from .config import ExperimentConfig, start_params
@@ -265,10 +266,13 @@ class CellRunner:
             row[f"acc_class_{k}"] = None if np.isnan(r) else float(r)
         for i, a in enumerate(ev.active_frac, start=1):
             row[f"active_frac_h{i}"] = float(a)
+        matrices = ann.get_weights(model)
+        # recorded so that the compact files (metrics.csv) suffice for the claims report
+        row["weight_hoyer"] = weight_hoyer(matrices)
         row.update(extra or {})
         # artifacts first, then the stage file: the stage file marks the stage complete
         weights = weights_file(stage)
-        save_weights(self.dir / weights, ann.get_weights(model))
+        save_weights(self.dir / weights, matrices)
         write_marker(
             self._stage_file(stage),
             {"row": row, "confusion": ev.confusion.tolist(), "fingerprint": self.fingerprint},

@@ -30,6 +30,7 @@ from brainsleep.formats import (
     METRICS_DIM,
     METRICS_NC,
     STAGE_RANK,
+    order_metric_columns,
     stage_marker,
 )
 
@@ -456,9 +457,7 @@ def collect_metrics(out: Path) -> pd.DataFrame:
             continue  # a broken stage: its cell redoes it (and the metrics are rewritten)
     if not rows:
         return pd.DataFrame(columns=METRIC_COLUMNS)
-    df = pd.DataFrame(rows)
-    extra = sorted(c for c in df.columns if c not in METRIC_COLUMNS)
-    df = df.reindex(columns=METRIC_COLUMNS + extra)
+    df = order_metric_columns(pd.DataFrame(rows))
     df["stage_order"] = df["stage"].map(STAGE_RANK)
     df = df.sort_values(["dataset", "imbalance", "fraction", "seed", "stage_order"])
     return df.drop(columns="stage_order").reset_index(drop=True)
