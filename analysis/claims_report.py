@@ -8,7 +8,6 @@ metric), entirely from results directories; see :mod:`analysis.claims` for the t
 
 from __future__ import annotations
 
-import argparse
 import math
 import shlex
 import sys
@@ -21,7 +20,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from brainsleep.atomic import atomic_write_bytes
-from brainsleep.cli import HelpFormatter
 from brainsleep.formats import order_stages
 
 from .accuracy import setup_fraction_axis
@@ -36,8 +34,8 @@ from .claims import (
     minority_accuracy,
     summary_levels,
 )
-from .readme_block import markers, missing_block, quote_report
-from .results import ResultsError
+from .readme_block import markers
+from .report_command import ReadmeQuote, run_command
 from .style import grid_shape, hide_unused, new_figure, note, save_figure, stage_color, stage_label
 
 REPORT_FILE = "REPORT.md"
@@ -401,54 +399,14 @@ def write_claims_report(
     return report
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Parser of ``python -m analysis report``."""
-    p = argparse.ArgumentParser(
-        prog=f"python -m {__package__ or 'brainsleep.analysis'} report",
-        formatter_class=HelpFormatter,
-        description=(
-            "Test the paper's claims on results directories (one setting each: a recipe, "
-            "epochs and sleep-parameter choice) and write REPORT.md, its figures, "
-            "claims.csv and metrics_summary.csv."
-        ),
-        epilog="exit status: 0 written, 2 unusable results directory or bad arguments.",
-    )
-    p.add_argument("results_dirs", metavar="RESULTS_DIR", nargs="+", help="results directory")
-    p.add_argument("--out", metavar="DIR", required=True, help="where REPORT.md goes")
-    p.add_argument(
-        "--readme",
-        metavar="FILE",
-        help="also rewrite FILE's results block (between its claims-report markers) with "
-        "the report's command and verdicts, verbatim",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="do not list the files written")
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m analysis report``; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    command = "python -m analysis report " + " ".join(
-        shlex.quote(a) for a in (sys.argv[2:] if argv is None else argv)
+    return run_command(
+        "report",
+        "Test the paper's claims on results directories (one setting each: a recipe, "
+        "epochs and sleep-parameter choice) and write REPORT.md, its figures, claims.csv "
+        "and metrics_summary.csv.",
+        write_claims_report,
+        argv,
+        ReadmeQuote(README_BLOCK, "Verdicts", README_LINK),
     )
-    if args.readme is not None:
-        problem = missing_block(args.readme, README_BLOCK, "report")
-        if problem is not None:
-            print(f"analysis report: error: {problem}", file=sys.stderr)
-            return 2
-    try:
-        report = write_claims_report(
-            args.results_dirs, args.out, command, log=(lambda _: None) if args.quiet else print
-        )
-    except ResultsError as exc:
-        print(f"analysis report: error: {exc}", file=sys.stderr)
-        return 2
-    if args.readme is not None:
-        try:
-            quote_report(args.readme, report, README_BLOCK, "report", "Verdicts", README_LINK)
-        except (ValueError, OSError) as exc:
-            print(f"analysis report: error: {exc} (the report is written)", file=sys.stderr)
-            return 2
-        print(f"updated the results block of {args.readme}")
-    print(f"report: {report}")
-    return 0

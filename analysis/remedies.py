@@ -39,14 +39,13 @@ from .claims import (
     percent,
 )
 from .claims_report import _ERR_KW, _md_table, _versions
+from .report_command import ReadmeQuote, run_command
 from .style import note, save_figure, stage_color
 from .sweep import (
-    ReadmeQuote,
     _panels,
     _title,
     above_zero,
     config_of,
-    run_command,
     stage_metrics,
 )
 

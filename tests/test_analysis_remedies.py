@@ -210,3 +210,27 @@ def test_cli_writes_report_tables_and_figure(remedy_dirs, tmp_path):
     assert "sleep adds to the best remedy, augment" in text
     assert "sleep does not add to the best remedy, oversample" in text
     assert "python -m analysis remedies" in text
+
+
+def test_a_second_report_goes_to_its_own_readme_block(remedy_dirs, tmp_path, capsys):
+    """``--readme-block``: a second remedies report (another data set's) rewrites its own
+    block and leaves the first one alone."""
+    from analysis.readme_block import markers
+
+    first, second = markers("remedies", "remedies"), markers("remedies-fashion", "remedies")
+    readme = tmp_path / "README.md"
+    original = f"{first[0]}\nMNIST numbers\n{first[1]}\n{second[0]}\nold\n{second[1]}\n"
+    readme.write_text(original)
+    out = tmp_path / "rem"
+    argv = ["remedies", *map(str, remedy_dirs), "--out", str(out), "--readme", str(readme)]
+    assert analysis_main([*argv, "--readme-block", "remedies-fashion", "-q"]) == 0
+    text = readme.read_text()
+    assert text.startswith(f"{first[0]}\nMNIST numbers\n{first[1]}\n{second[0]}\nQuoted from")
+    assert "old" not in text and "sleep adds to the best remedy, augment" in text
+    # a block the README does not have is refused before anything is written
+    readme.write_text(original)
+    out2 = tmp_path / "rem2"
+    argv[argv.index(str(out))] = str(out2)
+    assert analysis_main([*argv, "--readme-block", "remedies-nowhere"]) == 2
+    assert "no results block" in capsys.readouterr().err
+    assert not out2.exists() and readme.read_text() == original
