@@ -361,3 +361,15 @@ def test_analysis_draws_a_class_incremental_directory(run, tmp_path, capsys):
     assert (figures / "incremental_overall_mnist.png").stat().st_size > 0
     summary = (figures / "summary.md").read_text()
     assert "| mnist | sleep_finetune | 1 |" in summary and "joint" in summary
+
+
+def test_the_compact_copy_of_a_class_incremental_directory_draws_the_same(run, tmp_path):
+    from analysis.__main__ import main as analysis_main
+
+    assert analysis_main(["export", str(run), "--out", str(tmp_path / "runs"), "-q"]) == 0
+    copy = tmp_path / "runs" / run.name
+    assert not list(copy.rglob("*.npz"))
+    for source, figures in ((run, tmp_path / "full"), (copy, tmp_path / "copy")):
+        assert analysis_main([str(source), "--out", str(figures), "-q"]) == 0
+    full = (tmp_path / "full" / "summary.md").read_text()
+    assert full.replace(str(run), str(copy)) == (tmp_path / "copy" / "summary.md").read_text()
