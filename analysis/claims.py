@@ -198,7 +198,9 @@ def load_settings(paths: Sequence[str | Path]) -> list[Setting]:
 
 
 def long_metrics(settings: Sequence[Setting]) -> pd.DataFrame:
-    """Every setting's ``metrics.csv`` rows with a ``setting`` column and ``weight_hoyer``.
+    """Every setting's ``metrics.csv`` rows with ``setting``, ``recipe`` and ``weight_hoyer``.
+
+    ``recipe`` is the run's training recipe (``config.json``; empty if unknown).
 
     ``weight_hoyer`` is the Hoyer sparseness of all the stage's weights (mean over layers;
     0 dense, 1 one nonzero weight). The pipeline records it in ``metrics.csv``; for rows
@@ -210,6 +212,8 @@ def long_metrics(settings: Sequence[Setting]) -> pd.DataFrame:
     for s in settings:
         m = s.results.metrics.copy()
         m.insert(0, "setting", s.name)
+        # the recipe of the baseline stage: with the strong recipe, the baseline is the bar
+        m["recipe"] = ((s.results.config or {}).get("config") or {}).get("recipe", "")
         recorded = m["weight_hoyer"] if "weight_hoyer" in m.columns else None
         weights_of = {
             (cell.cell_id, stage): path
@@ -400,6 +404,13 @@ def _seeds(row: pd.Series, cols: Sequence[str]) -> int:
     return max((row[c].n for c in cols if isinstance(row[c], Interval)), default=0)
 
 
+def _recipes(metrics: pd.DataFrame, rows: pd.DataFrame) -> set[str]:
+    """The training recipes of the settings in a claim's ``rows`` (empty when unknown)."""
+    if "recipe" not in metrics.columns:
+        return set()
+    return set(metrics.loc[metrics["setting"].isin(rows["setting"]), "recipe"])
+
+
 def claim_limited(metrics: pd.DataFrame) -> ClaimResult:
     """Claim 1: sleep - baseline >= 20 points at fractions <= 10 % (balanced subsets).
 
@@ -448,6 +459,8 @@ def claim_limited(metrics: pd.DataFrame) -> ClaimResult:
                 f"; the slept network is below the strong recipe in {n_below} of "
                 f"{_cases(len(strong))}."
             )
+        elif _recipes(metrics, rows) == {"strong"}:
+            why += "; the baseline is itself the strong recipe here."
         else:
             why += "; no strong-recipe control was run (--strong)."
     return ClaimResult("limited", STATEMENTS["limited"], verdict, why, _table(rows, cols, outcome))
@@ -506,6 +519,17 @@ def claim_recovery(metrics: pd.DataFrame) -> ClaimResult:
         ok,
         "sleep costs 0-5 points and sleep + fine-tune matches the fine-tune-only control",
     )
+    # the rule reads the mean cost; say where its interval cannot tell a small cost apart
+    # from none or from a larger one
+    loose = ok & rows["sleep - baseline"].map(lambda g: g.hi >= 0 or g.lo < -SMALL_COST)
+    if int(loose.sum()):
+        widest = max(rows.loc[loose, "sleep - baseline"], key=lambda g: g.hi - g.lo)
+        where = "There" if len(rows) == 1 else f"In {int(loose.sum())} of them"
+        why += (
+            f" {where} the cost's 95 % CI (widest: "
+            f"{widest.text(100, True)} points) also allows no cost or one above "
+            f"{100 * SMALL_COST:.0f} points: more seeds are needed to tell."
+        )
     return ClaimResult(
         "recovery", STATEMENTS["recovery"], verdict, why, _table(rows, cols, outcome)
     )

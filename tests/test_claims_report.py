@@ -157,6 +157,33 @@ def test_a_setting_that_does_not_gain_is_not_supported(tmp_path):
     assert claims["recovery"].verdict == "not tested"
 
 
+def test_a_strong_recipe_baseline_is_named_as_the_bar(dirs):
+    """A run trained with the strong recipe has no separate strong stage: its baseline is
+    the bar, and the verdict says so instead of "no strong-recipe control was run"."""
+    lim = by_key(evaluate_claims(long_metrics(load_settings([dirs[1]]))))["limited"]
+    assert "the baseline is itself the strong recipe" in lim.why
+    assert "no strong-recipe control" not in lim.why
+    both = by_key(evaluate_claims(long_metrics(load_settings(list(dirs)))))["limited"]
+    assert "itself the strong recipe" not in both.why
+
+
+def test_a_small_cost_whose_interval_cannot_tell_is_said(dirs):
+    """Claim 2's rule reads the mean cost; a verdict resting on an interval that also
+    allows no cost says so."""
+    ref = dirs[0]
+    claims = by_key(evaluate_claims(long_metrics(load_settings([ref]))))
+    assert claims["recovery"].verdict == "supported"
+    assert "more seeds are needed" not in claims["recovery"].why  # a constant -2 points
+    m = pd.read_csv(ref / METRICS_CSV)
+    one = (m.fraction == 0.5) & (m.stage == "sleep")
+    m.loc[one, "accuracy"] += [-0.06, 0.0, 0.05]  # costs of -8, -2 and +3 points
+    m.to_csv(ref / METRICS_CSV, index=False)
+    rec = by_key(evaluate_claims(long_metrics(load_settings([ref]))))["recovery"]
+    assert rec.verdict == "supported"
+    assert "There the cost's 95 % CI (widest: -2.3 [" in rec.why
+    assert "more seeds are needed to tell" in rec.why
+
+
 def test_interval_is_the_student_t_interval():
     x = np.array([0.1, 0.25, 0.2, 0.4])
     iv = mean_ci(x)

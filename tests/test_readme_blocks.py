@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from analysis.claims_report import README_BLOCK, README_LINK
-from analysis.readme_block import block_text, markers, quote_report, read_block
+from analysis.readme_block import block_text, markers, quote_report, read_block, section
 from analysis.remedies import main as remedies_main
 from analysis.sweep import main as sweep_main
 
@@ -17,6 +17,13 @@ REPO = Path(__file__).resolve().parents[1]
 # has must appear here, and each must equal what its command would write today.
 BLOCKS = [
     (README_BLOCK, "report", "docs/results/REPORT.md", "Verdicts", README_LINK),
+    (
+        "claims-report-added",
+        "report",
+        "docs/results/claims_added/REPORT.md",
+        "Verdicts",
+        README_LINK,
+    ),
     (
         "input-sweep",
         "sweep",
@@ -130,3 +137,22 @@ def test_missing_readme_is_named(tmp_path, capsys):
     assert sweep_main([str(tmp_path), "--out", str(out), "--readme", str(readme)]) == 2
     assert f"--readme {readme}: no such file" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_committed_compact_runs_give_the_committed_report(tmp_path):
+    """A report made from committed compact copies is rerun from the repository alone: its
+    tables must equal the committed ones (the copies and the report cannot drift apart)."""
+    import pandas as pd
+
+    from analysis.claims_report import main as report_main
+
+    runs = sorted((REPO / "docs/results/claims_added/runs").iterdir())
+    assert runs, "docs/results/claims_added/runs is empty"
+    assert report_main([*map(str, runs), "--out", str(tmp_path), "-q"]) == 0
+    for name in ("claims.csv", "metrics_summary.csv"):
+        committed = pd.read_csv(REPO / "docs/results/claims_added" / name)
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / name), committed, check_exact=True)
+    verdicts = section((tmp_path / "REPORT.md").read_text(), "Verdicts")
+    assert verdicts == section(
+        (REPO / "docs/results/claims_added/REPORT.md").read_text(), "Verdicts"
+    )
