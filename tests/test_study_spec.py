@@ -180,6 +180,7 @@ BAD = [
     ('[defaults]\nout = "elsewhere"\n', "option 'out' cannot be in a study"),
     ('[[runs]]\nname = "a"\nstudy = "x.toml"\n', "option 'study' cannot be in a study"),
     ("seeds = [0]\n", "unknown top-level key 'seeds'"),
+    ('report = "claims"\n[[runs]]\nname = "a"\n', "report must be one of 'report', 'sweep'"),
     ("[defaults]\nseeds = [0]\nseeds-x = 1\n", "unknown option 'seeds-x'"),
     ("[defaults]\nval_fraction = 0.1\nval-fraction = 0.2\n", "'val-fraction' is given twice"),
     # valid for argparse, refused by the configuration's validation: run b, not run a
@@ -206,6 +207,12 @@ def test_bad_toml_names_its_line(tmp_path):
     path = write(tmp_path, 'description = "x"\n[defaults]\nseeds = 0 1\nrecipe = "strong"\n')
     with pytest.raises(StudyError, match=r"line \d+"):
         read_study(path)
+
+
+@pytest.mark.parametrize("stem, report", [("remedies", "remedies"), ("input_sweep", "sweep")])
+def test_committed_specs_name_the_report_that_answers_them(stem, report):
+    """A study's closing line names its own analysis, not the claims report."""
+    assert read_study(REPO / "studies" / f"{stem}.toml").report == report
 
 
 def test_missing_spec_file(tmp_path, capsys):
@@ -328,7 +335,7 @@ def test_tiny_study_writes_every_run(data_dir, build_root, tmp_path, capsys):
         assert record["config"]["epochs"] == k
         assert record["argv"][-2:] == ["--out", str(root / name)]
         assert (root / name / "metrics.csv").is_file()
-    assert f"python -m analysis report {root}/* --out docs/results" in captured.out
+    assert f"claims report: python -m analysis report {root}/* --out {root}/report" in captured.out
     # Run again: every run resumes, nothing is refused.
     code = main(
         ["--study", str(path), "--out", str(root), "--device", "reference", "--no-progress"]

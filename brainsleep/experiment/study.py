@@ -3,6 +3,8 @@
 A study spec is a TOML file holding the options of ``python -m brainsleep.experiment``::
 
     description = "accuracy vs training fraction"   # optional, printed at the start
+    report = "report"           # optional: the python -m analysis subcommand that answers
+                                # it (report = the claims, sweep, remedies); printed at the end
     [defaults]                  # options every run shares
     dataset = ["mnist", "fashion-mnist"]
     seeds = [0, 1, 2]
@@ -45,7 +47,7 @@ from .config import ConfigError, ExperimentConfig
 __all__ = ["Study", "StudyError", "StudyRun", "load_study", "read_study", "run_study"]
 
 #: Top-level keys of a spec.
-SPEC_KEYS = ("description", "defaults", "runs")
+SPEC_KEYS = ("description", "report", "defaults", "runs")
 #: Options a spec cannot set, and why.
 RESERVED = {
     "out": "the study's --out decides where runs go (<out>/<name>)",
@@ -55,7 +57,8 @@ RESERVED = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SCALARS = {int: ("an integer", "integers"), float: ("a number", "numbers")}
-_REPORT = "python -m analysis report {root}/* --out docs/results"
+#: The ``python -m analysis`` subcommands a spec's ``report`` may name, and what each answers.
+REPORTS = {"report": "claims report", "sweep": "sensitivity report", "remedies": "remedies report"}
 
 
 class StudyError(ConfigError):
@@ -96,12 +99,16 @@ class Study:
         The spec's ``description``.
     runs : tuple of StudyRun
         In the order of the file.
+    report : str
+        The ``python -m analysis`` subcommand that answers the study (:data:`REPORTS`;
+        the spec's ``report``, default ``"report"``, the claims report).
     """
 
     path: Path
     out: Path
     description: str | None
     runs: tuple[StudyRun, ...]
+    report: str = "report"
 
     @property
     def name(self) -> str:
@@ -364,11 +371,17 @@ def read_study(
     if unknown:
         raise StudyError(
             f"{path}: unknown top-level key {unknown[0]!r}; a spec has description, "
-            "[defaults] and [[runs]] (options go in [defaults] or in a run)"
+            "report, [defaults] and [[runs]] (options go in [defaults] or in a run)"
         )
     description = data.get("description")
     if description is not None and not isinstance(description, str):
         raise StudyError(f"{path}: description must be a string, got {_describe(description)}")
+    report = data.get("report", "report")
+    if report not in REPORTS:
+        raise StudyError(
+            f"{path}: report must be one of {', '.join(map(repr, REPORTS))} (the python -m "
+            f"analysis subcommand that answers the study), got {_describe(report)}"
+        )
     options = option_actions(parser)
     defaults = _table_flags(data.get("defaults", {}), options, f"{path}: [defaults]")
     root = Path(out) if out is not None else Path("results") / path.stem
@@ -377,7 +390,7 @@ def read_study(
         flags = {**defaults, **_table_flags(table, options, f"{path}: run {name!r}")}
         argv = [t for tokens in flags.values() for t in tokens]
         runs.append(StudyRun(name, root / name, (*argv, *cli_args, "--out", str(root / name))))
-    study = Study(path, root, description, tuple(runs))
+    study = Study(path, root, description, tuple(runs), report)
     for run in study.runs:
         parse_run(parser, study, run)
     return study
@@ -511,6 +524,7 @@ def run_study(
         figures = "; ".join(f"python -m analysis {shlex.quote(str(r.out))}" for r in study.runs)
         print(f"\nstudy {study.name}: results in {dirs}; figures: {figures}")
         return 0
-    report = _REPORT.format(root=shlex.quote(str(study.out)))
-    print(f"\nstudy {study.name}: results in {dirs}; claims report: {report}")
+    root = shlex.quote(str(study.out))
+    command = f"python -m analysis {study.report} {root}/* --out {root}/{study.report}"
+    print(f"\nstudy {study.name}: results in {dirs}; {REPORTS[study.report]}: {command}")
     return 0
