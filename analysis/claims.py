@@ -31,7 +31,7 @@ from scipy import stats
 from brainsleep.formats import load_weights
 from brainsleep.sparseness import weight_hoyer
 
-from .results import Results, load_results
+from .results import Results, _row_cell_ids, load_results
 
 #: Confidence level of every interval in the report.
 LEVEL = 0.95
@@ -214,23 +214,47 @@ def long_metrics(settings: Sequence[Setting]) -> pd.DataFrame:
         m.insert(0, "setting", s.name)
         # the recipe of the baseline stage: with the strong recipe, the baseline is the bar
         m["recipe"] = ((s.results.config or {}).get("config") or {}).get("recipe", "")
-        recorded = m["weight_hoyer"] if "weight_hoyer" in m.columns else None
         weights_of = {
             (cell.cell_id, stage): path
             for cell in s.results.cells
             for stage, path in cell.weights.items()
         }
-        values = []
-        for i, key in enumerate(zip(m["cell"], m["stage"], strict=True)):
-            if recorded is not None and not pd.isna(recorded.iloc[i]):
-                values.append(float(recorded.iloc[i]))
-            elif key in weights_of:
-                values.append(weight_sparseness(weights_of[key]))
-            else:
-                values.append(math.nan)
-        m["weight_hoyer"] = values
+        m["weight_hoyer"] = weight_hoyer_values(m, lambda c, st, w=weights_of: w.get((c, st)))
         frames.append(m)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def weight_hoyer_values(
+    metrics: pd.DataFrame, weights_path: Callable[[str, str], Path | None]
+) -> list[float]:
+    """The ``weight_hoyer`` of every metrics row: the value the pipeline recorded, else
+    :func:`weight_sparseness` of the stage's weights file, else NaN.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        ``metrics.csv`` rows (``weight_hoyer`` may be missing or partly empty: rows written
+        before the pipeline recorded it).
+    weights_path : callable
+        ``weights_path(cell_id, stage)``: the stage's ``weights_<stage>.npz``, or None
+        when there is none.
+
+    Returns
+    -------
+    list of float
+        One value per row, in order.
+    """
+    recorded = metrics["weight_hoyer"] if "weight_hoyer" in metrics.columns else None
+    values = []
+    for i, key in enumerate(zip(_row_cell_ids(metrics), metrics["stage"], strict=True)):
+        path = weights_path(*key)
+        if recorded is not None and not pd.isna(recorded.iloc[i]):
+            values.append(float(recorded.iloc[i]))
+        elif path is not None and Path(path).is_file():
+            values.append(weight_sparseness(path))
+        else:
+            values.append(math.nan)
+    return values
 
 
 def weight_sparseness(path: str | Path) -> float:
@@ -524,7 +548,7 @@ def claim_recovery(metrics: pd.DataFrame) -> ClaimResult:
     loose = ok & rows["sleep - baseline"].map(lambda g: g.hi >= 0 or g.lo < -SMALL_COST)
     if int(loose.sum()):
         widest = max(rows.loc[loose, "sleep - baseline"], key=lambda g: g.hi - g.lo)
-        where = "There" if len(rows) == 1 else f"In {int(loose.sum())} of them"
+        where = "There" if len(rows) == 1 else f"In {int(loose.sum())} of the supporting cases"
         why += (
             f" {where} the cost's 95 % CI (widest: "
             f"{widest.text(100, True)} points) also allows no cost or one above "

@@ -2,12 +2,14 @@
 directories, small enough to commit beside the report made from it.
 
 A study's results directory holds weights and spikes (megabytes per cell) that cannot be
-committed, yet every report (``report``, ``sweep``, ``remedies``, the class-incremental
-figures) reads only ``metrics.csv`` (or ``incremental.csv``), ``config.json`` and a few
-small per-cell files. The compact copy keeps exactly those
+committed, yet the reports that answer studies (``report``, ``sweep``, ``remedies``, the
+class-incremental figures) read only ``metrics.csv`` (or ``incremental.csv``),
+``config.json`` and a few small per-cell files. The compact copy keeps exactly those
 (:data:`brainsleep.formats.COMPACT_FILES`, :data:`brainsleep.formats.COMPACT_CELL_FILES`),
-so a report regenerated from it is the report of the full directory, and a later session
-on another machine can add runs to a report without rerunning the committed ones.
+so those reports regenerated from it are the reports of the full directory, and a later
+session on another machine can add runs to them without rerunning the committed ones.
+The per-cell figures of ``python -m analysis DIR`` that need spikes or weights (rasters,
+weight histograms) are skipped on a copy, as for a run made with ``--record-spikes none``.
 
 ``metrics.csv`` rows written before the pipeline recorded ``weight_hoyer`` get it filled
 in from the cell's weights file (:func:`brainsleep.sparseness.weight_hoyer`, the function
@@ -34,12 +36,11 @@ from brainsleep.formats import (
     COMPACT_CELL_FILES,
     COMPACT_FILES,
     METRICS_CSV,
-    load_weights,
     order_metric_columns,
     weights_file,
 )
-from brainsleep.sparseness import weight_hoyer
 
+from .claims import weight_hoyer_values
 from .incremental import is_incremental_dir
 from .results import ResultsError, load_results
 
@@ -74,18 +75,45 @@ def check_sources(paths: Sequence[str | os.PathLike], out: str | os.PathLike) ->
         raise ResultsError("no results directory given")
     seen: dict[str, Path] = {}
     dest = Path(out).resolve()
+    if dest.exists() and not dest.is_dir():
+        raise ResultsError(f"--out {out} is a file, not a folder")
     for src in sources:
         if not is_incremental_dir(src):
             load_results(src)  # raises with the reason when it is not a results directory
-        if src.name in seen:
+        name = src.resolve().name  # "." and "run/" name their folder too
+        if name in seen:
             raise ResultsError(
-                f"{seen[src.name]} and {src} have the same name {src.name!r}; their copies "
+                f"{seen[name]} and {src} have the same name {name!r}; their copies "
                 "would collide (export them to different --out folders)"
             )
-        seen[src.name] = src
+        seen[name] = src
         if dest == src.resolve() or src.resolve() in dest.parents:
             raise ResultsError(f"--out {out} is inside the results directory {src}")
+        copy = dest / name
+        if copy == src.resolve():
+            raise ResultsError(
+                f"--out {out} would put the copy of {src} in its place; choose another --out"
+            )
+        if copy.exists() and not is_compact(copy):
+            raise ResultsError(
+                f"{copy} exists and holds more than a compact copy (weights, spikes or "
+                "logs); it is not replaced: choose another --out"
+            )
     return sources
+
+
+def is_compact(path: Path) -> bool:
+    """Whether ``path`` holds only what a compact copy holds (so replacing it loses
+    nothing that is not in its source)."""
+    for f in path.rglob("*"):
+        if f.is_dir():
+            continue
+        rel = f.relative_to(path).parts
+        top = len(rel) == 1 and rel[0] in COMPACT_FILES
+        in_cell = len(rel) == 3 and rel[0] == CELLS_DIR and rel[2] in COMPACT_CELL_FILES
+        if not (top or in_cell):
+            return False
+    return True
 
 
 def compact_metrics(src: Path) -> bytes:
@@ -109,22 +137,18 @@ def compact_metrics(src: Path) -> bytes:
     df = pd.read_csv(io.BytesIO(raw), dtype={"imbalance": str})
     if WEIGHT_HOYER in df.columns and df[WEIGHT_HOYER].notna().all():
         return raw
-    if WEIGHT_HOYER not in df.columns:
-        df[WEIGHT_HOYER] = float("nan")
-    values = df[WEIGHT_HOYER].astype(float)
-    for i, (cell, stage) in enumerate(zip(df["cell"], df["stage"], strict=True)):
-        path = src / CELLS_DIR / str(cell) / weights_file(str(stage))
-        if pd.isna(values.iloc[i]) and path.is_file():
-            values.iloc[i] = weight_hoyer(load_weights(path).values())
-    df[WEIGHT_HOYER] = values
+    df[WEIGHT_HOYER] = weight_hoyer_values(
+        df, lambda cell, stage: src / CELLS_DIR / cell / weights_file(stage)
+    )
     return order_metric_columns(df).to_csv(index=False).encode()
 
 
 def export_one(src: Path, out: Path) -> Path:
-    """Write the compact copy of one results directory to ``out / src.name``.
+    """Write the compact copy of one results directory to ``out / <its folder name>``.
 
     The copy is assembled in a temporary folder beside its destination and renamed into
-    place; an earlier copy there is replaced only once the new one is complete.
+    place; an earlier copy there is moved aside only once the new one is complete, and
+    moved back if the rename fails.
 
     Returns
     -------
@@ -132,8 +156,10 @@ def export_one(src: Path, out: Path) -> Path:
         The copy.
     """
     out.mkdir(parents=True, exist_ok=True)
-    dest = out / src.name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{src.name}.", suffix=".export", dir=out))
+    name = src.resolve().name
+    dest = out / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".export", dir=out))
+    old = None
     try:
         for name in COMPACT_FILES:
             if (src / name).is_file():
@@ -146,16 +172,19 @@ def export_one(src: Path, out: Path) -> Path:
                 (tmp / CELLS_DIR / cell.name).mkdir(parents=True)
                 for f in kept:
                     shutil.copyfile(f, tmp / CELLS_DIR / cell.name / f.name)
-        old = None
         if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{src.name}.", suffix=".old", dir=out))
-            os.replace(dest, old / src.name)
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=out))
+            os.replace(dest, old / name)
         os.replace(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not dest.exists():  # put the earlier copy back
+            os.replace(old / name, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old)
     return dest
 
 
@@ -212,10 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
             "Copy what the reports read from results directories (config.json, "
             "metrics.csv or incremental.csv, and each cell's done.json, confusion.nc, "
             "search.csv, search.json, sleep_params.json), leaving weights and spikes "
-            "behind, so that the copy can be committed and every report rerun from it."
+            "behind, so that the copy can be committed and the reports (report, sweep, "
+            "remedies, class-incremental figures) rerun from it; per-cell spike and weight "
+            "figures are skipped on a copy."
         ),
-        epilog="exit status: 0 written, 2 unusable results directory or bad arguments "
-        "(nothing written).",
+        epilog="exit status: 0 written; 2 unusable results directory or bad arguments "
+        "(checked before anything is written), or a file that could not be read or "
+        "written (the copies finished before it are kept).",
     )
     p.add_argument("results_dirs", metavar="RESULTS_DIR", nargs="+", help="results directory")
     p.add_argument(
@@ -230,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         export(args.results_dirs, args.out, log=(lambda line: None) if args.quiet else print)
-    except ResultsError as exc:
+    except (ResultsError, OSError, ValueError) as exc:
         print(f"analysis export: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -83,6 +83,8 @@ def run_command(
             "(e.g. another data set's)",
         )
     args = p.parse_args(argv)
+    if readme is not None and args.readme_block != readme.block and args.readme is None:
+        p.error("--readme-block needs --readme FILE")
     command = f"python -m analysis {name} " + " ".join(shlex.quote(a) for a in argv)
     if getattr(args, "readme", None) is not None:
         problem = missing_block(args.readme, args.readme_block, name)

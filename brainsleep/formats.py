@@ -124,20 +124,6 @@ def order_metric_columns(df: pd.DataFrame) -> pd.DataFrame:
 #: :data:`INCREMENTAL_COLUMNS`. A class-incremental run writes it instead of metrics.csv.
 INCREMENTAL_CSV = "incremental.csv"
 
-# -- the compact copy of a results directory (python -m analysis export) --
-
-#: Top-level files kept in a compact copy: everything the reports read except weights
-#: and spikes, so that a study's results can be committed beside its report (a few kB
-#: per cell) and a later session can add runs to the report without rerunning these.
-COMPACT_FILES: tuple[str, ...] = (CONFIG_FILE, METRICS_CSV, INCREMENTAL_CSV)
-#: Per-cell files kept in a compact copy (``cells/<cell_id>/``).
-COMPACT_CELL_FILES: tuple[str, ...] = (
-    DONE_MARKER,
-    CONFUSION_FILE,
-    SEARCH_CSV,
-    SEARCH_MARKER,
-    SLEEP_PARAMS_FILE,
-)
 #: The variants of the class-incremental protocol, in the order they run and are shown:
 #: tasks trained one after the other without sleep; with sleep after each task; with
 #: sleep and a brief fine-tune on the task; all tasks seen so far trained together.
@@ -336,6 +322,22 @@ def parse_cell_id(cell_id: str) -> CellKey:
             "(e.g. mnist_f0.01_none_s0)"
         )
     return key
+
+
+# -- the compact copy of a results directory (python -m analysis export) --
+
+#: Top-level files kept in a compact copy: everything the reports read except weights
+#: and spikes, so that a study's results can be committed beside its report (a few kB
+#: per cell) and a later session can add runs to the report without rerunning these.
+COMPACT_FILES: tuple[str, ...] = (CONFIG_FILE, METRICS_CSV, INCREMENTAL_CSV)
+#: Per-cell files kept in a compact copy (``cells/<cell_id>/``).
+COMPACT_CELL_FILES: tuple[str, ...] = (
+    DONE_MARKER,
+    CONFUSION_FILE,
+    SEARCH_CSV,
+    SEARCH_MARKER,
+    SLEEP_PARAMS_FILE,
+)
 
 
 # -- sparse spike table ------------------------------------------------------------------

@@ -4,6 +4,8 @@ analysis computes from the weights."""
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -85,21 +87,23 @@ def test_rows_from_before_weight_hoyer_are_filled_in_from_the_weights(run_dir, t
         (old / f).write_bytes((run_dir / f).read_bytes())
     df = pd.read_csv(run_dir / METRICS_CSV)
     df.drop(columns="weight_hoyer").to_csv(old / METRICS_CSV, index=False)
-    filled = pd.read_csv(pd.io.common.BytesIO(compact_metrics(old)))
+    filled = pd.read_csv(io.BytesIO(compact_metrics(old)))
     pd.testing.assert_frame_equal(filled, df, check_exact=True)
     assert compact_metrics(old) == (run_dir / METRICS_CSV).read_bytes()  # the same text
     # a stage whose weights are gone stays empty rather than being guessed
     (old / "cells" / df.cell[0] / weights_file(df.stage[0])).unlink()
-    filled = pd.read_csv(pd.io.common.BytesIO(compact_metrics(old)))
+    filled = pd.read_csv(io.BytesIO(compact_metrics(old)))
     assert np.isnan(filled.weight_hoyer[0]) and filled.weight_hoyer[1:].notna().all()
 
 
 def test_exporting_again_replaces_the_copy(run_dir, tmp_path):
     out = tmp_path / "runs"
     assert analysis_main(["export", str(run_dir), "--out", str(out), "-q"]) == 0
-    (out / run_dir.name / "stray.txt").write_text("left from before")
+    stale = out / run_dir.name / "cells" / "mnist_f0.5_none_s9" / "done.json"
+    stale.parent.mkdir()
+    stale.write_text("{}")  # a cell of an earlier copy that the source no longer has
     assert analysis_main(["export", str(run_dir), "--out", str(out), "-q"]) == 0
-    assert not (out / run_dir.name / "stray.txt").exists()
+    assert not stale.parent.exists()
     assert sorted(p.name for p in out.iterdir()) == [run_dir.name]
 
 
@@ -122,3 +126,50 @@ def test_bad_input_is_refused_in_one_line_and_nothing_is_written(
     err = capsys.readouterr().err.strip()
     assert err.startswith("analysis export: error:") and "\n" not in err
     assert not out.exists()
+
+
+def test_a_full_directory_is_never_replaced_by_a_copy(run_dir, tmp_path, capsys):
+    """--out the source's parent would put the copy in the source's place; a full run
+    already at the destination is not a copy to replace. Both are refused, untouched."""
+    before = files_under(run_dir)
+    assert analysis_main(["export", str(run_dir), "--out", str(run_dir.parent)]) == 2
+    assert "in its place" in capsys.readouterr().err
+    assert files_under(run_dir) == before
+    out = tmp_path / "runs"
+    (out / run_dir.name / "cells" / "c").mkdir(parents=True)
+    (out / run_dir.name / "cells" / "c" / "weights_baseline.npz").write_bytes(b"full")
+    assert analysis_main(["export", str(run_dir), "--out", str(out)]) == 2
+    assert "holds more than a compact copy" in capsys.readouterr().err
+    assert (out / run_dir.name / "cells" / "c" / "weights_baseline.npz").read_bytes() == b"full"
+
+
+def test_a_source_given_as_dot_is_named_after_its_folder(run_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(run_dir)
+    assert analysis_main(["export", ".", "--out", str(tmp_path / "runs"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [run_dir.name]
+
+
+def test_a_failed_swap_puts_the_earlier_copy_back(run_dir, tmp_path, monkeypatch):
+    import analysis.export as export_module
+
+    out = tmp_path / "runs"
+    assert analysis_main(["export", str(run_dir), "--out", str(out), "-q"]) == 0
+    earlier = files_under(out / run_dir.name)
+    real_replace = os.replace
+
+    def failing(a, b):  # the move aside works, the new copy's rename fails
+        if str(a).endswith(".export"):
+            raise OSError("disk full")
+        real_replace(a, b)
+
+    monkeypatch.setattr(export_module.os, "replace", failing)
+    assert analysis_main(["export", str(run_dir), "--out", str(out)]) == 2
+    assert files_under(out / run_dir.name) == earlier
+    assert sorted(p.name for p in out.iterdir()) == [run_dir.name]  # no leftovers
+
+
+def test_out_that_is_a_file_is_refused(run_dir, tmp_path, capsys):
+    out = tmp_path / "runs"
+    out.write_text("x")
+    assert analysis_main(["export", str(run_dir), "--out", str(out)]) == 2
+    assert "is a file" in capsys.readouterr().err

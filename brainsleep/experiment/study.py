@@ -524,7 +524,8 @@ def run_study(
         figures = "; ".join(f"python -m analysis {shlex.quote(str(r.out))}" for r in study.runs)
         print(f"\nstudy {study.name}: results in {dirs}; figures: {figures}")
         return 0
-    root = shlex.quote(str(study.out))
-    command = f"python -m analysis {study.report} {root}/* --out {root}/{study.report}"
+    # the report goes beside the runs, not among them: a rerun's ROOT/* must match runs only
+    root, out = shlex.quote(str(study.out)), shlex.quote(f"{study.out}-{study.report}")
+    command = f"python -m analysis {study.report} {root}/* --out {out}"
     print(f"\nstudy {study.name}: results in {dirs}; {REPORTS[study.report]}: {command}")
     return 0
