@@ -161,13 +161,13 @@ def export_one(src: Path, out: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".export", dir=out))
     old = None
     try:
-        for name in COMPACT_FILES:
-            if (src / name).is_file():
-                data = compact_metrics(src) if name == METRICS_CSV else (src / name).read_bytes()
-                (tmp / name).write_bytes(data)
+        for file in COMPACT_FILES:
+            if (src / file).is_file():
+                data = compact_metrics(src) if file == METRICS_CSV else (src / file).read_bytes()
+                (tmp / file).write_bytes(data)
         cells = src / CELLS_DIR
         for cell in sorted(p for p in cells.iterdir() if p.is_dir()) if cells.is_dir() else []:
-            kept = [cell / name for name in COMPACT_CELL_FILES if (cell / name).is_file()]
+            kept = [cell / file for file in COMPACT_CELL_FILES if (cell / file).is_file()]
             if kept:
                 (tmp / CELLS_DIR / cell.name).mkdir(parents=True)
                 for f in kept:
