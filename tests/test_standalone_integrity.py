@@ -322,3 +322,21 @@ def test_user_preferences_reach_the_build(tmp_path):
     )  # fmt: skip
     (build,) = _build_dirs(tmp_path)
     assert "-DBRAINSLEEP_USER_FLAG" in (build / "makefile").read_text()
+
+
+def test_binary_is_tied_to_the_process_that_runs_it(solo, build_root, monkeypatch):
+    """The binary starts through spawn_tied, so a killed worker leaves no orphan running
+    (tests/test_children.py checks the tie itself)."""
+    from brainsleep.sleep import standalone
+
+    started = []
+    tied = standalone.spawn_tied
+
+    def recording_spawn(cmd, **kwargs):
+        started.append(Path(cmd[0]).name)
+        return tied(cmd, **kwargs)
+
+    monkeypatch.setattr(standalone, "spawn_tied", recording_spawn)
+    weights, inputs, params, seed = make_case()
+    run_sleep(weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root)
+    assert started == ["main"]

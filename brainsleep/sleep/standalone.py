@@ -49,6 +49,7 @@ import numpy as np
 
 from brainsleep.paths import default_build_root
 
+from .children import spawn_tied
 from .model import SleepModel
 from .network import (
     SEED_VARIABLE,
@@ -260,7 +261,7 @@ def _make(directory: Path, device: str) -> None:
 
     cmd = [prefs.devices.cpp_standalone.make_cmd_unix]
     cmd += list(prefs.devices.cpp_standalone.extra_make_args_unix)
-    proc = subprocess.Popen(
+    proc = spawn_tied(
         cmd, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
@@ -420,7 +421,7 @@ class StandaloneBuild:
         env = {**os.environ, **self.manifest.get("run_env", {})}
         cmd = [str(self.directory / "main"), "--results_dir", f"{results}/", *args]
         try:
-            proc = subprocess.Popen(
+            proc = spawn_tied(
                 cmd,
                 cwd=self.directory,
                 env=env,
