@@ -139,20 +139,44 @@ def test_missing_readme_is_named(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_committed_compact_runs_give_the_committed_report(tmp_path):
+# Reports made from committed compact copies (python -m analysis export): (subcommand,
+# folders of copies, committed report folder, its tables, the quoted section, report file).
+COMPACT_REPORTS = [
+    (
+        "report",
+        ["docs/results/claims_added/runs"],
+        "docs/results/claims_added",
+        ("claims.csv", "metrics_summary.csv"),
+        "Verdicts",
+        "REPORT.md",
+    ),
+    (
+        "remedies",
+        ["docs/results/remedies/runs"],
+        "docs/results/remedies",
+        ("remedies.csv", "sleep_adds.csv"),
+        "Does sleep add to the best remedy?",
+        "REMEDIES.md",
+    ),
+]
+
+
+@pytest.mark.parametrize("subcommand, folders, committed, tables, heading, report", COMPACT_REPORTS)
+def test_committed_compact_runs_give_the_committed_report(
+    subcommand, folders, committed, tables, heading, report, tmp_path
+):
     """A report made from committed compact copies is rerun from the repository alone: its
     tables must equal the committed ones (the copies and the report cannot drift apart)."""
     import pandas as pd
 
     from analysis.claims_report import main as report_main
 
-    runs = sorted((REPO / "docs/results/claims_added/runs").iterdir())
-    assert runs, "docs/results/claims_added/runs is empty"
-    assert report_main([*map(str, runs), "--out", str(tmp_path), "-q"]) == 0
-    for name in ("claims.csv", "metrics_summary.csv"):
-        committed = pd.read_csv(REPO / "docs/results/claims_added" / name)
-        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / name), committed, check_exact=True)
-    verdicts = section((tmp_path / "REPORT.md").read_text(), "Verdicts")
-    assert verdicts == section(
-        (REPO / "docs/results/claims_added/REPORT.md").read_text(), "Verdicts"
-    )
+    mains = {"report": report_main, "remedies": remedies_main, "sweep": sweep_main}
+    runs = sorted(p for folder in folders for p in (REPO / folder).iterdir() if p.is_dir())
+    assert runs, f"{folders} hold no runs"
+    assert mains[subcommand]([*map(str, runs), "--out", str(tmp_path), "-q"]) == 0
+    for name in tables:
+        got, want = pd.read_csv(tmp_path / name), pd.read_csv(REPO / committed / name)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    made = section((tmp_path / report).read_text(), heading)
+    assert made == section((REPO / committed / report).read_text(), heading)
