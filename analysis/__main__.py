@@ -21,6 +21,7 @@ Exit status: 0 all figures written or skipped for lack of data, 1 some figure fa
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -148,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             from .incremental import write_incremental_report
 
-            report = write_incremental_report(args.results_dirs, args.out, log=log)
+            command = "python -m analysis " + shlex.join(argv)
+            report = write_incremental_report(args.results_dirs, args.out, log=log, command=command)
         else:
             results = load_results_many(args.results_dirs)
     except ResultsError as exc:

@@ -36,6 +36,7 @@ from .claims import (
 )
 from .readme_block import markers
 from .report_command import ReadmeQuote, run_command
+from .results import versions_text
 from .style import grid_shape, hide_unused, new_figure, note, save_figure, stage_color, stage_label
 
 REPORT_FILE = "REPORT.md"
@@ -220,11 +221,7 @@ def _md_table(df: pd.DataFrame) -> str:
 
 
 def _versions(settings: Sequence[Setting]) -> str:
-    seen: dict[str, set[str]] = {}
-    for s in settings:
-        for k, v in ((s.results.config or {}).get("versions") or {}).items():
-            seen.setdefault(k, set()).add(str(v))
-    return ", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in sorted(seen.items())) or "unknown"
+    return versions_text([s.results.config for s in settings])
 
 
 def _settings_table(settings: Sequence[Setting], metrics: pd.DataFrame) -> pd.DataFrame:

@@ -39,7 +39,7 @@ from brainsleep.formats import (
 )
 
 from .claims import LEVEL, Interval, mean_ci
-from .results import ResultsError
+from .results import ResultsError, versions_text
 from .style import hide_unused, new_figure, note
 
 __all__ = [
@@ -365,11 +365,28 @@ def answer_sentences(df: pd.DataFrame) -> list[str]:
     return out
 
 
+def _made_by(command: str, paths: Sequence[str | os.PathLike]) -> str:
+    """The date, command and versions line (versions as the runs' config.json record)."""
+    import time
+
+    configs = []
+    for p in paths:
+        try:
+            configs.append(json.loads((Path(p) / CONFIG_FILE).read_text()))
+        except (OSError, ValueError):
+            configs.append(None)
+    return (
+        f"Generated on {time.strftime('%Y-%m-%d')} by\n\n    {command}\n\n"
+        f"versions: {versions_text(configs)}. Do not edit by hand: rerun the command."
+    )
+
+
 def write_incremental_report(
     paths: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike | None = None,
     *,
     log: Callable[[str], None] = print,
+    command: str | None = None,
 ):
     """Figures and ``summary.md`` of class-incremental results directories.
 
@@ -381,6 +398,9 @@ def write_incremental_report(
         Figure directory (default ``<first directory>/figures``; required with several).
     log : callable
         Receives one line per written, skipped or failed figure.
+    command : str, optional
+        The command line that made the report, stated in ``summary.md`` with the date and
+        the versions the runs recorded (their ``config.json``).
 
     Returns
     -------
@@ -418,6 +438,7 @@ def write_incremental_report(
     text = "\n\n".join(
         [
             "# Class-incremental learning (the original SRC protocol)",
+            *([_made_by(command, paths)] if command else []),
             f"Results: {', '.join(str(p) for p in paths)}. {n_tasks} task(s) in sequence; "
             "each variant evaluated on every task's test images after each task "
             "(incremental.csv). Forgetting of a task: its best accuracy at an earlier step "

@@ -151,6 +151,27 @@ class Results:
         return len(self.sources) > 1
 
 
+def versions_text(configs: Sequence[dict | None]) -> str:
+    """The package versions that runs recorded, as one line for a report.
+
+    Parameters
+    ----------
+    configs : sequence of dict or None
+        Each run's ``config.json`` contents (None for a run without one).
+
+    Returns
+    -------
+    str
+        ``"name v1 / v2, ..."`` by package name, every distinct version listed;
+        ``"unknown"`` when no run recorded any.
+    """
+    seen: dict[str, set[str]] = {}
+    for config in configs:
+        for k, v in ((config or {}).get("versions") or {}).items():
+            seen.setdefault(k, set()).add(str(v))
+    return ", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in sorted(seen.items())) or "unknown"
+
+
 def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
     """Read a ``metrics.csv`` with the column types of docs/formats.md.
 

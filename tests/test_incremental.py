@@ -361,6 +361,10 @@ def test_analysis_draws_a_class_incremental_directory(run, tmp_path, capsys):
     assert (figures / "incremental_overall_mnist.png").stat().st_size > 0
     summary = (figures / "summary.md").read_text()
     assert "| mnist | sleep_finetune | 1 |" in summary and "joint" in summary
+    # the command that made it, and the versions the run recorded
+    assert f"    python -m analysis {run} --out {figures}\n" in summary
+    versions = json.loads((run / "config.json").read_text())["versions"]
+    assert versions and all(f"{k} {v}" in summary for k, v in versions.items())
 
 
 def test_the_compact_copy_of_a_class_incremental_directory_draws_the_same(run, tmp_path):
@@ -372,4 +376,5 @@ def test_the_compact_copy_of_a_class_incremental_directory_draws_the_same(run, t
     for source, figures in ((run, tmp_path / "full"), (copy, tmp_path / "copy")):
         assert analysis_main([str(source), "--out", str(figures), "-q"]) == 0
     full = (tmp_path / "full" / "summary.md").read_text()
-    assert full.replace(str(run), str(copy)) == (tmp_path / "copy" / "summary.md").read_text()
+    full = full.replace(str(run), str(copy)).replace(str(tmp_path / "full"), str(tmp_path / "copy"))
+    assert full == (tmp_path / "copy" / "summary.md").read_text()
