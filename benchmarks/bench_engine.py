@@ -23,8 +23,8 @@ Timed calls are the best of ``--repeats`` (wall; CPU seconds beside them). The
 memory-traffic floor (``floor.py``) comes from the cached run's own spike counts and
 this machine's bandwidth, measured at the start; the exact-arithmetic floor
 (``arith_floor.py``) is the time of the run's Hebbian updates alone in a tight C++ loop
-with the engine's exactness flags (libm's scalar ``exp``): no bit-exact engine does them
-faster on this machine. Every ratio is against the reference
+with the engine's exactness flags (libm's scalar ``exp``): the floor for a
+single-threaded exact engine built on that ``exp``. Every ratio is against the reference
 measured in the same run. Tests never assert these times.
 """
 
@@ -285,7 +285,7 @@ def render(rows: list[dict], meta: dict) -> str:
         "(`benchmarks/arith_floor.py`) is the time of the run's Hebbian updates alone "
         "(each spike of layer l updates its fan-in once: g(w) with libm's scalar exp and "
         "two divisions) in a tight C++ loop compiled with the engine's exactness flags, "
-        "the least any bit-exact engine needs on this machine",
+        "the floor for a single-threaded exact engine built on the scalar exp",
         "",
         "| workload | net | T | engine | phase | wall s | CPU s | ratio vs numpy | spikes L0/L1/L2/L3 | synaptic events | notes |",
         "|---|---|---|---|---|---|---|---|---|---|---|",

@@ -55,6 +55,13 @@ def test_child_dies_when_its_parent_is_killed():
     assert not _orphan_survives("from brainsleep.sleep.children import spawn_tied as spawn", 10)
 
 
+def test_child_dies_even_when_its_parent_ignores_sigterm():
+    """The child inherits an ignored SIGTERM through exec; the tie restores the default."""
+    spawn = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    spawn += "from brainsleep.sleep.children import spawn_tied as spawn"
+    assert not _orphan_survives(spawn, 10)
+
+
 def test_an_untied_child_would_survive():
     """The control: the test above can fail (a plain Popen child outlives its parent)."""
     assert _orphan_survives("from subprocess import Popen as spawn", 2)

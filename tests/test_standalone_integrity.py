@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +213,8 @@ def test_incomplete_build_directory_is_rebuilt_not_used(build_root, tmp_path):
 def test_interrupted_compile_says_so_and_publishes_nothing(tmp_path, monkeypatch):
     """Ctrl-C during the first compile: a KeyboardInterrupt that says what happened and
     that a rerun compiles again; no build, no half-built directory left."""
+    from brian2 import prefs
+
     from brainsleep.sleep import standalone
 
     class InterruptedPopen:
@@ -229,18 +230,18 @@ def test_interrupted_compile_says_so_and_publishes_nothing(tmp_path, monkeypatch
         def wait(self):
             return -2
 
-    fake = types.SimpleNamespace(
-        Popen=InterruptedPopen,
-        PIPE=subprocess.PIPE,
-        STDOUT=subprocess.STDOUT,
-        run=subprocess.run,
-        SubprocessError=subprocess.SubprocessError,
-    )
-    monkeypatch.setattr(standalone, "subprocess", fake)  # only make is interrupted
+    started = []
+
+    def spawn(cmd, **kwargs):  # only make is started (and interrupted) before the error
+        started.append(cmd[0])
+        return InterruptedPopen()
+
+    monkeypatch.setattr(standalone, "spawn_tied", spawn)
     weights, inputs, params, seed = make_case()
     root = tmp_path / "builds"
     with pytest.raises(KeyboardInterrupt, match="interrupted while compiling.*rerunning"):
         run_sleep(weights, inputs[:5], params, device="cpp_standalone", seed=seed, build_root=root)
+    assert started == [prefs.devices.cpp_standalone.make_cmd_unix]  # make is tied too
     assert not [p for p in root.iterdir() if p.is_dir() and p.name != "runs"]
 
 
