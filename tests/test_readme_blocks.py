@@ -144,6 +144,14 @@ def test_missing_readme_is_named(tmp_path, capsys):
 COMPACT_REPORTS = [
     (
         "report",
+        ["docs/results/runs/claims_here", "docs/results/runs/claims_here_e8"],
+        "docs/results",
+        ("claims.csv", "metrics_summary.csv"),
+        "Verdicts",
+        "REPORT.md",
+    ),
+    (
+        "report",
         ["docs/results/claims_added/runs"],
         "docs/results/claims_added",
         ("claims.csv", "metrics_summary.csv"),
