@@ -64,6 +64,7 @@ from brainsleep.sleep.params import params_from_set
 from brainsleep.sparseness import weight_hoyer
 from brainsleep.subsets import make_subset
 
+from .baselines import BaselineCache, baseline_key
 from .config import ExperimentConfig, start_params
 from .interpret import explain, plateau_note
 from .results import (
@@ -286,6 +287,31 @@ class CellRunner:
     def baseline(self) -> ann.MLP:
         if self._done("baseline"):
             return self._model_from("baseline")
+        cache = BaselineCache.default()
+        if cache is None:
+            model, info = self._train_baseline()
+        else:  # a sweep's runs share their cells' baselines (brainsleep.experiment.baselines)
+            key = baseline_key(
+                self.recipe, self.sizes, self.cell.seed, self.x, self.y, self.xv, self.yv
+            )
+            with cache.claim(key):
+                hit = cache.load(key)
+                if hit is None:
+                    model, info = self._train_baseline()
+                    cache.store(key, ann.get_weights(model), info)
+                else:
+                    model = ann.build_model(self.recipe, self.sizes, self.cell.seed)
+                    ann.set_weights(model, hit[0])
+                    info = {k: hit[1][k] for k in ("train_steps", "val_accuracy")}
+                    log.info(
+                        "%s baseline: trained before, from %s", self.cell.cell_id, cache.path(key)
+                    )
+        self._record("baseline", model, {"train_steps": info["train_steps"]})
+        if plateau := plateau_note(info["val_accuracy"], self.recipe):
+            log.info("%s baseline: %s", self.cell.cell_id, plateau)
+        return model
+
+    def _train_baseline(self) -> tuple[ann.MLP, dict]:
         model = ann.build_model(self.recipe, self.sizes, self.cell.seed)
         hist = ann.train(
             model,
@@ -296,10 +322,7 @@ class CellRunner:
             val=(self.xv, self.yv) if self.xv is not None else None,
             progress=self.cfg.progress,
         )
-        self._record("baseline", model, {"train_steps": hist.n_steps})
-        if plateau := plateau_note(hist.val_accuracy, self.recipe):
-            log.info("%s baseline: %s", self.cell.cell_id, plateau)
-        return model
+        return model, {"train_steps": hist.n_steps, "val_accuracy": list(hist.val_accuracy)}
 
     @property
     def engine(self) -> SleepEngine:

@@ -1,0 +1,202 @@
+"""Trained baselines shared across runs: a sweep trains each network once, not per run.
+
+A sweep (``studies/input_sweep.toml``: 23 runs of the same cells, only the sleep
+differs) would otherwise train the same baseline 23 times; with the strong recipe that is
+almost all of its time. A baseline depends only on the training recipe (with its
+remedies), the layer sizes, the seed, the training and validation data, the training code
+and the machine's numerics, so that is the key (:func:`baseline_key`): an entry holds
+exactly what training that cell here would produce, and the stages after it (each seeded
+by itself) are unchanged.
+
+The cache lives in ``$BRAINSLEEP_BASELINE_CACHE`` if set (``off`` disables it), else
+``<cache root>/baselines`` (:func:`brainsleep.paths.cache_root`). One entry per key,
+``<key>.npz`` (the weights, float64, and a JSON record) written atomically; a file lock
+per key makes a second process wait for the first one's training instead of repeating
+it. A damaged entry stops the run with an error naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from brainsleep.atomic import atomic_write_bytes
+from brainsleep.paths import cache_root
+
+__all__ = ["BaselineCache", "BaselineCacheError", "baseline_key"]
+
+ENV = "BRAINSLEEP_BASELINE_CACHE"
+#: Source files whose code decides a trained baseline (a change makes new keys).
+_TRAINING_CODE = ("network.py", "recipes.py", "remedies.py", "training.py")
+
+
+class BaselineCacheError(RuntimeError):
+    """An unreadable or inconsistent cache entry (the message names the file)."""
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _training_code_digest() -> str:
+    from brainsleep import ann
+
+    h = hashlib.sha256()
+    for name in _TRAINING_CODE:
+        h.update((Path(ann.__file__).parent / name).read_bytes())
+    return h.hexdigest()
+
+
+def _array_digest(*arrays: np.ndarray | None) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def baseline_key(
+    recipe,
+    sizes: Sequence[int],
+    seed: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+) -> str:
+    """The identity of a trained baseline: what training depends on, hashed.
+
+    Parameters
+    ----------
+    recipe : brainsleep.ann.Recipe
+        The training recipe, remedies included (a frozen dataclass).
+    sizes : sequence of int
+        Layer sizes, input first.
+    seed : int
+        The cell's seed (initialisation and training).
+    x, y : numpy.ndarray
+        Training images ``(n, 784)`` and labels ``(n,)``.
+    x_val, y_val : numpy.ndarray, optional
+        The validation split (early stopping reads it), or None.
+
+    Returns
+    -------
+    str
+        40 hex digits. Also covers the training code (:data:`_TRAINING_CODE`), the torch
+        and numpy versions and the CPU model: the strong recipe's float32 arithmetic is
+        not bit-reproducible across CPUs, so machines of another kind get their own
+        entries.
+    """
+    import torch
+
+    ident = {
+        "recipe": dataclasses.asdict(recipe),
+        "sizes": [int(s) for s in sizes],
+        "seed": int(seed),
+        "data": _array_digest(x, y, x_val, y_val),
+        "code": _training_code_digest(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpu": _cpu_model(),
+    }
+    text = json.dumps(ident, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+class BaselineCache:
+    """Trained baselines by :func:`baseline_key`, shared by runs and processes.
+
+    Parameters
+    ----------
+    root : path
+        The cache directory (created on the first store).
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    @classmethod
+    def default(cls) -> BaselineCache | None:
+        """``$BRAINSLEEP_BASELINE_CACHE`` (None when ``off``), else the user cache's
+        ``baselines`` folder."""
+        env = os.environ.get(ENV, "").strip()
+        if env.lower() in {"off", "0", "no", "false"}:
+            return None
+        return cls(Path(env).expanduser() if env else cache_root() / "baselines")
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.npz"
+
+    @contextlib.contextmanager
+    def claim(self, key: str) -> Iterator[None]:
+        """Hold the key's lock: one process trains a baseline, the others then load it."""
+        from filelock import FileLock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.root / f"{key}.lock")):
+            yield
+
+    def load(self, key: str) -> tuple[list[np.ndarray], dict] | None:
+        """The entry's weights (float64, layer order) and record, or None if absent.
+
+        Raises
+        ------
+        BaselineCacheError
+            The entry exists but cannot be read, or its record does not match its key or
+            its weights.
+        """
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                record = json.loads(str(z["record"]))
+                weights = [np.array(z[f"layer{k}"]) for k in range(1, record["n_layers"] + 1)]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BaselineCacheError(
+                f"cannot read the cached baseline {path} ({exc}); delete it to train again"
+            ) from exc
+        if record.get("key") != key or record.get("weights") != _array_digest(*weights):
+            raise BaselineCacheError(
+                f"the cached baseline {path} does not match its record; delete it to train again"
+            )
+        return weights, record
+
+    def store(self, key: str, weights: Sequence[np.ndarray], info: dict) -> Path:
+        """Write an entry atomically: the weights and ``info`` (JSON-able) with the key."""
+        import io
+
+        weights = [np.asarray(w, dtype=np.float64) for w in weights]
+        record = {
+            **info,
+            "key": key,
+            "n_layers": len(weights),
+            "weights": _array_digest(*weights),
+        }
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            record=np.array(json.dumps(record)),
+            **{f"layer{k}": w for k, w in enumerate(weights, start=1)},
+        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        return atomic_write_bytes(self.path(key), buf.getvalue())

@@ -1,0 +1,81 @@
+"""Runs that share a cell's training share its trained baseline (a sweep trains once)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainsleep.experiment.__main__ import main
+from brainsleep.experiment.baselines import ENV, BaselineCache, BaselineCacheError
+
+from .test_experiment import argv
+
+
+def _run(data_dir, build_root, out, *extra):
+    assert main(argv(data_dir, out, build_root, "--device", "reference", *extra)) == 0
+    return pd.read_csv(out / "metrics.csv")
+
+
+def _weights(out):
+    with np.load(next(out.glob("cells/*/weights_baseline.npz"))) as z:
+        return [z[k] for k in z.files]
+
+
+def test_a_second_run_loads_the_baseline_and_gets_the_same_results(
+    data_dir, build_root, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv(ENV, "off")
+    alone = _run(data_dir, build_root, tmp_path / "alone")  # trained without the cache
+    monkeypatch.setenv(ENV, str(tmp_path / "cache"))
+    with caplog.at_level(logging.INFO, logger="brainsleep.experiment"):
+        first = _run(data_dir, build_root, tmp_path / "first")
+        assert "trained before" not in caplog.text
+        second = _run(data_dir, build_root, tmp_path / "second", "--sleep-steps", "30")
+        assert "baseline: trained before, from" in caplog.text
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    alone_w, first_w, second_w = (_weights(tmp_path / n) for n in ("alone", "first", "second"))
+    assert len(alone_w) == len(first_w) == len(second_w) == 3
+    for w_alone, w_first, w_second in zip(alone_w, first_w, second_w, strict=True):
+        np.testing.assert_array_equal(w_first, w_alone)
+        np.testing.assert_array_equal(w_second, w_alone)
+    # every stage of the cached run equals the run that trained its own baseline
+    pd.testing.assert_frame_equal(first, alone)
+    base = lambda df: df[df["stage"] == "baseline"].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(base(second), base(alone))
+
+
+def test_another_seed_or_recipe_trains_its_own(data_dir, build_root, tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV, str(tmp_path / "cache"))
+    _run(data_dir, build_root, tmp_path / "a")
+    _run(data_dir, build_root, tmp_path / "b", "--seeds", "1")
+    _run(data_dir, build_root, tmp_path / "c", "--epochs", "2")
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
+
+
+def test_a_damaged_entry_stops_the_run_and_names_the_file(
+    data_dir, build_root, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv(ENV, str(tmp_path / "cache"))
+    _run(data_dir, build_root, tmp_path / "a")
+    (entry,) = (tmp_path / "cache").glob("*.npz")
+    with np.load(entry) as z:
+        contents = {k: z[k] for k in z.files}
+    contents["layer1"] = contents["layer1"] + 1e-9  # a changed weight under its old record
+    np.savez(entry, **contents)
+    assert main(argv(data_dir, tmp_path / "b", build_root, "--device", "reference")) != 0
+    err = capsys.readouterr().err
+    assert f"{entry} does not match its record; delete it to train again" in err
+    entry.write_bytes(b"not a zip")
+    assert main(argv(data_dir, tmp_path / "c", build_root, "--device", "reference")) != 0
+    err = capsys.readouterr().err
+    assert f"cannot read the cached baseline {entry}" in err
+    with pytest.raises(BaselineCacheError, match="delete it"):
+        BaselineCache(tmp_path / "cache").load(entry.stem)
+
+
+def test_off_disables_it(monkeypatch):
+    monkeypatch.setenv(ENV, "off")
+    assert BaselineCache.default() is None
