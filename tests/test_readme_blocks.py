@@ -32,6 +32,13 @@ BLOCKS = [
         "sensitivity curves with CIs, the map, every directory",
     ),
     (
+        "input-sweep-strong",
+        "sweep",
+        "docs/results/input_sweep_strong/SWEEP.md",
+        "Answers",
+        "sensitivity curves with CIs, the map, every directory",
+    ),
+    (
         "remedies",
         "remedies",
         "docs/results/remedies/REMEDIES.md",
@@ -157,6 +164,14 @@ COMPACT_REPORTS = [
         ("claims.csv", "metrics_summary.csv"),
         "Verdicts",
         "REPORT.md",
+    ),
+    (
+        "sweep",
+        ["docs/results/input_sweep_strong/runs"],
+        "docs/results/input_sweep_strong",
+        ("sweep.csv",),
+        "Answers",
+        "SWEEP.md",
     ),
     (
         "remedies",
