@@ -203,3 +203,26 @@ def test_committed_compact_runs_give_the_committed_report(
         pd.testing.assert_frame_equal(got, want, check_exact=True)
     made = section((tmp_path / report).read_text(), heading)
     assert made == section((REPO / committed / report).read_text(), heading)
+
+
+def test_committed_class_incremental_copy_gives_the_committed_summary(tmp_path):
+    """The class-incremental summary reruns from its committed compact copy: every line but
+    the date, the command and the results paths (which name the day and the folders)."""
+    from analysis.__main__ import main as analysis_main
+
+    copy = REPO / "docs/results/class_incremental/runs/preset"
+    committed = REPO / "docs/results/class_incremental/summary.md"
+    out = tmp_path / "class_incremental"
+    # the summary was made from the committed copy
+    text = committed.read_text()
+    command = next(
+        ln.strip() for ln in text.splitlines() if ln.startswith("    python -m analysis")
+    )
+    assert command.split()[3:4] == ["docs/results/class_incremental/runs/preset"], command
+    assert analysis_main([str(copy), "--out", str(out), "-q"]) == 0
+
+    def body(summary: str) -> list[str]:
+        skip = ("Generated on ", "    python -m analysis ", "Results: ")
+        return [ln for ln in summary.splitlines() if not ln.startswith(skip)]
+
+    assert body((out / "summary.md").read_text()) == body(text)
