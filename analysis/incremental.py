@@ -20,7 +20,6 @@ class-incremental results directory (:func:`is_incremental_dir`).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -31,7 +30,6 @@ from matplotlib.figure import Figure
 
 from brainsleep.atomic import atomic_write_bytes
 from brainsleep.formats import (
-    CONFIG_FILE,
     INCREMENTAL_COLUMNS,
     INCREMENTAL_CSV,
     INCREMENTAL_VARIANTS,
@@ -39,7 +37,7 @@ from brainsleep.formats import (
 )
 
 from .claims import LEVEL, Interval, mean_ci
-from .results import ResultsError, versions_text
+from .results import ResultsError, read_config, versions_text
 from .style import hide_unused, new_figure, note
 
 __all__ = [
@@ -77,10 +75,7 @@ def is_incremental_dir(path: str | os.PathLike) -> bool:
     root = Path(path)
     if (root / INCREMENTAL_CSV).is_file():
         return True
-    try:
-        config = json.loads((root / CONFIG_FILE).read_text())
-    except (OSError, ValueError):
-        return False
+    config = read_config(root)
     return isinstance(config, dict) and (config.get("config") or {}).get("protocol") == (
         "class-incremental"
     )
@@ -369,12 +364,7 @@ def _made_by(command: str, paths: Sequence[str | os.PathLike]) -> str:
     """The date, command and versions line (versions as the runs' config.json record)."""
     import time
 
-    configs = []
-    for p in paths:
-        try:
-            configs.append(json.loads((Path(p) / CONFIG_FILE).read_text()))
-        except (OSError, ValueError):
-            configs.append(None)
+    configs = [read_config(p) for p in paths]
     return (
         f"Generated on {time.strftime('%Y-%m-%d')} by\n\n    {command}\n\n"
         f"versions: {versions_text(configs)}. Do not edit by hand: rerun the command."

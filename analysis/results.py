@@ -151,6 +151,15 @@ class Results:
         return len(self.sources) > 1
 
 
+def read_config(path: str | os.PathLike) -> object | None:
+    """A results directory's ``config.json``, or None when it is missing or unreadable
+    (a broken config must not stop the figures; callers check what they need)."""
+    try:
+        return json.loads((Path(path) / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def versions_text(configs: Sequence[dict | None]) -> str:
     """The package versions that runs recorded, as one line for a report.
 
@@ -240,13 +249,7 @@ def load_results(path: str | os.PathLike) -> Results:
         raise ResultsError(f"{root} has no metrics.csv (not a finished experiment directory?)")
     metrics = read_metrics(metrics_path)
 
-    config = None
-    if (root / CONFIG_FILE).is_file():
-        try:
-            config = json.loads((root / CONFIG_FILE).read_text())
-        except (OSError, ValueError):
-            config = None  # a broken config must not stop the figures
-
+    config = read_config(root)
     cells = _find_cells(root / CELLS_DIR, metrics)
     return Results(root=root, metrics=metrics, cells=cells, config=config)
 

@@ -241,8 +241,12 @@ class CellRunner:
         return False
 
     def _model_from(self, stage: str, recipe=None) -> ann.MLP:
+        weights = list(load_weights(self.dir / weights_file(stage)).values())
+        return self._model_with(weights, recipe)
+
+    def _model_with(self, weights, recipe=None) -> ann.MLP:
         model = ann.build_model(recipe or self.recipe, self.sizes, self.cell.seed)
-        ann.set_weights(model, list(load_weights(self.dir / weights_file(stage)).values()))
+        ann.set_weights(model, weights)
         return model
 
     def _record(
@@ -300,8 +304,7 @@ class CellRunner:
                     model, info = self._train_baseline()
                     cache.store(key, ann.get_weights(model), info)
                 else:
-                    model = ann.build_model(self.recipe, self.sizes, self.cell.seed)
-                    ann.set_weights(model, hit[0])
+                    model = self._model_with(hit[0])
                     info = {k: hit[1][k] for k in ("train_steps", "val_accuracy")}
                     log.info(
                         "%s baseline: trained before, from %s", self.cell.cell_id, cache.path(key)
