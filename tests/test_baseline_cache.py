@@ -79,3 +79,39 @@ def test_a_damaged_entry_stops_the_run_and_names_the_file(
 def test_off_disables_it(monkeypatch):
     monkeypatch.setenv(ENV, "off")
     assert BaselineCache.default() is None
+
+
+def test_two_concurrent_runs_train_once_and_agree(data_dir, build_root, tmp_path):
+    """Two processes started together on the same cells: one trains, the other waits for
+    the entry's lock and loads it; both end with the same baseline."""
+    import os
+    import subprocess
+    import sys
+
+    from .test_experiment import REPO
+
+    env = {**os.environ, ENV: str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "brainsleep.experiment",
+                *argv(data_dir, tmp_path / name, build_root, "--device", "reference"),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for name in ("a", "b")
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    logs = [(tmp_path / n / "log.txt").read_text() for n in ("a", "b")]
+    assert sum("baseline: trained before, from" in text for text in logs) == 1
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    for w_a, w_b in zip(_weights(tmp_path / "a"), _weights(tmp_path / "b"), strict=True):
+        np.testing.assert_array_equal(w_a, w_b)
