@@ -5,6 +5,7 @@ Command line::
     python -m brainsleep.cache list                  # table of builds, sizes, last use
     python -m brainsleep.cache prune --older-than 30 # builds not used for 30 days
     python -m brainsleep.cache prune --all           # every build and unknown entry
+    python -m brainsleep.cache prune --baselines --older-than 30  # trained baselines too
     python -m brainsleep.cache path                  # where the cache is
 
 The cache root is ``brainsleep.paths.default_build_root()``
@@ -34,6 +35,12 @@ compiled engine (``brainsleep/sleep/standalone.py``) writes it:
     a half-deleted build under its real name); a leftover when its lock is free.
 
 Anything else is "unknown": listed, and removed only by ``prune --all``.
+
+Trained baselines (:mod:`brainsleep.experiment.baselines`) live elsewhere,
+``brainsleep.paths.baseline_cache_root()``: ``<key>.npz`` entries (40 hex digits; the
+mtime is the last use) with ``<key>.lock``, held while the entry is trained and written,
+and ``.<key>.npz.*.tmp`` files, the leftover of a killed write when the key's lock is
+free. ``list`` summarises them; ``prune --baselines`` applies the same rule to them.
 
 Lock files of leftovers are unlinked while the lock is held. That is safe with the
 ``filelock`` installed with this project (4.x): its Unix lock checks after ``flock`` that
@@ -67,12 +74,15 @@ __all__ = [
     "BUILD_DEVICES",
     "LAST_USED",
     "MANIFEST",
+    "BaselineInfo",
     "BuildInfo",
     "build_root",
+    "list_baselines",
     "clean_leftovers",
     "list_builds",
     "main",
     "prune",
+    "prune_baselines",
 ]
 
 #: Devices whose builds are cached.
@@ -89,6 +99,8 @@ _BUILD_RE = re.compile(rf"^{_DEVICE_KEY}$")
 _BUILD_LOCK_RE = re.compile(rf"^{_DEVICE_KEY}\.lock$")
 _BUILDING_RE = re.compile(rf"^\.building-{_DEVICE_KEY}-(?P<rest>.+)$")
 _TRASH_RE = re.compile(r"^\.trash-(?P<name>.+)-(?P<rest>[0-9a-f]+)$")
+_BASELINE_RE = re.compile(r"^(?P<key>[0-9a-f]{40})\.npz$")
+_BASELINE_TMP_RE = re.compile(r"^\.(?P<key>[0-9a-f]{40})\.npz\..+\.tmp$")
 
 _MB = 1024 * 1024
 
@@ -650,6 +662,161 @@ def prune(
     return [r.path for r in removals]
 
 
+# --------------------------------------------------------------------------- trained baselines
+
+
+@dataclass(frozen=True)
+class BaselineInfo:
+    """One trained baseline in the baseline cache.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The entry, ``<key>.npz``.
+    key : str
+        Its 40-hex-digit key (:func:`brainsleep.experiment.baselines.baseline_key`).
+    size_bytes : int
+        File size.
+    last_used : datetime.datetime or None
+        The file's mtime (written, or last loaded by a run).
+    """
+
+    path: Path
+    key: str
+    size_bytes: int
+    last_used: dt.datetime | None
+
+
+def _baseline_root(root: str | os.PathLike[str] | None) -> Path | None:
+    if root is not None:
+        return Path(root).expanduser()
+    from brainsleep.paths import baseline_cache_root
+
+    return baseline_cache_root()
+
+
+def list_baselines(root: str | os.PathLike[str] | None = None) -> list[BaselineInfo]:
+    """The trained baselines in the cache, least recently used first.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        The baseline cache (default: ``brainsleep.paths.baseline_cache_root()``; none
+        when ``$BRAINSLEEP_BASELINE_CACHE`` is ``off``).
+
+    Returns
+    -------
+    list of BaselineInfo
+        Empty when the cache is off or does not exist.
+    """
+    base = _baseline_root(root)
+    if base is None or not base.is_dir():
+        return []
+    infos = []
+    for entry in _scandir(base):
+        if (m := _BASELINE_RE.match(entry.name)) is None:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        infos.append(BaselineInfo(Path(entry.path), m["key"], st.st_size, _local(st.st_mtime)))
+    return sorted(infos, key=lambda i: (i.last_used or _local(0.0), i.key))
+
+
+def _prune_baselines(
+    base: Path,
+    older_than: dt.timedelta | None,
+    dry_run: bool,
+    everything: bool,
+    log: Callable[[str], None],
+) -> list[_Removal]:
+    removed: list[_Removal] = []
+    if not base.is_dir():
+        return removed
+    # Leftovers of killed writes: a temporary file whose key's lock is free.
+    for entry in _scandir(base):
+        if (m := _BASELINE_TMP_RE.match(entry.name)) is None:
+            continue
+        path = Path(entry.path)
+        with _try_lock(base / f"{m['key']}.lock") as acquired:
+            if acquired:
+                size = _tree_size(path)
+                if not dry_run:
+                    _unlink(path)
+                removed.append(_Removal(path, size, "leftover of a killed write"))
+    if older_than is None and not everything:
+        return removed
+    cutoff = None if older_than is None else time.time() - older_than.total_seconds()
+
+    def stale(path: Path) -> bool:
+        ts = _mtime(path)
+        return ts is not None and (cutoff is None or ts < cutoff)
+
+    for info in list_baselines(base):
+        if not stale(info.path):
+            continue
+        reason = "not used since " + _fmt_time(info.last_used)
+        lock_path = base / f"{info.key}.lock"
+        with _try_lock(lock_path) as acquired:
+            if not acquired:
+                log(f"skipped baseline {info.key}: a run holds it (its lock is held)")
+                continue
+            if not stale(info.path):  # loaded (or removed) since it was listed
+                continue
+            if not dry_run:
+                _unlink(info.path)
+                _unlink(lock_path)
+            removed.append(_Removal(info.path, info.size_bytes, reason))
+    return removed
+
+
+def prune_baselines(
+    root: str | os.PathLike[str] | None = None,
+    older_than: dt.timedelta | None = None,
+    dry_run: bool = False,
+    everything: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Remove trained baselines not used recently, and leftovers of killed writes.
+
+    The same rule as :func:`prune`, for the baseline cache: each entry is removed while
+    holding its key's lock (acquired without waiting; an entry a run is training or
+    loading is skipped, with a message). A later run that needs a removed baseline
+    trains it again, with the same result.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        The baseline cache (default: ``brainsleep.paths.baseline_cache_root()``).
+    older_than : datetime.timedelta, optional
+        Remove entries whose last use (their mtime) is older than this.
+    dry_run : bool, optional
+        Only report what would be removed.
+    everything : bool, optional
+        With `older_than` ``None``: remove every entry. With neither, only leftovers go.
+    log : callable, optional
+        Receives one-line messages about skipped entries (default: print to stderr).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The removed (or, with `dry_run`, removable) files, leftovers first.
+
+    Raises
+    ------
+    ValueError
+        If `older_than` is negative.
+    """
+    if older_than is not None and older_than < dt.timedelta(0):
+        raise ValueError(f"older_than must not be negative, got {older_than}")
+    base = _baseline_root(root)
+    if base is None:
+        return []
+    removals = _prune_baselines(base, older_than, dry_run, everything, log or _log_stderr)
+    return [r.path for r in removals]
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -673,9 +840,22 @@ def _table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
     return "\n".join(lines)
 
 
+def _baselines_line() -> str:
+    base = _baseline_root(None)
+    if base is None:
+        return "baseline cache: off ($BRAINSLEEP_BASELINE_CACHE)"
+    infos = list_baselines(base)
+    if not infos:
+        return f"baseline cache: {base}: empty"
+    size = sum(i.size_bytes for i in infos)
+    span = f"last used {_fmt_time(infos[0].last_used)} .. {_fmt_time(infos[-1].last_used)}"
+    return f"baseline cache: {base}: {len(infos)} trained baseline(s), {_fmt_mb(size)} MB, {span}"
+
+
 def _cmd_list(root: Path) -> int:
     if not root.is_dir():
         print(f"no build cache at {root}")
+        print(_baselines_line())
         return 0
     infos = list_builds(root, include_other=True)
     builds = [i for i in infos if i.kind in ("build", "building")]
@@ -709,18 +889,32 @@ def _cmd_list(root: Path) -> int:
     complete = sum(1 for i in infos if i.complete)
     total = sum(i.size_bytes for i in infos)
     print(f"total: {complete} complete build(s), {_fmt_mb(total)} MB")
+    print(_baselines_line())
     return 0
 
 
-def _cmd_prune(root: Path, days: float | None, everything: bool, dry_run: bool) -> int:
+def _cmd_prune(
+    root: Path, days: float | None, everything: bool, dry_run: bool, baselines: bool
+) -> int:
     older_than = None if days is None else dt.timedelta(days=days)
-    if not root.is_dir():
-        print(f"no build cache at {root}: nothing to remove")
-        return 0
-    removals = _prune(root, older_than, dry_run, everything, _log_stderr)
+    removals: list[_Removal] = []
+    shown: list[str] = []
+    if root.is_dir():
+        removals = _prune(root, older_than, dry_run, everything, _log_stderr)
+        shown = [_relative(r.path, root) for r in removals]
+    else:
+        print(f"no build cache at {root}: no builds to remove")
+    if baselines:
+        base = _baseline_root(None)
+        if base is None:
+            print("the baseline cache is off ($BRAINSLEEP_BASELINE_CACHE): no baselines to remove")
+        else:
+            more = _prune_baselines(base, older_than, dry_run, everything, _log_stderr)
+            removals += more
+            shown += [f"baseline {r.path}" for r in more]
     verb = "would remove" if dry_run else "removed"
-    for r in removals:
-        print(f"{verb} {_relative(r.path, root)} ({_fmt_mb(r.size_bytes)} MB, {r.reason})")
+    for r, name in zip(removals, shown, strict=True):
+        print(f"{verb} {name} ({_fmt_mb(r.size_bytes)} MB, {r.reason})")
     freed = sum(r.size_bytes for r in removals)
     if dry_run:
         print(f"dry run: would free {_fmt_mb(freed)} MB ({len(removals)} entries)")
@@ -728,6 +922,8 @@ def _cmd_prune(root: Path, days: float | None, everything: bool, dry_run: bool) 
         print(f"freed {_fmt_mb(freed)} MB ({len(removals)} entries)")
     if days is None and not everything:
         print("only leftovers were looked for; use --older-than DAYS or --all to remove builds")
+    if not baselines:
+        print("trained baselines were not looked at; add --baselines to prune them too")
     return 0
 
 
@@ -769,7 +965,9 @@ def build_parser() -> argparse.ArgumentParser:
     look = {"formatter_class": HelpFormatter, "epilog": environment_epilog(CACHE_ENVIRONMENT)}
     parser = _Parser(
         prog="python -m brainsleep.cache",
-        description="Inspect and prune the cache of compiled standalone builds.",
+        description=(
+            "Inspect and prune the cache of compiled standalone builds (and of trained baselines)."
+        ),
         **look,
     )
     root_help = "cache root (default: $BRAINSLEEP_BUILD_DIR, else <cache root>/builds)"
@@ -805,6 +1003,14 @@ def build_parser() -> argparse.ArgumentParser:
             "without --older-than, remove every build"
         ),
     )
+    p_prune.add_argument(
+        "--baselines",
+        action="store_true",
+        help=(
+            "also prune the trained-baseline cache ($BRAINSLEEP_BASELINE_CACHE, else "
+            "<cache root>/baselines) by the same rule; a run then trains them again"
+        ),
+    )
     p_prune.add_argument("--dry-run", action="store_true", help="only say what would go")
     p_prune.add_argument("--root", type=Path, metavar="DIR", help=root_help)
     p_path = sub.add_parser(
@@ -838,7 +1044,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "list":
         return _cmd_list(root)
-    return _cmd_prune(root, args.older_than, args.everything, args.dry_run)
+    return _cmd_prune(root, args.older_than, args.everything, args.dry_run, args.baselines)
 
 
 if __name__ == "__main__":

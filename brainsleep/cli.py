@@ -27,12 +27,20 @@ ENVIRONMENT: dict[str, str] = {
     "BRAINSLEEP_BUILD_DIR": (
         "where compiled standalone projects are cached (default: <cache root>/builds)"
     ),
+    "BRAINSLEEP_BASELINE_CACHE": (
+        "where trained baselines are cached, or off (default: <cache root>/baselines)"
+    ),
     "CXX": "the C++ compiler looked for and recorded in each build's key (default: g++)",
     "CUDA_PATH": "CUDA toolkit searched first for nvcc and cuRAND (cuda_standalone)",
 }
 
 #: The variables that place the cache (all that ``python -m brainsleep.cache`` reads).
-CACHE_ENVIRONMENT: tuple[str, ...] = ("BRAINSLEEP_CACHE", "XDG_CACHE_HOME", "BRAINSLEEP_BUILD_DIR")
+CACHE_ENVIRONMENT: tuple[str, ...] = (
+    "BRAINSLEEP_CACHE",
+    "XDG_CACHE_HOME",
+    "BRAINSLEEP_BUILD_DIR",
+    "BRAINSLEEP_BASELINE_CACHE",
+)
 
 _TABLE_ROW = re.compile(r"^  (\S+)  +(.*)$")
 

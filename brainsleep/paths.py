@@ -1,4 +1,5 @@
-"""Where brainsleep keeps its caches: one resolver for data, compiled builds and cuRAND links.
+"""Where brainsleep keeps its caches: one resolver for data, compiled builds, trained
+baselines and cuRAND links.
 
 Imports nothing heavy, so command-line tools that only need a path start fast.
 """
@@ -30,3 +31,19 @@ def default_build_root() -> Path:
     """
     env = os.environ.get("BRAINSLEEP_BUILD_DIR")
     return Path(env).expanduser() if env else cache_root() / "builds"
+
+
+#: Values of ``$BRAINSLEEP_BASELINE_CACHE`` that turn the baseline cache off.
+BASELINE_CACHE_OFF = frozenset({"off", "0", "no", "false"})
+
+
+def baseline_cache_root() -> Path | None:
+    """Where trained baselines are cached (not created), or None when the cache is off.
+
+    ``$BRAINSLEEP_BASELINE_CACHE`` if set (``off`` disables the cache), else
+    ``<cache_root()>/baselines``.
+    """
+    env = os.environ.get("BRAINSLEEP_BASELINE_CACHE", "").strip()
+    if env.lower() in BASELINE_CACHE_OFF:
+        return None
+    return Path(env).expanduser() if env else cache_root() / "baselines"

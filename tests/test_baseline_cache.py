@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from brainsleep.experiment.__main__ import main
-from brainsleep.experiment.baselines import ENV, BaselineCache, BaselineCacheError
+from brainsleep.experiment.baselines import BaselineCache, BaselineCacheError
 
 from .test_experiment import argv
 
@@ -27,9 +27,9 @@ def _weights(out):
 def test_a_second_run_loads_the_baseline_and_gets_the_same_results(
     data_dir, build_root, tmp_path, monkeypatch, caplog
 ):
-    monkeypatch.setenv(ENV, "off")
+    monkeypatch.setenv("BRAINSLEEP_BASELINE_CACHE", "off")
     alone = _run(data_dir, build_root, tmp_path / "alone")  # trained without the cache
-    monkeypatch.setenv(ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("BRAINSLEEP_BASELINE_CACHE", str(tmp_path / "cache"))
     with caplog.at_level(logging.INFO, logger="brainsleep.experiment"):
         first = _run(data_dir, build_root, tmp_path / "first")
         assert "trained before" not in caplog.text
@@ -48,7 +48,7 @@ def test_a_second_run_loads_the_baseline_and_gets_the_same_results(
 
 
 def test_another_seed_or_recipe_trains_its_own(data_dir, build_root, tmp_path, monkeypatch):
-    monkeypatch.setenv(ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("BRAINSLEEP_BASELINE_CACHE", str(tmp_path / "cache"))
     _run(data_dir, build_root, tmp_path / "a")
     _run(data_dir, build_root, tmp_path / "b", "--seeds", "1")
     _run(data_dir, build_root, tmp_path / "c", "--epochs", "2")
@@ -58,7 +58,7 @@ def test_another_seed_or_recipe_trains_its_own(data_dir, build_root, tmp_path, m
 def test_a_damaged_entry_stops_the_run_and_names_the_file(
     data_dir, build_root, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setenv(ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("BRAINSLEEP_BASELINE_CACHE", str(tmp_path / "cache"))
     _run(data_dir, build_root, tmp_path / "a")
     (entry,) = (tmp_path / "cache").glob("*.npz")
     with np.load(entry) as z:
@@ -77,7 +77,7 @@ def test_a_damaged_entry_stops_the_run_and_names_the_file(
 
 
 def test_off_disables_it(monkeypatch):
-    monkeypatch.setenv(ENV, "off")
+    monkeypatch.setenv("BRAINSLEEP_BASELINE_CACHE", "off")
     assert BaselineCache.default() is None
 
 
@@ -90,7 +90,11 @@ def test_two_concurrent_runs_train_once_and_agree(data_dir, build_root, tmp_path
 
     from .test_experiment import REPO
 
-    env = {**os.environ, ENV: str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "BRAINSLEEP_BASELINE_CACHE": str(tmp_path / "cache"),
+        "PYTHONPATH": str(REPO),
+    }
     procs = [
         subprocess.Popen(
             [

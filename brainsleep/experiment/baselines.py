@@ -9,10 +9,12 @@ exactly what training that cell here would produce, and the stages after it (eac
 by itself) are unchanged.
 
 The cache lives in ``$BRAINSLEEP_BASELINE_CACHE`` if set (``off`` disables it), else
-``<cache root>/baselines`` (:func:`brainsleep.paths.cache_root`). One entry per key,
-``<key>.npz`` (the weights, float64, and a JSON record) written atomically; a file lock
-per key makes a second process wait for the first one's training instead of repeating
-it. A damaged entry stops the run with an error naming the file.
+``<cache root>/baselines`` (:func:`brainsleep.paths.baseline_cache_root`). One entry per
+key, ``<key>.npz`` (the weights, float64, and a JSON record) written atomically, its mtime
+refreshed on every load (its last use, which ``python -m brainsleep.cache prune
+--baselines`` reads); a file lock per key, ``<key>.lock``, makes a second process wait
+for the first one's training instead of repeating it. A damaged entry stops the run with
+an error naming the file.
 """
 
 from __future__ import annotations
@@ -29,11 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from brainsleep.atomic import atomic_write_bytes
-from brainsleep.paths import cache_root
+from brainsleep.paths import baseline_cache_root
 
 __all__ = ["BaselineCache", "BaselineCacheError", "baseline_key"]
 
-ENV = "BRAINSLEEP_BASELINE_CACHE"
 #: Source files whose code decides a trained baseline (a change makes new keys).
 _TRAINING_CODE = ("network.py", "recipes.py", "remedies.py", "training.py")
 
@@ -138,10 +139,8 @@ class BaselineCache:
     def default(cls) -> BaselineCache | None:
         """``$BRAINSLEEP_BASELINE_CACHE`` (None when ``off``), else the user cache's
         ``baselines`` folder."""
-        env = os.environ.get(ENV, "").strip()
-        if env.lower() in {"off", "0", "no", "false"}:
-            return None
-        return cls(Path(env).expanduser() if env else cache_root() / "baselines")
+        root = baseline_cache_root()
+        return None if root is None else cls(root)
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.npz"
@@ -179,6 +178,8 @@ class BaselineCache:
             raise BaselineCacheError(
                 f"the cached baseline {path} does not match its record; delete it to train again"
             )
+        with contextlib.suppress(OSError):  # last use, for pruning only: a read-only cache is fine
+            os.utime(path)
         return weights, record
 
     def store(self, key: str, weights: Sequence[np.ndarray], info: dict) -> Path:
