@@ -68,7 +68,9 @@ MANIFEST = "brainsleep-build.json"
 LAST_USED = ".last_used"
 RUNS_DIR = "runs"
 # Bump when the generated network or the build/run protocol changes, so cached builds
-# are never reused across it.
+# are never reused across it (and results directories record it). The build key also
+# covers the engine's source itself (engine_source_digest), so a forgotten bump, or a
+# user's edit of an input kind in models/inputs.py, can never reuse a stale binary.
 ENGINE_VERSION = 8
 # Exactness: no -ffast-math (reassociation) and no fused multiply-add contraction, so
 # compiled arithmetic equals numpy's float64 step for step.
@@ -114,12 +116,39 @@ def toolchain_id(device: str) -> str:
     return " | ".join(parts)
 
 
+def engine_sources() -> list[Path]:
+    """The files whose code decides what a build generates: the engine's modules
+    (``brainsleep/sleep/*.py``) and the input kinds' equations (``models/inputs.py``)."""
+    from brainsleep.models import inputs as input_kinds
+
+    return sorted(Path(__file__).parent.glob("*.py")) + [Path(input_kinds.__file__)]
+
+
+@functools.cache
+def engine_source_digest(paths: tuple[Path, ...] | None = None) -> str:
+    """SHA-256 of the names and contents of ``paths`` (default :func:`engine_sources`)."""
+    h = hashlib.sha256()
+    for path in paths if paths is not None else engine_sources():
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def build_key(model: SleepModel, spec: NetworkSpec, device: str, prefs: dict | None) -> str:
-    """Content key of a standalone build: everything the compiled binary depends on."""
+    """Content key of a standalone build: everything the compiled binary depends on.
+
+    The model file's content, the structure, device, preferences, compiler flags and
+    version, Brian2's version, the input kind's equations as the engine reads them now,
+    and the engine's own source (:func:`engine_source_digest`).
+    """
     import brian2
 
+    from brainsleep.models.inputs import INPUT_KINDS
+
+    kind = spec.input_kind
     payload = {
         "model": model.source_hash,
+        "input_kind": INPUT_KINDS.get(kind, kind),
+        "engine_source": engine_source_digest(),
         "spec": asdict(spec),
         "device": device,
         "prefs": sorted((k, repr(v)) for k, v in (prefs or {}).items()),
