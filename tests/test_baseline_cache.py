@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -119,3 +120,23 @@ def test_two_concurrent_runs_train_once_and_agree(data_dir, build_root, tmp_path
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
     for w_a, w_b in zip(_weights(tmp_path / "a"), _weights(tmp_path / "b"), strict=True):
         np.testing.assert_array_equal(w_a, w_b)
+
+
+def test_the_key_covers_every_training_module_and_the_augmentation_library(monkeypatch):
+    """training.py imports evaluation.py (early stopping): a key over a hand-picked list of
+    modules had left it out, so an edit there reused baselines it would change."""
+    from brainsleep.ann.recipes import get_recipe
+    from brainsleep.experiment import baselines
+
+    ann_dir = Path(__file__).resolve().parents[1] / "brainsleep" / "ann"
+    assert set(ann_dir.glob("*.py")) <= set(baselines.training_sources())
+    assert ann_dir / "evaluation.py" in baselines.training_sources()
+
+    x, y = np.zeros((4, 6)), np.arange(4) % 2
+
+    def key() -> str:
+        return baselines.baseline_key(get_recipe("reference"), (6, 3, 2), 0, x, y)
+
+    before = key()
+    monkeypatch.setattr(baselines, "_library_versions", lambda: {"kornia": "0.0-other"})
+    assert key() != before

@@ -35,8 +35,9 @@ from brainsleep.paths import baseline_cache_root
 
 __all__ = ["BaselineCache", "BaselineCacheError", "baseline_key"]
 
-#: Source files whose code decides a trained baseline (a change makes new keys).
-_TRAINING_CODE = ("network.py", "recipes.py", "remedies.py", "training.py")
+#: Libraries whose version decides a trained baseline besides torch and numpy (kornia:
+#: the augmentation remedy).
+_TRAINING_LIBRARIES = ("kornia",)
 
 
 class BaselineCacheError(RuntimeError):
@@ -54,13 +55,32 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _training_code_digest() -> str:
+def training_sources() -> list[Path]:
+    """The files whose code decides a trained baseline: every module of
+    :mod:`brainsleep.ann` (training imports evaluation for early stopping, recipes and
+    remedies; a module listed by hand would be forgotten once)."""
     from brainsleep import ann
 
+    return sorted(Path(ann.__file__).parent.glob("*.py"))
+
+
+def _training_code_digest() -> str:
     h = hashlib.sha256()
-    for name in _TRAINING_CODE:
-        h.update((Path(ann.__file__).parent / name).read_bytes())
+    for path in training_sources():
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in _TRAINING_LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
 
 
 def _array_digest(*arrays: np.ndarray | None) -> str:
@@ -102,10 +122,10 @@ def baseline_key(
     Returns
     -------
     str
-        40 hex digits. Also covers the training code (:data:`_TRAINING_CODE`), the torch
-        and numpy versions and the CPU model: the strong recipe's float32 arithmetic is
-        not bit-reproducible across CPUs, so machines of another kind get their own
-        entries.
+        40 hex digits. Also covers the training code (:func:`training_sources`), the
+        torch, numpy and kornia versions and the CPU model: the strong recipe's float32
+        arithmetic is not bit-reproducible across CPUs, so machines of another kind get
+        their own entries.
     """
     import torch
 
@@ -117,6 +137,7 @@ def baseline_key(
         "code": _training_code_digest(),
         "torch": torch.__version__,
         "numpy": np.__version__,
+        "libraries": _library_versions(),
         "cpu": _cpu_model(),
     }
     text = json.dumps(ident, sort_keys=True, default=str)
