@@ -226,6 +226,23 @@ def test_fingerprint_covers_engine_version(monkeypatch):
     assert ExperimentConfig().fingerprint() != before
 
 
+def test_fingerprint_covers_the_sleep_input_kinds_equations(monkeypatch):
+    """An edited input kind in models/inputs.py is another configuration: its sleep stages
+    are redone, never resumed from the old equations."""
+    from brainsleep.experiment.config import ExperimentConfig
+    from brainsleep.models.inputs import INPUT_KINDS
+
+    before = ExperimentConfig().fingerprint()
+    equations = INPUT_KINDS["masked-mean"]["equations"]
+    monkeypatch.setitem(INPUT_KINDS["masked-mean"], "equations", equations + "\n")
+    assert ExperimentConfig().fingerprint() != before
+    monkeypatch.undo()
+    assert ExperimentConfig().fingerprint() == before
+    monkeypatch.setitem(INPUT_KINDS["noise"], "equations", "x = 0.5 : 1")
+    assert ExperimentConfig().fingerprint() == before  # only the kind that sleeps counts
+    assert ExperimentConfig(sleep_input="noise").fingerprint() != before
+
+
 def test_changed_configuration_is_refused(data_dir, build_root, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(argv(data_dir, out, build_root, "--device", "reference")) == 0

@@ -144,6 +144,8 @@ class ExperimentConfig:
         # Contents, not only names: an edited model file or other IDX files in the same
         # --data-dir are another configuration (never resumed as the old one).
         d["model_sha256"] = _model_hash(self.model)
+        # And the sleep input kind's equations (models/inputs.py), which sleep runs too.
+        d["input_kind_sha256"] = _input_kind_hash(self.sleep_input)
         if self.data_dir:
             d["data_sha256"] = _data_hashes(tuple(self.datasets), self.data_dir)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -157,6 +159,15 @@ def _model_hash(model: str) -> str | None:
     except ValueError:
         return None  # validate() reports it
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _input_kind_hash(kind: str) -> str | None:
+    from brainsleep.models.inputs import INPUT_KINDS
+
+    if kind not in INPUT_KINDS:
+        return None  # validate() reports it
+    text = json.dumps(INPUT_KINDS[kind], sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _data_hashes(datasets: tuple[str, ...], data_dir: str) -> dict[str, str | None]:
