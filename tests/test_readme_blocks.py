@@ -167,6 +167,14 @@ COMPACT_REPORTS = [
     ),
     (
         "sweep",
+        ["docs/results/input_sweep/runs"],
+        "docs/results/input_sweep",
+        ("sweep.csv",),
+        "Answers",
+        "SWEEP.md",
+    ),
+    (
+        "sweep",
         ["docs/results/input_sweep_strong/runs"],
         "docs/results/input_sweep_strong",
         ("sweep.csv",),
