@@ -37,10 +37,8 @@ INPUT_KINDS = {
             mean_px : 1 (constant)
             px_row : integer (constant)
             px_col : integer (constant)
-            row0 = win_row(t) : 1 (shared)
-            col0 = win_col(t) : 1 (shared)
-            in_rows = int(px_row >= row0) * int(px_row < row0 + patch) : 1
-            in_cols = int(px_col >= col0) * int(px_col < col0 + patch) : 1
+            in_rows = int(px_row >= win_row(t)) * int(px_row < win_row(t) + patch) : 1
+            in_cols = int(px_col >= win_col(t)) * int(px_col < win_col(t) + patch) : 1
             x = mean_px * in_rows * in_cols : 1
         """,
         "timed": ("win_row", "win_col"),
