@@ -341,3 +341,37 @@ def test_binary_is_tied_to_the_process_that_runs_it(solo, build_root, monkeypatc
     weights, inputs, params, seed = make_case()
     run_sleep(weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root)
     assert started == ["main"]
+
+
+def test_connection_order_is_checked_once_per_build_and_process(solo, build_root, monkeypatch):
+    """The binary's synapse order is checked against the order the weights were written in
+    (a wrong order would scramble every weight): a mismatch fails the call; once a build
+    passed, later runs in the process skip the check (the order is generated code)."""
+    from brainsleep.sleep import standalone
+
+    weights, inputs, params, seed = make_case()
+    real = standalone.synapse_order
+    calls = []
+
+    def swapped(n_in, n_out, order="pre"):
+        calls.append(order)
+        i, j = real(n_in, n_out, order)
+        return i[::-1], j[::-1]  # not the build's order
+
+    monkeypatch.setattr(standalone, "_ORDER_CHECKED", set())
+    monkeypatch.setattr(standalone, "synapse_order", swapped)
+    with pytest.raises(standalone.CompiledRunError, match="synaptic-major order"):
+        run_sleep(
+            weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root
+        )
+    assert calls and not standalone._ORDER_CHECKED
+
+    monkeypatch.setattr(standalone, "synapse_order", lambda *a: calls.append(a) or real(*a))
+    calls.clear()
+    for _ in range(2):
+        again = run_sleep(
+            weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root
+        )
+        for a, b in zip(again.weights, solo.weights, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert len(calls) == len(SIZES) - 1  # the first of the two runs checked each layer once

@@ -42,7 +42,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -353,7 +353,11 @@ class StandaloneBuild:
     manifest: dict
     compile_seconds: float = 0.0
     reused: bool = True
-    order_checked: bool = field(default=False, repr=False)
+
+    @property
+    def order_checked(self) -> bool:
+        """Whether this process has checked the build's connection order already."""
+        return (str(self.directory), self.key) in _ORDER_CHECKED
 
     @property
     def key(self) -> str:
@@ -529,7 +533,7 @@ class StandaloneBuild:
                 ):
                     fail(f"layer {k + 1}: synapses not in {order}synaptic-major order")
             weights.append(synapses_to_matrix(arrays[f"{syn}.w"], n_in, n_out, order))
-        self.order_checked = True
+        _ORDER_CHECKED.add((str(self.directory), self.key))
         spikes: list = [None] * (spec.n_layers + 1)
         for layer in spec.record_layers:
             mon = f"spikes{layer}"
@@ -549,6 +553,10 @@ class StandaloneBuild:
 
 # Builds already opened by this process, by directory (published builds never change).
 _CLEANED_ROOTS: set[Path] = set()
+# Builds (directory, key) whose connection order this process has checked: the order is
+# generated code, the same on every run of a published build, so one check per process
+# suffices (it reads and compares two index arrays per layer: ~20-50 ms at full size).
+_ORDER_CHECKED: set[tuple[str, str]] = set()
 
 
 def _clean_leftovers_once(root: Path) -> None:
