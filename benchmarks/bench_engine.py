@@ -17,7 +17,9 @@ Workloads (issue 11; the trained 784-1200-1200-10 / 784-2400-2400-10 nets of
 Rows per workload: the numpy reference (``exact_exp=False``, the fair speed reference:
 ratio 1), the vectorised torch float64 peer (``torch_peer.py``, one thread), Brian2
 runtime (numpy target), cpp_standalone's first call in a cold build cache (compile + run)
-and its whole ``run_sleep`` call with the cached binary, and with ``--before REF`` the
+and its whole ``run_sleep`` call with the cached binary, the same call at T = 100 (the
+fixed cost of a call: process start, synapse creation, Brian2's spike-queue set-up,
+reading and writing the arrays), and with ``--before REF`` the
 same two for the engine at git commit REF (run from an exported copy of that commit).
 Timed calls are the best of ``--repeats`` (wall; CPU seconds beside them). The
 memory-traffic floor (``floor.py``) comes from the cached run's own spike counts and
@@ -187,6 +189,15 @@ def measure(name: str, a, bandwidth: dict, build_root: Path) -> list[dict]:
         f"({traffic['total_bytes'] / 1e6:.0f} MB), call = {cached['wall'] / floor:.0f}x floor; "
         f"exact-arithmetic floor {arith * 1e3:.0f} ms ({updates / 1e6:.1f} M Hebbian updates, "
         f"{arith / ref['wall']:.2f}x numpy), call = {cached['wall'] / max(arith, 1e-9):.1f}x it")  # fmt: skip
+    # What a call costs besides its steps: the same build run for 100 steps (process
+    # start, synapse creation, Brian2's spike-queue set-up, reading and writing arrays).
+    short = MaskedMeanImage(mean_img, n_steps=100)
+    fixed = best_of(lambda: run_sleep(w, short, params, device="cpp_standalone",
+                                      record_layers="all", build_root=build_root), a.repeats)  # fmt: skip
+    row("cpp_standalone", "fixed cost: whole call at T = 100", fixed,
+        counts_of(fixed["value"].spikes),
+        f"binary {fixed['value'].info['run_seconds']:.2f} s; "
+        f"{fixed['wall'] / cached['wall']:.0%} of the cached call above")  # fmt: skip
     if a.before:
         rows += measure_before(name, a, wl, width, steps)
     for r in rows:
