@@ -15,7 +15,6 @@ from brainsleep.sleep import standalone
 from brainsleep.sleep.model import load_model
 from brainsleep.sleep.network import NetworkSpec
 
-REPO = Path(__file__).resolve().parents[1]
 SPEC = NetworkSpec((4, 3, 2), 10, 0.001, "masked-mean", (("patch", 2),))
 
 
@@ -34,9 +33,27 @@ def test_editing_an_input_kinds_equations_changes_the_key(monkeypatch):
 
 
 def test_the_engine_source_digest_covers_the_engine_and_the_input_kinds():
+    from brainsleep.models import inputs
+    from brainsleep.sleep import model
+
     sources = {p.resolve() for p in standalone.engine_sources()}
-    expected = set((REPO / "brainsleep" / "sleep").glob("*.py")) | {REPO / "models" / "inputs.py"}
+    expected = set(Path(model.__file__).parent.glob("*.py")) | {Path(inputs.__file__)}
     assert {p.resolve() for p in expected} <= sources
+
+
+def test_the_key_follows_what_the_model_file_imports():
+    """src_additive.py takes NEURON from src.py: the key covers the loaded content, not
+    only the file's bytes."""
+    from dataclasses import replace
+
+    from brainsleep.sleep.model import model_content_digest
+
+    loaded = load_model("src_additive")
+    assert loaded.content_hash == model_content_digest("src_additive")
+    other = replace(loaded, content_hash=model_content_digest("src"))
+    assert standalone.build_key(other, SPEC, "cpp_standalone", None) != standalone.build_key(
+        loaded, SPEC, "cpp_standalone", None
+    )
 
 
 def test_editing_an_engine_source_changes_the_digest_and_the_key(tmp_path, monkeypatch):
@@ -45,13 +62,12 @@ def test_editing_an_engine_source_changes_the_digest_and_the_key(tmp_path, monke
         (tmp_path / str(n)).mkdir()
         copies.append(tmp_path / str(n) / path.name)
         shutil.copyfile(path, copies[-1])
-    digest = standalone.engine_source_digest(tuple(copies))
+    digest = standalone._read_engine_digest(tuple(copies))
     assert digest == standalone.engine_source_digest()
     before = key()
     network = next(p for p in copies if p.name == "network.py")
     network.write_text(network.read_text() + "\n# an edit\n")
-    standalone.engine_source_digest.cache_clear()
-    edited = standalone.engine_source_digest(tuple(copies))
+    edited = standalone._read_engine_digest(tuple(copies))
     assert edited != digest
     monkeypatch.setattr(standalone, "engine_source_digest", lambda: edited)
     assert key() != before

@@ -243,6 +243,35 @@ def test_fingerprint_covers_the_sleep_input_kinds_equations(monkeypatch):
     assert ExperimentConfig(sleep_input="noise").fingerprint() != before
 
 
+def test_fingerprint_follows_what_the_model_file_imports(monkeypatch):
+    """src_additive.py takes NEURON from src.py: an edit of src.py is another src_additive
+    model, though src_additive.py's own bytes are unchanged."""
+    from brainsleep.experiment.config import ExperimentConfig
+    from brainsleep.models import src
+
+    before = ExperimentConfig(model="src_additive").fingerprint()
+    monkeypatch.setitem(src.NEURON, "reset", "v = 0.5")
+    assert ExperimentConfig(model="src_additive").fingerprint() != before
+    monkeypatch.undo()
+    assert ExperimentConfig(model="src_additive").fingerprint() == before
+
+
+def test_shipped_models_and_input_kinds_match_the_fingerprint_tables():
+    """Results made before the model-content and input-kind fields existed keep their
+    fingerprint only while the shipped equations are unchanged. If this fails, you changed
+    the science of a shipped model or input kind: bump ENGINE_VERSION (so old results
+    directories are redone, not resumed) and update the tables in
+    brainsleep/experiment/config.py."""
+    from brainsleep.experiment import config
+    from brainsleep.models.inputs import INPUT_KINDS
+    from brainsleep.sleep.model import model_content_digest
+
+    shipped = {model_content_digest(name) for name in ("src", "src_additive")}
+    assert shipped == config.SHIPPED_MODEL_CONTENT
+    kinds = {kind: config._input_kind_hash(kind) for kind in INPUT_KINDS}
+    assert kinds == config.SHIPPED_INPUT_KINDS
+
+
 def test_changed_configuration_is_refused(data_dir, build_root, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(argv(data_dir, out, build_root, "--device", "reference")) == 0

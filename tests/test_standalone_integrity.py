@@ -375,3 +375,33 @@ def test_connection_order_is_checked_once_per_build_and_process(solo, build_root
         for a, b in zip(again.weights, solo.weights, strict=True):
             np.testing.assert_array_equal(a, b)
     assert len(calls) == len(SIZES) - 1  # the first of the two runs checked each layer once
+
+
+def test_a_build_is_not_published_if_the_engine_changed_while_it_compiled(tmp_path, monkeypatch):
+    """The key names the engine's files as the process imported them; if they change before
+    the build is published (an edit during a long run), the binary was generated from the
+    old modules: publishing it under the new files' key would hand it to later runs."""
+    from brainsleep.sleep import standalone
+
+    class DonePopen:  # make "succeeds" at once: the check comes before publishing
+        returncode = 0
+
+        def __init__(self, cmd, cwd, **kwargs):
+            (Path(cwd) / "main").touch()  # what make leaves
+
+        def communicate(self):
+            return "", ""
+
+        def kill(self):
+            pass
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(standalone, "spawn_tied", DonePopen)
+    monkeypatch.setattr(standalone, "_read_engine_digest", lambda paths=None: "edited")
+    weights, inputs, params, seed = make_case()
+    root = tmp_path / "builds"
+    with pytest.raises(standalone.BuildError, match="changed since this process imported"):
+        run_sleep(weights, inputs[:5], params, device="cpp_standalone", seed=seed, build_root=root)
+    assert not [p for p in root.iterdir() if p.is_dir() and p.name != "runs"]

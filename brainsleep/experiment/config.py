@@ -66,6 +66,29 @@ class ConfigError(ValueError):
     """Bad command-line input: one line, exit code 2, nothing written."""
 
 
+#: :func:`brainsleep.sleep.model.model_content_digest` of the model files shipped in
+#: ``models/`` (src, src_additive) as of engine version 8. A model whose content is one
+#: of these keeps the fingerprint it had before the field existed. Changing a shipped
+#: model's equations is changing the science: bump ENGINE_VERSION and update this table
+#: (tests/test_experiment.py says so when they differ).
+SHIPPED_MODEL_CONTENT = frozenset(
+    {
+        "eaf6a30feb69a891ab422aef9aa368b774c5a909dc9c6118c17279edacb09122",  # src
+        "bfa040f8e72a3e1e5c08df8fa9f2a89d58a5c7e0aa12342addb9402e731bd795",  # src_additive
+    }
+)
+#: The same for the input kinds of ``models/inputs.py`` (SHA-256 of each kind's entry).
+SHIPPED_INPUT_KINDS = {
+    "array": "6ef8815d7bd6f9e87697756d01196c25ea70c5bab6276c4e34c8ad47ed96e959",
+    "masked-mean": "40c7616c5268f7085fc24e72d8a399fd2aa181f12f38d0970d1fcefffbc0ef1c",
+    "mean": "3203f4aa61a68f311134505109880b2bccddc73830c507b59fa8c4c96efb4dec",
+    "samples": "2cd8a025b2cdc5f0fca6d5a05dab58e89240b2c879dacbbf63fb95a6ee0f5883",
+    "class-means": "2cd8a025b2cdc5f0fca6d5a05dab58e89240b2c879dacbbf63fb95a6ee0f5883",
+    "noise": "6bd25fe6e3eb9296252ecd30f5c68e9da4c188586859dce0f3aa29726f0c5cdf",
+    "images": "bfbf235d3e73928c6d28d44338c0489df6c09161216f2d23fbad61eb9b8c01e9",
+}
+
+
 @dataclass
 class ExperimentConfig:
     """Everything that defines an experiment run (see ``--help`` for each field)."""
@@ -144,8 +167,15 @@ class ExperimentConfig:
         # Contents, not only names: an edited model file or other IDX files in the same
         # --data-dir are another configuration (never resumed as the old one).
         d["model_sha256"] = _model_hash(self.model)
-        # And the sleep input kind's equations (models/inputs.py), which sleep runs too.
-        d["input_kind_sha256"] = _input_kind_hash(self.sleep_input)
+        # And what the model defines once executed (a model file may import its blocks:
+        # src_additive.py takes INPUT and NEURON from src.py), and the sleep input kind's
+        # equations (models/inputs.py). Each is left out when it is what this version
+        # ships, so results directories made before these fields existed stay valid.
+        if (content := _model_content_hash(self.model)) not in SHIPPED_MODEL_CONTENT:
+            d["model_content_sha256"] = content
+        kind = _input_kind_hash(self.sleep_input)
+        if kind != SHIPPED_INPUT_KINDS.get(self.sleep_input):
+            d["input_kind_sha256"] = kind
         if self.data_dir:
             d["data_sha256"] = _data_hashes(tuple(self.datasets), self.data_dir)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -159,6 +189,15 @@ def _model_hash(model: str) -> str | None:
     except ValueError:
         return None  # validate() reports it
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _model_content_hash(model: str) -> str | None:
+    from brainsleep.sleep.model import model_content_digest
+
+    try:
+        return model_content_digest(model)
+    except ValueError:
+        return None  # validate() reports it
 
 
 def _input_kind_hash(kind: str) -> str | None:

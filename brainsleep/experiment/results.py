@@ -237,7 +237,10 @@ def _differences(old: dict | None, new: dict | None) -> str:
     ]
     if diffs:
         return "; ".join(diffs)
-    return "same arguments, but another engine version or other model or data file contents"
+    return (
+        "same arguments, but another engine version, other model or input-kind equations, "
+        "or other data file contents"
+    )
 
 
 def claim_directory(out: Path, config: dict, fingerprint: str) -> bool:

@@ -96,6 +96,10 @@ class SleepModel:
     source_hash: str
     parameters: dict = field(default_factory=dict)  # name -> Parameter (PARAMETERS)
     parameter_blocks: dict = field(default_factory=dict)  # name -> "INPUT"/"NEURON"/"SYNAPSE"
+    # Digest of what the file defines once executed (model_content_digest): unlike
+    # source_hash it follows what the file imports (src_additive.py takes INPUT and NEURON
+    # from src.py), so an edit there is another model too.
+    content_hash: str = ""
 
     def describe(self) -> str:
         """Short label: model name and the first characters of its content hash."""
@@ -207,6 +211,30 @@ def read_declarations(model: str | Path | SleepModel | None = None) -> Declarati
     source = path.read_bytes()
     module = _execute(path, source)
     return Declarations(path.stem, path, _parameters(path, module))
+
+
+#: The module-level names of a model file that define the model.
+MODEL_BLOCKS = ("INPUT", "NEURON", "SYNAPSE", "CONSTANTS", "PARAMETERS")
+
+
+def model_content_digest(model: str | Path | None = None) -> str:
+    """SHA-256 of what a model file defines once executed: its blocks, constants and
+    parameter declarations, wherever they come from (the file or what it imports).
+
+    Executes the file (once per process and content; light: no Brian2 or torch).
+
+    Raises
+    ------
+    ValueError
+        The file is missing or does not execute.
+    """
+    import json
+
+    path = resolve_model_path(model)
+    module = _execute(path, path.read_bytes())
+    content = {name: getattr(module, name, None) for name in MODEL_BLOCKS}
+    text = json.dumps(content, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _execute(path: Path, source: bytes):
@@ -329,6 +357,7 @@ def _load(path: Path, source: bytes, source_hash: str) -> SleepModel:
         synapse=blocks["SYNAPSE"],
         constants=dict(constants),
         source_hash=source_hash,
+        content_hash=model_content_digest(path),
         parameters=parameters,
         parameter_blocks=parameter_blocks,
     )

@@ -124,19 +124,31 @@ def engine_sources() -> list[Path]:
     return sorted(Path(__file__).parent.glob("*.py")) + [Path(input_kinds.__file__)]
 
 
-@functools.cache
-def engine_source_digest(paths: tuple[Path, ...] | None = None) -> str:
-    """SHA-256 of the names and contents of ``paths`` (default :func:`engine_sources`)."""
+def _read_engine_digest(paths: tuple[Path, ...] | None = None) -> str:
     h = hashlib.sha256()
     for path in paths if paths is not None else engine_sources():
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
+@functools.cache
+def engine_source_digest(paths: tuple[Path, ...] | None = None) -> str:
+    """SHA-256 of the names and contents of ``paths`` (default :func:`engine_sources`).
+
+    Cached: the default is read when this module is imported, so it describes the code
+    this process runs; a build is not published if the files changed since.
+    """
+    return _read_engine_digest(paths)
+
+
+engine_source_digest()  # now, while the imported modules and the files agree
+
+
 def build_key(model: SleepModel, spec: NetworkSpec, device: str, prefs: dict | None) -> str:
     """Content key of a standalone build: everything the compiled binary depends on.
 
-    The model file's content, the structure, device, preferences, compiler flags and
+    The model file's content and what it defines once executed (imports included), the
+    structure, device, preferences, compiler flags and
     version, Brian2's version, the input kind's equations as the engine reads them now,
     and the engine's own source (:func:`engine_source_digest`).
     """
@@ -147,6 +159,7 @@ def build_key(model: SleepModel, spec: NetworkSpec, device: str, prefs: dict | N
     kind = spec.input_kind
     payload = {
         "model": model.source_hash,
+        "model_content": model.content_hash,
         "input_kind": INPUT_KINDS.get(kind, kind),
         "engine_source": engine_source_digest(),
         "spec": asdict(spec),
@@ -674,6 +687,14 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
                 **dict(b2device.run_environment_variables),
             },
         }
+        if _read_engine_digest() != engine_source_digest():
+            # This process generated code from the modules it imported, but the key
+            # would name the files as they are now: publishing would give an old-code
+            # binary the new code's key.
+            raise BuildError(
+                "the engine's source files changed since this process imported them "
+                "(brainsleep/sleep/*.py or models/inputs.py); restart the run"
+            )
         atomic_write_json(tmp / MANIFEST, manifest)
         (tmp / LAST_USED).touch()
         os.rename(tmp, root / name)
