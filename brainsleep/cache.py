@@ -100,6 +100,7 @@ _BUILD_LOCK_RE = re.compile(rf"^{_DEVICE_KEY}\.lock$")
 _BUILDING_RE = re.compile(rf"^\.building-{_DEVICE_KEY}-(?P<rest>.+)$")
 _TRASH_RE = re.compile(r"^\.trash-(?P<name>.+)-(?P<rest>[0-9a-f]+)$")
 _BASELINE_RE = re.compile(r"^(?P<key>[0-9a-f]{40})\.npz$")
+_BASELINE_LOCK_RE = re.compile(r"^(?P<key>[0-9a-f]{40})\.lock$")
 _BASELINE_TMP_RE = re.compile(r"^\.(?P<key>[0-9a-f]{40})\.npz\..+\.tmp$")
 
 _MB = 1024 * 1024
@@ -734,17 +735,40 @@ def _prune_baselines(
     removed: list[_Removal] = []
     if not base.is_dir():
         return removed
-    # Leftovers of killed writes: a temporary file whose key's lock is free.
+
+    @contextmanager
+    def free(lock_path: Path) -> Iterator[bool]:
+        """Whether nobody holds the key's lock; held until the block ends (a dry run
+        only looks, creating no lock file)."""
+        if dry_run:
+            yield not _is_locked(lock_path)
+            return
+        with _try_lock(lock_path) as acquired:
+            yield acquired
+
+    # Leftovers: a killed write's temporary file, and a lock with no entry and no write
+    # (a run killed while training, or an entry removed with its lock by another prune),
+    # each when its key's lock is free.
     for entry in _scandir(base):
-        if (m := _BASELINE_TMP_RE.match(entry.name)) is None:
+        if m := _BASELINE_TMP_RE.match(entry.name):
+            path, lock_path = Path(entry.path), base / f"{m['key']}.lock"
+            reason = "leftover of a killed write"
+        elif (m := _BASELINE_LOCK_RE.match(entry.name)) and not (base / f"{m['key']}.npz").exists():
+            path = lock_path = Path(entry.path)
+            reason = "unused lock"
+        else:
             continue
-        path = Path(entry.path)
-        with _try_lock(base / f"{m['key']}.lock") as acquired:
-            if acquired:
-                size = _tree_size(path)
-                if not dry_run:
-                    _unlink(path)
-                removed.append(_Removal(path, size, "leftover of a killed write"))
+        with free(lock_path) as acquired:
+            if not acquired or not os.path.lexists(path):  # in use, or gone meanwhile
+                continue
+            if path == lock_path and (base / f"{m['key']}.npz").exists():
+                continue  # an entry was written meanwhile
+            size = _tree_size(path)
+            if not dry_run:
+                _unlink(path)
+                if not (base / f"{m['key']}.npz").exists():
+                    _unlink(lock_path)  # held: no entry to guard (else a new orphan)
+            removed.append(_Removal(path, size, reason))
     if older_than is None and not everything:
         return removed
     cutoff = None if older_than is None else time.time() - older_than.total_seconds()
@@ -758,7 +782,7 @@ def _prune_baselines(
             continue
         reason = "not used since " + _fmt_time(info.last_used)
         lock_path = base / f"{info.key}.lock"
-        with _try_lock(lock_path) as acquired:
+        with free(lock_path) as acquired:
             if not acquired:
                 log(f"skipped baseline {info.key}: a run holds it (its lock is held)")
                 continue
@@ -840,8 +864,8 @@ def _table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
     return "\n".join(lines)
 
 
-def _baselines_line() -> str:
-    base = _baseline_root(None)
+def _baselines_line(baseline_root: Path | None) -> str:
+    base = _baseline_root(baseline_root)
     if base is None:
         return "baseline cache: off ($BRAINSLEEP_BASELINE_CACHE)"
     infos = list_baselines(base)
@@ -852,10 +876,10 @@ def _baselines_line() -> str:
     return f"baseline cache: {base}: {len(infos)} trained baseline(s), {_fmt_mb(size)} MB, {span}"
 
 
-def _cmd_list(root: Path) -> int:
+def _cmd_list(root: Path, baseline_root: Path | None = None) -> int:
     if not root.is_dir():
         print(f"no build cache at {root}")
-        print(_baselines_line())
+        print(_baselines_line(baseline_root))
         return 0
     infos = list_builds(root, include_other=True)
     builds = [i for i in infos if i.kind in ("build", "building")]
@@ -889,12 +913,17 @@ def _cmd_list(root: Path) -> int:
     complete = sum(1 for i in infos if i.complete)
     total = sum(i.size_bytes for i in infos)
     print(f"total: {complete} complete build(s), {_fmt_mb(total)} MB")
-    print(_baselines_line())
+    print(_baselines_line(baseline_root))
     return 0
 
 
 def _cmd_prune(
-    root: Path, days: float | None, everything: bool, dry_run: bool, baselines: bool
+    root: Path,
+    days: float | None,
+    everything: bool,
+    dry_run: bool,
+    baselines: bool,
+    baseline_root: Path | None = None,
 ) -> int:
     older_than = None if days is None else dt.timedelta(days=days)
     removals: list[_Removal] = []
@@ -905,7 +934,7 @@ def _cmd_prune(
     else:
         print(f"no build cache at {root}: no builds to remove")
     if baselines:
-        base = _baseline_root(None)
+        base = _baseline_root(baseline_root)
         if base is None:
             print("the baseline cache is off ($BRAINSLEEP_BASELINE_CACHE): no baselines to remove")
         else:
@@ -971,11 +1000,16 @@ def build_parser() -> argparse.ArgumentParser:
         **look,
     )
     root_help = "cache root (default: $BRAINSLEEP_BUILD_DIR, else <cache root>/builds)"
+    baseline_help = (
+        "trained-baseline cache (default: $BRAINSLEEP_BASELINE_CACHE, else "
+        "<cache root>/baselines; --root does not move it)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,prune,path}")
     p_list = sub.add_parser(
         "list", help="table of the cached builds", description="Table of the cached builds.", **look
     )
     p_list.add_argument("--root", type=Path, metavar="DIR", help=root_help)
+    p_list.add_argument("--baseline-root", type=Path, metavar="DIR", help=baseline_help)
     p_prune = sub.add_parser(
         "prune",
         help="remove old builds and leftovers",
@@ -1007,12 +1041,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--baselines",
         action="store_true",
         help=(
-            "also prune the trained-baseline cache ($BRAINSLEEP_BASELINE_CACHE, else "
-            "<cache root>/baselines) by the same rule; a run then trains them again"
+            "also prune the trained-baseline cache (--baseline-root) by the same rule, "
+            "with unused locks and killed writes; a run then trains them again"
         ),
     )
     p_prune.add_argument("--dry-run", action="store_true", help="only say what would go")
     p_prune.add_argument("--root", type=Path, metavar="DIR", help=root_help)
+    p_prune.add_argument("--baseline-root", type=Path, metavar="DIR", help=baseline_help)
     p_path = sub.add_parser(
         "path", help="print the cache root", description="Print the root.", **look
     )
@@ -1043,8 +1078,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(root)
         return 0
     if args.command == "list":
-        return _cmd_list(root)
-    return _cmd_prune(root, args.older_than, args.everything, args.dry_run, args.baselines)
+        return _cmd_list(root, args.baseline_root)
+    return _cmd_prune(
+        root, args.older_than, args.everything, args.dry_run, args.baselines, args.baseline_root
+    )
 
 
 if __name__ == "__main__":

@@ -93,8 +93,37 @@ def test_cli_prunes_baselines_only_when_asked(tmp_path):
     assert f"removed baseline {entry}" in asked.stdout and not entry.exists()
 
 
+def test_cli_baseline_root_option_moves_it(tmp_path):
+    entry = make_entry(tmp_path / "elsewhere", "b" * 40, days_ago=10)
+    args = ("--root", str(tmp_path / "builds"), "--baseline-root", str(entry.parent))
+    listed = run_cli("list", *args, cache="off")
+    assert "1 trained baseline(s)" in listed.stdout
+    pruned = run_cli("prune", "--all", "--baselines", *args, cache="off")
+    assert pruned.returncode == 0, pruned.stderr
+    assert not entry.exists()
+
+
 def test_cli_says_when_the_baseline_cache_is_off(tmp_path):
     listed = run_cli("list", "--root", str(tmp_path), cache="off")
     assert "baseline cache: off" in listed.stdout
     pruned = run_cli("prune", "--all", "--baselines", "--root", str(tmp_path), cache="off")
     assert pruned.returncode == 0 and "baseline cache is off" in pruned.stdout
+
+
+def test_unused_locks_go_and_a_dry_run_creates_nothing(tmp_path):
+    """A lock without an entry (a run killed while training, or left by a removed write)
+    is a leftover; a dry run only looks, so it creates no lock file either."""
+    orphan = tmp_path / f"{'e' * 40}.lock"
+    orphan.touch()
+    tmp = tmp_path / f".{'f' * 40}.npz.a1.tmp"  # a killed write whose lock file is gone
+    tmp.write_bytes(b"partial")
+    kept = make_entry(tmp_path, "a" * 40, days_ago=0)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert sorted(prune_baselines(tmp_path, dry_run=True)) == sorted([orphan, tmp])
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    busy = tmp_path / f"{'9' * 40}.lock"
+    with FileLock(str(busy)):  # a run training this key right now
+        assert sorted(prune_baselines(tmp_path)) == sorted([orphan, tmp])
+    assert busy.exists() and kept.is_file() and (tmp_path / f"{'a' * 40}.lock").exists()
+    assert prune_baselines(tmp_path, everything=True) == [busy, kept]  # leftovers first
+    assert not list(tmp_path.iterdir())  # no entry, no lock, nothing
