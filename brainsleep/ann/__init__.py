@@ -49,7 +49,7 @@ from .network import (
 )
 from .recipes import INITS, LOSSES, OPTIMIZERS, RECIPES, Recipe, build_model, get_recipe
 from .remedies import REMEDIES, REMEDY_NAMES, Remedies
-from .training import TrainHistory, train
+from .training import TrainHistory, train, train_baseline
 
 __all__ = [
     "DEFAULT_SIZES",
@@ -75,4 +75,5 @@ __all__ = [
     "save_checkpoint",
     "set_weights",
     "train",
+    "train_baseline",
 ]

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .evaluation import _accuracy
 from .network import MLP, _as_float_tensor, _as_labels
-from .recipes import Recipe
+from .recipes import Recipe, build_model
 from .remedies import Remedies
 
 
@@ -258,3 +258,41 @@ def train(
             torch.set_num_threads(old_threads)
     hist.wall_s = time.perf_counter() - t0
     return hist
+
+
+def train_baseline(
+    recipe: Recipe,
+    sizes,
+    seed: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
+    progress: bool = True,
+) -> tuple[MLP, TrainHistory]:
+    """A cell's baseline: a network of ``sizes`` initialised and trained by ``recipe``.
+
+    Everything that decides a trained baseline happens in this package (the key of
+    :mod:`brainsleep.experiment.baselines` digests its modules).
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The training recipe, remedies included.
+    sizes : sequence of int
+        Layer sizes, input first.
+    seed : int
+        Seeds the initialisation and the training.
+    x, y : numpy.ndarray
+        Training images ``(n, 784)`` and labels ``(n,)``.
+    val : tuple of numpy.ndarray, optional
+        Validation images and labels (early stopping reads them).
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    (MLP, TrainHistory)
+    """
+    model = build_model(recipe, sizes, seed)
+    hist = train(model, x, y, recipe, seed=seed, val=val, progress=progress)
+    return model, hist

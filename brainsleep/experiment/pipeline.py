@@ -315,13 +315,12 @@ class CellRunner:
         return model
 
     def _train_baseline(self) -> tuple[ann.MLP, dict]:
-        model = ann.build_model(self.recipe, self.sizes, self.cell.seed)
-        hist = ann.train(
-            model,
+        model, hist = ann.train_baseline(
+            self.recipe,
+            self.sizes,
+            self.cell.seed,
             self.x,
             self.y,
-            self.recipe,
-            seed=self.cell.seed,
             val=(self.xv, self.yv) if self.xv is not None else None,
             progress=self.cfg.progress,
         )
