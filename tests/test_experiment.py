@@ -164,7 +164,9 @@ def test_resume_after_interrupt_redoes_nothing(data_dir, build_root, tmp_path, m
     monkeypatch.setattr(pipeline.CellRunner, "finetune", real_finetune)
     calls = []
     real_train = ann.train
-    monkeypatch.setattr(ann, "train", lambda *a, **k: calls.append(k) or real_train(*a, **k))
+    counted = lambda *a, **k: calls.append(k) or real_train(*a, **k)  # noqa: E731
+    monkeypatch.setattr(ann, "train", counted)  # fine-tuning
+    monkeypatch.setattr(ann.training, "train", counted)  # the baseline (ann.train_baseline)
     assert main(argv(data_dir, out, build_root, "--device", "reference")) == 0
     assert len(calls) == 2  # only the two fine-tunings; baseline and sleep were kept
     pd.testing.assert_frame_equal(pd.read_csv(out / "metrics.csv"), expected)

@@ -80,7 +80,10 @@ def count_calls(monkeypatch):
         calls["sleep"] += 1
         return real_sleep(self, *a, **k)
 
+    # Both names: the pipeline fine-tunes with ann.train, and ann.train_baseline calls the
+    # training module's own train.
     monkeypatch.setattr(ann, "train", train)
+    monkeypatch.setattr(ann.training, "train", train)
     monkeypatch.setattr(SleepEngine, "run", sleep)
     assert pipeline.SleepEngine is SleepEngine  # the engine the pipeline holds
     return calls
