@@ -405,3 +405,37 @@ def test_a_build_is_not_published_if_the_engine_changed_while_it_compiled(tmp_pa
     with pytest.raises(standalone.BuildError, match="changed since this process imported"):
         run_sleep(weights, inputs[:5], params, device="cpp_standalone", seed=seed, build_root=root)
     assert not [p for p in root.iterdir() if p.is_dir() and p.name != "runs"]
+
+
+def test_runs_after_the_order_check_write_back_only_what_is_read(solo, build_root, monkeypatch):
+    """Brian2 writes every array when the binary ends; the big ones nobody reads
+    (N_incoming, N_outgoing, and the (pre, post) indices once the order is checked) are
+    emptied first: a call at full size wrote 57 MB, of which it read 19."""
+    from brainsleep.sleep import standalone
+
+    sizes = []
+    real_rmtree = standalone.shutil.rmtree
+
+    def record(path, *a, **k):
+        results = Path(path) / "results"
+        sizes.append({p.name: p.stat().st_size for p in results.iterdir()})
+        real_rmtree(path, *a, **k)
+
+    monkeypatch.setattr(standalone, "_ORDER_CHECKED", set())
+    monkeypatch.setattr(standalone.shutil, "rmtree", record)
+    weights, inputs, params, seed = make_case()
+    for _ in range(2):
+        run_sleep(
+            weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root
+        )
+    first, later = sizes
+
+    def size(run, part):
+        [name] = [n for n in run if n.startswith(f"_dynamic_array_syn1_{part}_")]
+        return run[name]
+
+    n_syn = SIZES[0] * SIZES[1]
+    assert size(first, "w") == size(later, "w") == 8 * n_syn
+    assert size(first, "_synaptic_pre") == size(first, "_synaptic_post") == 4 * n_syn
+    assert size(later, "_synaptic_pre") == size(later, "_synaptic_post") == 0
+    assert size(first, "N_incoming") == size(later, "N_outgoing") == 0

@@ -26,6 +26,9 @@ from .params import SleepParams
 # number of steps the run lasts (a compiled build holds up to its step capacity).
 SEED_VARIABLE = "brainsleep_seed"
 STEPS_VARIABLE = "brainsleep_n_steps"
+# Whether a compiled run writes its synapses' (pre, post) indices back (1) or not (0): they
+# are read once per process, to check the build's connection order (standalone.py).
+WRITE_ORDER_VARIABLE = "brainsleep_write_order"
 # The fewest steps a compiled build holds when its input kind pads (SleepInput.time_indexed):
 # the default T (20 000), the sweeps over T and the class-incremental protocol's growing
 # sleeps all share one build. The padding costs 16 bytes per step per run (masked-mean).
@@ -155,6 +158,7 @@ def _input_equations(model: SleepModel, inputs: SleepInput) -> str:
             model.input["equations"],
             f"{SEED_VARIABLE} : integer (shared)",
             f"{STEPS_VARIABLE} : integer (shared)",
+            f"{WRITE_ORDER_VARIABLE} : integer (shared)",
             LASTSPIKE,
             inputs.equations,
         ]
@@ -334,6 +338,7 @@ def run_values(
     out: dict[str, object] = {
         f"{input_name()}.{SEED_VARIABLE}": seed,
         f"{input_name()}.{STEPS_VARIABLE}": inputs.n_steps,
+        f"{input_name()}.{WRITE_ORDER_VARIABLE}": 1,
     }
     owners = {"NEURON": layer_name, "SYNAPSE": synapse_name}
     for name, block in model.parameter_blocks.items():

@@ -54,9 +54,11 @@ from .model import SleepModel
 from .network import (
     SEED_VARIABLE,
     STEPS_VARIABLE,
+    WRITE_ORDER_VARIABLE,
     NetworkSpec,
     assign_values,
     build_network,
+    input_name,
     run_values,
     synapse_order,
     synapses_to_matrix,
@@ -258,6 +260,30 @@ def _run_length_code(bn, spec: NetworkSpec) -> tuple[str, str]:
     return before, "#undef run"
 
 
+def _lean_output_code(bn) -> str:
+    """Code before Brian2 writes every array at the end, emptying the big ones no run reads.
+
+    Brian2's standalone binary writes all its arrays when it ends: per synapse its
+    (pre, post) indices, N_incoming, N_outgoing and w, 24 bytes, so 57 MB per call at
+    784-1200-1200-10 and 184 MB at twice the width, of which a run reads only w (and the
+    indices once per process, :data:`WRITE_ORDER_VARIABLE`). Emptied vectors are
+    written as empty files.
+    """
+    from brian2 import device
+
+    flag = device.get_array_name(bn.input_group.variables[WRITE_ORDER_VARIABLE])
+    lines = []
+    for syn in bn.synapses:
+        for var in ("N_incoming", "N_outgoing"):
+            lines.append(f"brian::{device.get_array_name(syn.variables[var], False)}.clear();")
+        order = [
+            f"brian::{device.get_array_name(syn.variables[v], False)}.clear();"
+            for v in ("_synaptic_pre", "_synaptic_post")
+        ]
+        lines.append(f"if (brian::{flag}[0] == 0) {{ {' '.join(order)} }}")
+    return "\n".join(lines)
+
+
 def _interface(bn, spec: NetworkSpec, placeholders: dict, inputs) -> dict:
     """Run-argument names/dtypes/sizes and output files of a generated project."""
     from brian2 import device as b2device
@@ -422,6 +448,8 @@ class StandaloneBuild:
         try:
             (run_dir / "args").mkdir(parents=True)
             (run_dir / "results").mkdir()
+            order = f"{input_name()}.{WRITE_ORDER_VARIABLE}"
+            values = {**values, order: 0 if self.order_checked else 1}
             args = self._write_args(values, timed, run_dir / "args")
             start = time.perf_counter()
             output = self._execute(args, run_dir / "results", with_output)
@@ -522,6 +550,8 @@ class StandaloneBuild:
         arrays = {}
         for name, out in self.manifest["interface"]["outputs"].items():
             path = results / out["file"]
+            if name.endswith(("._synaptic_pre", "._synaptic_post")) and self.order_checked:
+                continue  # the connection order is the same every run: checked once
             if not path.is_file():
                 fail(f"the binary wrote no {name} ({path.name})")
             dtype = np.dtype(out["dtype"])
@@ -530,8 +560,6 @@ class StandaloneBuild:
                 out["size"] is not None and n_bytes != out["size"] * dtype.itemsize
             ):
                 fail(f"{name} has {n_bytes} bytes, expected {out['size']} x {dtype.itemsize}")
-            if name.endswith(("._synaptic_pre", "._synaptic_post")) and self.order_checked:
-                continue  # the connection order is the same every run: checked once
             arrays[name] = np.fromfile(path, dtype=dtype)
         weights = []
         for k in range(spec.n_layers):
@@ -660,6 +688,8 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
     before_run, after_run = _run_length_code(bn, spec)
     b2device.insert_code("before_network_run", before_run)
     b2device.insert_code("after_network_run", after_run)
+    if not cuda:  # brian2cuda keeps these on the GPU and copies them back itself
+        b2device.insert_code("before_end", _lean_output_code(bn))
     # No progress report in a compiled build: Brian2's report reads the process clock
     # before every code object of every step, a fifth of a short sleep's run time, and
     # the run's own length is a run argument, unknown here.
