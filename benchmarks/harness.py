@@ -142,7 +142,7 @@ def observe_binary_runs(sink: dict, profile: bool = False) -> None:
 
     orig_read = StandaloneBuild._read_results
 
-    def read_results(self, results, spec, output):
+    def read_results(self, results, spec, output, *rest):
         info = Path(results) / "last_run_info.txt"
         if info.exists():
             sink["loop_s"] = float(info.read_text().split()[0])
@@ -150,7 +150,7 @@ def observe_binary_runs(sink: dict, profile: bool = False) -> None:
         if prof.exists():
             parts = (ln.split() for ln in prof.read_text().splitlines())
             sink["profile"] = {p[0]: float(p[1]) for p in parts if len(p) == 2}
-        return orig_read(self, results, spec, output)
+        return orig_read(self, results, spec, output, *rest)
 
     StandaloneBuild._read_results = read_results
     if profile:

@@ -414,15 +414,14 @@ def test_runs_after_the_order_check_write_back_only_what_is_read(solo, build_roo
     from brainsleep.sleep import standalone
 
     sizes = []
-    real_rmtree = standalone.shutil.rmtree
+    real_read = standalone.StandaloneBuild._read_results
 
-    def record(path, *a, **k):
-        results = Path(path) / "results"
-        sizes.append({p.name: p.stat().st_size for p in results.iterdir()})
-        real_rmtree(path, *a, **k)
+    def record(self, results, *a, **k):
+        sizes.append({p.name: p.stat().st_size for p in Path(results).iterdir()})
+        return real_read(self, results, *a, **k)
 
     monkeypatch.setattr(standalone, "_ORDER_CHECKED", set())
-    monkeypatch.setattr(standalone.shutil, "rmtree", record)
+    monkeypatch.setattr(standalone.StandaloneBuild, "_read_results", record)
     weights, inputs, params, seed = make_case()
     for _ in range(2):
         run_sleep(

@@ -18,7 +18,8 @@ result:
   the binary reports an error (Brian2's binary prints ``Error reading ...`` for a
   missing or wrong-sized input file and still exits 0) fails the call with
   :class:`CompiledRunError`. What comes back is checked before it is used: every output
-  file present with the right size, spikes in range, weights finite.
+  file present with the right size (the connection indices on a process's first run of
+  a build only), spikes in range, weights finite.
 
 The on-disk layout is shared with ``python -m brainsleep.cache`` (list and prune).
 
@@ -449,12 +450,13 @@ class StandaloneBuild:
             (run_dir / "args").mkdir(parents=True)
             (run_dir / "results").mkdir()
             order = f"{input_name()}.{WRITE_ORDER_VARIABLE}"
-            values = {**values, order: 0 if self.order_checked else 1}
+            checked = self.order_checked  # once: the binary's flag and the read agree
+            values = {**values, order: 0 if checked else 1}
             args = self._write_args(values, timed, run_dir / "args")
             start = time.perf_counter()
             output = self._execute(args, run_dir / "results", with_output)
             run_seconds = time.perf_counter() - start
-            weights, spikes = self._read_results(run_dir / "results", spec, output)
+            weights, spikes = self._read_results(run_dir / "results", spec, output, checked)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
             lock.release()
@@ -532,7 +534,9 @@ class StandaloneBuild:
             )
         return lines
 
-    def _read_results(self, results: Path, spec: NetworkSpec, output: list[str]):
+    def _read_results(
+        self, results: Path, spec: NetworkSpec, output: list[str], order_checked: bool
+    ):
         def fail(msg: str):
             raise CompiledRunError(f"{self.directory.name}: {msg}")
 
@@ -550,7 +554,7 @@ class StandaloneBuild:
         arrays = {}
         for name, out in self.manifest["interface"]["outputs"].items():
             path = results / out["file"]
-            if name.endswith(("._synaptic_pre", "._synaptic_post")) and self.order_checked:
+            if name.endswith(("._synaptic_pre", "._synaptic_post")) and order_checked:
                 continue  # the connection order is the same every run: checked once
             if not path.is_file():
                 fail(f"the binary wrote no {name} ({path.name})")
@@ -566,7 +570,7 @@ class StandaloneBuild:
             syn = f"syn{k + 1}"
             n_in, n_out = spec.sizes[k], spec.sizes[k + 1]
             order = spec.synapse_orders[k]
-            if not self.order_checked:
+            if not order_checked:
                 exp_i, exp_j = synapse_order(n_in, n_out, order)
                 if not (
                     np.array_equal(arrays[f"{syn}._synaptic_pre"], exp_i)
@@ -648,6 +652,7 @@ def get_standalone_build(
                 manifest = _generate_and_publish(
                     model, spec, device, prefs, root, name, key, progress
                 )
+                _ORDER_CHECKED.discard((str(directory), key))  # a new binary: check again
     (directory / LAST_USED).touch()
     build = StandaloneBuild(
         directory, manifest, 0.0 if reused else time.perf_counter() - start, reused
