@@ -545,6 +545,15 @@ def clean_leftovers(root: str | os.PathLike[str] | None = None) -> list[Path]:
 # --------------------------------------------------------------------------- prune
 
 
+def _cutoff(older_than: dt.timedelta | None) -> float | None:
+    """The time before which a last use is stale (None: no age rule)."""
+    if older_than is None:
+        return None
+    if older_than < dt.timedelta(0):
+        raise ValueError(f"older_than must not be negative, got {older_than}")
+    return time.time() - older_than.total_seconds()
+
+
 def _to_trash(base: Path, path: Path) -> Path | None:
     """Rename `path` to ``<base>/.trash-<name>-<random>``; the new name (None if gone)."""
     trash = base / f".trash-{path.name}-{uuid.uuid4().hex[:12]}"
@@ -562,12 +571,10 @@ def _prune(
     everything: bool,
     log: Callable[[str], None],
 ) -> list[_Removal]:
-    if older_than is not None and older_than < dt.timedelta(0):
-        raise ValueError(f"older_than must not be negative, got {older_than}")
+    cutoff = _cutoff(older_than)
     removed = _leftovers(base, remove=not dry_run)
     if older_than is None and not everything:
         return removed
-    cutoff = None if older_than is None else time.time() - older_than.total_seconds()
 
     def stale(path: Path) -> bool:
         if cutoff is None:
@@ -732,6 +739,7 @@ def _prune_baselines(
     everything: bool,
     log: Callable[[str], None],
 ) -> list[_Removal]:
+    cutoff = _cutoff(older_than)
     removed: list[_Removal] = []
     if not base.is_dir():
         return removed
@@ -771,7 +779,6 @@ def _prune_baselines(
             removed.append(_Removal(path, size, reason))
     if older_than is None and not everything:
         return removed
-    cutoff = None if older_than is None else time.time() - older_than.total_seconds()
 
     def stale(path: Path) -> bool:
         ts = _mtime(path)
@@ -832,10 +839,9 @@ def prune_baselines(
     ValueError
         If `older_than` is negative.
     """
-    if older_than is not None and older_than < dt.timedelta(0):
-        raise ValueError(f"older_than must not be negative, got {older_than}")
     base = _baseline_root(root)
     if base is None:
+        _cutoff(older_than)  # a negative age is an error even with the cache off
         return []
     removals = _prune_baselines(base, older_than, dry_run, everything, log or _log_stderr)
     return [r.path for r in removals]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from brainsleep.digests import files_digest
 from brainsleep.models.inputs import INPUT_KINDS
 from brainsleep.sleep import standalone
 from brainsleep.sleep.model import load_model
@@ -62,12 +63,12 @@ def test_editing_an_engine_source_changes_the_digest_and_the_key(tmp_path, monke
         (tmp_path / str(n)).mkdir()
         copies.append(tmp_path / str(n) / path.name)
         shutil.copyfile(path, copies[-1])
-    digest = standalone._read_engine_digest(tuple(copies))
+    digest = files_digest(copies)
     assert digest == standalone.engine_source_digest()
     before = key()
     network = next(p for p in copies if p.name == "network.py")
     network.write_text(network.read_text() + "\n# an edit\n")
-    edited = standalone._read_engine_digest(tuple(copies))
+    edited = files_digest(copies)
     assert edited != digest
     monkeypatch.setattr(standalone, "engine_source_digest", lambda: edited)
     assert key() != before

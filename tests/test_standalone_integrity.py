@@ -399,7 +399,7 @@ def test_a_build_is_not_published_if_the_engine_changed_while_it_compiled(tmp_pa
             return 0
 
     monkeypatch.setattr(standalone, "spawn_tied", DonePopen)
-    monkeypatch.setattr(standalone, "_read_engine_digest", lambda paths=None: "edited")
+    monkeypatch.setattr(standalone, "_read_engine_digest", lambda: "edited")
     weights, inputs, params, seed = make_case()
     root = tmp_path / "builds"
     with pytest.raises(standalone.BuildError, match="changed since this process imported"):

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from brainsleep.atomic import atomic_write_bytes
+from brainsleep.digests import files_digest
 from brainsleep.paths import baseline_cache_root
 
 __all__ = ["BaselineCache", "BaselineCacheError", "baseline_key"]
@@ -62,13 +63,6 @@ def training_sources() -> list[Path]:
     from brainsleep import ann
 
     return sorted(Path(ann.__file__).parent.glob("*.py"))
-
-
-def _training_code_digest() -> str:
-    h = hashlib.sha256()
-    for path in training_sources():
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 def _library_versions() -> dict[str, str]:
@@ -134,7 +128,7 @@ def baseline_key(
         "sizes": [int(s) for s in sizes],
         "seed": int(seed),
         "data": _array_digest(x, y, x_val, y_val),
-        "code": _training_code_digest(),
+        "code": files_digest(training_sources()),
         "torch": torch.__version__,
         "numpy": np.__version__,
         "libraries": _library_versions(),

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainsleep.digests import files_digest
 from brainsleep.paths import default_build_root
 
 from .children import spawn_tied
@@ -127,21 +128,18 @@ def engine_sources() -> list[Path]:
     return sorted(Path(__file__).parent.glob("*.py")) + [Path(input_kinds.__file__)]
 
 
-def _read_engine_digest(paths: tuple[Path, ...] | None = None) -> str:
-    h = hashlib.sha256()
-    for path in paths if paths is not None else engine_sources():
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
+def _read_engine_digest() -> str:
+    return files_digest(engine_sources())
 
 
 @functools.cache
-def engine_source_digest(paths: tuple[Path, ...] | None = None) -> str:
-    """SHA-256 of the names and contents of ``paths`` (default :func:`engine_sources`).
+def engine_source_digest() -> str:
+    """SHA-256 of the names and contents of :func:`engine_sources`.
 
-    Cached: the default is read when this module is imported, so it describes the code
-    this process runs; a build is not published if the files changed since.
+    Cached: read when this module is imported, so it describes the code this process
+    runs; a build is not published if the files changed since.
     """
-    return _read_engine_digest(paths)
+    return _read_engine_digest()
 
 
 engine_source_digest()  # now, while the imported modules and the files agree
