@@ -19,7 +19,9 @@ ratio 1), the vectorised torch float64 peer (``torch_peer.py``, one thread), Bri
 runtime (numpy target), cpp_standalone's first call in a cold build cache (compile + run)
 and its whole ``run_sleep`` call with the cached binary, the same call at T = 100 (the
 fixed cost of a call: process start, synapse creation, Brian2's spike-queue set-up,
-reading and writing the arrays), and with ``--before REF`` the
+reading and writing the arrays), the same two calls in a held ``SleepEngine`` whose
+binary keeps running between calls (set up once; what a search or a study's cells use),
+and with ``--before REF`` the
 same two for the engine at git commit REF (run from an exported copy of that commit).
 Timed calls are the best of ``--repeats`` (wall; CPU seconds beside them). The
 memory-traffic floor (``floor.py``) comes from the cached run's own spike counts and
@@ -139,7 +141,7 @@ def counts_of(spikes) -> list[int]:
 def measure(name: str, a, bandwidth: dict, build_root: Path) -> list[dict]:
     from torch_peer import simulate_torch
 
-    from brainsleep.sleep import MaskedMeanImage, run_sleep
+    from brainsleep.sleep import MaskedMeanImage, SleepEngine, run_sleep
     from brainsleep.sleep.reference import simulate_reference
 
     wl, width, steps = WORKLOADS[name]
@@ -198,6 +200,22 @@ def measure(name: str, a, bandwidth: dict, build_root: Path) -> list[dict]:
         counts_of(fixed["value"].spikes),
         f"binary {fixed['value'].info['run_seconds']:.2f} s; "
         f"{fixed['wall'] / cached['wall']:.0%} of the cached call above")  # fmt: skip
+    # A held engine (what a search and a study's cells use) keeps its binary running,
+    # set up once: each call is one job in it (brainsleep/sleep/job_loop.py).
+    with SleepEngine("cpp_standalone", build_root=build_root) as engine:
+        engine.run(w, short, params, record_layers="all")  # starts and sets up the binary
+        held = best_of(lambda: engine.run(w, inp, params, record_layers="all"), a.repeats)
+        row("cpp_standalone", "held engine: call in its running binary", held,
+            counts_of(held["value"].spikes),
+            f"job {held['value'].info['run_seconds']:.2f} s; binary set up once per engine; "
+            f"{held['wall'] / cached['wall']:.0%} of the one-shot call")  # fmt: skip
+        held_fixed = best_of(lambda: engine.run(w, short, params, record_layers="all"), a.repeats)
+        row("cpp_standalone", "held engine fixed cost: call at T = 100", held_fixed,
+            counts_of(held_fixed["value"].spikes),
+            f"job {held_fixed['value'].info['run_seconds']:.2f} s")  # fmt: skip
+        starts = held_fixed["value"].info["binary_starts"]
+        if starts != 1:
+            raise RuntimeError(f"the held engine started {starts} binaries, expected 1")
     if a.before:
         rows += measure_before(name, a, wl, width, steps)
     for r in rows:

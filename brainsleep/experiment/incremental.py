@@ -320,6 +320,9 @@ class IncrementalRunner:
             self._run()
         except (ValueError, RuntimeError) as exc:
             raise CellError(self.cell.cell_id, f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            if self._engine is not None:
+                self._engine.close()  # the binaries it keeps running between sleeps
 
     def _run(self) -> None:
         if self.verify():

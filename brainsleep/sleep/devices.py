@@ -38,6 +38,7 @@ from .network import (
 )
 from .params import SleepParams
 from .standalone import (
+    BuildServer,
     DeviceUnavailableError,
     StandaloneBuild,
     get_standalone_build,
@@ -69,6 +70,10 @@ class PreparedNetwork(ABC):
         ``weights`` are checked float64 (n_out, n_in) arrays matching ``spec.sizes``;
         ``inputs`` has the structure of ``spec``.
         """
+
+    def close(self) -> None:
+        """Release what the prepared network holds (a running binary); it stays usable."""
+        return None
 
 
 class SleepDevice(ABC):
@@ -222,24 +227,34 @@ class _CompiledNetwork(PreparedNetwork):
     spec: NetworkSpec
     build: StandaloneBuild
     device: SleepDevice
+    # A build that serves runs every job of this network in one binary, set up once.
+    server: BuildServer | None = None
 
     def run(self, weights, inputs, params, seed, progress=False):
         self.device.check_runnable(self.build)
+        if self.server is None and self.build.serves:
+            self.server = BuildServer(self.build)
         # The build holds self.spec.n_steps >= T steps; the run lasts T (STEPS_VARIABLE).
         new_w, spikes, run_info = self.build.run(
             run_values(self.model, weights, params, seed, inputs, self.spec.synapse_orders),
             inputs.padded_timed_values(seed, self.spec.n_steps),
             replace(self.spec, n_steps=inputs.n_steps),
             with_output=progress,
+            server=self.server,
         )
         info = {
             "build_dir": str(self.build.directory),
             "build_key": self.build.key,
             "compile_seconds": self.build.compile_seconds,
             "binary_reused": self.build.reused,
+            "binary_starts": self.server.starts if self.server else 1,
             **run_info,
         }
         return new_w, spikes, info
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
 
 
 class CppStandaloneDevice(SleepDevice):

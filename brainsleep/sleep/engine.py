@@ -159,6 +159,18 @@ class SleepEngine:
         self.build_root = build_root
         self._prepared: dict[NetworkSpec, PreparedNetwork] = {}
 
+    def close(self) -> None:
+        """Stop the binaries this engine keeps running (it stays usable: a later run
+        starts them again)."""
+        for network in self._prepared.values():
+            network.close()
+
+    def __enter__(self) -> SleepEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def prepare(self, spec: NetworkSpec, progress: bool = False) -> PreparedNetwork:
         """The network of ``spec`` on this engine's device (compiled at most once)."""
         build_spec = self.device.build_spec(spec)
@@ -261,5 +273,5 @@ def run_sleep(
     ModelNumericsError
         The model produced NaN or inf weights.
     """
-    engine = SleepEngine(device, model, prefs, build_root, exact_exp)
-    return engine.run(weights, inputs, params, seed, record_layers, progress)
+    with SleepEngine(device, model, prefs, build_root, exact_exp) as engine:
+        return engine.run(weights, inputs, params, seed, record_layers, progress)

@@ -14,6 +14,10 @@ result:
   of its own (``runs/<host>-<pid>-<random>``, locked while it runs), passed to the
   binary as absolute paths. Brian2's shared, content-named ``static_arrays/init_*``
   files, which one run could delete or truncate under another, are never used.
+- **Set up once per engine.** A cpp_standalone binary runs jobs in a loop
+  (:mod:`~.job_loop`): a :class:`BuildServer` keeps one running for a held engine, each
+  job starting from a fresh process's state, so a search's trials skip the process
+  start, synapse creation and spike-queue set-up. A job that fails stops its binary.
 - **Loud failures.** A non-zero exit, a run that did not complete, or any line in which
   the binary reports an error (Brian2's binary prints ``Error reading ...`` for a
   missing or wrong-sized input file and still exits 0) fails the call with
@@ -41,8 +45,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -52,6 +58,7 @@ from brainsleep.digests import files_digest
 from brainsleep.paths import default_build_root
 
 from .children import spawn_tied
+from .job_loop import JOB_DONE, SERVE_FLAG, job_line, job_loop_code
 from .model import SleepModel
 from .network import (
     SEED_VARIABLE,
@@ -259,30 +266,6 @@ def _run_length_code(bn, spec: NetworkSpec) -> tuple[str, str]:
     return before, "#undef run"
 
 
-def _lean_output_code(bn) -> str:
-    """Code before Brian2 writes every array at the end, emptying the big ones no run reads.
-
-    Brian2's standalone binary writes all its arrays when it ends: per synapse its
-    (pre, post) indices, N_incoming, N_outgoing and w, 24 bytes, so 57 MB per call at
-    784-1200-1200-10 and 184 MB at twice the width, of which a run reads only w (and the
-    indices once per process, :data:`WRITE_ORDER_VARIABLE`). Emptied vectors are
-    written as empty files.
-    """
-    from brian2 import device
-
-    flag = device.get_array_name(bn.input_group.variables[WRITE_ORDER_VARIABLE])
-    lines = []
-    for syn in bn.synapses:
-        for var in ("N_incoming", "N_outgoing"):
-            lines.append(f"brian::{device.get_array_name(syn.variables[var], False)}.clear();")
-        order = [
-            f"brian::{device.get_array_name(syn.variables[v], False)}.clear();"
-            for v in ("_synaptic_pre", "_synaptic_post")
-        ]
-        lines.append(f"if (brian::{flag}[0] == 0) {{ {' '.join(order)} }}")
-    return "\n".join(lines)
-
-
 def _interface(bn, spec: NetworkSpec, placeholders: dict, inputs) -> dict:
     """Run-argument names/dtypes/sizes and output files of a generated project."""
     from brian2 import device as b2device
@@ -402,6 +385,11 @@ class StandaloneBuild:
         return self.manifest["key"]
 
     @property
+    def serves(self) -> bool:
+        """Whether the binary can run many jobs in one process (:class:`BuildServer`)."""
+        return bool(self.manifest.get("serves", False))
+
+    @property
     def device(self) -> str:
         return self.manifest["device"]
 
@@ -410,9 +398,14 @@ class StandaloneBuild:
         return self.directory.parent
 
     def run(
-        self, values: dict, timed: dict, spec: NetworkSpec, with_output: bool = False
+        self,
+        values: dict,
+        timed: dict,
+        spec: NetworkSpec,
+        with_output: bool = False,
+        server: BuildServer | None = None,
     ) -> tuple[list[np.ndarray], list, dict]:
-        """Run the binary once in a private run directory.
+        """Run one job in a private run directory: a process of its own, or ``server``.
 
         Parameters
         ----------
@@ -424,6 +417,9 @@ class StandaloneBuild:
             The structure (must be the build's).
         with_output : bool
             Echo the binary's output (Brian2's progress report).
+        server : BuildServer, optional
+            A running binary of this build to send the job to (set up once for many
+            jobs); by default a new process runs this job alone.
 
         Returns
         -------
@@ -452,7 +448,7 @@ class StandaloneBuild:
             values = {**values, order: 0 if checked else 1}
             args = self._write_args(values, timed, run_dir / "args")
             start = time.perf_counter()
-            output = self._execute(args, run_dir / "results", with_output)
+            output = self._execute(args, run_dir / "results", with_output, server)
             run_seconds = time.perf_counter() - start
             weights, spikes = self._read_results(run_dir / "results", spec, output, checked)
         finally:
@@ -489,7 +485,11 @@ class StandaloneBuild:
             out.append(f"{name}={path}")
         return out
 
-    def _execute(self, args: list[str], results: Path, with_output: bool) -> list[str]:
+    def _execute(
+        self, args: list[str], results: Path, with_output: bool, server: BuildServer | None = None
+    ) -> list[str]:
+        if server is not None:
+            return server.execute(args, results, with_output)
         # The environment the device asked for when it was built (recorded then, since
         # a later process need not have the device active).
         env = {**os.environ, **self.manifest.get("run_env", {})}
@@ -594,6 +594,122 @@ class StandaloneBuild:
         return weights, spikes
 
 
+class BuildServer:
+    """One running binary of a build that runs many jobs: set up once, rerun per job.
+
+    The binary is started with :data:`~.job_loop.SERVE_FLAG` on the first job and reads
+    one job per line from its standard input (:mod:`~.job_loop`); every job still has
+    its own run directory (:meth:`StandaloneBuild.run`). A job that fails, or reports an
+    error, stops the binary (its state is then unknown): the next job starts a fresh one.
+    The binary ends with this object (:meth:`close`, garbage collection) or with this
+    process (:func:`~.children.spawn_tied`).
+
+    Parameters
+    ----------
+    build : StandaloneBuild
+        A build whose manifest says it serves (cpp_standalone).
+
+    Attributes
+    ----------
+    starts : int
+        Binaries started so far (1 for any number of successful jobs).
+    jobs : int
+        Jobs completed.
+    """
+
+    def __init__(self, build: StandaloneBuild) -> None:
+        if not build.serves:
+            raise ValueError(f"the build {build.directory.name} runs one job per process")
+        self.build = build
+        self.starts = 0
+        self.jobs = 0
+        self._proc: subprocess.Popen | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._lock = threading.Lock()
+
+    def _start(self) -> subprocess.Popen:
+        env = {**os.environ, **self.build.manifest.get("run_env", {})}
+        cmd = [str(self.build.directory / "main"), SERVE_FLAG]
+        try:
+            proc = spawn_tied(
+                cmd,
+                cwd=self.build.directory,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
+        except OSError as exc:
+            raise CompiledRunError(
+                f"cannot start {cmd[0]}: {exc} (the build removed while in use? rerun)"
+            ) from exc
+        self.starts += 1
+        self._finalizer = weakref.finalize(self, _stop_process, proc)
+        return proc
+
+    def execute(self, args: list[str], results: Path, with_output: bool) -> list[str]:
+        """Run one job; its output lines. Raises CompiledRunError as a one-job run does."""
+        line = job_line(f"{results}/", args)
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = self._start()
+            proc = self._proc
+            lines: list[str] = []
+            done = False
+            try:
+                proc.stdin.write(line)
+                proc.stdin.flush()
+                for out in proc.stdout:
+                    out = out.rstrip("\n")
+                    if out == JOB_DONE:
+                        done = True
+                        break
+                    lines.append(out)
+                    if with_output:
+                        print(out)
+            except BrokenPipeError:
+                pass  # the binary died: reported below with what it printed
+            except BaseException:
+                self.close()
+                raise
+            errors = [ln for ln in lines if BINARY_ERROR.search(ln)]
+            if done and not errors:
+                self.jobs += 1
+                return lines
+            self.close()
+            rc = proc.returncode
+            what = "it stopped" if rc is None else f"exit status {rc}"
+            shown = "\n".join((errors or lines)[-10:])
+            raise CompiledRunError(
+                f"the compiled sleep network ({self.build.directory.name}) failed in a job "
+                f"({what}) and reported:\n{shown}"
+            )
+
+    def close(self) -> None:
+        """Stop the binary (the next job would start a new one)."""
+        proc, self._proc = self._proc, None
+        if self._finalizer is not None:
+            self._finalizer()  # runs _stop_process once
+            self._finalizer = None
+        elif proc is not None:
+            _stop_process(proc)
+
+
+def _stop_process(proc: subprocess.Popen) -> None:
+    """End a serving binary: end of input (it exits), then kill if it does not."""
+    try:
+        if proc.stdin:
+            proc.stdin.close()
+        proc.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        proc.kill()
+        proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+
+
 # Builds already opened by this process, by directory (published builds never change).
 _CLEANED_ROOTS: set[Path] = set()
 # Builds (directory, key) whose connection order this process has checked: the order is
@@ -686,18 +802,23 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
     bn = build_network(model, spec)
     placeholders, inputs = _placeholder_values(model, spec)
     assign_values(bn, placeholders)
+    interface = _interface(bn, spec, placeholders, inputs)
+    serves = not cuda  # brian2cuda: one job per process, Brian2's own ending
+    if serves:
+        order_flag = f"{input_name()}.{WRITE_ORDER_VARIABLE}"
+        opening, closing = job_loop_code(bn, set(placeholders), interface["outputs"], order_flag)
+        b2device.insert_code("main", opening)
     b2device.apply_run_args()
     b2device.insert_code("main", _reseed_code(bn, cuda))
     before_run, after_run = _run_length_code(bn, spec)
     b2device.insert_code("before_network_run", before_run)
     b2device.insert_code("after_network_run", after_run)
-    if not cuda:  # brian2cuda keeps these on the GPU and copies them back itself
-        b2device.insert_code("before_end", _lean_output_code(bn))
     # No progress report in a compiled build: Brian2's report reads the process clock
     # before every code object of every step, a fifth of a short sleep's run time, and
     # the run's own length is a run argument, unknown here.
     bn.net.run(spec.n_steps * spec.dt * b2.second)
-    interface = _interface(bn, spec, placeholders, inputs)
+    if serves:
+        b2device.insert_code("main", closing)
     tmp = root / f".building-{name}-{uuid.uuid4().hex[:8]}"
     try:
         b2device.build(directory=str(tmp), compile=False, run=False, with_output=False)
@@ -715,6 +836,7 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
             "brian2": b2.__version__,
             "engine": ENGINE_VERSION,
             "interface": interface,
+            "serves": serves,
             "run_env": {
                 **b2.prefs["devices.cpp_standalone.run_environment_variables"],
                 **dict(b2device.run_environment_variables),
