@@ -70,3 +70,40 @@ def test_an_untied_child_would_survive():
 def test_spawn_tied_refuses_preexec_fn():
     with pytest.raises(TypeError, match="preexec_fn"):
         spawn_tied(["true"], preexec_fn=lambda: None)
+
+
+def test_lasting_child_dies_with_its_parent_process():
+    spawn = "import functools\nfrom brainsleep.sleep.children import spawn_tied\n"
+    spawn += "spawn = functools.partial(spawn_tied, lasting=True)"
+    assert not _orphan_survives(spawn, 10)
+
+
+def _start_in_short_thread(**kwargs) -> subprocess.Popen:
+    """Start a long child from a thread that ends right after."""
+    import threading
+
+    box = []
+    t = threading.Thread(
+        target=lambda: box.append(
+            spawn_tied([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs)
+        )
+    )
+    t.start()
+    t.join()
+    return box[0]
+
+
+def test_lasting_child_outlives_the_thread_that_asked_for_it():
+    """A binary kept running between jobs is asked for by a worker's pool thread, which
+    may end before the binary's work does: the kernel ties a child to the starting
+    thread, so a plain tied child dies with it (the control) and a lasting one lives."""
+    plain = _start_in_short_thread()
+    lasting = _start_in_short_thread(lasting=True)
+    try:
+        assert plain.wait(timeout=10) == -15  # SIGTERM when its thread ended
+        time.sleep(0.5)
+        assert lasting.poll() is None
+    finally:
+        for p in (plain, lasting):
+            p.kill()
+            p.wait()

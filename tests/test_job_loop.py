@@ -8,7 +8,10 @@ state behind.
 
 from __future__ import annotations
 
+import re
 import shutil
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,6 +76,40 @@ def test_jobs_in_one_binary_equal_fresh_processes(build_root):
     assert _same(held[0], held[3])
     counts = np.bincount(held[0].spikes["layer"].values, minlength=4)
     assert (counts[1:3] > 0).all(), counts  # the first job leaves state behind to restore
+    # What is copied back before each job: the state, not the connection or the weights
+    # (Brian2 names one array several ways: i, _presynaptic_idx, _synaptic_pre).
+    main = (Path(held[0].info["build_dir"]) / "main.cpp").read_text()
+    restored = re.findall(r"else (?:std::copy\(\S+ \S+ (\S+)\)|(\S+) = _bs_state)", main)
+    restored = {a or b for a, b in restored}
+    assert "brian::_array_layer1_v" in restored and "brian::_array_layer2_lastspike" in restored
+    assert not [n for n in restored if "_synaptic_" in n or n.endswith("_w")], restored
+
+
+@pytest.mark.standalone
+@pytest.mark.skipif(not HAVE_CXX, reason="no C++ compiler")
+def test_threads_sharing_an_engine_get_a_binary_each(build_root):
+    """Trials on a worker's threads share one engine: jobs that run at the same time go
+    to binaries of their own, each exact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    alone = [
+        run_sleep(w, x, p, "cpp_standalone", s, build_root=build_root) for (w, x, p), s in JOBS
+    ]
+    barrier = threading.Barrier(2)
+
+    def job(k):
+        (w, x, p), s = JOBS[k % len(JOBS)]
+        if k < 2:
+            barrier.wait()  # the first two start together
+        return engine.run(w, x, p, seed=s)
+
+    with SleepEngine("cpp_standalone", build_root=build_root) as engine:
+        with ThreadPoolExecutor(2) as pool:
+            got = list(pool.map(job, range(8)))
+        starts = max(r.info["binary_starts"] for r in got)
+    assert starts == 2  # two jobs at a time: two binaries, never more
+    for k, r in enumerate(got):
+        assert _same(r, alone[k % len(JOBS)]), f"job {k}"
 
 
 ON_PRE_COUNTING = '"on_pre": "v_post += alpha * w\\narrivals += 1",'

@@ -8,9 +8,9 @@ Public API::
     result.weights  # list of float64 (n_out, n_in) arrays after sleep
     result.spikes   # xarray.Dataset, one row per spike (docs/formats.md)
 
-    engine = SleepEngine("cpp_standalone")      # hold it to run many: built once
-    for seed in range(5):
-        engine.run(weights, inputs, params, seed=seed)
+    with SleepEngine("cpp_standalone") as engine:   # hold it to run many: built once,
+        for seed in range(5):                       # its binary set up once, kept running
+            engine.run(weights, inputs, params, seed=seed)
 
 Devices (:mod:`brainsleep.sleep.devices`): ``"reference"`` (the numpy oracle),
 ``"runtime"`` (Brian2 in-process), ``"cpp_standalone"`` (compiled C++, cached and rerun

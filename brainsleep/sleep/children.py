@@ -16,7 +16,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 __all__ = ["spawn_tied", "ties_children"]
@@ -66,13 +68,36 @@ def _tie_to(parent_pid: int) -> Callable[[], None]:
     return tie
 
 
-def spawn_tied(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen:
+def _popen_tied(cmd: list[str], kwargs: dict) -> subprocess.Popen:
+    return subprocess.Popen(cmd, preexec_fn=_tie_to(os.getpid()), **kwargs)
+
+
+# One thread per process that lives as long as the process: it starts the children that
+# must outlive the thread asking for them (the kernel ties a child to the starting
+# *thread*). Made on first use, again after a fork.
+_SPAWNER: tuple[int, ThreadPoolExecutor] | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None or _SPAWNER[0] != os.getpid():
+            _SPAWNER = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="brainsleep-spawn"))
+        return _SPAWNER[1]
+
+
+def spawn_tied(cmd: Sequence[str], lasting: bool = False, **kwargs: Any) -> subprocess.Popen:
     """Start ``cmd`` like :class:`subprocess.Popen`, ended by SIGTERM if this process dies.
 
     Parameters
     ----------
     cmd : sequence of str
         The program and its arguments.
+    lasting : bool
+        The child outlives the calling thread (a binary kept running between jobs, used
+        from a worker's pool threads): it is started from a thread that lives as long as
+        this process, so it ends with the process, not with the calling thread.
     **kwargs
         Passed to :class:`subprocess.Popen` (not ``preexec_fn``, which this sets).
 
@@ -87,8 +112,9 @@ def spawn_tied(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen:
 
     Notes
     -----
-    The kernel sends the signal when the *thread* that started the child exits; callers
-    wait for the child in that thread, so the two coincide. Setting ``preexec_fn`` makes
+    The kernel sends the signal when the *thread* that started the child exits: callers
+    wait for the child in that thread, so the two coincide, or ask for ``lasting``.
+    Setting ``preexec_fn`` makes
     :mod:`subprocess` fork the whole Python process and run a little Python code in the
     child before ``exec`` (which Python's documentation calls unsafe with other threads
     running, as in a Dask worker); the code run there is two signal calls and one
@@ -96,6 +122,8 @@ def spawn_tied(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen:
     """
     if "preexec_fn" in kwargs:
         raise TypeError("spawn_tied sets preexec_fn itself")
-    if _PRCTL is not None:
-        kwargs["preexec_fn"] = _tie_to(os.getpid())
-    return subprocess.Popen(list(cmd), **kwargs)
+    if _PRCTL is None:
+        return subprocess.Popen(list(cmd), **kwargs)
+    if lasting:
+        return _spawner().submit(_popen_tied, list(cmd), kwargs).result()
+    return _popen_tied(list(cmd), kwargs)

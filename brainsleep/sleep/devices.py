@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -227,34 +228,54 @@ class _CompiledNetwork(PreparedNetwork):
     spec: NetworkSpec
     build: StandaloneBuild
     device: SleepDevice
-    # A build that serves runs every job of this network in one binary, set up once.
-    server: BuildServer | None = None
+    # A build that serves runs the jobs of this network in binaries set up once and kept
+    # running: one per thread running jobs at the same time (trials on a worker's threads).
+    servers: list[BuildServer] = field(default_factory=list)
+    idle: list[BuildServer] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _take_server(self) -> BuildServer | None:
+        if not self.build.serves:
+            return None
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+            server = BuildServer(self.build)
+            self.servers.append(server)
+            return server
 
     def run(self, weights, inputs, params, seed, progress=False):
         self.device.check_runnable(self.build)
-        if self.server is None and self.build.serves:
-            self.server = BuildServer(self.build)
-        # The build holds self.spec.n_steps >= T steps; the run lasts T (STEPS_VARIABLE).
-        new_w, spikes, run_info = self.build.run(
-            run_values(self.model, weights, params, seed, inputs, self.spec.synapse_orders),
-            inputs.padded_timed_values(seed, self.spec.n_steps),
-            replace(self.spec, n_steps=inputs.n_steps),
-            with_output=progress,
-            server=self.server,
-        )
+        server = self._take_server()
+        try:
+            # The build holds self.spec.n_steps >= T steps; the run lasts T (STEPS_VARIABLE).
+            new_w, spikes, run_info = self.build.run(
+                run_values(self.model, weights, params, seed, inputs, self.spec.synapse_orders),
+                inputs.padded_timed_values(seed, self.spec.n_steps),
+                replace(self.spec, n_steps=inputs.n_steps),
+                with_output=progress,
+                server=server,
+            )
+        finally:
+            if server is not None:
+                with self.lock:
+                    self.idle.append(server)
         info = {
             "build_dir": str(self.build.directory),
             "build_key": self.build.key,
             "compile_seconds": self.build.compile_seconds,
             "binary_reused": self.build.reused,
-            "binary_starts": self.server.starts if self.server else 1,
+            # binaries started by this network so far (1 per call when it does not serve)
+            "binary_starts": sum(s.starts for s in self.servers) if server else 1,
             **run_info,
         }
         return new_w, spikes, info
 
     def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        with self.lock:
+            servers = list(self.servers)
+        for server in servers:
+            server.close()
 
 
 class CppStandaloneDevice(SleepDevice):

@@ -162,8 +162,14 @@ class SleepEngine:
     def close(self) -> None:
         """Stop the binaries this engine keeps running (it stays usable: a later run
         starts them again)."""
-        for network in self._prepared.values():
-            network.close()
+        errors = []
+        for network in list(self._prepared.values()):
+            try:
+                network.close()
+            except Exception as exc:  # close the others, then report
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> SleepEngine:
         return self

@@ -27,7 +27,9 @@ the end of the run in a loop:
   an ``Error ...`` line, which fails the call (:class:`.standalone.CompiledRunError`).
 
 Exactness: a job in a long-running binary gives bit-identical spikes and weights to the
-same job in a fresh process (``tests/test_job_loop.py``).
+same job in a fresh process (``tests/test_job_loop.py``). What lives outside Brian2's
+variables is not restored: a user-provided C++ function (a ``Function`` in a model's
+``CONSTANTS``) that keeps ``static`` state would carry it from one job to the next.
 """
 
 from __future__ import annotations
@@ -65,18 +67,25 @@ def state_variables(bn, run_args: set[str]) -> list:
     from brian2.core.clocks import Clock
     from brian2.core.variables import ArrayVariable
 
+    # By array, not by name: Brian2 exposes one array under several names (i, j,
+    # _presynaptic_idx, _postsynaptic_idx are _synaptic_pre and _synaptic_post).
+    skip = {
+        _array(syn.variables[name])
+        for syn in bn.synapses
+        for name in STRUCTURAL
+        if isinstance(syn.variables.get(name), ArrayVariable)
+    }
     seen: dict[str, object] = {}
     for obj in bn.net.objects:
-        owner_name = obj.name
         for name, var in getattr(obj, "variables", {}).items():
             if not isinstance(var, ArrayVariable) or isinstance(var.owner, Clock):
                 continue
-            if var.owner.name != owner_name or name in STRUCTURAL:
-                continue  # a reference to another object's variable, or the connection
-            if f"{owner_name}.{name}" in run_args:
-                continue
+            if var.owner.name != obj.name:
+                continue  # a reference to another object's variable: listed by its owner
+            if f"{obj.name}.{name}" in run_args:
+                skip.add(_array(var))  # set by every job
             seen.setdefault(_array(var), var)
-    return [seen[k] for k in sorted(seen)]
+    return [seen[k] for k in sorted(seen) if k not in skip]
 
 
 def _snapshot_code(variables) -> str:

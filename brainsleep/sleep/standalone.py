@@ -625,7 +625,7 @@ class BuildServer:
         self.jobs = 0
         self._proc: subprocess.Popen | None = None
         self._finalizer: weakref.finalize | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def _start(self) -> subprocess.Popen:
         env = {**os.environ, **self.build.manifest.get("run_env", {})}
@@ -633,6 +633,7 @@ class BuildServer:
         try:
             proc = spawn_tied(
                 cmd,
+                lasting=True,  # outlives the calling thread (a Dask worker's pool thread)
                 cwd=self.build.directory,
                 env=env,
                 stdin=subprocess.PIPE,
@@ -654,6 +655,7 @@ class BuildServer:
         line = job_line(f"{results}/", args)
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
+                self._stop(kill=True)  # one that ended between jobs: reap it
                 self._proc = self._start()
             proc = self._proc
             lines: list[str] = []
@@ -671,14 +673,14 @@ class BuildServer:
                         print(out)
             except BrokenPipeError:
                 pass  # the binary died: reported below with what it printed
-            except BaseException:
-                self.close()
+            except BaseException:  # interrupted mid-job: its state is unknown
+                self._stop(kill=True)
                 raise
             errors = [ln for ln in lines if BINARY_ERROR.search(ln)]
             if done and not errors:
                 self.jobs += 1
                 return lines
-            self.close()
+            self._stop(kill=True)
             rc = proc.returncode
             what = "it stopped" if rc is None else f"exit status {rc}"
             shown = "\n".join((errors or lines)[-10:])
@@ -688,26 +690,41 @@ class BuildServer:
             )
 
     def close(self) -> None:
-        """Stop the binary (the next job would start a new one)."""
+        """Stop the binary once its current job, if any, is done (a later job would
+        start a new one)."""
+        with self._lock:
+            self._stop(kill=False)
+
+    def _stop(self, kill: bool) -> None:
         proc, self._proc = self._proc, None
-        if self._finalizer is not None:
-            self._finalizer()  # runs _stop_process once
-            self._finalizer = None
-        elif proc is not None:
-            _stop_process(proc)
+        finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer.detach()
+        if proc is not None:
+            _stop_process(proc, kill)
 
 
-def _stop_process(proc: subprocess.Popen) -> None:
-    """End a serving binary: end of input (it exits), then kill if it does not."""
+def _stop_process(proc: subprocess.Popen, kill: bool = False) -> None:
+    """End a serving binary: end of its input (it exits between jobs) or, with ``kill``
+    or if it does not exit, SIGKILL; always reaped."""
     try:
-        if proc.stdin:
-            proc.stdin.close()
-        proc.wait(timeout=5)
-    except (OSError, subprocess.TimeoutExpired, ValueError):
-        proc.kill()
+        if not kill:
+            try:
+                if proc.stdin:
+                    proc.stdin.close()
+                proc.wait(timeout=5)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
         proc.wait()
-    if proc.stdout:
-        proc.stdout.close()
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                if stream:
+                    stream.close()
+            except OSError:
+                pass
 
 
 # Builds already opened by this process, by directory (published builds never change).
