@@ -45,9 +45,16 @@ def test_sentences_compare_with_the_control_and_the_strong_recipe():
     assert "2 seeds" in text
     assert "the step-matched control (the same fine-tuning without sleep) reaches 70.0 %" in text
     assert "is +11.0 points" in text
-    assert "reaches 95.5 %, 14.5 points below the best slept network" in text
+    # the strong recipe beats the best slept network (81.0 %): it is above it
+    assert "reaches 95.5 %, 14.5 points above the best slept network (81.0 %)" in text
     assert "near chance (18.5 %)" in text  # the baseline had not learnt
     assert "python -m analysis report results/x --out results/x/report" in text
+
+
+def test_a_strong_recipe_below_sleep_is_said_to_be_below():
+    df = rows({"baseline": [0.18], "sleep": [0.90], "strong": [0.85]})
+    text = " ".join(explain(df, "reference", "o").split())
+    assert "reaches 85.0 %, 5.0 points below the best slept network (90.0 %)" in text
 
 
 def test_one_seed_has_no_interval_and_no_fake_spread():

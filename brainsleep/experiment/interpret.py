@@ -94,11 +94,12 @@ def explain_group(g: pd.DataFrame, recipe: str) -> list[str]:
     strong = _mean(g, "strong")
     if strong is not None:
         best = max(slept, ft if ft is not None else -1.0)
-        word = "below" if best < strong else "above"
+        # the strong recipe is the sentence's subject: "above" when it beats sleep
+        word = "above" if strong > best else "below"
         out.append(
             f"The strong recipe (Adam, cross-entropy, early stopping) on the same data "
             f"reaches {strong:.1f} %, {abs(strong - best):.1f} points {word} the best slept "
-            "network: that is the bar a remedy for little data has to clear."
+            f"network ({best:.1f} %): that is the bar a remedy for little data has to clear."
         )
     if base < 100 * NEAR_CHANCE:
         out.append(
