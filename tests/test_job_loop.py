@@ -107,7 +107,9 @@ def test_threads_sharing_an_engine_get_a_binary_each(build_root):
         with ThreadPoolExecutor(2) as pool:
             got = list(pool.map(job, range(8)))
         starts = max(r.info["binary_starts"] for r in got)
-    assert starts == 2  # two jobs at a time: two binaries, never more
+    # never more binaries than threads (the two first jobs may or may not overlap in
+    # the binary: the first can end before the second takes one)
+    assert 1 <= starts <= 2
     for k, r in enumerate(got):
         assert _same(r, alone[k % len(JOBS)]), f"job {k}"
 

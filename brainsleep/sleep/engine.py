@@ -10,6 +10,7 @@ that runs many sleeps (a search, a grid of cells) holds one engine;
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,7 @@ class SleepEngine:
         self.prefs = dict(prefs or {})
         self.build_root = build_root
         self._prepared: dict[NetworkSpec, PreparedNetwork] = {}
+        self._prepare_lock = threading.Lock()
 
     def close(self) -> None:
         """Stop the binaries this engine keeps running (it stays usable: a later run
@@ -180,11 +182,12 @@ class SleepEngine:
     def prepare(self, spec: NetworkSpec, progress: bool = False) -> PreparedNetwork:
         """The network of ``spec`` on this engine's device (compiled at most once)."""
         build_spec = self.device.build_spec(spec)
-        if build_spec not in self._prepared:
-            self._prepared[build_spec] = self.device.prepare(
-                self.model, build_spec, self.prefs, self.build_root, progress
-            )
-        return self._prepared[build_spec]
+        with self._prepare_lock:  # threads sharing the engine share one prepared network
+            if build_spec not in self._prepared:
+                self._prepared[build_spec] = self.device.prepare(
+                    self.model, build_spec, self.prefs, self.build_root, progress
+                )
+            return self._prepared[build_spec]
 
     def run(
         self,
