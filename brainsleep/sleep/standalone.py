@@ -490,27 +490,7 @@ class StandaloneBuild:
     ) -> list[str]:
         if server is not None:
             return server.execute(args, results, with_output)
-        # The environment the device asked for when it was built (recorded then, since
-        # a later process need not have the device active).
-        env = {**os.environ, **self.manifest.get("run_env", {})}
-        cmd = [str(self.directory / "main"), "--results_dir", f"{results}/", *args]
-        try:
-            proc = spawn_tied(
-                cmd,
-                cwd=self.directory,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-            )
-        except OSError as exc:
-            if not (self.directory / "main").is_file():
-                raise CompiledRunError(
-                    f"the build {self.directory} was removed while in use (pruned?); "
-                    "rerun to build it again"
-                ) from exc
-            raise CompiledRunError(f"cannot start {cmd[0]}: {exc}") from exc
+        proc = self._spawn(["--results_dir", f"{results}/", *args])
         lines: list[str] = []
         try:
             for line in proc.stdout:
@@ -522,15 +502,55 @@ class StandaloneBuild:
             proc.kill()
             proc.wait()
             raise
-        errors = [ln for ln in lines if BINARY_ERROR.search(ln)]
-        if rc != 0 or errors:
-            what = f"exit status {rc}" if rc != 0 else "exit status 0"
-            shown = "\n".join((errors or lines)[-10:])
-            raise CompiledRunError(
-                f"the compiled sleep network ({self.directory.name}) failed ({what}) and "
-                f"reported:\n{shown}"
-            )
+        failure = self._failure(lines, f"exit status {rc}" if rc != 0 else None)
+        if failure is not None:
+            raise failure
         return lines
+
+    def _spawn(self, cmd_args: list[str], **kwargs) -> subprocess.Popen:
+        """Start the binary with ``cmd_args``, its output (stdout and stderr) piped as text.
+
+        Raises
+        ------
+        CompiledRunError
+            The binary cannot be started (the build removed while in use, ...).
+        """
+        # The environment the device asked for when it was built (recorded then, since
+        # a later process need not have the device active).
+        env = {**os.environ, **self.manifest.get("run_env", {})}
+        cmd = [str(self.directory / "main"), *cmd_args]
+        try:
+            return spawn_tied(
+                cmd,
+                cwd=self.directory,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                **kwargs,
+            )
+        except OSError as exc:
+            if not (self.directory / "main").is_file():
+                raise CompiledRunError(
+                    f"the build {self.directory} was removed while in use (pruned?); "
+                    "rerun to build it again"
+                ) from exc
+            raise CompiledRunError(f"cannot start {cmd[0]}: {exc}") from exc
+
+    def _failure(
+        self, lines: list[str], problem: str | None, where: str = ""
+    ) -> CompiledRunError | None:
+        """The error to raise if the run failed (``problem``, e.g. its exit status) or any
+        line of its output reports one; None for a clean run."""
+        errors = [ln for ln in lines if BINARY_ERROR.search(ln)]
+        if problem is None and not errors:
+            return None
+        shown = "\n".join((errors or lines)[-10:])
+        return CompiledRunError(
+            f"the compiled sleep network ({self.directory.name}) failed{where} "
+            f"({problem or 'exit status 0'}) and reported:\n{shown}"
+        )
 
     def _read_results(
         self, results: Path, spec: NetworkSpec, output: list[str], order_checked: bool
@@ -613,8 +633,6 @@ class BuildServer:
     ----------
     starts : int
         Binaries started so far (1 for any number of successful jobs).
-    jobs : int
-        Jobs completed.
     """
 
     def __init__(self, build: StandaloneBuild) -> None:
@@ -622,30 +640,13 @@ class BuildServer:
             raise ValueError(f"the build {build.directory.name} runs one job per process")
         self.build = build
         self.starts = 0
-        self.jobs = 0
         self._proc: subprocess.Popen | None = None
         self._finalizer: weakref.finalize | None = None
         self._lock = threading.RLock()
 
     def _start(self) -> subprocess.Popen:
-        env = {**os.environ, **self.build.manifest.get("run_env", {})}
-        cmd = [str(self.build.directory / "main"), SERVE_FLAG]
-        try:
-            proc = spawn_tied(
-                cmd,
-                lasting=True,  # outlives the calling thread (a Dask worker's pool thread)
-                cwd=self.build.directory,
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-            )
-        except OSError as exc:
-            raise CompiledRunError(
-                f"cannot start {cmd[0]}: {exc} (the build removed while in use? rerun)"
-            ) from exc
+        # lasting: it outlives the calling thread (a Dask worker's pool thread)
+        proc = self.build._spawn([SERVE_FLAG], lasting=True, stdin=subprocess.PIPE)
         self.starts += 1
         self._finalizer = weakref.finalize(self, _stop_process, proc)
         return proc
@@ -676,18 +677,12 @@ class BuildServer:
             except BaseException:  # interrupted mid-job: its state is unknown
                 self._stop(kill=True)
                 raise
-            errors = [ln for ln in lines if BINARY_ERROR.search(ln)]
-            if done and not errors:
-                self.jobs += 1
+            if done and not any(BINARY_ERROR.search(ln) for ln in lines):
                 return lines
             self._stop(kill=True)
             rc = proc.returncode
-            what = "it stopped" if rc is None else f"exit status {rc}"
-            shown = "\n".join((errors or lines)[-10:])
-            raise CompiledRunError(
-                f"the compiled sleep network ({self.build.directory.name}) failed in a job "
-                f"({what}) and reported:\n{shown}"
-            )
+            problem = "it stopped" if rc is None else f"exit status {rc}"
+            raise self.build._failure(lines, problem, " in a job")
 
     def close(self) -> None:
         """Stop the binary once its current job, if any, is done (a later job would
