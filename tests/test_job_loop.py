@@ -176,3 +176,82 @@ def test_a_failed_job_stops_the_binary_and_the_next_starts_fresh(build_root, mon
         again = engine.run(w, x, p, seed=seed)
         assert again.info["binary_starts"] == 2
     assert _same(good, again)
+
+
+# A process holding an engine whose binary is stuck in a job (blocked opening a run
+# argument that is a FIFO nobody writes: mid-job, it reads no standard input, so only its
+# tie ends it); the test kills that process.
+HOLDER = """
+import os, sys, threading, time
+sys.path.insert(0, {tests!r})
+from test_job_loop import JOBS
+from brainsleep.sleep import SleepEngine, standalone
+engine = SleepEngine("cpp_standalone", build_root={root!r})
+(w, x, p), seed = JOBS[0]
+engine.run(w, x, p, seed=seed)
+original = standalone.StandaloneBuild._write_args
+def fifo_weights(self, values, timed, args_dir):
+    args = original(self, values, timed, args_dir)
+    victim = args_dir / "syn1.w.dat"
+    victim.unlink()
+    os.mkfifo(victim)
+    return args
+standalone.StandaloneBuild._write_args = fifo_weights
+threading.Thread(target=engine.run, args=(w, x, p), kwargs=dict(seed=seed), daemon=True).start()
+time.sleep(1.0)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def _children_named(parent: int, name: str) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        if comm == name and int(fields[1]) == parent and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.standalone
+@pytest.mark.skipif(not HAVE_CXX, reason="no C++ compiler")
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_busy_binary_dies_with_the_process_that_holds_it(build_root):
+    """The binary ties itself to the process that started it (it is started without
+    forking Python: brainsleep/sleep/children.py); killed with SIGKILL, that process
+    runs no clean-up, and the binary in the middle of a job must not live on. (One
+    waiting for its next job would end anyway, at the end of its input.)"""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = HOLDER.format(tests=str(Path(__file__).parent), root=str(build_root))
+    holder = subprocess.Popen([sys.executable, "-c", src], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        (binary,) = _children_named(holder.pid, "main")
+    finally:
+        holder.kill()
+        holder.wait()
+    deadline = time.monotonic() + 10
+    while _running(binary):
+        if time.monotonic() > deadline:
+            os.kill(binary, signal.SIGKILL)  # no orphan left behind by a failure
+            pytest.fail("the binary outlived the process that held it")
+        time.sleep(0.05)
+
+
+def _running(pid: int) -> list[int]:
+    """[pid] while it runs (not gone, not a zombie waiting to be reaped), else []."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return [] if stat.rsplit(")", 1)[1].split()[0] == "Z" else [pid]

@@ -57,7 +57,7 @@ import numpy as np
 from brainsleep.digests import files_digest
 from brainsleep.paths import default_build_root
 
-from .children import spawn_tied
+from .children import self_tie_code, spawn_tied
 from .job_loop import JOB_DONE, SERVE_FLAG, job_line, job_loop_code
 from .model import SleepModel
 from .network import (
@@ -522,6 +522,7 @@ class StandaloneBuild:
         try:
             return spawn_tied(
                 cmd,
+                ties_itself=bool(self.manifest.get("ties_itself", False)),
                 cwd=self.directory,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -811,11 +812,16 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
     b2device.reinit()
     b2device.activate(build_on_run=False)
     set_common_prefs(prefs)
+    serves = not cuda  # brian2cuda: one job per process, Brian2's own ending
+    if serves:
+        # The binary ties itself to the process that starts it (spawn_tied), first thing.
+        headers, tie = self_tie_code()
+        b2device.headers.extend(headers)
+        b2device.insert_code("before_start", tie)
     bn = build_network(model, spec)
     placeholders, inputs = _placeholder_values(model, spec)
     assign_values(bn, placeholders)
     interface = _interface(bn, spec, placeholders, inputs)
-    serves = not cuda  # brian2cuda: one job per process, Brian2's own ending
     if serves:
         order_flag = f"{input_name()}.{WRITE_ORDER_VARIABLE}"
         opening, closing = job_loop_code(bn, set(placeholders), interface["outputs"], order_flag)
@@ -849,6 +855,7 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
             "engine": ENGINE_VERSION,
             "interface": interface,
             "serves": serves,
+            "ties_itself": serves,
             "run_env": {
                 **b2.prefs["devices.cpp_standalone.run_environment_variables"],
                 **dict(b2device.run_environment_variables),
