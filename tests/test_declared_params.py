@@ -118,6 +118,14 @@ def test_new_parameter_is_searched(tmp_path):
         (('42.162268,\n        "Hz",', '42.162268,\n        "1",'), "has unit '1' but INPUT"),
         # not a Parameter
         (("PARAMETERS = {", 'PARAMETERS = {\n    "k": 1.0,'), "must be a brainsleep"),
+        # constants are numbers: an object has no stable digest (results never resume)
+        (("CONSTANTS = {", 'CONSTANTS = {\n    "k": object(),'),
+         r"CONSTANTS\['k'\] must be a finite number, got object"),
+        (("CONSTANTS = {", 'CONSTANTS = {\n    "k": True,'), "must be a finite number, got bool"),
+        (("CONSTANTS = {", 'CONSTANTS = {\n    "k": "0.1",'), "must be a finite number, got str"),
+        # nor anything else in a block whose description changes from process to process
+        (('"reset": "v = 0",', '"reset": "v = 0",\n    "note": object(),'),
+         "object <object object at 0x.* has no stable description"),
     ],
 )  # fmt: skip
 def test_malformed_declarations_are_refused_at_load(tmp_path, edit, match):

@@ -27,9 +27,11 @@ the end of the run in a loop:
   an ``Error ...`` line, which fails the call (:class:`.standalone.CompiledRunError`).
 
 Exactness: a job in a long-running binary gives bit-identical spikes and weights to the
-same job in a fresh process (``tests/test_job_loop.py``). What lives outside Brian2's
-variables is not restored: a user-provided C++ function (a ``Function`` in a model's
-``CONSTANTS``) that keeps ``static`` state would carry it from one job to the next.
+same job in a fresh process (``tests/test_job_loop.py``). Only Brian2's variables are
+restored, which covers everything a model file can hold: equations and numbers (a
+model's ``CONSTANTS`` are numbers, so no user-provided C++ function with state of its own
+can carry anything from one job to the next); the random number generator is seeded by
+every job.
 """
 
 from __future__ import annotations

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
+import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import brainsleep.models as models
@@ -233,8 +236,22 @@ def model_content_digest(model: str | Path | None = None) -> str:
     path = resolve_model_path(model)
     module = _execute(path, path.read_bytes())
     content = {name: getattr(module, name, None) for name in MODEL_BLOCKS}
-    text = json.dumps(content, sort_keys=True, default=repr)
+    text = json.dumps(content, sort_keys=True, default=partial(_stable_repr, path))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stable_repr(path: Path, value: object) -> str:
+    """The description of a non-JSON value in a model's digest: its repr, unless that
+    names a memory address (it would differ in every process)."""
+    text = repr(value)
+    if re.search(r" at 0x[0-9a-fA-F]+", text):
+        shown = " ".join(text.split())[:60]
+        raise ValueError(
+            f"model file {path}: {type(value).__name__} {shown} has no stable "
+            "description, so results made with this model could never be resumed; use "
+            "numbers and strings in the model's blocks"
+        )
+    return text
 
 
 def _execute(path: Path, source: bytes):
@@ -349,6 +366,16 @@ def _load(path: Path, source: bytes, source_hash: str) -> SleepModel:
     bad = [k for k in constants if not (isinstance(k, str) and k.isidentifier())]
     if bad:
         raise ValueError(f"model file {path}: CONSTANTS keys must be identifiers, got {bad}")
+    for k, v in constants.items():
+        # Numbers only: the model's digest (results fingerprints, build keys) describes
+        # each value, and an object (a Brian2 Function, an array) has no stable
+        # description, so a results directory would never resume.
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError(
+                f"model file {path}: CONSTANTS[{k!r}] must be a finite number, got "
+                f"{type(v).__name__} {' '.join(repr(v).split())[:60]}; write a formula in the "
+                "equations instead"
+            )
     return SleepModel(
         name=path.stem,
         path=path,
