@@ -20,6 +20,7 @@ from brainsleep.ann import (
     hidden_activations,
     load_checkpoint,
     save_checkpoint,
+    score,
     set_weights,
     train,
 )
@@ -355,6 +356,29 @@ def test_evaluation_metrics_on_hand_set_weights():
     assert d["acc_class_1"] == pytest.approx(2 / 3) and d["acc_class_3"] is None
     assert d["active_frac_1"] == pytest.approx(4 / 7) and d["n"] == 7
     assert all(isinstance(v, float | int | type(None)) for v in d.values())
+
+
+def test_score_is_evaluate_accuracy_alone():
+    """A search trial's score: the same numbers evaluate gives (hand-set case above)."""
+    model = MLP((2, 2, 3), dropout=0.25)
+    set_weights(model, [np.eye(2), np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.6]])])
+    x = np.array([[1, 0], [1, 0], [0, 1], [1, 1], [1, 1], [0, 0], [0, 1]], dtype=np.float32)
+    y = np.array([0, 1, 1, 2, 0, 2, 1])
+    assert score(model, x, y, n_classes=4, batch_size=3) == pytest.approx(4 / 7)
+    assert score(model, x, y, balanced=True, n_classes=4) == pytest.approx(
+        (1 / 2 + 2 / 3 + 1 / 2) / 3
+    )
+    # and on a trained-size random net with unbalanced labels, exactly evaluate's values
+    xr, yr = _blobs(300, d=20)
+    yr[yr == 2] = 0
+    net = build_model(get_recipe("reference"), (20, 16, 3), seed=1)
+    ev = evaluate(net, xr, yr, 3)
+    assert score(net, xr, yr, n_classes=3) == ev.accuracy
+    assert score(net, xr, yr, balanced=True, n_classes=3) == ev.balanced_accuracy
+    with pytest.raises(ValueError, match="empty data set"):
+        score(model, x[:0], y[:0], n_classes=4)
+    with pytest.raises(ValueError, match="3 outputs but n_classes=2"):
+        score(model, x, np.zeros(7, dtype=int), n_classes=2)
 
 
 # --------------------------------------------------------------------------- files

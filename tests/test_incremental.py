@@ -240,12 +240,12 @@ def test_search_never_sees_the_test_set(data_dir, tmp_path, monkeypatch):
 
     seen: list[np.ndarray] = []
     in_trial = []
-    evaluate, trial = ann.evaluate, incremental.IncrementalRunner.trial
+    score, trial = ann.score, incremental.IncrementalRunner.trial
 
-    def spy_evaluate(model, x, y, *a, **kw):
+    def spy_score(model, x, y, *a, **kw):
         if in_trial:
             seen.append(np.array(x))
-        return evaluate(model, x, y, *a, **kw)
+        return score(model, x, y, *a, **kw)
 
     def spy_trial(self, *a, **kw):
         in_trial.append(1)
@@ -254,7 +254,7 @@ def test_search_never_sees_the_test_set(data_dir, tmp_path, monkeypatch):
         finally:
             in_trial.pop()
 
-    monkeypatch.setattr(ann, "evaluate", spy_evaluate)
+    monkeypatch.setattr(ann, "score", spy_score)
     monkeypatch.setattr(incremental.IncrementalRunner, "trial", spy_trial)
     out = tmp_path / "search"
     args = argv(data_dir, out, "--search", "2", "--finetune-epochs", "0", "--record-spikes", "none")

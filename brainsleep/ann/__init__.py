@@ -37,7 +37,7 @@ Conventions
 from __future__ import annotations
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .evaluation import Evaluation, evaluate
+from .evaluation import Evaluation, evaluate, score
 from .network import (
     DEFAULT_SIZES,
     DROPOUT_STYLES,
@@ -68,6 +68,7 @@ __all__ = [
     "TrainHistory",
     "build_model",
     "evaluate",
+    "score",
     "get_recipe",
     "get_weights",
     "hidden_activations",

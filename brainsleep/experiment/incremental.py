@@ -569,8 +569,8 @@ class IncrementalRunner:
             log.warning("%s: search trial scored 0: %s", self.cell.cell_id, exc)
             return TrialResult(0.0)
         val = self._images(task.index, "val_idx")
-        ev = ann.evaluate(slept, self.x_train[val], self.y_train[val])
-        return TrialResult(ev.accuracy, spike_counts(res.spikes))
+        score = ann.score(slept, self.x_train[val], self.y_train[val])
+        return TrialResult(score, spike_counts(res.spikes))
 
 
 # -- the table ------------------------------------------------------------------------------
