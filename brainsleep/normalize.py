@@ -239,9 +239,10 @@ class AlphasCache:
     depend only on the weights and the images: recomputing them was half of a search
     trial's time at MNIST 10 % (``benchmarks/engine_speed.md``). The key is a SHA-256
     digest of the weights and of the dropout convention, so a model changed in place is
-    never given stale alphas (SHA-256 rather than BLAKE2: the CPU's SHA instructions make
-    it 2.7x faster here, 5.5 ms against 14.7 ms for a 784-1200-1200-10 net, every trial).
-    Holds one entry (the last model asked for).
+    never given stale alphas. SHA-256 rather than BLAKE2: on CPUs with SHA instructions
+    (AMD Zen, Intel since Ice Lake) it is 2.7x faster, 5.5 ms against 14.7 ms per trial
+    for a 784-1200-1200-10 net on this project's machine; on older ones it is slower by a
+    few milliseconds. Holds one entry (the last model asked for).
 
     Parameters
     ----------

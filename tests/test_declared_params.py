@@ -123,6 +123,7 @@ def test_new_parameter_is_searched(tmp_path):
          r"CONSTANTS\['k'\] must be a finite number, got object"),
         (("CONSTANTS = {", 'CONSTANTS = {\n    "k": True,'), "must be a finite number, got bool"),
         (("CONSTANTS = {", 'CONSTANTS = {\n    "k": "0.1",'), "must be a finite number, got str"),
+        (("CONSTANTS = {", 'CONSTANTS = {\n    "k": 10**400,'), "must be a finite number, got int"),
         # nor anything else in a block whose description changes from process to process
         (('"reset": "v = 0",', '"reset": "v = 0",\n    "note": object(),'),
          "object <object object at 0x.* has no stable description"),
@@ -135,3 +136,39 @@ def test_malformed_declarations_are_refused_at_load(tmp_path, edit, match):
     path.write_text(text)
     with pytest.raises(ValueError, match=match):
         load_model(path)
+
+
+def test_constants_may_be_numpy_numbers_and_quantities(tmp_path):
+    """Numbers of any kind with a stable description are constants (numpy scalars, a
+    scalar Brian2 quantity): only objects without one are refused (above)."""
+    text = SRC.replace(
+        "CONSTANTS = {",
+        'import numpy as np\nfrom brian2 import ms\nCONSTANTS = {\n    "k": np.float32(0.5),\n'
+        '    "tau": 10 * ms,',
+    )
+    path = tmp_path / "numbers.py"
+    path.write_text(text)
+    assert load_model(path).constants["k"] == 0.5
+
+
+def test_model_digest_does_not_depend_on_string_hashing(tmp_path):
+    """A set in a block is described with its members sorted: the digest (and every
+    results fingerprint) is the same in processes with different string hashing."""
+    import subprocess
+    import sys
+
+    text = SRC.replace(
+        '"reset": "v = 0",', '"reset": "v = 0",\n    "tags": {"alpha", "beta", "gamma", "delta"},'
+    )
+    path = tmp_path / "tagged.py"
+    path.write_text(text)
+    code = f"from brainsleep.sleep.model import model_content_digest as d; print(d({str(path)!r}))"
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**__import__("os").environ, "PYTHONHASHSEED": seed},
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }  # fmt: skip
+    assert len(digests) == 1 and len(next(iter(digests))) == 64

@@ -426,14 +426,9 @@ class CellRunner:
         except ModelNumericsError as exc:  # these parameters break the network
             log.warning("%s: search trial scored 0: %s", self.cell.cell_id, exc)
             return TrialResult(0.0)
-        score = ann.score(slept, self._xv_float32, self.yv, balanced=balanced)
+        # self.xv is float32 already (as_float), so torch uses it as it is
+        score = ann.score(slept, self.xv, self.yv, balanced=balanced)
         return TrialResult(score, spike_counts(res.spikes))
-
-    @functools.cached_property
-    def _xv_float32(self) -> np.ndarray:
-        """The validation images in the network's dtype, converted once for every trial
-        (torch then uses the array as it is)."""
-        return np.array(self.xv, dtype=np.float32)
 
     def baseline_model(self) -> ann.MLP:
         """The baseline this cell trained and recorded (for search trials on workers)."""

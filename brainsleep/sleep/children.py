@@ -81,37 +81,40 @@ def _tie_to(parent_pid: int) -> Callable[[], None]:
 
 
 def self_tie_code() -> tuple[list[str], str]:
-    """C++ a program runs first to tie itself to the process that started it.
+    """C++ a program runs at the start of ``main`` to tie itself to its parent.
 
     What :func:`spawn_tied` does between fork and exec, done by the program: with
     :data:`TIE_PARENT_ENV` set (by ``spawn_tied(..., ties_itself=True)``), it restores
     the default action of SIGTERM (an ignored or blocked SIGTERM is inherited through
-    exec), asks the kernel for SIGTERM when its parent dies, and ends at once if the
-    parent has already gone (its parent pid is no longer the one named). Without the
-    variable, or off Linux, it does nothing.
+    exec), asks the kernel for SIGTERM when the thread that started it ends (as the
+    fork-and-exec tie does; :func:`spawn_tied` starts it from a thread that lives as
+    long as its process), and ends at once if its parent is no longer the process named there
+    (that process died before the request took effect, or a wrapper such as ``strace``
+    or ``time`` started the program: a tie to the wrapper would be no tie). Without the
+    variable it does nothing; off Linux it is empty.
 
     Returns
     -------
     headers, code
-        ``#include`` names (with their brackets) and one C++ block for the start of
-        ``main``.
+        ``#include`` names (with their brackets) and one C++ block for ``main``, to run
+        before the program does any work (Brian2's ``before_start`` slot).
     """
-    headers = ["<csignal>", "<cstdlib>", "<sys/prctl.h>", "<unistd.h>"]
+    if not sys.platform.startswith("linux"):
+        return [], ""
+    headers = ["<signal.h>", "<stdlib.h>", "<sys/prctl.h>", "<unistd.h>"]
     code = f"""
-#ifdef __linux__
 {{  // brainsleep: die with the process that started this one (children.py)
-    const char* _bs_parent = std::getenv("{TIE_PARENT_ENV}");
+    const char* _bs_parent = getenv("{TIE_PARENT_ENV}");
     if (_bs_parent != NULL) {{
-        std::signal(SIGTERM, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
         sigset_t _bs_sigterm;
         sigemptyset(&_bs_sigterm);
         sigaddset(&_bs_sigterm, SIGTERM);
         sigprocmask(SIG_UNBLOCK, &_bs_sigterm, NULL);
         prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-        if ((long)getppid() != std::atol(_bs_parent)) std::raise(SIGTERM);
+        if ((long)getppid() != atol(_bs_parent)) raise(SIGTERM);
     }}
 }}
-#endif
 """
     return headers, code
 
@@ -155,7 +158,9 @@ def spawn_tied(
     ties_itself : bool
         The program runs :func:`self_tie_code` first: it is told this process's pid
         (:data:`TIE_PARENT_ENV`) instead of being tied between fork and exec, so
-        :mod:`subprocess` need not fork this process.
+        :mod:`subprocess` need not fork this process. Implies ``lasting``: the program
+        ties itself some milliseconds after it starts, and a calling thread that ended
+        meanwhile would leave it untied, so it is started from the process-long thread.
     **kwargs
         Passed to :class:`subprocess.Popen` (not ``preexec_fn``, which this sets).
 
@@ -182,6 +187,6 @@ def spawn_tied(
         raise TypeError("spawn_tied sets preexec_fn itself")
     if _PRCTL is None:
         return subprocess.Popen(list(cmd), **kwargs)
-    if lasting:
+    if lasting or ties_itself:
         return _spawner().submit(_popen_tied, list(cmd), kwargs, ties_itself).result()
     return _popen_tied(list(cmd), kwargs, ties_itself)

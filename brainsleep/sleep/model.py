@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from functools import partial
@@ -240,11 +241,30 @@ def model_content_digest(model: str | Path | None = None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _stable_repr(path: Path, value: object) -> str:
+def _finite_scalar(value: object) -> bool:
+    """A finite real number (Python or numpy, not a bool) or a scalar Brian2 quantity."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Real):  # numpy's scalars register here too
+        try:
+            return math.isfinite(value)
+        except OverflowError:  # an int beyond float range
+            return False
+    if hasattr(value, "dim") and getattr(value, "shape", None) == ():  # 10 * ms
+        import numpy as np
+
+        return bool(np.isfinite(np.asarray(value, dtype=float)))
+    return False
+
+
+def _stable_repr(path: Path, value: object) -> object:
     """The description of a non-JSON value in a model's digest: its repr, unless that
-    names a memory address (it would differ in every process)."""
+    names a memory address (it would differ in every process); a set's members sorted
+    (their order follows string hashing, which differs in every process)."""
+    if isinstance(value, set | frozenset):
+        return sorted(repr(v) for v in value)
     text = repr(value)
-    if re.search(r" at 0x[0-9a-fA-F]+", text):
+    if re.search(r"<[^<>]* at 0x[0-9a-fA-F]+>", text):
         shown = " ".join(text.split())[:60]
         raise ValueError(
             f"model file {path}: {type(value).__name__} {shown} has no stable "
@@ -370,7 +390,7 @@ def _load(path: Path, source: bytes, source_hash: str) -> SleepModel:
         # Numbers only: the model's digest (results fingerprints, build keys) describes
         # each value, and an object (a Brian2 Function, an array) has no stable
         # description, so a results directory would never resume.
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        if not _finite_scalar(v):
             raise ValueError(
                 f"model file {path}: CONSTANTS[{k!r}] must be a finite number, got "
                 f"{type(v).__name__} {' '.join(repr(v).split())[:60]}; write a formula in the "

@@ -813,9 +813,10 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
     b2device.activate(build_on_run=False)
     set_common_prefs(prefs)
     serves = not cuda  # brian2cuda: one job per process, Brian2's own ending
-    if serves:
-        # The binary ties itself to the process that starts it (spawn_tied), first thing.
-        headers, tie = self_tie_code()
+    # The binary ties itself to the process that starts it (spawn_tied) before any work:
+    # Brian2's before_start slot, ahead of the network's set-up (Linux; empty elsewhere).
+    headers, tie = self_tie_code() if serves else ([], "")
+    if tie:
         b2device.headers.extend(headers)
         b2device.insert_code("before_start", tie)
     bn = build_network(model, spec)
@@ -855,7 +856,7 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
             "engine": ENGINE_VERSION,
             "interface": interface,
             "serves": serves,
-            "ties_itself": serves,
+            "ties_itself": bool(tie),
             "run_env": {
                 **b2.prefs["devices.cpp_standalone.run_environment_variables"],
                 **dict(b2device.run_environment_variables),
