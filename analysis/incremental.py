@@ -30,6 +30,8 @@ from matplotlib.figure import Figure
 
 from brainsleep.atomic import atomic_write_bytes
 from brainsleep.formats import (
+    CELLS_DIR,
+    DONE_MARKER,
     INCREMENTAL_COLUMNS,
     INCREMENTAL_CSV,
     INCREMENTAL_VARIANTS,
@@ -92,7 +94,10 @@ def read_incremental(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        :data:`~brainsleep.formats.INCREMENTAL_COLUMNS`; ``task`` as str.
+        :data:`~brainsleep.formats.INCREMENTAL_COLUMNS`; ``task`` as str. Only cells
+        that finished (``cells/<cell>/done.json``): the rows of a cell still running (a
+        study in progress) are left out, and their cell ids listed, sorted, in
+        ``df.attrs["unfinished"]``, so no table mixes seeds that reached different steps.
 
     Raises
     ------
@@ -101,18 +106,24 @@ def read_incremental(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
         directories with different values for one (dataset, seed, variant, after_task,
         task) (the message names it).
     """
-    frames = []
+    frames, unfinished = [], set()
     for p in dict.fromkeys(Path(x) for x in paths):
         path = p / INCREMENTAL_CSV
         try:
             df = pd.read_csv(path, dtype={"task": str, "dataset": str, "variant": str})
         except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
             raise ResultsError(f"cannot read {path}: {exc}") from exc
-        missing = [c for c in (*_KEY, "task_index", "accuracy") if c not in df.columns]
+        missing = [c for c in (*_KEY, "cell", "task_index", "accuracy") if c not in df.columns]
         if missing:
             raise ResultsError(f"{path} lacks column(s) {', '.join(missing)}")
         if df.empty:
             raise ResultsError(f"{path} has no rows (no task finished yet?)")
+        done = {c for c in df["cell"].unique() if (p / CELLS_DIR / c / DONE_MARKER).is_file()}
+        running = set(df["cell"].unique()) - done
+        unfinished |= running
+        df = df[~df["cell"].isin(running)]
+        if df.empty:
+            raise ResultsError(f"{path}: no cell has finished yet ({', '.join(sorted(running))})")
         frames.append(df)
     if not frames:
         raise ResultsError("no results directory given")
@@ -125,7 +136,9 @@ def read_incremental(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
             f"{row['after_task']}, task {row['task']}: different rows in two directories; "
             "cannot merge them"
         )
-    return df.reindex(columns=[c for c in INCREMENTAL_COLUMNS if c in df.columns])
+    df = df.reindex(columns=[c for c in INCREMENTAL_COLUMNS if c in df.columns])
+    df.attrs["unfinished"] = sorted(unfinished)
+    return df
 
 
 def _variants(df: pd.DataFrame) -> list[str]:
@@ -434,6 +447,11 @@ def write_incremental_report(
             "(incremental.csv). Forgetting of a task: its best accuracy at an earlier step "
             f"minus its accuracy after the last task. Mean and Student-t "
             f"{100 * LEVEL:.0f} % CI over seeds.",
+            *(
+                [f"Not finished, left out: {', '.join(df.attrs['unfinished'])}."]
+                if df.attrs.get("unfinished")
+                else []
+            ),
             REFERENCE_STATEMENT,
             *answer_sentences(df),
             final_markdown(table),

@@ -382,3 +382,36 @@ def test_the_compact_copy_of_a_class_incremental_directory_draws_the_same(run, t
 
     full = text("full").replace(str(run), str(copy))
     assert full.replace(str(tmp_path / "full"), str(tmp_path / "copy")) == text("copy")
+
+
+def test_cells_still_running_are_left_out_of_the_report_and_named(run, tmp_path):
+    """A study in progress: incremental.csv already holds the first rows of a cell that
+    has not finished (no done.json). Its rows would mix seeds that reached different
+    steps into the final table; they are left out and the cell is named."""
+    import shutil
+
+    import pandas as pd
+
+    from analysis.__main__ import main as analysis_main
+    from analysis.incremental import read_incremental
+    from analysis.results import ResultsError
+
+    live = tmp_path / "live"
+    shutil.copytree(run, live)
+    table = pd.read_csv(live / "incremental.csv", dtype={"task": str})
+    first = table[(table["variant"] == "sequential") & (table["after_task"] == 1)].copy()
+    first["seed"], first["cell"] = 1, "mnist_f1_none_s1"  # its first task only
+    pd.concat([table, first]).to_csv(live / "incremental.csv", index=False)
+    (live / "cells" / "mnist_f1_none_s1").mkdir()
+
+    df = read_incremental([live])
+    assert set(df["seed"]) == {0} and df.attrs["unfinished"] == ["mnist_f1_none_s1"]
+    assert analysis_main([str(live), "--out", str(tmp_path / "fig"), "-q"]) == 0
+    summary = (tmp_path / "fig" / "summary.md").read_text()
+    assert "Not finished, left out: mnist_f1_none_s1." in summary
+    assert "| mnist | sequential | 1 |" in summary  # seed 0 only
+
+    for done in (live / "cells").glob("*/done.json"):
+        done.unlink()
+    with pytest.raises(ResultsError, match="no cell has finished yet"):
+        read_incremental([live])
