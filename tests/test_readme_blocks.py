@@ -213,20 +213,24 @@ def test_committed_compact_runs_give_the_committed_report(
     assert made == section((REPO / committed / report).read_text(), heading)
 
 
-def test_committed_class_incremental_copy_gives_the_committed_summary(tmp_path):
-    """The class-incremental summary reruns from its committed compact copy: every line but
-    the date, the command and the results paths (which name the day and the folders)."""
+@pytest.mark.parametrize(
+    ("run", "summary"),
+    [("preset", "class_incremental/summary.md"), ("search", "class_incremental/search/summary.md")],
+)
+def test_committed_class_incremental_copy_gives_the_committed_summary(tmp_path, run, summary):
+    """Each class-incremental summary reruns from its committed compact copy: every line
+    but the date, the command and the results paths (which name the day and the folders)."""
     from analysis.__main__ import main as analysis_main
 
-    copy = REPO / "docs/results/class_incremental/runs/preset"
-    committed = REPO / "docs/results/class_incremental/summary.md"
+    copy = REPO / f"docs/results/class_incremental/runs/{run}"
+    committed = REPO / "docs/results" / summary
     out = tmp_path / "class_incremental"
     # the summary was made from the committed copy
     text = committed.read_text()
     command = next(
         ln.strip() for ln in text.splitlines() if ln.startswith("    python -m analysis")
     )
-    assert command.split()[3:4] == ["docs/results/class_incremental/runs/preset"], command
+    assert command.split()[3:4] == [f"docs/results/class_incremental/runs/{run}"], command
     assert analysis_main([str(copy), "--out", str(out), "-q"]) == 0
 
     def body(summary: str) -> list[str]:
