@@ -32,6 +32,9 @@ ENVIRONMENT: dict[str, str] = {
     ),
     "CXX": "the C++ compiler looked for and recorded in each build's key (default: g++)",
     "CUDA_PATH": "CUDA toolkit searched first for nvcc and cuRAND (cuda_standalone)",
+    "BRAINSLEEP_TIE_TO_PARENT": (
+        "set by brainsleep for the binaries it starts (the pid they die with); not for users"
+    ),
 }
 
 #: The variables that place the cache (all that ``python -m brainsleep.cache`` reads).
