@@ -352,14 +352,18 @@ def answer_sentences(df: pd.DataFrame) -> list[str]:
             if variant not in acc:
                 continue
             diff = mean_ci((acc[variant] - acc["sequential"]).dropna().to_numpy(dtype=float))
-            verdict = (
-                "a gain"
-                if diff.above_zero
-                else ("a loss" if diff.hi < 0 else "no measurable change")
-            )
+            if diff.n < 2:  # no interval, so no verdict either way
+                verdict = "one seed: no interval"
+            else:
+                verdict = (
+                    "a gain"
+                    if diff.above_zero
+                    else ("a loss" if diff.hi < 0 else "no measurable change")
+                )
             parts.append(
                 f"{variant.replace('_', ' + ')} changes it by "
-                f"{_pct(diff.mean, diff.lo, diff.hi)} points, {verdict} ({diff.n} seeds)"
+                f"{_pct(diff.mean, diff.lo, diff.hi)} points, {verdict} "
+                f"({diff.n} seed{'s' if diff.n != 1 else ''})"
             )
         seq = mean_ci(acc["sequential"].to_numpy(dtype=float))
         joint = mean_ci(acc["joint"].to_numpy(dtype=float)) if "joint" in acc else None

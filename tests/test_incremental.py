@@ -217,6 +217,10 @@ def test_answer_sentences_pair_variants_with_sequential_by_seed():
     assert "sleep + finetune changes it by 0.3 [" in text
     assert "no measurable change" in text and "joint upper bound reaches 90.0 [" in text
     assert "commits no numbers" in REFERENCE_STATEMENT
+    # one seed: a difference, but no interval and so no verdict
+    (one,) = answer_sentences(pd.DataFrame([r for r in rows if r["seed"] == 0]))
+    assert "sleep changes it by 25.0 [-] points, one seed: no interval (1 seed)" in one
+    assert "no measurable change" not in one and "a gain" not in one
 
 
 # ------------------------------------------------------------------ tasks and data
