@@ -122,8 +122,8 @@ def score(
     batch_size: int = 1000,
 ) -> float:
     """Accuracy, or balanced accuracy, alone: the value :func:`evaluate` gives, without
-    its other statistics (a search trial needs one number; the hidden-activity counts
-    were a third of a short trial's time outside its sleep).
+    its other statistics (a search trial needs one number; for 600 images of a
+    784-1200-1200-10 net on one thread, 53 ms against evaluate's 61 ms).
 
     Parameters
     ----------

@@ -189,4 +189,4 @@ def spawn_tied(
         return subprocess.Popen(list(cmd), **kwargs)
     if lasting or ties_itself:
         return _spawner().submit(_popen_tied, list(cmd), kwargs, ties_itself).result()
-    return _popen_tied(list(cmd), kwargs, ties_itself)
+    return _popen_tied(list(cmd), kwargs)  # a self-tying program took the branch above
