@@ -24,6 +24,8 @@ from brainsleep.ann import (
     set_weights,
     train,
 )
+from brainsleep.ann import training as training_module
+from brainsleep.ann.training import TrainingDivergedError
 
 torch.set_num_threads(1)
 
@@ -315,6 +317,41 @@ def test_train_rejects_bad_labels():
         train(model, x, y + 3, RECIPES["reference"], progress=False)
     with pytest.raises(ValueError, match=r"shape \(N, 20\)"):
         train(model, x[:, :5], y, RECIPES["reference"], progress=False)
+
+
+def test_training_that_overflows_stops_loudly_at_the_first_step():
+    """Weights so large that the forward pass overflows: the loss is NaN at once."""
+    x, y = _blobs(64)
+    recipe = get_recipe("reference", epochs=2, batch_size=16, init_scale=1e25)
+    model = build_model(recipe, (20, 8, 3), seed=0)
+    with pytest.raises(TrainingDivergedError, match=r"loss is nan at step 1 \(epoch 1\)") as e:
+        train(model, x, y, recipe, progress=False)
+    assert "\n" not in str(e.value) and "recipe 'reference'" in str(e.value)
+
+
+def test_a_diverging_loss_stops_training_before_it_reaches_the_weights(monkeypatch):
+    """Before the check, a NaN loss was recorded, stepped into the weights and the network
+    returned as trained (a cell's baseline saved with NaN weights, scored at chance)."""
+    x, y = _blobs(64)
+    recipe = get_recipe("reference", epochs=3, batch_size=16)
+    model = build_model(recipe, (20, 8, 3), seed=0)
+    plain, calls = training_module._batch_loss, []
+
+    def loss_overflowing_at_step_6(out, yb, kind):
+        calls.append(1)
+        value = plain(out, yb, kind)
+        return value * math.inf if len(calls) == 6 else value
+
+    monkeypatch.setattr(training_module, "_batch_loss", loss_overflowing_at_step_6)
+    seen = []
+    real_step = torch.optim.SGD.step
+    monkeypatch.setattr(torch.optim.SGD, "step", lambda self, *a, **k: (
+        seen.append([p.detach().clone() for p in model.parameters()]), real_step(self, *a, **k)
+    )[1])  # fmt: skip
+    with pytest.raises(TrainingDivergedError, match=r"loss is inf at step 6 \(epoch 2\)"):
+        train(model, x, y, recipe, progress=False)
+    assert len(seen) == 5  # the inf batch took no step
+    assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_reference_recipe_learns_a_separable_problem():

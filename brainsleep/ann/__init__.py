@@ -49,7 +49,7 @@ from .network import (
 )
 from .recipes import INITS, LOSSES, OPTIMIZERS, RECIPES, Recipe, build_model, get_recipe
 from .remedies import REMEDIES, REMEDY_NAMES, Remedies
-from .training import TrainHistory, train, train_baseline
+from .training import TrainHistory, TrainingDivergedError, train, train_baseline
 
 __all__ = [
     "DEFAULT_SIZES",
@@ -66,6 +66,7 @@ __all__ = [
     "Recipe",
     "Remedies",
     "TrainHistory",
+    "TrainingDivergedError",
     "build_model",
     "evaluate",
     "score",

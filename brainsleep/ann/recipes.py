@@ -112,6 +112,16 @@ class Recipe:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"Recipe {self.name!r}: {msg}")
+        if "logit-adjust" in self.remedies and self.loss != "cross_entropy":
+            # Under the squared loss the offsets move the targets of the common classes
+            # below 0, out of reach of ReLU outputs; with the reference's identity
+            # gradient through the output ReLU the weights then grow without bound (on
+            # Fashion-MNIST, classes 5-9 at 10 %: loss 5.5 -> 3e3..3e9 in epoch 2, NaN).
+            raise ValueError(
+                f"Recipe {self.name!r}: remedy logit-adjust needs loss 'cross_entropy' (it "
+                f"adjusts softmax logits, Menon et al. 2021), not {self.loss!r}; use the "
+                "strong recipe or another remedy"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields (JSON- and ``weights_only``-safe)."""

@@ -13,7 +13,10 @@ from those names and the training labels. They combine with each other and with 
 * ``class-weighted``: the loss weighted per class by inverse training-class frequency.
 * ``oversample``: every epoch is a class-balanced sample, with replacement, of the size of
   the training set.
-* ``logit-adjust``: the logit-adjusted loss (Menon et al. 2021), :data:`LOGIT_ADJUST_TAU`.
+* ``logit-adjust``: the logit-adjusted loss (Menon et al. 2021), :data:`LOGIT_ADJUST_TAU`;
+  softmax cross-entropy only (a :class:`~brainsleep.ann.recipes.Recipe` with the squared
+  loss refuses it: there the offsets move targets below 0, out of reach of ReLU outputs,
+  and training diverges).
 
 The three class-prior corrections (``class-weighted``, ``oversample``, ``logit-adjust``)
 may be combined; each corrects for the same prior, so together they compound (e.g.
@@ -81,7 +84,7 @@ REMEDIES: dict[str, str] = {
     "class-weighted": "loss weighted per class by inverse training-class frequency (mean 1)",
     "oversample": "each epoch a class-balanced sample with replacement, of the training size",
     "logit-adjust": f"logit-adjusted loss, tau * log(class prior) added to the outputs, "
-    f"tau = {LOGIT_ADJUST_TAU:g}",
+    f"tau = {LOGIT_ADJUST_TAU:g} (cross-entropy recipes only: --recipe strong)",
 }
 if tuple(REMEDIES) != REMEDY_NAMES:  # the command line lists REMEDY_NAMES without torch
     raise ImportError(f"REMEDIES {tuple(REMEDIES)} != brainsleep.names.REMEDY_NAMES {REMEDY_NAMES}")

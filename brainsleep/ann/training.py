@@ -27,6 +27,11 @@ from .recipes import Recipe, build_model
 from .remedies import Remedies
 
 
+class TrainingDivergedError(ValueError):
+    """Training made the loss NaN or infinite: the weights are unusable (the message names
+    the recipe, the epoch and the step)."""
+
+
 @dataclass
 class TrainHistory:
     """What :func:`train` did.
@@ -162,6 +167,14 @@ def train(
     -------
     TrainHistory
 
+    Raises
+    ------
+    TrainingDivergedError
+        The loss became NaN or infinite (raised before that batch's step), or the weights
+        did after the last step: nothing trained is returned as if it were usable.
+    ValueError
+        Malformed data or labels, or a model that does not fit the recipe.
+
     Notes
     -----
     A fresh optimiser is created on every call, so fine-tuning starts with zero momentum
@@ -222,10 +235,20 @@ def train(
                 else:
                     xb, targets = remedies.batch(xt[idx], yt[idx], g)
                     loss = remedies.loss(model(xb), targets, recipe.loss)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    # Stop before the step spreads it into the weights: a diverged
+                    # network must never be recorded as a trained one.
+                    raise TrainingDivergedError(
+                        f"training diverged: the loss is {value} at step {hist.n_steps + 1} "
+                        f"(epoch {epoch + 1}) of recipe {recipe.name!r} "
+                        f"(lr {recipe.lr:g}, remedies {list(recipe.remedies) or 'none'}); "
+                        "lower the learning rate or change the recipe or remedies"
+                    )
                 loss.backward()
                 opt.step()
                 hist.n_steps += 1
-                losses.append(float(loss.detach()))
+                losses.append(value)
             epoch += 1
             hist.loss.append(float(np.mean(losses)) if losses else math.nan)
             postfix = {"loss": f"{hist.loss[-1]:.4f}"}
@@ -246,6 +269,13 @@ def train(
                 break
         bar.close()
         hist.epochs_run = epoch
+        bad = [k for k, p in enumerate(model.parameters(), 1) if not torch.isfinite(p).all()]
+        if bad:  # the last step can overflow with no loss left to show it
+            raise TrainingDivergedError(
+                f"training diverged: layer(s) {bad} hold NaN or inf after the last step of "
+                f"recipe {recipe.name!r} (lr {recipe.lr:g}); lower the learning rate or "
+                "change the recipe or remedies"
+            )
         if early and best_state is not None:
             with torch.no_grad():
                 for p, b in zip(model.parameters(), best_state, strict=True):

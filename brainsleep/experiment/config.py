@@ -592,6 +592,13 @@ def _check_remedies(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"--remedy {name}: unknown remedy; one of {', '.join(REMEDY_NAMES)}")
     _check_unique("--remedy", names)
     cfg.remedies = tuple(n for n in REMEDY_NAMES if n in names)
+    if cfg.remedies:  # the recipe decides which remedies it can take (Recipe's checks)
+        from brainsleep.ann.recipes import get_recipe
+
+        try:
+            get_recipe(cfg.recipe, remedies=cfg.remedies)
+        except ValueError as exc:
+            raise ConfigError(f"--remedy with --recipe {cfg.recipe}: {exc}") from None
 
 
 def _check_protocol(cfg: ExperimentConfig) -> None:
