@@ -137,17 +137,38 @@ class Setting:
     name: str
     label: str
     results: Results
+    unfinished: tuple[str, ...] = ()
 
     @property
     def config(self) -> dict:
         return (self.results.config or {}).get("config", {})
 
     @property
+    def commands(self) -> list[str]:
+        """The commands that made the directory: the first run's, then those that grew it
+        (``config.json`` ``grown``: e.g. a second data set added by a later run)."""
+        recorded = self.results.config or {}
+        argvs = [recorded.get("argv") or []]
+        argvs += [g.get("argv") or [] for g in recorded.get("grown") or ()]
+        return [_command(argv) for argv in argvs]
+
+    @property
     def command(self) -> str:
-        argv = (self.results.config or {}).get("argv") or []
-        args = " ".join(str(a) for a in argv[1:]) if argv and "/" in str(argv[0]) else ""
-        args = args or " ".join(str(a) for a in argv)
-        return f"python -m brainsleep.experiment {args}".strip()
+        """:attr:`commands` as one shell line (``&&`` between them)."""
+        return " && ".join(self.commands)
+
+    @property
+    def unfinished_text(self) -> str:
+        """``""``, or a sentence naming the cells left out (no ``done.json``)."""
+        if not self.unfinished:
+            return ""
+        return f"Not finished, left out: {', '.join(self.unfinished)}."
+
+
+def _command(argv: Sequence[object]) -> str:
+    args = " ".join(str(a) for a in argv[1:]) if argv and "/" in str(argv[0]) else ""
+    args = args or " ".join(str(a) for a in argv)
+    return f"python -m brainsleep.experiment {args}".strip()
 
 
 def setting_label(config: dict) -> str:
@@ -180,7 +201,8 @@ def load_settings(paths: Sequence[str | Path]) -> list[Setting]:
     -------
     list of Setting
         In the order given; names are the directory names, made unique with the parent
-        directory's name when two are equal.
+        directory's name when two are equal. Only finished cells' rows are kept (cells
+        without ``done.json`` are named in :attr:`Setting.unfinished`).
 
     Raises
     ------
@@ -193,7 +215,10 @@ def load_settings(paths: Sequence[str | Path]) -> list[Setting]:
         res = load_results(p)
         if names.count(name) > 1:
             name = f"{Path(p).resolve().parent.name}/{name}"
-        out.append(Setting(name, setting_label((res.config or {}).get("config", {})), res))
+        label = setting_label((res.config or {}).get("config", {}))
+        # only finished cells count: an unfinished one's stages would join the means
+        # over fewer seeds than the rest; the reports name what is left out
+        out.append(Setting(name, label, res.finished(), tuple(res.unfinished_cells())))
     return out
 
 

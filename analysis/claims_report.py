@@ -306,7 +306,7 @@ def report_markdown(
         "Commands that produced them:",
         "",
     ]
-    lines += [f"- `{s.name}`: `{s.command}`" for s in settings]
+    lines += [f"- `{s.name}`: `{s.command}` {s.unfinished_text}".rstrip() for s in settings]
     for i, c in enumerate(claims, start=1):
         lines += ["", f"## {i}. {c.statement}", "", f"**Verdict: {c.verdict}.** {c.why}", ""]
         lines += [f"*Rule:* {RULES[c.key]}", ""]

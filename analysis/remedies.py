@@ -5,11 +5,13 @@ A directory whose ``config.json`` names remedies (``--remedy``) gives *remedy al
 baseline stage) and *remedy + sleep* (its sleep stage); a plain directory gives the
 baseline and *sleep alone*. Every other stage present is an arm too (the step-matched
 fine-tune-only control, sleep + fine-tune, the strong recipe). Per setting (data set,
-fraction, imbalance) the arms are ranked by mean test accuracy, balanced accuracy on
-imbalanced subsets, with Student-t 95 % CIs over seeds (:func:`analysis.claims.level_of`);
-then: does sleep add anything on top of the best remedy? The paired difference
-remedy + sleep - remedy alone within the remedy's cells (:func:`analysis.claims.paired`,
-the claims report's seed pairing); it *adds* only when its CI is above 0.
+fraction, imbalance and training recipe: a remedy on the strong recipe, as logit-adjust
+needs, ranks against sleep on the same strong networks) the arms are ranked by mean test
+accuracy, balanced accuracy on imbalanced subsets, with Student-t 95 % CIs over seeds
+(:func:`analysis.claims.level_of`). Then: does sleep add anything on top of the best
+remedy? The paired difference remedy + sleep - remedy alone within the remedy's cells
+(:func:`analysis.claims.paired`, the claims report's seed pairing); it *adds* only when
+its CI is above 0.
 
 Writes ``OUT/REMEDIES.md``, ``remedies.csv`` (the ranking), ``sleep_adds.csv`` (the
 paired differences) and ``remedies.png``.
@@ -53,7 +55,9 @@ REMEDIES_FILE = "REMEDIES.md"
 REMEDIES_CSV = "remedies.csv"
 SLEEP_ADDS_CSV = "sleep_adds.csv"
 FIGURE = "remedies.png"
-GROUP = ["dataset", "imbalance", "fraction"]
+# A setting is a data set, imbalance and fraction trained with one recipe: remedies on the
+# strong recipe (logit-adjust needs its cross-entropy) rank against sleep on strong networks.
+GROUP = ["dataset", "imbalance", "fraction", "recipe"]
 
 #: Arm label and kind of each stage, in a plain run and in a remedy's run (``{r}``).
 ARMS: dict[str, tuple[str, str, str, str]] = {
@@ -90,6 +94,11 @@ def remedy_of(setting: Setting) -> str:
     return "+".join(config_of(setting).get("remedies") or ())
 
 
+def recipe_of(setting: Setting) -> str:
+    """The training recipe of a directory (``reference`` when its config does not say)."""
+    return str(config_of(setting).get("recipe") or "reference")
+
+
 def metric_for(imbalance: str) -> str:
     """``accuracy`` on balanced subsets, ``balanced_accuracy`` on imbalanced ones."""
     return "accuracy" if imbalance == "none" else "balanced_accuracy"
@@ -119,6 +128,7 @@ def ranking(settings: Sequence[Setting], metrics: pd.DataFrame) -> pd.DataFrame:
         gets the directory's name in brackets.
     """
     remedy = {s.name: remedy_of(s) for s in settings}
+    recipe = {s.name: recipe_of(s) for s in settings}
     recs = []
     for imbalanced in (False, True):
         sub = metrics[(metrics["imbalance"] != "none") == imbalanced]
@@ -133,6 +143,7 @@ def ranking(settings: Sequence[Setting], metrics: pd.DataFrame) -> pd.DataFrame:
                         "dataset": ds,
                         "imbalance": imb,
                         "fraction": frac,
+                        "recipe": recipe[setting],
                         "metric": metric,
                         "arm": arm,
                         "kind": kind,
@@ -152,7 +163,8 @@ def ranking(settings: Sequence[Setting], metrics: pd.DataFrame) -> pd.DataFrame:
     out.loc[dup, "arm"] = out.loc[dup, "arm"] + " [" + out.loc[dup, "setting"] + "]"
     out["rank"] = out.groupby(GROUP)["mean"].rank(ascending=False, method="min").astype(int)
     out["_imbalanced"] = out["imbalance"] != "none"  # balanced settings first
-    order = ["dataset", "_imbalanced", "imbalance", "fraction", "rank", "arm"]
+    out["_strong"] = out["recipe"] != "reference"  # the reference recipe's ranking first
+    order = ["dataset", "_imbalanced", "imbalance", "fraction", "_strong", "recipe", "rank", "arm"]
     return out.sort_values(order).reset_index(drop=True)[CSV_COLUMNS]
 
 
@@ -191,12 +203,13 @@ def sleep_adds(metrics: pd.DataFrame, ranked: pd.DataFrame) -> pd.DataFrame:
         ``best_remedy`` empty and no interval when no remedy was run there.
     """
     recs = []
-    for (ds, imb, frac), g in ranked.groupby(GROUP, sort=False):
+    for (ds, imb, frac, recipe), g in ranked.groupby(GROUP, sort=False):
         metric = metric_for(imb)
         cell = metrics[
             (metrics["dataset"] == ds)
             & (metrics["imbalance"] == imb)
             & (metrics["fraction"] == frac)
+            & metrics["setting"].isin(g["setting"])  # this recipe's directories
         ]
         remedies = g[g["kind"] == "remedy"]
         best = remedies.loc[remedies["mean"].idxmax()] if not remedies.empty else None
@@ -216,6 +229,7 @@ def sleep_adds(metrics: pd.DataFrame, ranked: pd.DataFrame) -> pd.DataFrame:
                     "dataset": ds,
                     "imbalance": imb,
                     "fraction": frac,
+                    "recipe": recipe,
                     "metric": metric,
                     "best_remedy": "" if best is None else best["remedy"],
                     "comparison": name,
@@ -229,8 +243,8 @@ def sleep_adds(metrics: pd.DataFrame, ranked: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(recs)
 
 
-def _setting_text(ds: str, imb: str, frac: float) -> str:
-    return f"{_title(ds, imb)} at {percent(frac)}"
+def _setting_text(ds: str, imb: str, frac: float, recipe: str) -> str:
+    return f"{_title(ds, imb)} at {percent(frac)}, {recipe} recipe"
 
 
 def adds_sentence(rows: pd.DataFrame, ranked: pd.DataFrame) -> str:
@@ -244,7 +258,7 @@ def adds_sentence(rows: pd.DataFrame, ranked: pd.DataFrame) -> str:
         The setting's :func:`ranking` rows.
     """
     first = rows.iloc[0]
-    where = _setting_text(first["dataset"], first["imbalance"], first["fraction"])
+    where = _setting_text(first["dataset"], first["imbalance"], first["fraction"], first["recipe"])
     metric = first["metric"].replace("_", " ")
     r = first["best_remedy"]
     if not r:
@@ -289,7 +303,7 @@ def adds_sentence(rows: pd.DataFrame, ranked: pd.DataFrame) -> str:
 def plot_ranking(ranked: pd.DataFrame) -> Figure:
     """Each setting's arms, best first: mean and 95 % CI over seeds, coloured by kind."""
     fig, axes, groups = _panels(ranked, GROUP, sort=False, panel_size=(5.6, 3.8))
-    for ax, ((ds, imb, frac), g) in zip(axes, groups, strict=False):
+    for ax, ((ds, imb, frac, recipe), g) in zip(axes, groups, strict=False):
         g = g.iloc[::-1]
         m = 100 * g["mean"].to_numpy(float)
         err = 100 * np.vstack(
@@ -310,7 +324,7 @@ def plot_ranking(ranked: pd.DataFrame) -> Figure:
         ax.set_yticks(range(len(g)))
         ax.set_yticklabels(g["arm"], fontsize=7)
         ax.set_xlabel(f"test {metric_for(imb).replace('_', ' ')} (%)")
-        ax.set_title(_setting_text(ds, imb, frac), fontsize=9)
+        ax.set_title(_setting_text(ds, imb, frac, recipe), fontsize=9)
         ax.grid(alpha=0.3, axis="x")
     if not groups:
         note(axes[0], "no cells")
@@ -336,8 +350,9 @@ def remedies_markdown(
         "Do not edit by hand: rerun the command.",
         "",
         "A remedy alone is the baseline stage of the run trained with it, remedy + sleep "
-        "that run's sleep stage; sleep alone is the sleep stage of the plain run. Arms are "
-        "ranked by mean test accuracy (balanced accuracy on imbalanced subsets), "
+        "that run's sleep stage; sleep alone is the sleep stage of the plain run of the same "
+        "recipe (each recipe has its own ranking). Arms are ranked by mean test accuracy "
+        "(balanced accuracy on imbalanced subsets), "
         f"[{100 * LEVEL:.0f} % CI] over seeds (Student t). The best remedy is the one with "
         "the highest mean alone; *sleep adds* to it only when the paired difference "
         "remedy + sleep - remedy alone (within each seed's cell) has its CI above 0.",
@@ -351,10 +366,10 @@ def remedies_markdown(
     for keys, rows in adds.groupby(GROUP, sort=False):
         lines.append(f"- {adds_sentence(rows, arms[keys])}")
     lines += ["", f"![{FIGURE}]({FIGURE})", "", "## Rankings"]
-    for (ds, imb, frac), g in ranked.groupby(GROUP, sort=False):
+    for (ds, imb, frac, recipe), g in ranked.groupby(GROUP, sort=False):
         lines += [
             "",
-            f"### {_setting_text(ds, imb, frac)} ({g['metric'].iloc[0].replace('_', ' ')})",
+            f"### {_setting_text(ds, imb, frac, recipe)} ({g['metric'].iloc[0].replace('_', ' ')})",
             "",
         ]
         table = pd.DataFrame(
@@ -373,7 +388,9 @@ def remedies_markdown(
         )
         lines.append(_md_table(table))
     lines += ["", "## Directories", ""]
-    lines += [f"- `{s.name}`: remedies {remedy_of(s) or 'none'}; `{s.command}`" for s in settings]
+    for s in settings:
+        line = f"- `{s.name}`: remedies {remedy_of(s) or 'none'}; `{s.command}`"
+        lines.append(f"{line} {s.unfinished_text}".rstrip())
     lines += [
         "",
         "## Files",

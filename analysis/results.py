@@ -8,6 +8,7 @@ or trains: it only reads ``metrics.csv`` and the per-cell files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -149,6 +150,25 @@ class Results:
     def merged(self) -> bool:
         """True when the results come from more than one directory."""
         return len(self.sources) > 1
+
+    def unfinished_cells(self) -> list[str]:
+        """Ids of the cells with ``metrics.csv`` rows but no ``done.json``: still running,
+        failed or killed (a cell appends its rows stage by stage), sorted."""
+        if self.metrics.empty:
+            return []
+        done = {c.cell_id for c in self.cells if c.done}
+        return sorted(set(_row_cell_ids(self.metrics)) - done)
+
+    def finished(self) -> Results:
+        """A copy whose ``metrics`` keep only the rows of finished cells.
+
+        A table over seeds must not mix a cell that stopped at its baseline (or failed
+        in its search) with cells that ran every stage: its stages would be averaged
+        over fewer seeds than the others, silently. :meth:`unfinished_cells` names what
+        is left out, for the report to say so.
+        """
+        keep = ~_row_cell_ids(self.metrics).isin(self.unfinished_cells())
+        return dataclasses.replace(self, metrics=self.metrics[keep].reset_index(drop=True))
 
 
 def read_config(path: str | os.PathLike) -> object | None:

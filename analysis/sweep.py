@@ -846,6 +846,7 @@ def sweep_markdown(
             )
         )
     )
+    lines += [f"\n`{s.name}`: {s.unfinished_text}" for s in settings if s.unfinished]
     base = ", ".join(f"{f} = {value_text(design.base[f])}" for f in design.factors)
     lines += ["", f"Base values: {base or 'no factor varies'}.", "", "## Factors", ""]
     factors = _factor_order([*FACTOR_ORDER, *design.factors])

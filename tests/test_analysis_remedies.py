@@ -234,3 +234,52 @@ def test_a_second_report_goes_to_its_own_readme_block(remedy_dirs, tmp_path, cap
     assert analysis_main([*argv, "--readme-block", "remedies-nowhere"]) == 2
     assert "no results block" in capsys.readouterr().err
     assert not out2.exists() and readme.read_text() == original
+
+
+def test_a_remedy_on_the_strong_recipe_ranks_against_sleep_on_strong_networks(
+    remedy_dirs, tmp_path
+):
+    """logit-adjust needs the strong recipe: its run and the plain strong run form their own
+    setting, and its 'remedy + sleep - sleep alone' pairs with the strong networks' sleep,
+    never with the reference recipe's."""
+    imb = ("mnist", 0.1, IMB)
+    strong = write_run(
+        tmp_path,
+        "imbalanced_strong",
+        {"recipe": "strong"},
+        [
+            (*imb, "baseline", (0.9, 0.9, 0.9), (0.70, 0.72, 0.71)),
+            (*imb, "sleep", (0.9, 0.9, 0.9), (0.69, 0.71, 0.70)),
+        ],
+    )
+    logit = write_run(
+        tmp_path,
+        "imbalanced_strong_logit-adjust",
+        {"recipe": "strong", "remedies": ["logit-adjust"]},
+        [
+            (*imb, "baseline", (0.9, 0.9, 0.9), (0.85, 0.86, 0.87)),
+            (*imb, "sleep", (0.9, 0.9, 0.9), (0.80, 0.81, 0.79)),
+        ],
+    )
+    settings = load_settings([*remedy_dirs, strong, logit])
+    metrics = stage_metrics(settings)
+    ranked = ranking(settings, metrics)
+    strong_rows = ranked[ranked["recipe"] == "strong"]
+    assert list(strong_rows["arm"]) == [
+        "logit-adjust alone",
+        "logit-adjust + sleep",
+        "baseline",
+        "sleep alone",
+    ]
+    assert list(strong_rows["rank"]) == [1, 2, 3, 4]
+    # the reference recipe's imbalanced ranking is unchanged: oversample still leads it
+    ref_rows = ranked[(ranked["recipe"] == "reference") & (ranked["imbalance"] == IMB)]
+    assert list(ref_rows["arm"])[:2] == ["oversample + sleep", "oversample alone"]
+    adds = sleep_adds(metrics, ranked)
+    vs = adds[(adds["recipe"] == "strong") & (adds["comparison"] == "remedy + sleep - sleep alone")]
+    assert vs["mean"].item() == pytest.approx(np.mean([0.80, 0.81, 0.79]) - 0.70)
+    on_top = adds[(adds["recipe"] == "strong") & (adds["comparison"] == "remedy + sleep - remedy")]
+    assert on_top["best_remedy"].item() == "logit-adjust"
+    assert on_top["mean"].item() == pytest.approx(-0.06) and on_top["ci_high"].item() < 0
+    text = adds_sentence(adds[adds["recipe"] == "strong"], strong_rows)
+    assert text.startswith("mnist, imbalance 5-9x0.1 at 10 %, strong recipe: sleep does not")

@@ -22,6 +22,7 @@ from analysis.sweep import (
     where_answer,
 )
 from brainsleep.formats import CELLS_DIR, CONFIG_FILE, METRICS_CSV, format_cell_id
+from tests.tiny_data import finish_cells
 
 SEEDS = (0, 1, 2)
 #: Per-seed baselines and gains of sleep at 1 % and 10 % of MNIST in the base run.
@@ -52,6 +53,7 @@ def write_run(root, name, config, rows):
                 }
             )
     pd.DataFrame(recs).to_csv(d / METRICS_CSV, index=False)
+    finish_cells(d, [r["cell"] for r in recs])
     cfg = {
         "argv": ["--out", str(d)],
         "config": {"out": str(d), "record_spikes": "none", **config},

@@ -28,6 +28,7 @@ from brainsleep.formats import (
     save_weights,
     weights_file,
 )
+from tests.tiny_data import finish_cells
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)
@@ -66,6 +67,7 @@ def write_dir(root, name, recipe, rows, weights=None):
                 if stage in weights:
                     save_weights(cdir / weights_file(stage), weights[stage])
     pd.DataFrame(recs).to_csv(d / METRICS_CSV, index=False)
+    finish_cells(d, [r["cell"] for r in recs])
     cfg = {
         "argv": ["brainsleep/experiment/__main__.py", "--recipe", recipe, "--out", str(d)],
         "config": {"recipe": recipe, "search": 20, "finetune_epochs": 1, "subset": "stratified"},
@@ -283,3 +285,40 @@ def test_balance_gain_on_majority_classes_only_is_said(tmp_path):
     bal = by_key(evaluate_claims(m))["balance"]
     assert bal.verdict == "supported"
     assert "minority classes' own accuracy did not rise" in bal.why
+
+
+def test_an_unfinished_cell_is_left_out_and_named(dirs, tmp_path):
+    """A cell that stopped after its baseline (no done.json: failed, killed or running)
+    must not join the means: it was counted, with its chance-level baseline, in a
+    committed remedies report. Now left out, and the report names it."""
+    ref = dirs[0]
+    m = pd.read_csv(ref / METRICS_CSV)
+    extra = m[(m.seed == 0) & (m.fraction == 0.01) & (m.stage == "baseline")].copy()
+    extra["seed"], extra["accuracy"] = 3, 0.10
+    extra["cell"] = format_cell_id("mnist", 0.01, "none", 3)
+    pd.concat([m, extra]).to_csv(ref / METRICS_CSV, index=False)
+    settings = load_settings([ref])
+    assert settings[0].unfinished == (extra["cell"].item(),)
+    assert 3 not in set(settings[0].results.metrics["seed"])
+    out = tmp_path / "report"
+    assert analysis_main(["report", str(ref), "--out", str(out), "-q"]) == 0
+    assert f"Not finished, left out: {extra['cell'].item()}." in (out / "REPORT.md").read_text()
+    summary = pd.read_csv(out / "metrics_summary.csv")
+    row = summary.query("fraction == 0.01 and stage == 'baseline' and metric == 'accuracy'")
+    assert row["n"].item() == 3 and row["mean"].item() == pytest.approx(
+        0.30 + np.mean(WOBBLE), abs=1e-5
+    )
+
+
+def test_every_command_that_made_a_directory_is_given(dirs):
+    """A directory grown by a second run (another data set) names both commands."""
+    ref = dirs[0]
+    cfg = json.loads((ref / CONFIG_FILE).read_text())
+    cfg["grown"] = [{"added": {"datasets": ["fashion-mnist"]}, "argv": ["--dataset", "x"]}]
+    (ref / CONFIG_FILE).write_text(json.dumps(cfg))
+    s = load_settings([ref])[0]
+    assert s.commands == [
+        f"python -m brainsleep.experiment --recipe reference --out {ref}",
+        "python -m brainsleep.experiment --dataset x",
+    ]
+    assert s.command == " && ".join(s.commands)
