@@ -251,9 +251,10 @@ RULES = {
     "recovery": "Fractions > 10 %, balanced subsets. A setting counts when sleep - baseline "
     "is between -5 and 0 points and sleep + fine-tune is not below the step-matched "
     "fine-tune-only control (the CI of their difference reaches 0).",
-    "balance": "Imbalanced subsets. A setting counts when the paired gain in balanced "
-    "accuracy (mean per-class recall) after sleep has its 95 % CI above 0; the minority "
-    "column is the mean accuracy over the classes the imbalance spec shrinks.",
+    "balance": "Imbalanced subsets. A setting counts when the paired gains after sleep in "
+    "balanced accuracy (mean per-class recall) and in the minority classes' accuracy (the "
+    "mean over the classes the imbalance spec shrinks) both have their 95 % CIs above 0 "
+    "(*majority classes only*: balanced accuracy rises, the minority classes' does not).",
     "sparsity": "All cells. Activity: mean over hidden layers of the fraction of (test image, "
     "unit) pairs with ReLU output > 0 (x 100; lower = sparser). Synapses: Hoyer "
     "sparseness of the weights (x 100; higher = sparser). A setting counts when both "

@@ -283,8 +283,10 @@ def test_balance_gain_on_majority_classes_only_is_said(tmp_path):
     # ... stay where they were; only the majority classes gain
     m.loc[m["stage"] == "sleep", "balanced_accuracy"] += 0.1
     bal = by_key(evaluate_claims(m))["balance"]
-    assert bal.verdict == "supported"
-    assert "minority classes' own accuracy did not rise" in bal.why
+    # not more balanced towards the rare classes: no support (it was 'supported' before)
+    assert bal.verdict == "not supported"
+    assert "In 1 more, balanced accuracy rose but the minority classes' did not" in bal.why
+    assert list(bal.table["outcome"]) == ["majority classes only"]
 
 
 def test_an_unfinished_cell_is_left_out_and_named(dirs, tmp_path):
@@ -322,3 +324,22 @@ def test_every_command_that_made_a_directory_is_given(dirs):
         "python -m brainsleep.experiment --dataset x",
     ]
     assert s.command == " && ".join(s.commands)
+
+
+def test_identical_settings_are_one_case(tmp_path):
+    """A search that chose the preset gives the preset's networks: two directories, one
+    result. Counted as two cases before, which made '2 of 3 cases' out of one."""
+    rows = [
+        ("mnist", 0.01, "none", "baseline", 0.30, 0.30, 0.6),
+        ("mnist", 0.01, "none", "sleep", 0.60, 0.60, 0.3),
+    ]
+    a = write_dir(tmp_path, "preset", "reference", rows)
+    b = write_dir(tmp_path, "searched", "reference", rows)
+    c = write_dir(tmp_path, "other", "reference", [rows[0], (*rows[1][:4], 0.31, 0.31, 0.6)])
+    lim = by_key(evaluate_claims(long_metrics(load_settings([a, b, c]))))["limited"]
+    assert lim.verdict == "only when preset on mnist at 1 %"
+    assert lim.why.startswith("The gain is >= 20 points")
+    assert " in 1 of 2 cases tested. (1 identical repeat counted once: searched = preset.)" in (
+        lim.why
+    )
+    assert len(lim.table) == 3  # the table still shows every directory
