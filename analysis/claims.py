@@ -32,6 +32,7 @@ from brainsleep.formats import load_weights
 from brainsleep.sparseness import weight_hoyer
 
 from .results import Results, _row_cell_ids, load_results
+from .timing import run_timing, wall_text
 
 #: Confidence level of every interval in the report.
 LEVEL = 0.95
@@ -158,11 +159,33 @@ class Setting:
         return " && ".join(self.commands)
 
     @property
+    def wall_s(self) -> float | None:
+        """Wall seconds of the runs that made the directory (:func:`analysis.timing.run_timing`),
+        None when neither its log nor a ``timing.json`` records them."""
+        timing = run_timing(self.results.root)
+        return None if timing is None else float(timing["wall_s"])
+
+    @property
     def unfinished_text(self) -> str:
         """``""``, or a sentence naming the cells left out (no ``done.json``)."""
         if not self.unfinished:
             return ""
         return f"Not finished, left out: {', '.join(self.unfinished)}."
+
+
+def total_wall_text(settings: Sequence[Setting]) -> str:
+    """One sentence: the summed wall time of the directories' runs (and which lack one)."""
+    known = {s.name: s.wall_s for s in settings}
+    missing = [n for n, w in known.items() if w is None]
+    total = sum(w for w in known.values() if w is not None)
+    n = len(settings) - len(missing)
+    text = (
+        f"Wall time: {wall_text(total)} in all, the sum of the runs that made the "
+        f"{n} director{'y' if n == 1 else 'ies'} (from their logs)"
+    )
+    if missing:
+        text += f"; not recorded for {', '.join(missing)}"
+    return text + "."
 
 
 def _command(argv: Sequence[object]) -> str:

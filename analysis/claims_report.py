@@ -33,11 +33,13 @@ from .claims import (
     mean_ci,
     minority_accuracy,
     summary_levels,
+    total_wall_text,
 )
 from .readme_block import markers
 from .report_command import ReadmeQuote, run_command
 from .results import versions_text
 from .style import grid_shape, hide_unused, new_figure, note, save_figure, stage_color, stage_label
+from .timing import wall_text
 
 REPORT_FILE = "REPORT.md"
 CLAIMS_CSV = "claims.csv"
@@ -238,6 +240,7 @@ def _settings_table(settings: Sequence[Setting], metrics: pd.DataFrame) -> pd.Da
                 "imbalance": ", ".join(sorted(m["imbalance"].unique())),
                 "seeds": ", ".join(str(x) for x in sorted(m["seed"].unique())),
                 "stages": ", ".join(order_stages(m["stage"].unique())),
+                "wall time": wall_text(s.wall_s),
             }
         )
     return pd.DataFrame(rows)
@@ -303,6 +306,8 @@ def report_markdown(
         "## Settings",
         "",
         _md_table(_settings_table(settings, metrics)),
+        "",
+        total_wall_text(settings),
         "",
         "Commands that produced them:",
         "",

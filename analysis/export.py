@@ -13,14 +13,17 @@ weight histograms) are skipped on a copy, as for a run made with ``--record-spik
 
 ``metrics.csv`` rows written before the pipeline recorded ``weight_hoyer`` get it filled
 in from the cell's weights file (:func:`brainsleep.sparseness.weight_hoyer`, the function
-the pipeline uses); everything else is copied byte for byte. Each copy is written to a
-temporary folder and renamed into place, so a killed export leaves no half copy.
+the pipeline uses); the run log stays behind, its invocations' wall times go to
+``timing.json`` (:mod:`analysis.timing`); everything else is copied byte for byte. Each
+copy is written to a temporary folder and renamed into place, so a killed export leaves
+no half copy.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
 import sys
@@ -35,7 +38,9 @@ from brainsleep.formats import (
     CELLS_DIR,
     COMPACT_CELL_FILES,
     COMPACT_FILES,
+    LOG_FILE,
     METRICS_CSV,
+    TIMING_FILE,
     order_metric_columns,
     weights_file,
 )
@@ -43,6 +48,7 @@ from brainsleep.formats import (
 from .claims import weight_hoyer_values
 from .incremental import is_incremental_dir
 from .results import ResultsError, load_results
+from .timing import timing_of_log
 
 #: The metrics column the copy must carry because the weights it is computed from stay
 #: behind.
@@ -165,6 +171,9 @@ def export_one(src: Path, out: Path) -> Path:
             if (src / file).is_file():
                 data = compact_metrics(src) if file == METRICS_CSV else (src / file).read_bytes()
                 (tmp / file).write_bytes(data)
+        if (src / LOG_FILE).is_file():  # the log stays behind: its wall times come along
+            timing = timing_of_log((src / LOG_FILE).read_text(errors="replace"))
+            (tmp / TIMING_FILE).write_text(json.dumps(timing, indent=1) + "\n")
         cells = src / CELLS_DIR
         for cell in sorted(p for p in cells.iterdir() if p.is_dir()) if cells.is_dir() else []:
             kept = [cell / file for file in COMPACT_CELL_FILES if (cell / file).is_file()]

@@ -377,6 +377,19 @@ def answer_sentences(df: pd.DataFrame) -> list[str]:
     return out
 
 
+def _wall_sentence(paths: Sequence[str | os.PathLike]) -> str:
+    """The wall time of the runs that made the directories (from their logs)."""
+    from .timing import run_timing, wall_text
+
+    walls = {Path(p).name: run_timing(p) for p in paths}
+    known = [t["wall_s"] for t in walls.values() if t is not None]
+    text = f"Wall time: {wall_text(sum(known)) if known else '-'}"
+    if len(paths) > 1 and known:
+        text += f", the sum over {len(known)} directories"
+    missing = [n for n, t in walls.items() if t is None]
+    return text + (f" (not recorded for {', '.join(missing)})." if missing else ".")
+
+
 def _made_by(command: str, paths: Sequence[str | os.PathLike]) -> str:
     """The date, command and versions line (versions as the runs' config.json record)."""
     import time
@@ -456,6 +469,7 @@ def write_incremental_report(
                 if df.attrs.get("unfinished")
                 else []
             ),
+            _wall_sentence(paths),
             REFERENCE_STATEMENT,
             *answer_sentences(df),
             final_markdown(table),

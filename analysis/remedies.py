@@ -39,6 +39,7 @@ from .claims import (
     load_settings,
     paired,
     percent,
+    total_wall_text,
 )
 from .claims_report import _ERR_KW, _md_table, _versions
 from .report_command import ReadmeQuote, run_command
@@ -50,6 +51,7 @@ from .sweep import (
     config_of,
     stage_metrics,
 )
+from .timing import wall_text
 
 REMEDIES_FILE = "REMEDIES.md"
 REMEDIES_CSV = "remedies.csv"
@@ -389,8 +391,9 @@ def remedies_markdown(
         lines.append(_md_table(table))
     lines += ["", "## Directories", ""]
     for s in settings:
-        line = f"- `{s.name}`: remedies {remedy_of(s) or 'none'}; `{s.command}`"
-        lines.append(f"{line} {s.unfinished_text}".rstrip())
+        line = f"- `{s.name}`: remedies {remedy_of(s) or 'none'}, wall time {wall_text(s.wall_s)}"
+        lines.append(f"{line}; `{s.command}` {s.unfinished_text}".rstrip())
+    lines += ["", total_wall_text(settings)]
     lines += [
         "",
         "## Files",

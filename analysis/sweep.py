@@ -34,10 +34,20 @@ from matplotlib.patches import Rectangle
 
 from brainsleep.atomic import atomic_write_bytes
 
-from .claims import LEVEL, Interval, Setting, load_settings, mean_ci, paired, percent
+from .claims import (
+    LEVEL,
+    Interval,
+    Setting,
+    load_settings,
+    mean_ci,
+    paired,
+    percent,
+    total_wall_text,
+)
 from .claims_report import _ERR_KW, _md_table, _versions
 from .report_command import ReadmeQuote, run_command
 from .style import grid_shape, hide_unused, new_figure, note, save_figure
+from .timing import wall_text
 
 SWEEP_FILE = "SWEEP.md"
 SWEEP_CSV = "sweep.csv"
@@ -842,11 +852,13 @@ def sweep_markdown(
                         ", ".join(f"{k} = {value_text(v)}" for k, v in r.varied.items()) or "-"
                         for r in design.runs
                     ],
+                    "wall time": [wall_text(r.setting.wall_s) for r in design.runs],
                 }
             )
         )
     )
     lines += [f"\n`{s.name}`: {s.unfinished_text}" for s in settings if s.unfinished]
+    lines += ["", total_wall_text(settings)]
     base = ", ".join(f"{f} = {value_text(design.base[f])}" for f in design.factors)
     lines += ["", f"Base values: {base or 'no factor varies'}.", "", "## Factors", ""]
     factors = _factor_order([*FACTOR_ORDER, *design.factors])

@@ -61,6 +61,9 @@ METRICS_NC = "metrics.nc"
 METRICS_DIM = "row"
 #: ``DIR/log.txt``: the run log.
 LOG_FILE = "log.txt"
+#: ``DIR/timing.json``: the wall time of the runs that made ``DIR``, from its log (written
+#: by ``python -m analysis export``: a compact copy keeps no log; ``analysis.timing``).
+TIMING_FILE = "timing.json"
 #: ``DIR/.lock``: held by the run that owns the directory.
 LOCK_FILE = ".lock"
 #: ``DIR/cells/``: one folder per cell, named by :func:`format_cell_id`.
@@ -329,7 +332,7 @@ def parse_cell_id(cell_id: str) -> CellKey:
 #: Top-level files kept in a compact copy: everything the reports read except weights
 #: and spikes, so that a study's results can be committed beside its report (a few kB
 #: per cell) and a later session can add runs to the report without rerunning these.
-COMPACT_FILES: tuple[str, ...] = (CONFIG_FILE, METRICS_CSV, INCREMENTAL_CSV)
+COMPACT_FILES: tuple[str, ...] = (CONFIG_FILE, METRICS_CSV, INCREMENTAL_CSV, TIMING_FILE)
 #: Per-cell files kept in a compact copy (``cells/<cell_id>/``).
 COMPACT_CELL_FILES: tuple[str, ...] = (
     DONE_MARKER,

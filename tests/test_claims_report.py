@@ -343,3 +343,17 @@ def test_identical_settings_are_one_case(tmp_path):
         lim.why
     )
     assert len(lim.table) == 3  # the table still shows every directory
+
+
+def test_the_report_states_each_directory_s_wall_time(dirs, tmp_path):
+    ref, strong = dirs
+    (ref / "log.txt").write_text(
+        "2026-12-01 08:00:00,000 INFO brainsleep.experiment: starting r (config ab12)\n"
+        "2026-12-01 08:28:00,000 INFO brainsleep.experiment [pid 1]: c baseline accuracy 0.3\n"
+    )
+    out = tmp_path / "report"
+    assert analysis_main(["report", str(ref), str(strong), "--out", str(out), "-q"]) == 0
+    text = (out / "REPORT.md").read_text()
+    assert "| wall time |" in text and "| 28 min |" in text
+    assert "Wall time: 28 min in all, the sum of the runs that made the 1 directory" in text
+    assert "not recorded for strong." in text

@@ -5,6 +5,7 @@ analysis computes from the weights."""
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from analysis.__main__ import main as analysis_main
 from analysis.claims import weight_sparseness
 from analysis.export import compact_metrics
+from analysis.timing import run_timing
 from brainsleep.experiment.__main__ import main as experiment_main
 from brainsleep.formats import COMPACT_CELL_FILES, METRICS_CSV, weights_file
 
@@ -54,9 +56,15 @@ def test_the_copy_keeps_what_reports_read_and_no_weights_or_spikes(run_dir, tmp_
     cell = "cells/mnist_f0.5_none_s0"
     assert {f"{cell}/{name}" for name in ("done.json", "confusion.nc", "sleep_params.json")} <= kept
     assert all(Path(f).name in COMPACT_CELL_FILES for f in kept if f.startswith("cells/"))
-    # every kept file is a byte copy (metrics.csv already has weight_hoyer here)
-    for f in kept:
+    # every kept file is a byte copy (metrics.csv already has weight_hoyer here), but for
+    # timing.json: the wall time of the run, from the log that stays behind
+    for f in kept - {"timing.json"}:
         assert (copy / f).read_bytes() == (run_dir / f).read_bytes(), f
+    assert "log.txt" not in kept
+    timing = json.loads((copy / "timing.json").read_text())
+    assert timing == run_timing(run_dir) and len(timing["invocations"]) == 1
+    assert 0 < timing["wall_s"] < 3600
+    assert run_timing(copy) == timing  # a report reads the same from the copy
     assert "3 cells" in capsys.readouterr().out
     assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]
 

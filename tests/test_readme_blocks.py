@@ -18,13 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 BLOCKS = [
     (README_BLOCK, "report", "docs/results/REPORT.md", "Verdicts", README_LINK),
     (
-        "claims-report-added",
-        "report",
-        "docs/results/claims_added/REPORT.md",
-        "Verdicts",
-        README_LINK,
-    ),
-    (
         "input-sweep",
         "sweep",
         "docs/results/input_sweep/SWEEP.md",
@@ -151,16 +144,12 @@ def test_missing_readme_is_named(tmp_path, capsys):
 COMPACT_REPORTS = [
     (
         "report",
-        ["docs/results/runs/claims_here", "docs/results/runs/claims_here_e8"],
+        [
+            "docs/results/runs/claims_here",
+            "docs/results/runs/claims_here_e8",
+            "docs/results/runs/claims_added",
+        ],
         "docs/results",
-        ("claims.csv", "metrics_summary.csv"),
-        "Verdicts",
-        "REPORT.md",
-    ),
-    (
-        "report",
-        ["docs/results/claims_added/runs"],
-        "docs/results/claims_added",
         ("claims.csv", "metrics_summary.csv"),
         "Verdicts",
         "REPORT.md",
