@@ -25,6 +25,7 @@ storage formats, search, scheduling and the engine live in their own modules.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import logging
 import platform
@@ -482,11 +483,14 @@ class CellRunner:
     def _finetuned(self, start: ann.MLP, max_steps: int | None = None):
         """A copy of ``start`` fine-tuned on the subset; both arms use the same seed."""
         model = copy.deepcopy(start)
+        # A fixed number of epochs, no validation split: the recipe's early stopping does
+        # not apply (train would warn of it in every strong-recipe cell, and do the same).
+        recipe = dataclasses.replace(self.recipe, early_stopping_patience=None)
         hist = ann.train(
             model,
             self.x,
             self.y,
-            self.recipe,
+            recipe,
             seed=self.cell.seed + FINETUNE_SEED_OFFSET,
             epochs=self.cfg.finetune_epochs,
             max_steps=max_steps,
