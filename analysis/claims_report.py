@@ -131,6 +131,9 @@ def plot_balance(metrics: pd.DataFrame) -> Figure:
         for j, st in enumerate(stages):
             s = g[g["stage"] == st]
             mean, err = _ci_arrays([s[f"acc_class_{c}"] for c in classes])
+            # an accuracy lies in [0, 1]: a 3-seed t interval can reach past it, so the
+            # bars stop at the bounds (the tables keep the interval as computed)
+            err = np.vstack([np.minimum(err[0], mean), np.minimum(err[1], 1.0 - mean)])
             x = np.array(classes) + (j - (len(stages) - 1) / 2) * width
             ax.bar(
                 x,
@@ -147,59 +150,60 @@ def plot_balance(metrics: pd.DataFrame) -> Figure:
         ax.set_title(f"{setting}: {dataset}, {imb}, fraction {100 * frac:g} %", fontsize=9)
         ax.legend(fontsize=7)
     hide_unused(axes, max(len(groups), 1))
-    fig.suptitle(f"Per-class accuracy on imbalanced subsets ({100 * LEVEL:.0f} % CI over seeds)")
+    fig.suptitle(
+        f"Per-class accuracy on imbalanced subsets ({100 * LEVEL:.0f} % CI over seeds, "
+        "cut at 0 and 100 %)"
+    )
     return fig
 
 
 def plot_sparsity(metrics: pd.DataFrame) -> Figure:
-    """Hidden-unit activity and weight sparseness, baseline vs sleep, per setting.
+    """Hidden-unit activity and weight sparseness, baseline vs sleep, one row per case.
 
-    Top row: mean fraction of active hidden units (lower = sparser); bottom row: Hoyer
-    sparseness of the weights (higher = sparser); x is the training fraction (balanced and
-    imbalanced cells apart), mean and 95 % CI over seeds.
+    Left: mean fraction of active hidden units (lower = sparser); right: Hoyer sparseness
+    of the weights (higher = sparser). Each row is one setting, data set, imbalance and
+    fraction (the claims' *case*); mean and 95 % CI over seeds, baseline and sleep side by
+    side, so that twenty settings stay readable in one figure.
     """
     act = [c for c in metrics.columns if c.startswith("active_frac_")]
     m = metrics.assign(active_frac=metrics[act].mean(axis=1) if act else math.nan)
-    groups = list(m.groupby(["setting", "dataset"], sort=False))
-    n = max(len(groups), 1)
-    fig, axes = new_figure(2, n, panel_size=(4.2, 3.0))
-    for col, ((setting, dataset), g) in enumerate(groups):
-        for row, (value, label) in enumerate(
-            (
-                ("active_frac", "active hidden units (fraction)"),
-                ("weight_hoyer", "weight Hoyer sparseness"),
+    m = m[m["stage"].isin(["baseline", "sleep"])]
+    cases = list(m.groupby(["setting", "dataset", "imbalance", "fraction"], sort=True))
+    n = max(len(cases), 1)
+    fig, axes = new_figure(1, 2, panel_size=(5.2, 0.8 + 0.24 * n))
+    panels = (
+        ("active_frac", "active hidden units (fraction; lower = sparser)"),
+        ("weight_hoyer", "weight Hoyer sparseness (higher = sparser)"),
+    )
+    labels = []
+    for (setting, dataset, imb, frac), _g in cases:
+        extra = "" if imb == "none" else f", {imb}"
+        labels.append(f"{setting}: {dataset} {100 * frac:.3g} %{extra}")
+    for ax, (value, title) in zip(axes, panels, strict=True):
+        if not cases or m[value].notna().sum() == 0:
+            note(ax, "not recorded" if cases else "no cells")
+            continue
+        for offset, st in ((-0.15, "baseline"), (0.15, "sleep")):
+            means, errs = [], []
+            for _keys, g in cases:
+                mean, err = _ci_arrays([g.loc[g["stage"] == st, value]])
+                means.append(mean[0])
+                errs.append(err[:, 0])
+            ax.errorbar(
+                means,
+                np.arange(n) + offset,
+                xerr=np.array(errs).T,
+                fmt="o",
+                color=stage_color(st),
+                label=stage_label(st),
+                **_ERR_KW,
             )
-        ):
-            ax = axes[row * n + col]
-            if g[value].notna().sum() == 0:
-                note(ax, "not recorded")
-                continue
-            fractions = np.sort(g["fraction"].unique())
-            for imb, gi in g.groupby("imbalance"):
-                for st in ("baseline", "sleep"):
-                    s = gi[gi["stage"] == st]
-                    fr = np.sort(s["fraction"].unique())
-                    mean, err = _ci_arrays([s.loc[s["fraction"] == f, value] for f in fr])
-                    ls = "-" if imb == "none" else "--"
-                    name = stage_label(st) + ("" if imb == "none" else f" ({imb})")
-                    ax.errorbar(
-                        fr,
-                        mean,
-                        yerr=err,
-                        fmt=ls + "o",
-                        color=stage_color(st),
-                        label=name,
-                        **_ERR_KW,
-                    )
-            setup_fraction_axis(ax, fractions)
-            ax.set_ylabel(label, fontsize=8)
-            ax.set_title(f"{setting}: {dataset}", fontsize=9)
-            ax.grid(alpha=0.3)
-            if row == 1:
-                ax.set_xlabel("fraction of the training set")
-            ax.legend(fontsize=6)
-    if not groups:
-        note(axes[0], "no cells")
+        ax.set_yticks(range(n))
+        ax.set_yticklabels(labels if ax is axes[0] else [], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel(title, fontsize=8)
+        ax.grid(alpha=0.3, axis="x")
+        ax.legend(fontsize=7, loc="best")
     fig.suptitle(f"Sparsity before and after sleep ({100 * LEVEL:.0f} % CI over seeds)")
     return fig
 
