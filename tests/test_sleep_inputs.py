@@ -7,6 +7,7 @@ numpy oracle on deterministic input.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -416,3 +417,72 @@ def test_experiment_sleeps_on_the_chosen_input(data_dir, build_root, tmp_path):
     spikes = xr.open_dataset(next(out.glob("cells/*/spikes.nc")))
     # level 0: no input spike at all, so nothing downstream fires either
     assert int((spikes["layer"].values == 0).sum()) == 0
+
+
+# ------------------------------------------------------------ cuda_standalone: every kind
+
+CUDA_KINDS_SCRIPT = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from brainsleep.sleep import SleepParams, standalone
+from brainsleep.sleep.devices import get_device
+from brainsleep.sleep.inputs import make_sleep_input
+from brainsleep.sleep.model import load_model
+from brainsleep.sleep.network import NetworkSpec
+
+def no_nvcc(directory, device):  # generation only: the binary is never run here
+    (Path(directory) / "main").write_text("")
+
+standalone._make = no_nvcc
+root = Path(sys.argv[1])
+rng = np.random.default_rng(0)
+x, y = rng.random((30, 64)), np.arange(30) % 3
+T = 400
+options = {"masked-mean": {"patch": 3}, "samples": {"every": 3, "pool_size": 40},
+           "class-means": {"every": 2}}
+device, model = get_device("cuda_standalone"), load_model("src")
+for kind in ("masked-mean", "mean", "samples", "class-means", "noise"):
+    inp = make_sleep_input(kind, x.reshape(30, 8, 8), y, T, **options.get(kind, {}))
+    spec = NetworkSpec.for_inputs((64, 10, 8, 4), inp, 0.001, (1, 2, 3), ())
+    spec = device.build_spec(spec)
+    build = standalone.get_standalone_build(model, spec, "cuda_standalone", None, root)
+    objects = (build.directory / "objects.cu").read_text()
+    args = build.manifest["interface"]["args"]
+    missing = [n for n in args if f'name == "{n}"' not in objects]
+    print("KIND", kind, json.dumps({"missing": missing, "steps": spec.n_steps,
+          "largest": max(a["size"] for a in args.values())}))
+"""
+
+
+@pytest.mark.cuda_build
+@pytest.mark.slow
+def test_every_input_kind_generates_for_cuda_standalone(tmp_path):
+    """Each input kind's network is generated for brian2cuda (no GPU or nvcc needed to
+    generate), takes its data as run arguments the generated code reads, and never as a
+    (T, n_in) array."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("brian2cuda")
+    script = tmp_path / "cuda_kinds.py"
+    script.write_text(CUDA_KINDS_SCRIPT)
+    # A separate process: Brian2's device and the CUDA prefs are process-global.
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "builds")],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    found = {
+        line.split()[1]: json.loads(line.split(maxsplit=2)[2])
+        for line in proc.stdout.splitlines()
+        if line.startswith("KIND ")
+    }
+    assert set(found) == {"masked-mean", "mean", "samples", "class-means", "noise"}
+    for kind, got in found.items():
+        assert got["missing"] == [], (kind, got)
+        # compact data: per step at most a few numbers (a patch position, an image
+        # index), never the (T, n_in) intensities (T: the build's step capacity)
+        assert got["largest"] <= max(2 * got["steps"], 40 * N_IN), (kind, got)
