@@ -179,6 +179,8 @@ def total_wall_text(settings: Sequence[Setting]) -> str:
     missing = [n for n, w in known.items() if w is None]
     total = sum(w for w in known.values() if w is not None)
     n = len(settings) - len(missing)
+    if n == 0:
+        return "Wall time: not recorded (no directory has a log or a timing.json)."
     text = (
         f"Wall time: {wall_text(total)} in all, the sum of the runs that made the "
         f"{n} director{'y' if n == 1 else 'ies'} (from their logs)"
@@ -238,6 +240,7 @@ def load_settings(paths: Sequence[str | Path]) -> list[Setting]:
         res = load_results(p)
         if names.count(name) > 1:
             name = f"{Path(p).resolve().parent.name}/{name}"
+        run_timing(p)  # a broken timing.json stops the report here, before it writes
         label = setting_label((res.config or {}).get("config", {}))
         # only finished cells count: an unfinished one's stages would join the means
         # over fewer seeds than the rest; the reports name what is left out
@@ -447,24 +450,54 @@ def _where(rows: pd.DataFrame, mask: pd.Series) -> str:
     return "; ".join(parts)
 
 
-def _repeats(rows: pd.DataFrame) -> dict[int, str]:
-    """Rows that repeat an earlier row exactly (same data set, imbalance and fraction, and
-    every effect identical, seed for seed: e.g. a search that chose the preset gives the
-    preset's networks): row index -> the setting it repeats."""
-    first: dict[str, str] = {}
-    out = {}
+def _same(a: object, b: object) -> bool | None:
+    """Whether two table entries measured the same value; None when either is unmeasured."""
+    if not (isinstance(a, Interval) and a.n > 0 and isinstance(b, Interval) and b.n > 0):
+        return None
+    return repr((a.mean, a.lo, a.hi, a.n)) == repr((b.mean, b.lo, b.hi, b.n))  # NaN == NaN
+
+
+def _repeats(rows: pd.DataFrame) -> dict[object, object]:
+    """Rows that repeat an earlier row: same data set, imbalance and fraction, and every
+    effect both measured identical (e.g. a search that chose the preset gives the preset's
+    networks; one of the two directories may have run a control the other did not).
+    Row index -> the index of the row it repeats."""
+    out: dict[object, object] = {}
+    effects = [c for c in rows.columns if c not in _KEYS]
+    kept: list[object] = []
     for i, r in rows.iterrows():
-        values = [
-            (v.mean, v.lo, v.hi, v.n) if isinstance(v, Interval) else v
-            for c, v in r.items()
-            if c != "setting"
-        ]
-        key = repr(values)  # repr: NaN equals NaN
-        if key in first:
-            out[i] = first[key]
+        for j in kept:
+            o = rows.loc[j]
+            if (r["dataset"], r["imbalance"], r["fraction"]) != (
+                o["dataset"],
+                o["imbalance"],
+                o["fraction"],
+            ):
+                continue
+            same = [_same(r[c], o[c]) for c in effects]
+            if any(x is True for x in same) and not any(x is False for x in same):
+                out[i] = j
+                break
         else:
-            first[key] = r["setting"]
+            kept.append(i)
     return out
+
+
+def _merged(rows: pd.DataFrame, column: str) -> list[object]:
+    """``column`` of each counted row, taken from a repeat of it where the row itself did
+    not measure it (one directory ran a control the identical other did not)."""
+    repeats = _repeats(rows)
+    out = []
+    for i in rows.index[_counted(rows)]:
+        values = [rows.loc[i, column], *(rows.loc[k, column] for k, j in repeats.items() if j == i)]
+        measured = [v for v in values if isinstance(v, Interval) and v.n > 0]
+        out.append(measured[0] if measured else values[0])
+    return out
+
+
+def _counted(rows: pd.DataFrame) -> pd.Series:
+    """True for the rows a claim counts: all but the repeats (:func:`_repeats`)."""
+    return pd.Series(~rows.index.isin(list(_repeats(rows))), index=rows.index)
 
 
 def _verdict(rows: pd.DataFrame, ok: pd.Series, what: str) -> tuple[str, str]:
@@ -477,7 +510,11 @@ def _verdict(rows: pd.DataFrame, ok: pd.Series, what: str) -> tuple[str, str]:
     repeats = _repeats(rows)
     if repeats:
         keep = ~rows.index.isin(list(repeats))
-        pairs = sorted({f"{rows.loc[i, 'setting']} = {s}" for i, s in repeats.items()})
+        pairs = sorted(
+            f"{rows.loc[i, 'setting']} = {rows.loc[j, 'setting']} on {rows.loc[i, 'dataset']} "
+            f"at {percent(rows.loc[i, 'fraction'])}"
+            for i, j in repeats.items()
+        )
         verdict, why = _verdict(rows[keep], ok[keep], what)
         n = len(repeats)
         return verdict, (
@@ -547,16 +584,19 @@ def claim_limited(metrics: pd.DataFrame) -> ClaimResult:
     )
     verdict, why = _verdict(rows, ok, "the gain is >= 20 points with its 95 % CI above 0")
     low = rows["baseline"].map(lambda b: isinstance(b, Interval) and b.mean < NEAR_CHANCE)
-    if int((ok & low).sum()):
+    counted = _counted(rows)
+    if int((ok & low & counted).sum()):
         why += (
-            f" In {int((ok & low).sum())} of them the baseline is near chance "
+            f" In {int((ok & low & counted).sum())} of them the baseline is near chance "
             f"(< {100 * NEAR_CHANCE:.0f} %: the recipe had not learnt), so sleep repairs a "
             "failed training rather than improving a trained network."
         )
     means = [g.mean for g in gain if isinstance(g, Interval) and math.isfinite(g.mean)]
     if means:
         why += f" Gains range from {100 * min(means):+.1f} to {100 * max(means):+.1f} points"
-        strong = [g.mean for g in rows["sleep - strong"] if isinstance(g, Interval) and g.n > 0]
+        strong = [
+            g.mean for g in _merged(rows, "sleep - strong") if isinstance(g, Interval) and g.n > 0
+        ]
         if strong:
             n_below = sum(s < 0 for s in strong)
             why += (
@@ -684,18 +724,26 @@ def claim_balance(metrics: pd.DataFrame) -> ClaimResult:
     minority = rows["sleep - baseline (minority)"].map(
         lambda x: isinstance(x, Interval) and x.above_zero
     )
+    measured = rows["sleep - baseline (minority)"].map(
+        lambda x: isinstance(x, Interval) and x.n > 0
+    )  # per-class accuracies recorded
     ok = bal & minority
     outcome = np.where(
         ok,
         "as claimed",
-        np.where(bal, "majority classes only", np.where(hurts, "less balanced", "unclear")),
+        np.where(
+            bal & ~measured,
+            "minority not measured",
+            np.where(bal, "majority classes only", np.where(hurts, "less balanced", "unclear")),
+        ),
     )
     verdict, why = _verdict(
         rows, ok, "balanced accuracy and the minority classes' accuracy rise (CIs above 0)"
     )
-    if int((bal & ~minority).sum()):
+    only_majority = bal & ~minority & measured & _counted(rows)
+    if int(only_majority.sum()):
         why += (
-            f" In {int((bal & ~minority).sum())} more, balanced accuracy rose but the "
+            f" In {int(only_majority.sum())} more, balanced accuracy rose but the "
             "minority classes' did not: the gain is on majority classes of a baseline that "
             "had collapsed onto few of them."
         )
@@ -742,9 +790,10 @@ def claim_sparsity(metrics: pd.DataFrame) -> ClaimResult:
         ),
     )
     verdict, why = _verdict(rows, ok, "activity and weights both get sparser (CIs exclude 0)")
-    if int((ok & silent).sum()):
+    silenced = ok & silent & _counted(rows)
+    if int(silenced.sum()):
         why += (
-            f" In {int((ok & silent).sum())} of them the slept network is near chance "
+            f" In {int(silenced.sum())} of them the slept network is near chance "
             f"(< {100 * NEAR_CHANCE:.0f} %): sparser because silenced."
         )
     return ClaimResult(

@@ -173,7 +173,8 @@ def export_one(src: Path, out: Path) -> Path:
                 (tmp / file).write_bytes(data)
         if (src / LOG_FILE).is_file():  # the log stays behind: its wall times come along
             timing = timing_of_log((src / LOG_FILE).read_text(errors="replace"))
-            (tmp / TIMING_FILE).write_text(json.dumps(timing, indent=1) + "\n")
+            if timing["invocations"]:
+                (tmp / TIMING_FILE).write_text(json.dumps(timing, indent=1) + "\n")
         cells = src / CELLS_DIR
         for cell in sorted(p for p in cells.iterdir() if p.is_dir()) if cells.is_dir() else []:
             kept = [cell / file for file in COMPACT_CELL_FILES if (cell / file).is_file()]

@@ -381,7 +381,7 @@ def _wall_sentence(paths: Sequence[str | os.PathLike]) -> str:
     """The wall time of the runs that made the directories (from their logs)."""
     from .timing import run_timing, wall_text
 
-    walls = {Path(p).name: run_timing(p) for p in paths}
+    walls = {str(p): run_timing(p) for p in paths}
     known = [t["wall_s"] for t in walls.values() if t is not None]
     text = f"Wall time: {wall_text(sum(known)) if known else '-'}"
     if len(paths) > 1 and known:

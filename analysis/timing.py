@@ -73,9 +73,11 @@ def run_timing(path: str | Path) -> dict | None:
 
     Raises
     ------
-    ValueError
+    analysis.results.ResultsError
         ``timing.json`` exists but is not a timing record (it is never silently ignored).
     """
+    from .results import ResultsError
+
     path = Path(path)
     recorded = path / TIMING_FILE
     if recorded.is_file():
@@ -84,8 +86,11 @@ def run_timing(path: str | Path) -> dict | None:
             float(body["wall_s"])
             list(body["invocations"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{recorded} is not a timing record ({exc}); export again") from exc
-        return body
+            raise ResultsError(
+                f"{recorded} is not a timing record ({type(exc).__name__}: {exc}); export the "
+                "directory again"
+            ) from None
+        return body if body["invocations"] else None
     log = path / LOG_FILE
     if not log.is_file():
         return None

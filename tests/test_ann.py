@@ -455,3 +455,43 @@ def test_corrupt_files_raise_value_error(tmp_path):
         assert "\n" not in str(exc.value)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_early_stopping_falls_back_on_the_best_epoch_when_the_loss_diverges(monkeypatch):
+    """With a validation split and patience, a NaN loss stops training and the best
+    epoch's weights (from before) are returned, as early stopping would have."""
+    x, y = _blobs(64)
+    recipe = get_recipe("strong", epochs=6, batch_size=16, early_stopping_patience=3)
+    model = build_model(recipe, (20, 8, 3), seed=0)
+    plain, calls = training_module._batch_loss, []
+
+    def overflowing_in_epoch_3(out, yb, kind):
+        calls.append(1)
+        value = plain(out, yb, kind)
+        return value * math.inf if len(calls) == 9 else value  # 4 batches per epoch
+
+    monkeypatch.setattr(training_module, "_batch_loss", overflowing_in_epoch_3)
+    hist = train(model, x, y, recipe, val=_blobs(30, seed=5), progress=False)
+    assert hist.diverged_at_step == 9 and hist.stopped_early and hist.restored_best
+    assert hist.epochs_run == 3 and len(hist.val_accuracy) == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_weights_that_overflow_at_the_last_step_are_refused(monkeypatch):
+    """The last step has no loss after it to show an overflow: the weights are checked."""
+    x, y = _blobs(32)
+    recipe = get_recipe("reference", epochs=1, batch_size=16)
+    model = build_model(recipe, (20, 8, 3), seed=0)
+    real_step, steps = torch.optim.SGD.step, []
+
+    def step_overflowing_last(self, *a, **k):
+        out = real_step(self, *a, **k)
+        steps.append(1)
+        if len(steps) == 2:
+            with torch.no_grad():
+                model.layers[1].weight[0, 0] = math.inf
+        return out
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step_overflowing_last)
+    with pytest.raises(TrainingDivergedError, match=r"layer\(s\) \[2\] hold NaN or inf"):
+        train(model, x, y, recipe, progress=False)

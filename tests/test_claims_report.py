@@ -334,14 +334,19 @@ def test_identical_settings_are_one_case(tmp_path):
         ("mnist", 0.01, "none", "sleep", 0.60, 0.60, 0.3),
     ]
     a = write_dir(tmp_path, "preset", "reference", rows)
-    b = write_dir(tmp_path, "searched", "reference", rows)
+    # the searched run also trained the strong recipe: a control the preset run lacks
+    b = write_dir(
+        tmp_path, "searched", "reference", [*rows, ("mnist", 0.01, "none", "strong", 0.8, 0.8, 0.4)]
+    )
     c = write_dir(tmp_path, "other", "reference", [rows[0], (*rows[1][:4], 0.31, 0.31, 0.6)])
     lim = by_key(evaluate_claims(long_metrics(load_settings([a, b, c]))))["limited"]
     assert lim.verdict == "only when preset on mnist at 1 %"
     assert lim.why.startswith("The gain is >= 20 points")
-    assert " in 1 of 2 cases tested. (1 identical repeat counted once: searched = preset.)" in (
+    assert " in 1 of 2 cases tested. (1 identical repeat counted once: searched = preset on " in (
         lim.why
     )
+    assert "mnist at 1 %.)" in lim.why
+    assert "below the strong recipe in 1 of 1 case" in lim.why  # the repeat's control
     assert len(lim.table) == 3  # the table still shows every directory
 
 
@@ -357,3 +362,13 @@ def test_the_report_states_each_directory_s_wall_time(dirs, tmp_path):
     assert "| wall time |" in text and "| 28 min |" in text
     assert "Wall time: 28 min in all, the sum of the runs that made the 1 directory" in text
     assert "not recorded for strong." in text
+
+
+def test_a_broken_timing_record_stops_the_report_before_it_writes(dirs, tmp_path, capsys):
+    ref = dirs[0]
+    (ref / "timing.json").write_text("{not json")
+    out = tmp_path / "report"
+    assert analysis_main(["report", str(ref), "--out", str(out)]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(err) == 1 and "timing.json is not a timing record" in err[0], err
+    assert not out.exists()

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from analysis.results import ResultsError
 from analysis.timing import invocations, run_timing, timing_of_log, wall_text
 from brainsleep.formats import LOG_FILE, TIMING_FILE
 
@@ -37,10 +38,13 @@ def test_a_directory_gives_its_record_or_its_log_or_nothing(tmp_path):
     assert run_timing(tmp_path) is None
     (tmp_path / LOG_FILE).write_text(LOG)
     assert run_timing(tmp_path) == timing_of_log(LOG)
-    (tmp_path / TIMING_FILE).write_text(json.dumps({"invocations": [], "wall_s": 5.0}))
+    record = {"invocations": [{"start": "a", "end": "b", "wall_s": 5.0}], "wall_s": 5.0}
+    (tmp_path / TIMING_FILE).write_text(json.dumps(record))
     assert run_timing(tmp_path)["wall_s"] == 5.0  # the record wins (a compact copy's)
+    (tmp_path / TIMING_FILE).write_text(json.dumps({"invocations": [], "wall_s": 0}))
+    assert run_timing(tmp_path) is None  # nothing recorded is not "0 s"
     (tmp_path / TIMING_FILE).write_text("{}")
-    with pytest.raises(ValueError, match="is not a timing record"):
+    with pytest.raises(ResultsError, match="is not a timing record"):
         run_timing(tmp_path)
 
 

@@ -54,6 +54,9 @@ class TrainHistory:
         True when patience ran out.
     restored_best
         True when the best-epoch weights were restored at the end.
+    diverged_at_step
+        The step whose loss was NaN or inf, where training stopped (early stopping then
+        restored the best epoch's weights); None when it did not happen.
     wall_s
         Wall-clock seconds.
     """
@@ -65,6 +68,7 @@ class TrainHistory:
     epochs_run: int = 0
     stopped_early: bool = False
     restored_best: bool = False
+    diverged_at_step: int | None = None
     wall_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,8 +174,10 @@ def train(
     Raises
     ------
     TrainingDivergedError
-        The loss became NaN or infinite (raised before that batch's step), or the weights
-        did after the last step: nothing trained is returned as if it were usable.
+        The loss became NaN or infinite (raised before that batch's step) with no best
+        epoch to fall back on (early stopping with a validation split restores it
+        instead, see ``diverged_at_step``), or the returned weights are not finite:
+        nothing diverged is returned as if it were usable.
     ValueError
         Malformed data or labels, or a model that does not fit the recipe.
 
@@ -238,19 +244,27 @@ def train(
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     # Stop before the step spreads it into the weights: a diverged
-                    # network must never be recorded as a trained one.
-                    raise TrainingDivergedError(
-                        f"training diverged: the loss is {value} at step {hist.n_steps + 1} "
-                        f"(epoch {epoch + 1}) of recipe {recipe.name!r} "
-                        f"(lr {recipe.lr:g}, remedies {list(recipe.remedies) or 'none'}); "
-                        "lower the learning rate or change the recipe or remedies"
-                    )
+                    # network must never be recorded as a trained one. With early
+                    # stopping the best epoch's weights (from before) are what training
+                    # returns anyway; without, there is nothing usable.
+                    hist.diverged_at_step = hist.n_steps + 1
+                    if not (early and best_state is not None):
+                        raise TrainingDivergedError(
+                            f"training diverged: the loss is {value} at step "
+                            f"{hist.n_steps + 1} (epoch {epoch + 1}) of recipe {recipe.name!r} "
+                            f"(lr {recipe.lr:g}, remedies {list(recipe.remedies) or 'none'}); "
+                            "lower the learning rate or change the recipe or remedies"
+                        )
+                    break
                 loss.backward()
                 opt.step()
                 hist.n_steps += 1
                 losses.append(value)
             epoch += 1
             hist.loss.append(float(np.mean(losses)) if losses else math.nan)
+            if hist.diverged_at_step is not None:  # early stopping keeps the best epoch
+                hist.stopped_early = True
+                break
             postfix = {"loss": f"{hist.loss[-1]:.4f}"}
             if xv is not None:
                 acc = _accuracy(model, xv, yv)
@@ -269,6 +283,11 @@ def train(
                 break
         bar.close()
         hist.epochs_run = epoch
+        if early and best_state is not None:
+            with torch.no_grad():
+                for p, b in zip(model.parameters(), best_state, strict=True):
+                    p.copy_(b)
+            hist.restored_best = True
         bad = [k for k, p in enumerate(model.parameters(), 1) if not torch.isfinite(p).all()]
         if bad:  # the last step can overflow with no loss left to show it
             raise TrainingDivergedError(
@@ -276,11 +295,6 @@ def train(
                 f"recipe {recipe.name!r} (lr {recipe.lr:g}); lower the learning rate or "
                 "change the recipe or remedies"
             )
-        if early and best_state is not None:
-            with torch.no_grad():
-                for p, b in zip(model.parameters(), best_state, strict=True):
-                    p.copy_(b)
-            hist.restored_best = True
     finally:
         model.dropout_generator = None
         model.eval()
