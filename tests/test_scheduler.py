@@ -194,3 +194,32 @@ def test_parallel_flags_do_not_change_the_fingerprint(data_dir, build_root, tmp_
     scheduled = config(data_dir, tmp_path, build_root, "--scheduler", "tcp://10.0.0.1:8786")
     assert scheduled.scheduler == "tcp://10.0.0.1:8786"
     assert scheduled.fingerprint() == plain.fingerprint()
+
+
+def test_a_worker_logs_into_the_current_run_only(tmp_path, monkeypatch):
+    """A worker that outlives a run (an external scheduler's) wrote every later run's
+    records into the earlier run's log.txt too, stretching that run's wall time."""
+    import logging
+
+    from brainsleep.experiment import scheduler
+
+    monkeypatch.setattr(scheduler, "_LOG", {})
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    log = logging.getLogger("brainsleep.experiment")
+    try:
+        scheduler._worker_log(a)
+        log.info("record of run a")
+        scheduler._worker_log(b)
+        log.info("record of run b")
+        scheduler._worker_log(b)  # a second task of the same run: nothing changes
+        log.info("another record of run b")
+    finally:
+        handler = scheduler._LOG.get("handler")
+        logging.getLogger("brainsleep").removeHandler(handler)
+        handler.close()
+    text_a, text_b = (a / "log.txt").read_text(), (b / "log.txt").read_text()
+    assert "record of run a" in text_a and "run b" not in text_a
+    assert "record of run b" in text_b and "another record of run b" in text_b
+    assert "run a" not in text_b

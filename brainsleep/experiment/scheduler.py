@@ -70,7 +70,10 @@ def uses_dask(cfg: ExperimentConfig) -> bool:
 
 # -- the worker side ---------------------------------------------------------------------
 _DATA: dict[str, dict] = {}  # this worker process's data, per (datasets, data_dir)
-_LOGS: set[str] = set()  # results directories whose log.txt this process appends to
+# The results directory whose log.txt this process appends to, and its handler: one at a
+# time, so that a worker that outlives a run (an external --scheduler's) does not go on
+# writing a later run's records into the earlier run's log (which also sets its wall time).
+_LOG: dict[str, object] = {}
 _LAST_RUNNER: dict = {}  # this worker process's last CellRunner and its key
 
 
@@ -85,20 +88,24 @@ def _worker_data(cfg: ExperimentConfig) -> dict:
 
 
 def _worker_log(out: Path) -> None:
-    """Append this process's ``brainsleep`` log records to ``out/log.txt`` (once)."""
+    """Append this process's ``brainsleep`` log records to ``out/log.txt``, and to no
+    other run's log from now on."""
     key = str(out.resolve())
-    if key in _LOGS:
+    if _LOG.get("key") == key:
         return
     logger = logging.getLogger("brainsleep")
     logger.setLevel(logging.INFO)
     from brainsleep.formats import LOG_FILE
 
+    if (old := _LOG.get("handler")) is not None:
+        logger.removeHandler(old)
+        old.close()
     handler = logging.FileHandler(out / LOG_FILE)
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d]: %(message)s")
     )
     logger.addHandler(handler)
-    _LOGS.add(key)
+    _LOG.update(key=key, handler=handler)
 
 
 def cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
