@@ -743,9 +743,9 @@ def claim_balance(metrics: pd.DataFrame) -> ClaimResult:
     only_majority = bal & ~minority & measured & _counted(rows)
     if int(only_majority.sum()):
         why += (
-            f" In {int(only_majority.sum())} more, balanced accuracy rose but the "
-            "minority classes' did not: the gain is on majority classes of a baseline that "
-            "had collapsed onto few of them."
+            f" In {int(only_majority.sum())} of them balanced accuracy rose but the "
+            "minority classes' accuracy did not: the gain is on majority classes of a "
+            "baseline that had collapsed onto few of them."
         )
     return ClaimResult("balance", STATEMENTS["balance"], verdict, why, _table(rows, cols, outcome))
 
