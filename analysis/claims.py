@@ -32,7 +32,7 @@ from brainsleep.formats import load_weights
 from brainsleep.sparseness import weight_hoyer
 
 from .results import Results, _row_cell_ids, load_results
-from .timing import run_timing, wall_text
+from .timing import wall_seconds, wall_sum_text
 
 #: Confidence level of every interval in the report.
 LEVEL = 0.95
@@ -139,6 +139,9 @@ class Setting:
     label: str
     results: Results
     unfinished: tuple[str, ...] = ()
+    #: Wall seconds of the runs that made the directory (:func:`analysis.timing.wall_seconds`,
+    #: read once when loaded), None when neither its log nor a ``timing.json`` records them.
+    wall_s: float | None = None
 
     @property
     def config(self) -> dict:
@@ -159,13 +162,6 @@ class Setting:
         return " && ".join(self.commands)
 
     @property
-    def wall_s(self) -> float | None:
-        """Wall seconds of the runs that made the directory (:func:`analysis.timing.run_timing`),
-        None when neither its log nor a ``timing.json`` records them."""
-        timing = run_timing(self.results.root)
-        return None if timing is None else float(timing["wall_s"])
-
-    @property
     def unfinished_text(self) -> str:
         """``""``, or a sentence naming the cells left out (no ``done.json``)."""
         if not self.unfinished:
@@ -174,20 +170,8 @@ class Setting:
 
 
 def total_wall_text(settings: Sequence[Setting]) -> str:
-    """One sentence: the summed wall time of the directories' runs (and which lack one)."""
-    known = {s.name: s.wall_s for s in settings}
-    missing = [n for n, w in known.items() if w is None]
-    total = sum(w for w in known.values() if w is not None)
-    n = len(settings) - len(missing)
-    if n == 0:
-        return "Wall time: not recorded (no directory has a log or a timing.json)."
-    text = (
-        f"Wall time: {wall_text(total)} in all, the sum of the runs that made the "
-        f"{n} director{'y' if n == 1 else 'ies'} (from their logs)"
-    )
-    if missing:
-        text += f"; not recorded for {', '.join(missing)}"
-    return text + "."
+    """One sentence: the summed wall time of the settings' runs (and which lack one)."""
+    return wall_sum_text({s.name: s.wall_s for s in settings})
 
 
 def _command(argv: Sequence[object]) -> str:
@@ -240,11 +224,12 @@ def load_settings(paths: Sequence[str | Path]) -> list[Setting]:
         res = load_results(p)
         if names.count(name) > 1:
             name = f"{Path(p).resolve().parent.name}/{name}"
-        run_timing(p)  # a broken timing.json stops the report here, before it writes
         label = setting_label((res.config or {}).get("config", {}))
         # only finished cells count: an unfinished one's stages would join the means
-        # over fewer seeds than the rest; the reports name what is left out
-        out.append(Setting(name, label, res.finished(), tuple(res.unfinished_cells())))
+        # over fewer seeds than the rest; the reports name what is left out. A broken
+        # timing.json stops the report here, before it writes anything.
+        unfinished = tuple(res.unfinished_cells())
+        out.append(Setting(name, label, res.finished(), unfinished, wall_seconds(p)))
     return out
 
 
@@ -488,7 +473,7 @@ def _merged(rows: pd.DataFrame, column: str) -> list[object]:
     not measure it (one directory ran a control the identical other did not)."""
     repeats = _repeats(rows)
     out = []
-    for i in rows.index[_counted(rows)]:
+    for i in (i for i in rows.index if i not in repeats):
         values = [rows.loc[i, column], *(rows.loc[k, column] for k, j in repeats.items() if j == i)]
         measured = [v for v in values if isinstance(v, Interval) and v.n > 0]
         out.append(measured[0] if measured else values[0])

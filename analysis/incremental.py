@@ -379,15 +379,9 @@ def answer_sentences(df: pd.DataFrame) -> list[str]:
 
 def _wall_sentence(paths: Sequence[str | os.PathLike]) -> str:
     """The wall time of the runs that made the directories (from their logs)."""
-    from .timing import run_timing, wall_text
+    from .timing import wall_seconds, wall_sum_text
 
-    walls = {str(p): run_timing(p) for p in paths}
-    known = [t["wall_s"] for t in walls.values() if t is not None]
-    text = f"Wall time: {wall_text(sum(known)) if known else '-'}"
-    if len(paths) > 1 and known:
-        text += f", the sum over {len(known)} directories"
-    missing = [n for n, t in walls.items() if t is None]
-    return text + (f" (not recorded for {', '.join(missing)})." if missing else ".")
+    return wall_sum_text({str(p): wall_seconds(p) for p in paths})
 
 
 def _made_by(command: str, paths: Sequence[str | os.PathLike]) -> str:

@@ -18,11 +18,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from brainsleep.formats import LOG_FILE, TIMING_FILE
 
-__all__ = ["invocations", "run_timing", "timing_of_log", "wall_text"]
+__all__ = [
+    "invocations",
+    "run_timing",
+    "timing_of_log",
+    "wall_seconds",
+    "wall_sum_text",
+    "wall_text",
+]
 
 # "2026-12-01 08:14:56,197 INFO brainsleep.experiment: starting results/x (config ab12)"
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
@@ -96,6 +104,35 @@ def run_timing(path: str | Path) -> dict | None:
         return None
     timing = timing_of_log(log.read_text(errors="replace"))
     return timing if timing["invocations"] else None
+
+
+def wall_seconds(path: str | Path) -> float | None:
+    """A results directory's total wall seconds (:func:`run_timing`), None if unrecorded.
+
+    Raises
+    ------
+    analysis.results.ResultsError
+        See :func:`run_timing`.
+    """
+    timing = run_timing(path)
+    return None if timing is None else float(timing["wall_s"])
+
+
+def wall_sum_text(walls: Mapping[str, float | None]) -> str:
+    """One sentence: the summed wall time of directories (name -> seconds, None when not
+    recorded), naming those without one."""
+    missing = [name for name, w in walls.items() if w is None]
+    n = len(walls) - len(missing)
+    if n == 0:
+        return "Wall time: not recorded (no directory has a log or a timing.json)."
+    total = sum(w for w in walls.values() if w is not None)
+    text = (
+        f"Wall time: {wall_text(total)} in all, the sum of the runs that made the "
+        f"{n} director{'y' if n == 1 else 'ies'} (from their logs)"
+    )
+    if missing:
+        text += f"; not recorded for {', '.join(missing)}"
+    return text + "."
 
 
 def wall_text(seconds: float | None) -> str:

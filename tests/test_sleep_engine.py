@@ -445,13 +445,31 @@ except DeviceUnavailableError as exc:
 """
 
 
+def run_cuda_script(text: str, tmp_path, timeout: int):
+    """Run ``text`` as a script with the build root ``tmp_path/builds`` as its argument, in
+    a separate process (Brian2's device and the CUDA prefs are process-global); it must
+    exit 0."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "cuda_script.py"
+    script.write_text(text)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "builds")],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return proc
+
+
 @pytest.mark.cuda_build
 @pytest.mark.slow
 def test_cuda_standalone_generates_and_compiles(tmp_path):
     """The engine's own cuda_standalone path: code generation and nvcc compilation work
     without a GPU; then a clear message instead of a run (minutes on 2 cores)."""
     import subprocess
-    import sys
 
     from brainsleep.sleep.cuda_setup import find_curand, find_nvcc, gpu_available
 
@@ -460,16 +478,7 @@ def test_cuda_standalone_generates_and_compiles(tmp_path):
         find_curand()
     except RuntimeError as exc:
         pytest.skip(str(exc))
-    script = tmp_path / "cuda_run.py"
-    script.write_text(CUDA_SCRIPT)
-    # A separate process: Brian2's device and the CUDA prefs are process-global.
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "builds")],
-        capture_output=True,
-        text=True,
-        timeout=2400,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    proc = run_cuda_script(CUDA_SCRIPT, tmp_path, timeout=2400)
     if gpu_available():
         assert "RAN" in proc.stdout
         return

@@ -461,20 +461,10 @@ def test_every_input_kind_generates_for_cuda_standalone(tmp_path):
     """Each input kind's network is generated for brian2cuda (no GPU or nvcc needed to
     generate), takes its data as run arguments the generated code reads, and never as a
     (T, n_in) array."""
-    import subprocess
-    import sys
+    from tests.test_sleep_engine import run_cuda_script
 
     pytest.importorskip("brian2cuda")
-    script = tmp_path / "cuda_kinds.py"
-    script.write_text(CUDA_KINDS_SCRIPT)
-    # A separate process: Brian2's device and the CUDA prefs are process-global.
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "builds")],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    proc = run_cuda_script(CUDA_KINDS_SCRIPT, tmp_path, timeout=1800)
     found = {
         line.split()[1]: json.loads(line.split(maxsplit=2)[2])
         for line in proc.stdout.splitlines()
