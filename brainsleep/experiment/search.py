@@ -146,6 +146,20 @@ class SearchSpace:
             out[name] = value if p.per_layer else float(value)
         return out
 
+    def from_columns(self, start: dict, row: dict) -> dict:
+        """The parameter set of a table row (the inverse of :meth:`columns`): ``start``
+        with every searched value taken from the row's flat fields."""
+        out = self.start_values(start)
+        for flat, name, layer in self._flat():
+            value = float(row[flat])
+            if layer is None:
+                out[name] = value
+            else:
+                values = list(out[name])
+                values[layer] = value
+                out[name] = values
+        return out
+
     def columns(self, candidate: dict | None) -> dict[str, float | None]:
         """Flat fields for a table (per-layer ones as ``name_1 .. name_L``)."""
         out: dict[str, float | None] = {}
