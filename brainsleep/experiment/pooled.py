@@ -73,10 +73,7 @@ class PooledOptimum:
 
     def mean_gains(self) -> list[tuple[int, float]]:
         """(candidate, mean gain in points over the seeds), in candidate order."""
-        by: dict[int, list[float]] = {}
-        for row in self.table:
-            by.setdefault(row["candidate"], []).append(row["gain"])
-        return [(k, sum(v) / len(v)) for k, v in sorted(by.items())]
+        return mean_gains(self.table)
 
 
 def setting_of(cell_id: str) -> str:
@@ -219,10 +216,20 @@ def pooled_optimum(
                     }
                 )
                 bar.update()
-    partial = PooledOptimum(cands[0], rows, setting)
-    means = partial.mean_gains()
-    best = max(means, key=lambda kv: (kv[1], -kv[0]))[0]
-    return PooledOptimum(cands[best], rows, setting)
+    return PooledOptimum(cands[choose(mean_gains(rows))], rows, setting)
+
+
+def mean_gains(table: Sequence[dict]) -> list[tuple[int, float]]:
+    """(candidate, mean gain in points over the seeds), in candidate order."""
+    by: dict[int, list[float]] = {}
+    for row in table:
+        by.setdefault(row["candidate"], []).append(row["gain"])
+    return [(k, sum(v) / len(v)) for k, v in sorted(by.items())]
+
+
+def choose(means: Sequence[tuple[int, float]]) -> int:
+    """The candidate with the highest mean gain; on ties the earliest (the start first)."""
+    return max(means, key=lambda kv: (kv[1], -kv[0]))[0]
 
 
 def _recorded_scores(cell_dir: Path, space, cfg: ExperimentConfig, dataset: str) -> dict:
@@ -247,7 +254,7 @@ def write_outputs(result: PooledOptimum, out: Path, command: str, run_dir: Path)
 
     table = pd.DataFrame(result.table)
     means = dict(result.mean_gains())
-    best = next(k for k, v in means.items() if v == max(means.values()))
+    best = choose(result.mean_gains())
     drift = (table["val_score"] - table["search_score"]).abs().max()
     lines = [
         f"# Pooled optimum of {result.setting}",
