@@ -544,8 +544,12 @@ class CellRunner:
         except (ValueError, RuntimeError) as exc:
             raise CellError(self.cell.cell_id, f"{type(exc).__name__}: {exc}") from exc
         finally:
-            if self._engine is not None:
-                self._engine.close()  # the binaries it keeps running between sleeps
+            self.close()
+
+    def close(self) -> None:
+        """Stop the binaries the engine keeps running between sleeps, if one was made."""
+        if self._engine is not None:
+            self._engine.close()
 
     def _run(self) -> None:
         if self.verify():
