@@ -64,6 +64,8 @@ def _parser(name: str):
         from brainsleep.experiment.__main__ import build_parser
     elif command == "analysis":
         from analysis.__main__ import build_parser
+    elif command == "pooled":
+        from brainsleep.experiment.pooled import build_parser
     else:
         from brainsleep.cache import build_parser
     parser = build_parser()
@@ -125,6 +127,17 @@ def test_bad_argument_is_one_line_without_brian2_or_torch(tmp_path):
     assert heavy == [], f"an argument error imported {heavy}"
 
 
+def test_pooled_help_and_bad_out_import_nothing_heavy(tmp_path):
+    proc, heavy = _probe("brainsleep.experiment.pooled", ["--help"], tmp_path)
+    assert proc.returncode == 0 and "--setting" in proc.stdout, proc.stderr
+    assert heavy == [], f"--help imported {heavy}"
+    args = [str(tmp_path), "--out", str(tmp_path / "best.txt")]
+    proc, heavy = _probe("brainsleep.experiment.pooled", args, tmp_path)
+    lines = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and ".json" in lines[0], proc.stderr
+    assert heavy == [], f"an argument error imported {heavy}"
+
+
 def test_cache_help_imports_nothing_heavy(tmp_path):
     proc, heavy = _probe("brainsleep.cache", ["prune", "--help"], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -135,7 +148,8 @@ def test_cache_help_imports_nothing_heavy(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["experiment", "analysis", "cache", "cache list", "cache prune", "cache path"]
+    "name",
+    ["experiment", "analysis", "pooled", "cache", "cache list", "cache prune", "cache path"],
 )
 def test_help_gives_each_default_once_and_no_escaped_percent(name, monkeypatch):
     text = _help(_parser(name), monkeypatch)

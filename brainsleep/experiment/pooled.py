@@ -31,16 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brainsleep.cli import HelpFormatter
-from brainsleep.formats import (
-    CELLS_DIR,
-    CONFIG_FILE,
-    DONE_MARKER,
-    SEARCH_MARKER,
-    parse_cell_id,
-    stage_marker,
-)
 
 from .config import ConfigError, ExperimentConfig
+
+# brainsleep.formats (which imports xarray) is imported where used: --help and argument
+# errors stay light.
 
 TOP = 3  # best trials per seed that become candidates
 DIGITS = 9  # mean gains are compared rounded: equal image counts are equal gains
@@ -125,6 +120,8 @@ def setting_of(cell_id: str) -> str:
     ValueError
         ``cell_id`` is not a cell id (:func:`brainsleep.formats.parse_cell_id`).
     """
+    from brainsleep.formats import parse_cell_id
+
     parse_cell_id(cell_id)  # the format's one reader checks it
     return cell_id.rsplit("_s", 1)[0]
 
@@ -161,6 +158,15 @@ def read_run(
         search over other parameters than the model now declares; also everything
         :func:`~brainsleep.experiment.config.validate` refuses (device, build root).
     """
+    from brainsleep.formats import (
+        CELLS_DIR,
+        CONFIG_FILE,
+        DONE_MARKER,
+        SEARCH_MARKER,
+        parse_cell_id,
+        stage_marker,
+    )
+
     from .config import validate
     from .results import verify_marker
 
