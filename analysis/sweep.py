@@ -761,7 +761,9 @@ def plot_map(table: pd.DataFrame, pair: tuple[str, str], base: dict) -> Figure:
         ax.set_ylabel(FACTOR_LABELS.get(y_f, y_f))
         ax.set_title(f"{_title(ds, imb)} at {percent(frac)}", fontsize=9)
         fig.colorbar(im, ax=ax, label="sleep - baseline (points)")
-    fig.suptitle(f"Mean gain of sleep over {y_f} x {x_f} (outlined: base)")
+    # one panel is narrower than the title: break it there
+    sep = "\n" if len(groups) == 1 else " "
+    fig.suptitle(f"Mean gain of sleep over {y_f} x {x_f}{sep}(outlined: base)")
     return fig
 
 

@@ -32,6 +32,13 @@ BLOCKS = [
         "sensitivity curves with CIs, the map, every directory",
     ),
     (
+        "input-sweep-optimum",
+        "sweep",
+        "docs/results/input_sweep_optimum/SWEEP.md",
+        "Answers",
+        "sensitivity curves with CIs, the map, every directory",
+    ),
+    (
         "remedies",
         "remedies",
         "docs/results/remedies/REMEDIES.md",
@@ -166,6 +173,14 @@ COMPACT_REPORTS = [
         "sweep",
         ["docs/results/input_sweep_strong/runs"],
         "docs/results/input_sweep_strong",
+        ("sweep.csv",),
+        "Answers",
+        "SWEEP.md",
+    ),
+    (
+        "sweep",
+        ["docs/results/input_sweep_optimum/runs"],
+        "docs/results/input_sweep_optimum",
         ("sweep.csv",),
         "Answers",
         "SWEEP.md",
