@@ -95,19 +95,25 @@ def test_ties_go_to_the_earliest_candidate_even_through_float_noise():
         {"candidate": 1, "gain": 0.0, "seed": 1},
     ]
     for row in noisy:
-        row["source_seed"] = None
+        row["proposed_by"] = ""
     assert sum(r["gain"] for r in noisy[:2]) < 0  # the noise is there, against the start
     assert pooled.choose(pooled.mean_gains(noisy)) == 0
 
 
 def test_mean_over_other_seeds_leaves_out_the_proposing_seed():
     table = [
-        {"candidate": 1, "gain": 9.0, "seed": 0, "source_seed": 0},
-        {"candidate": 1, "gain": 1.0, "seed": 1, "source_seed": 0},
-        {"candidate": 1, "gain": 3.0, "seed": 2, "source_seed": 0},
+        {"candidate": 1, "gain": 9.0, "seed": 0, "proposed_by": "0"},
+        {"candidate": 1, "gain": 1.0, "seed": 1, "proposed_by": "0"},
+        {"candidate": 1, "gain": 3.0, "seed": 2, "proposed_by": "0"},
+        {"candidate": 2, "gain": 9.0, "seed": 0, "proposed_by": "0 2"},
+        {"candidate": 2, "gain": 1.0, "seed": 1, "proposed_by": "0 2"},
+        {"candidate": 2, "gain": 3.0, "seed": 2, "proposed_by": "0 2"},
+        {"candidate": 0, "gain": 4.0, "seed": 0, "proposed_by": float("nan")},  # a csv's ""
     ]
-    assert pooled.mean_gains(table) == [(1, round(13 / 3, pooled.DIGITS))]
-    assert pooled.mean_gains(table, exclude_source_seed=True) == [(1, 2.0)]
+    means = [(0, 4.0), (1, round(13 / 3, pooled.DIGITS)), (2, round(13 / 3, pooled.DIGITS))]
+    assert pooled.mean_gains(table) == means
+    # a set two searches found is judged on the third seed alone; the start everywhere
+    assert pooled.mean_gains(table, exclude_proposers=True) == [(0, 4.0), (1, 2.0), (2, 1.0)]
 
 
 def test_a_start_in_whole_numbers_is_the_same_set_as_its_trial_zero():
@@ -214,3 +220,32 @@ def test_a_search_the_rescore_does_not_reproduce_stops_before_writing(searched, 
     out = tmp_path / "best.json"
     assert pooled.main([str(copy), "--out", str(out), "--no-progress"]) == pooled.EXIT_BAD_INPUT
     assert not out.exists() and not out.with_suffix(".csv").exists()
+
+
+def test_a_set_two_searches_found_is_one_candidate_proposed_by_both():
+    space = SearchSpace.for_model("src", 3)
+    start = {"max_rate": 40.0, "inc": 0.02, "dec": 0.07, "v_thresh": [30.0, 7.0, 30.0]}
+    shared = space.candidate(start, dict.fromkeys(space.names, 1.5))
+    own = space.candidate(start, dict.fromkeys(space.names, 0.5))
+
+    def row(trial, score, params):
+        return {"trial": trial, "state": "COMPLETE", "score": score, **space.columns(params)}
+
+    start_row = row(0, 0.1, space.start_values(start))
+    cells = [
+        pooled.SearchedCell(
+            "mnist_f0.01_none_s0", {"seed": 0}, [start_row, row(1, 0.5, shared)], None
+        ),
+        pooled.SearchedCell(
+            "mnist_f0.01_none_s1",
+            {"seed": 1},
+            [start_row, row(3, 0.4, shared), row(2, 0.3, own)],
+            None,
+        ),
+    ]
+    got = pooled.candidates(cells, start, space, top=2)
+    assert [(c.source, c.proposed_by) for c in got] == [
+        ("start", ()),  # trial 0 of both: the start, which no split chose
+        ("mnist_f0.01_none_s0 trial 1", (0, 1)),
+        ("mnist_f0.01_none_s1 trial 2", (1,)),
+    ]

@@ -5,7 +5,8 @@ Each cell's search (:mod:`brainsleep.experiment.search`) picks its own best tria
 own validation split. With small splits the choices disagree from seed to seed (MNIST
 1 %: 60 validation images per seed, and three different best trials), so there is no one
 "searched optimum" to sweep around. This module re-scores the union of every seed's top
-trials on every seed's validation split, each with that cell's own recorded baseline, and
+trials on every seed's validation split, each against that cell's recorded baseline
+weights (scored again on the split), and
 picks the set with the highest mean validation gain over the seeds (ties: the earliest
 candidate, the start first). The test set is never used to choose.
 
@@ -25,9 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from brainsleep.cli import HelpFormatter
@@ -52,13 +54,14 @@ class Candidate:
         The full parameter set, as in ``models/presets.py``.
     source : str
         Where it came from: ``start``, or ``<cell id> trial <k>``.
-    seed : int or None
-        The seed whose search proposed it (None for the start).
+    proposed_by : tuple of int
+        The seeds whose searches ranked it among their best (empty for the start, which
+        no split chose).
     """
 
     params: dict
     source: str
-    seed: int | None = None
+    proposed_by: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,9 @@ class PooledOptimum:
     table : list of dict
         One row per candidate and seed: candidate, source, cell, seed, score_name, n_val,
         val_score, baseline_val_score, gain (points), search_score (what the cell's own
-        search recorded for this set, or None), source_seed (the seed whose search
-        proposed it; None for the start), spikes_layer<k> (None when the parameters
-        broke the network).
+        search recorded for this set, or None), proposed_by (the seeds whose searches
+        ranked it among their best, space-separated; empty for the start),
+        spikes_layer<k> (None when the parameters broke the network).
     setting : str
         The setting (``<dataset>_f<fraction>_<imbalance>``).
     """
@@ -267,16 +270,19 @@ def candidates(cells: Sequence[SearchedCell], start: dict, space, top: int = TOP
     list of Candidate
     """
     out = [Candidate(space.start_values(start), "start")]
-    seen = {_key(out[0].params)}
+    index = {_key(out[0].params): 0}
     for cell in cells:
         done = [r for r in cell.history if r["state"] == "COMPLETE"]
+        seed = cell.row["seed"]
         for row in sorted(done, key=lambda r: (-r["score"], r["trial"]))[:top]:
             params = space.from_columns(start, row)
-            if (key := _key(params)) not in seen:
-                seen.add(key)
-                out.append(
-                    Candidate(params, f"{cell.cell_id} trial {row['trial']}", cell.row["seed"])
-                )
+            key = _key(params)
+            if key not in index:
+                index[key] = len(out)
+                out.append(Candidate(params, f"{cell.cell_id} trial {row['trial']}", (seed,)))
+            elif (k := index[key]) and seed not in out[k].proposed_by:
+                # another seed's search found the same set: it was selected there too
+                out[k] = replace(out[k], proposed_by=(*out[k].proposed_by, seed))
     return out
 
 
@@ -364,7 +370,7 @@ def pooled_optimum(
                             "baseline_val_score": base,
                             "gain": 100 * (result.score - base),
                             "search_score": own,
-                            "source_seed": cand.seed,
+                            "proposed_by": " ".join(map(str, cand.proposed_by)),
                             **_spikes(result.spikes, len(cfg.hidden) + 1),
                         }
                     )
@@ -380,19 +386,26 @@ def _spikes(counts: dict, n_layers: int) -> dict:
     return {f"spikes_layer{k}": counts.get(k) if counts else None for k in range(1, n_layers + 1)}
 
 
-def mean_gains(table: Sequence[dict], exclude_source_seed: bool = False) -> list[tuple[int, float]]:
+def mean_gains(table: Sequence[dict], exclude_proposers: bool = False) -> list[tuple[int, float]]:
     """(candidate, mean gain in points over the seeds), in candidate order.
 
     Means are rounded to :data:`DIGITS` decimals, so gains of equal image counts tie
-    exactly. With ``exclude_source_seed`` a candidate's mean leaves out the seed whose
-    search proposed it (the seed it was selected on).
+    exactly. With ``exclude_proposers`` a candidate's mean leaves out the seeds whose
+    searches ranked it among their best (the splits it was selected on).
     """
     by: dict[int, list[float]] = {}
     for row in table:
-        if exclude_source_seed and row["source_seed"] == row["seed"]:
+        if exclude_proposers and row["seed"] in _seeds(row["proposed_by"]):
             continue
         by.setdefault(row["candidate"], []).append(row["gain"])
     return [(k, round(sum(v) / len(v), DIGITS)) for k, v in sorted(by.items())]
+
+
+def _seeds(proposed_by) -> set[int]:
+    """The seeds of a ``proposed_by`` field (a table read back may hold NaN or a number)."""
+    if proposed_by is None or (isinstance(proposed_by, float) and proposed_by != proposed_by):
+        return set()
+    return {int(x) for x in str(proposed_by).split()}
 
 
 def choose(means: Sequence[tuple[int, float]]) -> int:
@@ -408,7 +421,7 @@ def summary_lines(result: PooledOptimum, command: str, run_dir: Path) -> list[st
 
     table = pd.DataFrame(result.table)
     means = dict(mean_gains(result.table))
-    others = dict(mean_gains(result.table, exclude_source_seed=True))
+    others = dict(mean_gains(result.table, exclude_proposers=True))
     seeds = sorted(table["seed"].unique())
     base = table.drop_duplicates("seed").set_index("seed")
     best = result.best
@@ -439,8 +452,8 @@ def summary_lines(result: PooledOptimum, command: str, run_dir: Path) -> list[st
         "",
         f"Chosen: candidate {best} ({result.chosen.source}), mean gain {means[best]:+.1f} "
         "points. The mean is optimistic: the candidates were proposed by searches on these "
-        "same splits and the best of them was taken. The mean over the seeds whose search "
-        f"did not propose it: {_signed(others.get(best))} points.",
+        "same splits and the best of them was taken. The mean over the seeds whose searches "
+        f"did not rank it among their best: {_signed(others.get(best))} points.",
         "",
         *_silent_note(table, best),
         "| candidate | source | "
@@ -568,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    command = "python -m brainsleep.experiment.pooled " + " ".join(
+    command = "python -m brainsleep.experiment.pooled " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
     write_outputs(result, args.out, command, args.run_dir)
