@@ -130,7 +130,7 @@ def setting_of(cell_id: str) -> str:
 
 
 def read_run(
-    run_dir: str | Path, setting: str | None, space_for=None
+    run_dir: str | Path, setting: str | None
 ) -> tuple[ExperimentConfig, str, list[SearchedCell]]:
     """The run's configuration, the setting and its cells, checked, reading only.
 
@@ -140,8 +140,6 @@ def read_run(
         A results directory of ``python -m brainsleep.experiment ... --search N``.
     setting : str or None
         ``<dataset>_f<fraction>_<imbalance>``; None when the directory holds one.
-    space_for : callable, optional
-        ``cfg -> SearchSpace`` (default: the run's model, its number of layers).
 
     Returns
     -------
@@ -210,7 +208,7 @@ def read_run(
     if len(chosen) < 2:
         raise ConfigError(f"{setting}: one seed only; a pooled optimum needs 2 or more")
     fingerprint = cfg.fingerprint()
-    expected = (space_for or _space)(cfg).names
+    expected = _space(cfg).names
     cells = []
     for name in chosen:
         bodies = {}
