@@ -71,6 +71,10 @@ class Normalization:
         Multiplier applied to ``1 / f``.
     quirk
         True: reference form (``prev = f``); False: textbook form (``prev = s``).
+    percentile
+        None: ``activation_max`` is the maximum (Diehl et al. 2015, the reference);
+        p: the p-th percentile of the positive activations (Rueckauer et al. 2017), and
+        ``s`` is that alone (no weight term).
     """
 
     alphas: list[float]
@@ -81,10 +85,15 @@ class Normalization:
     hidden_scale: float
     alpha_scale: float
     quirk: bool
+    percentile: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON-able)."""
-        return asdict(self)
+        """Plain dict (JSON-able); ``percentile`` only when one was used (records made
+        before it existed read the same)."""
+        d = asdict(self)
+        if d["percentile"] is None:
+            del d["percentile"]
+        return d
 
 
 def _check_inputs(weights: Sequence[np.ndarray], x: np.ndarray) -> list[np.ndarray]:
@@ -118,10 +127,16 @@ def _check_inputs(weights: Sequence[np.ndarray], x: np.ndarray) -> list[np.ndarr
 
 
 def _activation_maxima(
-    ws: list[np.ndarray], x: np.ndarray, hidden_scale: float, batch_size: int
+    ws: list[np.ndarray],
+    x: np.ndarray,
+    hidden_scale: float,
+    batch_size: int,
+    percentile: float | None = None,
 ) -> list[float]:
-    """Per layer, ``max(a_l, 0)`` over all rows of the test-mode pass (hidden ones scaled)."""
+    """Per layer, ``max(a_l, 0)`` over all rows of the test-mode pass (hidden ones scaled),
+    or the ``percentile`` of its positive entries (0 when there are none)."""
     maxima = [0.0] * len(ws)
+    positive: list[list[np.ndarray]] = [[] for _ in ws]
     for start in range(0, x.shape[0], batch_size):
         a = x[start : start + batch_size]
         for i, w in enumerate(ws):
@@ -131,7 +146,15 @@ def _activation_maxima(
                 # stores it in test mode, and the next layer reads the same values.
                 a = a * hidden_scale
             maxima[i] = max(maxima[i], float(a.max(initial=0.0)))
-    return maxima
+            if percentile is not None:
+                positive[i].append(a[a > 0])
+    if percentile is None:
+        return maxima
+    # snn_toolbox's get_percentile: the percentile of the non-zero activations
+    return [
+        float(np.percentile(np.concatenate(p), percentile)) if sum(map(len, p)) else 0.0
+        for p in positive
+    ]
 
 
 def normalization_alphas(
@@ -141,6 +164,7 @@ def normalization_alphas(
     alpha_scale: float = 1.0,
     quirk: bool = True,
     batch_size: int = 1000,
+    percentile: float | None = None,
 ) -> Normalization:
     """Per-layer alphas of the reference's data-based normalisation (see module doc).
 
@@ -159,6 +183,11 @@ def normalization_alphas(
         True (reference): ``prev = f``; False: ``prev = s``.
     batch_size
         Rows per forward pass (bounds memory; the result does not depend on it).
+    percentile
+        None (the reference, Diehl et al. 2015): ``s_l = max(max(W_l), max(a_l), 0)``.
+        A value p in (0, 100]: ``s_l`` is the p-th percentile of the positive entries of
+        ``a_l`` (Rueckauer et al. 2017, Front. Neurosci. 11:682, section 2.3; 99.9 there),
+        so that rare large activations saturate instead of slowing every other neuron.
 
     Returns
     -------
@@ -168,7 +197,8 @@ def normalization_alphas(
     ------
     ValueError
         NaN/inf in weights or data, shapes that do not chain, non-positive
-        ``hidden_scale``/``alpha_scale``, or a layer whose scale ``s`` is 0.
+        ``hidden_scale``/``alpha_scale``, a percentile outside (0, 100], or a layer
+        whose scale ``s`` is 0.
     """
     x = np.asarray(x, dtype=np.float64)
     ws = _check_inputs(weights, x)
@@ -177,12 +207,16 @@ def normalization_alphas(
             raise ValueError(f"normalization_alphas: {name} must be finite and > 0, got {v}")
     if batch_size < 1:
         raise ValueError(f"normalization_alphas: batch_size must be >= 1, got {batch_size}")
-    act_max = _activation_maxima(ws, x, float(hidden_scale), int(batch_size))
+    if percentile is not None and not (
+        isinstance(percentile, int | float) and 0 < percentile <= 100
+    ):
+        raise ValueError(f"normalization_alphas: percentile must be in (0, 100], got {percentile}")
+    act_max = _activation_maxima(ws, x, float(hidden_scale), int(batch_size), percentile)
     w_max = [max(float(w.max()), 0.0) for w in ws]
     s, factors, alphas = [], [], []
     prev = 1.0
     for i, (wm, am) in enumerate(zip(w_max, act_max, strict=True), start=1):
-        s_l = max(wm, am)
+        s_l = max(wm, am) if percentile is None else am
         if s_l == 0.0:
             raise ValueError(
                 f"normalization_alphas: layer {i}: scale is 0 (no positive weight and no "
@@ -202,6 +236,7 @@ def normalization_alphas(
         hidden_scale=float(hidden_scale),
         alpha_scale=float(alpha_scale),
         quirk=bool(quirk),
+        percentile=None if percentile is None else float(percentile),
     )
 
 
@@ -211,6 +246,7 @@ def alphas_for_model(
     alpha_scale: float = 1.0,
     quirk: bool = True,
     batch_size: int = 1000,
+    percentile: float | None = None,
 ) -> Normalization:
     """:func:`normalization_alphas` for a :class:`brainsleep.ann.MLP`.
 
@@ -229,6 +265,7 @@ def alphas_for_model(
         alpha_scale=alpha_scale,
         quirk=quirk,
         batch_size=batch_size,
+        percentile=percentile,
     )
 
 

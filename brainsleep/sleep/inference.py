@@ -43,6 +43,10 @@ class SNNEvaluation:
         without ANN predictions.
     silent, ties : float
         Fractions of images with no output spike, and with a tie for the most spikes.
+    accuracy_lowest_index : float
+        Accuracy when the first most active output wins every tie and a silent image
+        is class 0, as ``max`` does in the reference code (Diehl et al. 2015,
+        ``nnlifsim.m``): comparable with published numbers.
     predictions : ndarray of int, shape (n_images,)
         SNN class per image; -1 for silent, -2 for a tie.
     spikes_per_image : dict of int to float
@@ -65,6 +69,8 @@ class SNNEvaluation:
     window: int
     max_rate: float
     info: dict = field(default_factory=dict)
+    accuracy_lowest_index: float = float("nan")
+    curve: dict | None = None  # step -> (accuracy, lowest-index accuracy, silent, ties)
 
     def metrics(self, prefix: str = "snn_") -> dict[str, float]:
         """Flat scalars for a metrics table (keys start with ``prefix``)."""
@@ -72,6 +78,7 @@ class SNNEvaluation:
             f"{prefix}accuracy": self.accuracy,
             f"{prefix}silent": self.silent,
             f"{prefix}ties": self.ties,
+            f"{prefix}accuracy_lowest_index": self.accuracy_lowest_index,
             f"{prefix}images": self.n_images,
             f"{prefix}window": self.window,
         }
@@ -210,11 +217,31 @@ def evaluate_snn(
         for w in prefixes:
             keep = out & (step % window < w)
             np.add.at(counts[w], (lo + image[keep], neuron[keep]), 1)
+    return _evaluation(counts, y, layer_spikes, window, p, ann_predictions)
+
+
+def _evaluation(
+    counts: dict, y: np.ndarray, layer_spikes, window: int, p: SleepParams, ann_predictions
+) -> SNNEvaluation:
+    """The :class:`SNNEvaluation` of output counts per presentation length (``counts``:
+    steps -> (n_images, n_out)); every length is a point of the curve, the quarters of
+    the window its ``accuracy_by_window``."""
     preds = {w: classify(c) for w, c in counts.items()}
+    lowest = {w: np.argmax(c, axis=1) for w, c in counts.items()}
     pred = preds[window]
+    n = len(y)
     agreement = None
     if ann_predictions is not None:
         agreement = float(np.mean(pred == np.asarray(ann_predictions)))
+    curve = {
+        w: (
+            float(np.mean(preds[w] == y)),
+            float(np.mean(lowest[w] == y)),
+            float(np.mean(preds[w] == -1)),
+            float(np.mean(preds[w] == -2)),
+        )
+        for w in sorted(counts)
+    }
     return SNNEvaluation(
         accuracy=float(np.mean(pred == y)),
         agreement=agreement,
@@ -222,8 +249,85 @@ def evaluate_snn(
         ties=float(np.mean(pred == -2)),
         predictions=pred,
         spikes_per_image={k: float(v) / n for k, v in enumerate(layer_spikes)},
-        accuracy_by_window={w: float(np.mean(preds[w] == y)) for w in prefixes},
+        accuracy_by_window={w: curve[w][0] for w in prefix_windows(window)},
         n_images=n,
         window=window,
         max_rate=float(p["max_rate"]) if "max_rate" in p.values else float("nan"),
+        accuracy_lowest_index=float(np.mean(lowest[window] == y)),
+        curve=curve,
     )
+
+
+def evaluate_snn_batched(
+    weights,
+    images: np.ndarray,
+    labels: np.ndarray,
+    params: SleepParams,
+    model,
+    *,
+    window: int = 300,
+    reset: str = "zero",
+    batch: int = 1000,
+    seed: int = 0,
+    ann_predictions: np.ndarray | None = None,
+    curve_steps=None,
+) -> SNNEvaluation:
+    """:func:`evaluate_snn` on the batched simulator (:mod:`brainsleep.sleep.batched`):
+    every image at once, one step for all; the same network, parameters and outcome.
+
+    Parameters
+    ----------
+    weights, images, labels, params, window, seed, ann_predictions
+        As for :func:`evaluate_snn` (``params`` with plasticity off already, e.g. from
+        :func:`~brainsleep.sleep.snn_protocol.conversion_params`).
+    model : SleepModel
+        Checked to have the inference dynamics the simulator implements.
+    reset : {"zero", "subtraction"}
+    batch : int
+        Images simulated together (memory, not the result).
+    curve_steps : sequence of int, optional
+        Presentation lengths of the accuracy curve (default: every step up to 500,
+        beyond that the quarters of the window).
+
+    Raises
+    ------
+    ValueError
+        A model the simulator does not implement, bad shapes or arguments, learning
+        rates left on (plasticity must be off: ``inference_params``).
+    """
+    from .batched import check_batched_model, simulate_batched
+
+    check_batched_model(model)
+    x = np.asarray(images, dtype=np.float64)
+    y = np.asarray(labels)
+    if x.ndim != 2 or len(x) == 0 or len(y) != len(x):
+        raise ValueError(f"images must be (n, n_in) with n labels, got {x.shape} and {y.shape}")
+    ws = check_weights(weights)
+    for name, p in model.parameters.items():
+        if p.inference is not None and params.values.get(name) != p.inference:
+            raise ValueError(
+                f"SNN evaluation needs plasticity off: {name} = {params.values.get(name)}, "
+                f"not its inference value {p.inference} (use inference_params)"
+            )
+    if not isinstance(window, int | np.integer) or window < 1:
+        raise ValueError(f"window must be a positive number of steps, got {window!r}")
+    if curve_steps is None:
+        curve_steps = range(1, window + 1) if window <= 500 else []
+    steps = sorted({*curve_steps, *prefix_windows(window)})
+    n_layers = len(ws)
+    run = simulate_batched(
+        ws,
+        params.alphas,
+        [params.layer_value("v_thresh", k) for k in range(n_layers)],
+        window=window,
+        images=x,
+        max_rate=float(params["max_rate"]),
+        dt=params.dt,
+        decay=float(params["decay"]),
+        reset=reset,
+        seed=int(np.random.SeedSequence([seed, INFERENCE_STREAM]).generate_state(1)[0]),
+        steps=steps,
+        batch=batch,
+    )
+    counts = {s: run.output_counts[k] for k, s in enumerate(run.steps)}
+    return _evaluation(counts, y, run.layer_spikes, window, params, ann_predictions)

@@ -1,0 +1,246 @@
+"""The batched SNN evaluator and the Diehl et al. (2015) conversion (issue 31)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from brainsleep.normalize import normalization_alphas
+from brainsleep.sleep import SleepEngine, SleepParams
+from brainsleep.sleep.batched import SPARSE_BELOW, check_batched_model, simulate_batched
+from brainsleep.sleep.inference import evaluate_snn, evaluate_snn_batched, inference_params
+from brainsleep.sleep.inputs import ImageSequence
+from brainsleep.sleep.model import MODELS_DIR, load_model
+from brainsleep.sleep.snn_protocol import SNNSettings, conversion_params
+
+HAVE_CXX = shutil.which("g++") is not None or shutil.which("c++") is not None
+DEVICES = [
+    "reference",
+    "runtime",
+    pytest.param("cpp_standalone", marks=[pytest.mark.standalone, pytest.mark.slow]),
+]
+MODEL = load_model("src")
+
+
+def brian_spikes(res, window: int) -> np.ndarray:
+    """(image, step in window, layer, neuron) of every spike of a Brian2 run, sorted."""
+    step = res.spikes["step"].values
+    rows = np.stack(
+        [step // window, step % window, res.spikes["layer"].values, res.spikes["neuron"].values],
+        axis=1,
+    ).astype(np.int64)
+    return rows[np.lexsort(rows.T[::-1])]
+
+
+def random_case(seed: int, sizes=(40, 25, 15, 5), n_images=4):
+    rng = np.random.default_rng(seed)
+    images = rng.random((n_images, sizes[0])) * (rng.random((n_images, sizes[0])) < 0.6)
+    weights = [rng.uniform(-0.25, 0.6, (b, a)) for a, b in zip(sizes, sizes[1:], strict=False)]
+    return images, weights
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
+    "values",
+    [
+        # the Diehl et al. conversion (unit thresholds, no decay) ...
+        {"max_rate": 500.0, "v_thresh": [1.0, 1.0, 1.0], "decay": 1.0},
+        # ... and the sleep's kind (other thresholds, decay 0.999 every step)
+        {"max_rate": 300.0, "v_thresh": [1.7, 0.9, 1.3], "decay": 0.999},
+    ],
+    ids=["diehl", "sleep-like"],
+)
+def test_batched_equals_the_brian2_devices_spike_for_spike(device, values, build_root):
+    """Same input spikes (those Brian2 drew), same hidden and output spikes, every one."""
+    if device == "cpp_standalone" and not HAVE_CXX:
+        pytest.skip("no C++ compiler")
+    images, weights = random_case(3)
+    window = 30
+    alphas = [0.9, 0.6, 0.8]
+    params = inference_params(SleepParams.for_model(alphas=alphas, **values), MODEL)
+    engine = SleepEngine(device, build_root=build_root)
+    res = engine.run(weights, ImageSequence(images, window), params, seed=5, record_layers="all")
+    expected = brian_spikes(res, window)
+    given = np.zeros((len(images), window, images.shape[1]), dtype=bool)
+    inp = expected[expected[:, 2] == 0]
+    given[inp[:, 0], inp[:, 1], inp[:, 3]] = True
+    run = simulate_batched(
+        weights,
+        alphas,
+        values["v_thresh"],
+        window=window,
+        input_spikes=given,
+        decay=values["decay"],
+        record=True,
+    )
+    assert (expected[:, 2] > 0).sum() > 50, "too few hidden spikes to compare"
+    np.testing.assert_array_equal(run.spikes, expected)
+    # the counts the classification uses are those spikes
+    out = expected[expected[:, 2] == 3]
+    counts = np.zeros((len(images), 5), dtype=np.int64)
+    np.add.at(counts, (out[:, 0], out[:, 3]), 1)
+    np.testing.assert_array_equal(run.output_counts[-1], counts)
+
+
+def test_sparse_and_dense_sums_give_the_same_spikes():
+    """Rows gathered (few spikes) or a dense product (many): the same spikes."""
+    images, weights = random_case(7, sizes=(60, 50, 40, 6), n_images=6)
+    dense = simulate_batched(weights, [1, 1, 1], [1, 1, 1], window=40, images=images, record=True)
+    import brainsleep.sleep.batched as batched
+
+    old = batched.SPARSE_BELOW
+    try:
+        batched.SPARSE_BELOW = 2.0  # everything gathered
+        sparse = simulate_batched(
+            weights, [1, 1, 1], [1, 1, 1], window=40, images=images, record=True
+        )
+    finally:
+        batched.SPARSE_BELOW = old
+    assert 0 < SPARSE_BELOW < 1
+    assert len(dense.spikes) > 100
+    np.testing.assert_array_equal(dense.spikes, sparse.spikes)
+
+
+# A 4-2-2 network whose answer is known: hidden k sums pixels 2k and 2k+1, output k copies it.
+W1 = np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
+W2 = np.eye(2)
+IMAGES = np.array([[1, 1, 0, 0], [0, 0, 1, 1], [1, 0.8, 0, 0.1], [0, 0.1, 0.9, 1.0]])
+LABELS = np.array([0, 1, 0, 1])
+
+
+def test_a_known_network_classifies_its_images():
+    params = inference_params(
+        SleepParams.for_model(alphas=[1.0, 1.0], max_rate=400.0, v_thresh=[1.0, 1.0]), MODEL
+    )
+    ev = evaluate_snn_batched(
+        [W1, W2], IMAGES, LABELS, params, MODEL, window=60, ann_predictions=LABELS
+    )
+    assert list(ev.predictions) == list(LABELS)
+    assert ev.accuracy == ev.agreement == ev.accuracy_lowest_index == 1.0
+    assert ev.silent == ev.ties == 0
+    assert sorted(ev.curve) == list(range(1, 61))
+    assert set(ev.accuracy_by_window) == {15, 30, 45, 60}
+    assert ev.spikes_per_image[0] > ev.spikes_per_image[2] > 0
+
+
+def test_batched_and_device_evaluations_agree_on_a_known_network(build_root):
+    params = inference_params(
+        SleepParams.for_model(alphas=[1.0, 1.0], max_rate=400.0, v_thresh=[1.0, 1.0]), MODEL
+    )
+    a = evaluate_snn_batched([W1, W2], IMAGES, LABELS, params, MODEL, window=60)
+    b = evaluate_snn(
+        [W1, W2], IMAGES, LABELS, params, SleepEngine("runtime", build_root=build_root), window=60
+    )
+    assert list(a.predictions) == list(b.predictions) == list(LABELS)
+
+
+def test_reset_by_subtraction_keeps_the_surplus():
+    """One neuron, 0.75 per step (exact in binary), threshold 1: reset to zero fires
+    every 2nd step (rate 1/2); subtraction keeps the surplus and fires at 0.75 per step,
+    its ReLU activation (steps 2, 3, 4, 6, 7, 8, 10)."""
+    given = np.ones((1, 10, 1), dtype=bool)
+    counts = {
+        reset: int(
+            simulate_batched(
+                [np.array([[0.75]])], [1.0], [1.0], window=10, input_spikes=given, reset=reset
+            ).output_counts[-1, 0, 0]
+        )
+        for reset in ("zero", "subtraction")
+    }
+    assert counts == {"zero": 5, "subtraction": 7}
+
+
+def test_lowest_index_accuracy_breaks_ties_as_the_reference_max():
+    """A tie counts as an error, and as the first tied class in the reference's form."""
+    # two outputs copy one hidden neuron: every image is a tie between classes 0 and 1
+    w2 = np.array([[1.0, 0.0], [1.0, 0.0]])
+    params = inference_params(
+        SleepParams.for_model(alphas=[1.0, 1.0], max_rate=500.0, v_thresh=[1.0, 1.0]), MODEL
+    )
+    images = np.array([[1, 1, 0, 0], [0, 0, 1, 1], [1, 1, 0, 0], [0, 0, 1, 1.0]])
+    labels = np.array([0, 1, 1, 0])
+    ev = evaluate_snn_batched([W1, w2], images, labels, params, MODEL, window=20)
+    assert ev.ties == 0.5  # images 0 and 2; images 1 and 3 light the other pair: silent
+    assert ev.silent == 0.5
+    assert ev.accuracy == 0.0
+    # ties -> class 0 (right for image 0, not 2); silent -> class 0 (right for 3, not 1)
+    assert ev.accuracy_lowest_index == 0.5
+
+
+def test_plasticity_left_on_is_refused():
+    params = SleepParams.for_model(alphas=[1.0, 1.0], v_thresh=[1.0, 1.0])  # inc, dec on
+    with pytest.raises(ValueError, match="plasticity off"):
+        evaluate_snn_batched([W1, W2], IMAGES, LABELS, params, MODEL, window=5)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ('"threshold": "v >= v_thresh"', '"threshold": "v > v_thresh"', "threshold"),
+        ('"reset": "v = 0"', '"reset": "v = 0.1"', "reset"),
+        ('"on_pre": "v_post += alpha * w"', '"on_pre": "v_post += 2 * alpha * w"', "on_pre"),
+    ],
+)
+def test_the_batched_evaluator_runs_only_the_dynamics_it_implements(tmp_path, old, new, key):
+    """Keyed by content: an edited statement is refused in one line naming it."""
+    text = (MODELS_DIR / "src.py").read_text()
+    assert old in text
+    path = tmp_path / "edited.py"
+    path.write_text(text.replace(old, new))
+    edited = load_model(path)
+    with pytest.raises(ValueError, match=rf"\[{key!r}\].*--snn-evaluator device"):
+        check_batched_model(edited)
+    SNNSettings(evaluator="device").check(edited)  # the Brian2 devices run it
+    check_batched_model(MODEL)
+    check_batched_model(load_model("src_additive"))  # same neuron and transmission
+
+
+def test_percentile_normalisation_on_a_known_case():
+    """One layer, activations 1..1000 (w = 1 on x = i / 1000 * 1000): the 99.9th
+    percentile of the positive activations, not the maximum (1000) nor the weight."""
+    x = np.arange(0, 1001, dtype=float)[:, None]  # 0 is not positive: left out
+    norm = normalization_alphas([np.array([[1.0]])], x, hidden_scale=1.0, percentile=99.9)
+    assert norm.s[0] == pytest.approx(np.percentile(np.arange(1, 1001), 99.9))
+    assert norm.alphas[0] == pytest.approx(1 / norm.s[0])
+    assert normalization_alphas([np.array([[1.0]])], x, hidden_scale=1.0).s == [1000.0]
+    assert norm.to_dict()["percentile"] == 99.9
+    assert "percentile" not in normalization_alphas([np.array([[1.0]])], x).to_dict()
+    with pytest.raises(ValueError, match="percentile"):
+        normalization_alphas([np.array([[1.0]])], x, percentile=0)
+
+
+def test_diehl2015_parameters_are_the_papers():
+    """Unit thresholds, no decay, P(spike) = x per 1 ms step, plasticity off, alphas of
+    the data-based normalisation with the reference code's prev = f."""
+    rng = np.random.default_rng(0)
+    weights = [rng.uniform(-0.1, 0.3, (6, 8)), rng.uniform(-0.1, 0.3, (5, 6)), np.eye(3, 5)]
+    x = rng.random((50, 8))
+    params, record = conversion_params(
+        SNNSettings("diehl2015"), MODEL, weights, x, hidden_scale=0.5
+    )
+    assert params["v_thresh"] == (1.0, 1.0, 1.0) and params["decay"] == 1.0
+    assert params["inc"] == params["dec"] == 0.0
+    assert 2 * params.dt * params["max_rate"] == 1.0  # models/src.py's P = 2 dt max_rate x
+    norm = normalization_alphas(weights, x, hidden_scale=0.5, quirk=True)
+    assert params.alphas == tuple(norm.alphas)
+    assert record["s"] == norm.s
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        (SNNSettings("nope"), "--snn-protocol nope"),
+        (SNNSettings("diehl2015", reset="half"), "--snn-reset half"),
+        (SNNSettings("sleep", reset="subtraction"), "diehl2015"),
+        (SNNSettings("sleep", percentile=99.9), "diehl2015"),
+        (SNNSettings("diehl2015", percentile=120.0), "--snn-percentile 120"),
+        (SNNSettings("diehl2015", reset="subtraction", evaluator="device"), "batched"),
+        (SNNSettings(evaluator="gpu"), "--snn-evaluator gpu"),
+    ],
+)
+def test_bad_settings_are_refused_in_one_line(settings, match):
+    with pytest.raises(ValueError, match=match) as err:
+        settings.check(MODEL)
+    assert "\n" not in str(err.value)
