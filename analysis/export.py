@@ -250,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Copy what the reports read from results directories (config.json, "
             "metrics.csv or incremental.csv, and each cell's done.json, confusion.nc, "
-            "search.csv, search.json, sleep_params.json), leaving weights and spikes "
-            "behind, so that the copy can be committed and the reports (report, sweep, "
+            "search.csv, search.json, sleep_params.json, snn_curve.csv), leaving weights and "
+            "spikes behind, so that the copy can be committed and the reports (report, sweep, "
             "remedies, class-incremental figures) rerun from it; per-cell spike and weight "
             "figures are skipped on a copy."
         ),

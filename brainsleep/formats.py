@@ -75,6 +75,10 @@ CONFUSION_FILE = "confusion.nc"
 SPIKES_FILE = "spikes.nc"
 #: ``cells/<cell_id>/sleep_params.json``: parameters, normalisation and engine info.
 SLEEP_PARAMS_FILE = "sleep_params.json"
+#: ``cells/<cell_id>/snn_curve.csv`` (``--snn-eval``): the converted network's test
+#: accuracy after each step of the presentation window, one row per (network, step):
+#: columns network (baseline, sleep), step, accuracy, accuracy_lowest_index, silent, ties.
+SNN_CURVE_FILE = "snn_curve.csv"
 #: ``cells/<cell_id>/search.csv``: sleep-parameter search history, one row per trial.
 SEARCH_CSV = "search.csv"
 #: ``cells/<cell_id>/search.journal``: the Optuna study (a killed search resumes from it).
@@ -340,6 +344,7 @@ COMPACT_CELL_FILES: tuple[str, ...] = (
     SEARCH_CSV,
     SEARCH_MARKER,
     SLEEP_PARAMS_FILE,
+    SNN_CURVE_FILE,
 )
 
 

@@ -11,7 +11,7 @@ __all__ = ["RECIPE_NAMES", "REMEDY_NAMES"]
 
 #: The training recipes, in the order of :data:`brainsleep.ann.recipes.RECIPES` (which
 #: refuses to import if its keys differ).
-RECIPE_NAMES: tuple[str, ...] = ("reference", "strong")
+RECIPE_NAMES: tuple[str, ...] = ("reference", "strong", "diehl2015")
 
 #: The training remedies for little or imbalanced data (``--remedy``), in the order of
 #: :data:`brainsleep.ann.remedies.REMEDIES` (which refuses to import if its keys differ).

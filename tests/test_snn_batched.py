@@ -244,3 +244,66 @@ def test_bad_settings_are_refused_in_one_line(settings, match):
     with pytest.raises(ValueError, match=match) as err:
         settings.check(MODEL)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        (("--snn-eval", "10", "--snn-protocol", "diehl"), "--snn-protocol diehl"),
+        (("--snn-eval", "10", "--snn-protocol", "sleep", "--snn-reset", "subtraction"), "2015"),
+        (("--snn-eval", "10", "--snn-protocol", "diehl2015", "--snn-percentile", "0"), "(0, 100]"),
+        (("--snn-eval", "10", "--snn-evaluator", "gpu"), "--snn-evaluator gpu"),
+        (("--snn-protocol", "diehl2015"), "needs --snn-eval"),
+        (("--snn-percentile", "99.9"), "needs --snn-eval"),
+    ],
+)
+def test_bad_snn_options_are_refused_before_training(data_dir, tmp_path, capsys, extra, flag):
+    from .test_bad_input import refused
+
+    assert flag in refused(capsys, data_dir, tmp_path, *extra)
+
+
+def test_an_edited_model_is_refused_by_the_batched_evaluator_at_load(data_dir, tmp_path, capsys):
+    from .test_bad_input import refused
+
+    path = tmp_path / "edited.py"
+    path.write_text(
+        (MODELS_DIR / "src.py").read_text().replace('"reset": "v = 0"', '"reset": "v = -0.5"')
+    )
+    line = refused(
+        capsys, data_dir, tmp_path, "--model", str(path), "--snn-eval", "5", device="runtime"
+    )
+    assert "--snn-evaluator device" in line
+
+
+def test_diehl2015_in_a_run_records_both_networks_and_the_curve(data_dir, tmp_path):
+    """--snn-eval N --snn-protocol diehl2015: metrics columns for the baseline and the
+    slept network, each with its own normalisation, and the accuracy after every step."""
+    import pandas as pd
+
+    from brainsleep.experiment.__main__ import main
+    from brainsleep.formats import CELLS_DIR, METRICS_CSV, SNN_CURVE_FILE
+
+    from .test_bad_input import argv
+
+    out = tmp_path / "run"
+    extra = ("--snn-eval", "12", "--snn-window", "8", "--snn-protocol", "diehl2015")
+    assert main(argv(data_dir, out, *extra)) == 0
+    row = pd.read_csv(out / METRICS_CSV).set_index("stage").loc["sleep"]
+    for prefix in ("snn_", "snn_baseline_"):
+        assert 0 <= row[f"{prefix}accuracy"] <= row[f"{prefix}accuracy_lowest_index"] <= 1
+        assert row[f"{prefix}images"] == 12 and row[f"{prefix}window"] == 8
+        assert row[f"{prefix}alpha1"] > 0
+    (cell,) = (out / CELLS_DIR).iterdir()
+    curve = pd.read_csv(cell / SNN_CURVE_FILE)
+    assert sorted(set(curve["network"])) == ["baseline", "sleep"]
+    assert list(curve[curve["network"] == "sleep"]["step"]) == list(range(1, 9))
+    last = curve[(curve["network"] == "sleep") & (curve["step"] == 8)].iloc[0]
+    assert last["accuracy"] == row["snn_accuracy"]
+    # the settings are part of the configuration: another protocol is another run
+    from brainsleep.experiment.config import ExperimentConfig
+
+    a = ExperimentConfig(snn_eval=12, snn_protocol="diehl2015").fingerprint()
+    b = ExperimentConfig(snn_eval=12, snn_protocol="sleep").fingerprint()
+    assert a != b
+    assert ExperimentConfig().fingerprint() == ExperimentConfig(snn_reset="zero").fingerprint()

@@ -279,6 +279,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STEPS",
         help="steps each image is shown in SNN evaluation; the network rests between images",
     )
+    g.add_argument(
+        "--snn-protocol",
+        default=D.snn_protocol,
+        metavar="NAME",
+        help="how the ANN becomes the spiking network (models/conversion.py): sleep = the "
+        "sleep phase's own alphas, thresholds and input rate; diehl2015 = Diehl et al. "
+        "2015: data-based normalisation, unit thresholds, no decay, reset to zero, "
+        "P(spike) = pixel intensity per 1 ms step",
+    )
+    g.add_argument(
+        "--snn-reset",
+        default=D.snn_reset,
+        metavar="NAME",
+        help="diehl2015: zero (the model's reset) or subtraction (Rueckauer et al. 2017)",
+    )
+    g.add_argument(
+        "--snn-percentile",
+        type=float,
+        metavar="P",
+        help="diehl2015: normalise by the P-th percentile of the positive activations "
+        "(Rueckauer et al. 2017: 99.9) instead of the maximum",
+    )
+    g.add_argument(
+        "--snn-evaluator",
+        default=D.snn_evaluator,
+        metavar="NAME",
+        help="batched = every image at once in torch (fast; the model's inference "
+        "statements must be models/src.py's); device = the sleep's Brian2 device (any model)",
+    )
     g = p.add_argument_group("protocol")
     g.add_argument(
         "--protocol",
@@ -438,6 +467,10 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         strong=args.strong,
         snn_eval=args.snn_eval,
         snn_window=args.snn_window,
+        snn_protocol=args.snn_protocol,
+        snn_reset=args.snn_reset,
+        snn_percentile=args.snn_percentile,
+        snn_evaluator=args.snn_evaluator,
         record_spikes=args.record_spikes,
         protocol=args.protocol,
         tasks=list(args.tasks) if args.tasks is not None else None,

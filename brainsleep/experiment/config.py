@@ -62,6 +62,10 @@ INCREMENTAL_PRESETS = {
 }
 
 
+#: The fields of SNN evaluation's settings (``--snn-protocol`` ... ``--snn-evaluator``).
+SNN_FIELDS = ("snn_protocol", "snn_reset", "snn_percentile", "snn_evaluator")
+
+
 class ConfigError(ValueError):
     """Bad command-line input: one line, exit code 2, nothing written."""
 
@@ -119,6 +123,11 @@ class ExperimentConfig:
     strong: bool = False
     snn_eval: int | None = None  # test images classified by the spiking network (None: off)
     snn_window: int = 300  # steps each image is shown in SNN evaluation
+    # how the network is converted and simulated (brainsleep.sleep.snn_protocol.SNNSettings)
+    snn_protocol: str = "sleep"  # models/conversion.py PROTOCOLS: sleep or diehl2015
+    snn_reset: str = "zero"  # or "subtraction" (Rueckauer et al. 2017)
+    snn_percentile: float | None = None  # normalisation percentile (None: the maximum)
+    snn_evaluator: str = "batched"  # or "device" (the sleep's Brian2 device)
     record_spikes: str = "hidden"
     # "limited" or "class-incremental" (PROTOCOLS); the next two are the latter's only
     protocol: str = "limited"
@@ -159,6 +168,11 @@ class ExperimentConfig:
             # Likewise the reference's input with its default options.
             d.pop("sleep_input", None)
             d.pop("sleep_input_options", None)
+        if d.get("snn_eval") is None:
+            # Without SNN evaluation its settings change nothing (and runs made before
+            # they existed keep their fingerprint).
+            for name in SNN_FIELDS:
+                d.pop(name, None)
         if d.get("protocol", "limited") == "limited":
             # Likewise the default protocol (its tasks and task_size are always None).
             for name in ("protocol", "tasks", "task_size"):
@@ -601,6 +615,31 @@ def _check_remedies(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"--remedy with --recipe {cfg.recipe}: {exc}") from None
 
 
+def snn_settings(cfg: ExperimentConfig):
+    """The :class:`~brainsleep.sleep.snn_protocol.SNNSettings` of ``cfg``."""
+    from brainsleep.sleep.snn_protocol import SNNSettings
+
+    return SNNSettings(cfg.snn_protocol, cfg.snn_reset, cfg.snn_percentile, cfg.snn_evaluator)
+
+
+def _check_snn_settings(cfg: ExperimentConfig) -> None:
+    """The SNN options alone (the model's part is checked once it is loaded)."""
+    defaults = ExperimentConfig()
+    if cfg.snn_eval is None:
+        given = [
+            "--" + name.replace("_", "-")
+            for name in SNN_FIELDS
+            if getattr(cfg, name) != getattr(defaults, name)
+        ]
+        if given:
+            raise ConfigError(f"{' '.join(given)}: needs --snn-eval N (the images to classify)")
+        return
+    try:
+        snn_settings(cfg).check()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def _check_protocol(cfg: ExperimentConfig) -> None:
     """``--protocol`` and the options that go with it; fills the class-incremental
     defaults (tasks, task size, epochs per task) so ``config.json`` records them.
@@ -777,11 +816,16 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         )
     if not _is_int(cfg.snn_window) or cfg.snn_window < 1:
         raise ConfigError(f"--snn-window {cfg.snn_window}: give a positive number of steps")
-    if cfg.snn_eval is not None and cfg.snn_eval * cfg.snn_window > MAX_SLEEP_STEPS:
+    if (
+        cfg.snn_eval is not None
+        and cfg.snn_evaluator == "device"
+        and cfg.snn_eval * cfg.snn_window > MAX_SLEEP_STEPS
+    ):
         raise ConfigError(
             f"--snn-eval x --snn-window = {cfg.snn_eval * cfg.snn_window} steps, above the "
             f"engine's {MAX_SLEEP_STEPS}"
         )
+    _check_snn_settings(cfg)
     if cfg.record_spikes not in ("none", "hidden", "all"):
         raise ConfigError("--record-spikes: choose none, hidden or all")
     _check_sizes(cfg)
@@ -800,9 +844,15 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
             raise ConfigError(str(exc)) from exc
     _check_prefs(cfg)
     try:
-        cfg.model = str(load_model(model_path).path)  # executed once, checked, trial-run
+        model = load_model(model_path)  # executed once, checked, trial-run
     except ValueError as exc:
         raise ConfigError(f"--model: {exc}") from exc
+    cfg.model = str(model.path)
+    if cfg.snn_eval is not None:
+        try:
+            snn_settings(cfg).check(model)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
     if cfg.protocol == "limited":
         _check_subsets(cfg)
     else:

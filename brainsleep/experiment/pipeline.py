@@ -44,6 +44,7 @@ from brainsleep.formats import (
     SEARCH_CSV,
     SEARCH_JOURNAL,
     SLEEP_PARAMS_FILE,
+    SNN_CURVE_FILE,
     SPIKES_FILE,
     STAGES,
     format_cell_id,
@@ -449,6 +450,7 @@ class CellRunner:
         extra = {f"sleep_spikes_layer{k}": v for k, v in counts.items()}
         if self.cfg.snn_eval:
             extra.update(self._snn_metrics(baseline, slept, params))
+            artifacts.append(SNN_CURVE_FILE)
         atomic_write_json(
             self.dir / SLEEP_PARAMS_FILE,
             {"params": params.to_dict(), "normalization": norm.to_dict(), "info": res.info},
@@ -458,26 +460,55 @@ class CellRunner:
 
     def _snn_metrics(self, baseline: ann.MLP, slept: ann.MLP, params) -> dict:
         """The converted spiking network on the first N test images, before and after
-        sleep, with the sleep's conversion and plasticity off (``snn_baseline_*``,
-        ``snn_*``)."""
-        from brainsleep.sleep.inference import evaluate_snn
+        sleep, plasticity off (``snn_baseline_*``, ``snn_*``), converted by the
+        ``--snn-protocol`` (``sleep``: the sleep's parameters for both networks;
+        ``diehl2015``: each network normalised on the training subset by itself), and
+        its accuracy after every step of the window (:data:`SNN_CURVE_FILE`)."""
+        from brainsleep.experiment.config import snn_settings
+        from brainsleep.sleep.inference import evaluate_snn, evaluate_snn_batched
+        from brainsleep.sleep.snn_protocol import conversion_params
 
+        settings = snn_settings(self.cfg)
         n = min(self.cfg.snn_eval, len(self.y_test))
         x, y = np.asarray(self.x_test[:n]), np.asarray(self.y_test[:n])
-        out = {}
+        out, curves = {}, []
         for prefix, net in (("snn_baseline_", baseline), ("snn_", slept)):
-            ev = evaluate_snn(
-                ann.get_weights(net),
-                x,
-                y,
-                params,
-                self.engine,
-                window=self.cfg.snn_window,
-                seed=self.cell.seed,
-                ann_predictions=ann.evaluate(net, x, y).predictions,
-                progress=self.cfg.progress,
+            weights = ann.get_weights(net)
+            p, norm = conversion_params(
+                settings, self.engine.model, weights, self.x, net.eval_hidden_scale, params
             )
+            common = {
+                "window": self.cfg.snn_window,
+                "seed": self.cell.seed,
+                "ann_predictions": ann.evaluate(net, x, y).predictions,
+            }
+            if settings.evaluator == "batched":
+                ev = evaluate_snn_batched(
+                    weights, x, y, p, self.engine.model, reset=settings.reset, **common
+                )
+            else:
+                ev = evaluate_snn(
+                    weights, x, y, p, self.engine, progress=self.cfg.progress, **common
+                )
             out.update(ev.metrics(prefix))
+            out.update({f"{prefix}alpha{k}": a for k, a in enumerate(p.alphas, start=1)})
+            network = "baseline" if prefix == "snn_baseline_" else "sleep"
+            curves += [
+                {
+                    "network": network,
+                    "step": step,
+                    "accuracy": a,
+                    "accuracy_lowest_index": lo,
+                    "silent": si,
+                    "ties": ti,
+                }
+                for step, (a, lo, si, ti) in ev.curve.items()
+            ]
+        import pandas as pd
+
+        atomic_write_with(
+            self.dir / SNN_CURVE_FILE, lambda tmp: pd.DataFrame(curves).to_csv(tmp, index=False)
+        )
         return out
 
     def _finetuned(self, start: ann.MLP, max_steps: int | None = None):

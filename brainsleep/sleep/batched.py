@@ -199,7 +199,9 @@ def simulate_batched(
     keep = {s: k for k, s in enumerate(steps)}
     n_out = ws[-1].shape[0]
     # (alpha * w) per synapse, as Brian2's on_pre multiplies them, transposed for s @ W
-    scaled = [torch.from_numpy(np.ascontiguousarray((a * w).T)) for a, w in zip(alphas, ws)]
+    scaled = [
+        torch.from_numpy(np.ascontiguousarray((a * w).T)) for a, w in zip(alphas, ws, strict=True)
+    ]
     thr = [float(t) for t in thresholds]
     rescale = 1 / (dt * max_rate)
     rng = np.random.Generator(np.random.PCG64(seed))
