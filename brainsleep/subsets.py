@@ -111,6 +111,29 @@ def _draw_per_class(
     return np.sort(np.concatenate(parts)).astype(np.int64)
 
 
+def _equal_counts(sizes: Mapping[int, int], n_total: int) -> dict[int, int]:
+    """``n_total`` split as equally as possible over the classes (remainder to the lowest
+    ids); a class with fewer examples than its share gives all it has, and the rest is
+    split over the others in the same way. Without such a class (every subset up to
+    about 90 % of MNIST) this is the plain equal split; with one, fraction 1 is the whole
+    training set, not an error (MNIST's classes hold 5421 to 6742 images)."""
+    counts: dict[int, int] = {}
+    open_classes = sorted(sizes)
+    remaining = n_total
+    while open_classes:
+        base, extra = divmod(remaining, len(open_classes))
+        share = {c: base + (1 if i < extra else 0) for i, c in enumerate(open_classes)}
+        short = [c for c in open_classes if sizes[c] < share[c]]
+        if not short:
+            counts.update(share)
+            break
+        for c in short:
+            counts[c] = sizes[c]
+            remaining -= sizes[c]
+            open_classes.remove(c)
+    return counts
+
+
 # --------------------------------------------------------------------------- fractions
 
 
@@ -133,7 +156,8 @@ def select_subset(
     mode : {"stratified", "random", "first"}
         ``stratified``: the budget is split as equally as possible over the classes
         present in ``labels``, the remainder going to the lowest class ids, each class
-        drawn without replacement. ``random``: uniform without replacement.
+        drawn without replacement; a class too small for its share gives all of its
+        examples and the others share the rest. ``random``: uniform without replacement.
         ``first``: the first examples, as the reference scripts do (``seed`` ignored).
     seed : int or sequence of int
         Seed of ``numpy.random.default_rng``.
@@ -161,8 +185,7 @@ def select_subset(
                 f"{what} gives {n_total} examples for {classes.size} classes: class(es) "
                 f"{_format_classes(classes[n_total:])} would get none"
             )
-        base, extra = divmod(n_total, classes.size)
-        counts = {int(c): base + (1 if i < extra else 0) for i, c in enumerate(classes)}
+        counts = _equal_counts({int(c): int((labels == c).sum()) for c in classes}, n_total)
         return _draw_per_class(labels, counts, np.random.default_rng(seed))
     if mode == "random":
         rng = np.random.default_rng(seed)

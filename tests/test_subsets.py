@@ -46,6 +46,17 @@ def test_stratified_counts_exact(labels, fraction, expected):
     assert idx.dtype == np.int64 and np.all(np.diff(idx) > 0)  # sorted, no repeats
 
 
+def test_stratified_takes_all_of_a_small_class_and_shares_the_rest():
+    """Unequal classes (as MNIST's 5421..6742): fraction 1 is the whole set, not an
+    error; a class short of its share gives all it has, the others split the rest."""
+    uneven = np.repeat(np.arange(4), [10, 4, 7, 9]).astype(np.int64)
+    assert counts(uneven, select_subset(uneven, 1.0))[:4] == [10, 4, 7, 9]
+    # 24 of 30: equal share 6, class 1 has 4 -> the other three share 20: 7, 7, 6
+    assert counts(uneven, select_subset(uneven, count=24))[:4] == [7, 4, 7, 6]
+    # no class short: the plain equal split, as before
+    assert counts(uneven, select_subset(uneven, count=16))[:4] == [4, 4, 4, 4]
+
+
 def test_stratified_count_argument(labels):
     idx = select_subset(labels, count=23)
     assert counts(labels, idx) == [3, 3, 3] + [2] * 7
@@ -105,9 +116,10 @@ def test_unknown_mode(labels):
 
 
 def test_class_too_small_for_its_share():
+    """It gives all it has (it used to be an error, which made fraction 1 of MNIST
+    impossible); the other class makes up the budget."""
     labels = np.array([0] * 50 + [1] * 3)
-    with pytest.raises(ValueError, match="class 1 needs 5 examples but has only 3"):
-        select_subset(labels, count=10)
+    assert np.bincount(labels[select_subset(labels, count=10)]).tolist() == [7, 3]
 
 
 # --------------------------------------------------------------------------- imbalance
