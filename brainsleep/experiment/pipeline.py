@@ -464,48 +464,23 @@ class CellRunner:
         ``--snn-protocol`` (``sleep``: the sleep's parameters for both networks;
         ``diehl2015``: each network normalised on the training subset by itself), and
         its accuracy after every step of the window (:data:`SNN_CURVE_FILE`)."""
-        from brainsleep.experiment.config import snn_settings
-        from brainsleep.sleep.inference import evaluate_snn, evaluate_snn_batched
-        from brainsleep.sleep.snn_protocol import conversion_params
+        import pandas as pd
 
-        settings = snn_settings(self.cfg)
+        from .snn import curve_rows, evaluate_network
+
         n = min(self.cfg.snn_eval, len(self.y_test))
         x, y = np.asarray(self.x_test[:n]), np.asarray(self.y_test[:n])
         out, curves = {}, []
-        for prefix, net in (("snn_baseline_", baseline), ("snn_", slept)):
-            weights = ann.get_weights(net)
-            p, norm = conversion_params(
-                settings, self.engine.model, weights, self.x, net.eval_hidden_scale, params
+        for prefix, network, net in (
+            ("snn_baseline_", "baseline", baseline),
+            ("snn_", "sleep", slept),
+        ):
+            ev, alphas = evaluate_network(
+                self.cfg, self.engine, net, self.x, x, y, params, self.cell.seed
             )
-            common = {
-                "window": self.cfg.snn_window,
-                "seed": self.cell.seed,
-                "ann_predictions": ann.evaluate(net, x, y).predictions,
-            }
-            if settings.evaluator == "batched":
-                ev = evaluate_snn_batched(
-                    weights, x, y, p, self.engine.model, reset=settings.reset, **common
-                )
-            else:
-                ev = evaluate_snn(
-                    weights, x, y, p, self.engine, progress=self.cfg.progress, **common
-                )
             out.update(ev.metrics(prefix))
-            out.update({f"{prefix}alpha{k}": a for k, a in enumerate(p.alphas, start=1)})
-            network = "baseline" if prefix == "snn_baseline_" else "sleep"
-            curves += [
-                {
-                    "network": network,
-                    "step": step,
-                    "accuracy": a,
-                    "accuracy_lowest_index": lo,
-                    "silent": si,
-                    "ties": ti,
-                }
-                for step, (a, lo, si, ti) in ev.curve.items()
-            ]
-        import pandas as pd
-
+            out.update({f"{prefix}alpha{k}": a for k, a in enumerate(alphas, start=1)})
+            curves += curve_rows(ev, network=network)
         atomic_write_with(
             self.dir / SNN_CURVE_FILE, lambda tmp: pd.DataFrame(curves).to_csv(tmp, index=False)
         )
