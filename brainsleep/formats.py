@@ -161,6 +161,11 @@ INCREMENTAL_COLUMNS: list[str] = [
     "n_test",
     "n_train",
 ]
+#: Added after :data:`INCREMENTAL_COLUMNS` by runs with ``--snn-eval``: the converted
+#: spiking network's accuracy on the task's evaluated test images (the first N of the
+#: tasks seen so far) before and after the step's sleep (empty for steps without sleep
+#: and tasks not seen yet).
+INCREMENTAL_SNN_COLUMNS: list[str] = ["snn_accuracy_trained", "snn_accuracy_slept"]
 
 
 def incremental_step(variant: str, task: int) -> str:

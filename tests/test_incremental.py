@@ -291,7 +291,7 @@ def test_search_never_sees_the_test_set(data_dir, tmp_path, monkeypatch):
         (["--strong"], "--strong"),
         (["--imbalance", "5-9:0.1"], "--imbalance"),
         (["--subset", "first"], "--subset first"),
-        (["--snn-eval", "5"], "--snn-eval"),
+        (["--snn-eval", "5", "--snn-protocol", "x"], "--snn-protocol x"),
         (["--tasks", "0-1", "1-2"], "class 1 is named in task '0-1' too"),
         (["--tasks", "0-10"], "outside 0-9"),
         (["--task-size", "0"], "--task-size 0"),

@@ -307,3 +307,31 @@ def test_diehl2015_in_a_run_records_both_networks_and_the_curve(data_dir, tmp_pa
     b = ExperimentConfig(snn_eval=12, snn_protocol="sleep").fingerprint()
     assert a != b
     assert ExperimentConfig().fingerprint() == ExperimentConfig(snn_reset="zero").fingerprint()
+
+
+def test_class_incremental_evaluates_the_spiking_network_of_each_sleep(data_dir, tmp_path):
+    """--snn-eval in the class-incremental protocol: before and after every sleep, on
+    the test images of the tasks seen so far; per task and overall, with the curve."""
+    import pandas as pd
+
+    from brainsleep.experiment.__main__ import main
+
+    from .test_incremental import argv as incr_argv
+
+    out = tmp_path / "incr"
+    extra = ("--snn-eval", "15", "--snn-window", "6", "--snn-protocol", "diehl2015")
+    assert main(incr_argv(data_dir, out, *extra)) == 0
+    df = pd.read_csv(out / "incremental.csv")
+    slept = df[df["variant"] == "sleep"]
+    assert slept["snn_accuracy_slept"].notna().any()
+    overall = slept[slept["task"] == "overall"]
+    assert len(overall) == 2  # after each of the two tasks
+    assert ((overall["snn_accuracy_trained"] >= 0) & (overall["snn_accuracy_trained"] <= 1)).all()
+    # tasks not yet seen are not evaluated
+    t1 = slept[(slept["after_task"] == 1) & (slept["task_index"] == 2)]
+    assert t1["snn_accuracy_slept"].isna().all()
+    assert df[df["variant"] == "sequential"].filter(like="snn_").isna().all().all()
+    cell = next((out / "cells").iterdir())
+    curve = pd.read_csv(cell / "snn_curve_sleep_t1.csv")
+    assert sorted(set(curve["network"])) == ["slept", "trained"]
+    assert curve["step"].max() == 6

@@ -647,7 +647,7 @@ def _check_protocol(cfg: ExperimentConfig) -> None:
     The class-incremental protocol trains each task on its first ``--task-size`` images,
     so it refuses the options that choose a limited or imbalanced subset (``--fractions``
     other than 1, ``--subset``, ``--imbalance``) and those of the limited protocol's
-    comparisons (``--strong``: its bar is the ``joint`` variant; ``--snn-eval``).
+    comparisons (``--strong``: its bar is the ``joint`` variant).
     """
     if cfg.protocol == "limited":
         for flag, value in (("--tasks", cfg.tasks), ("--task-size", cfg.task_size)):
@@ -667,8 +667,6 @@ def _check_protocol(cfg: ExperimentConfig) -> None:
             "--strong: the class-incremental protocol's bar is its joint variant (all tasks "
             "seen so far trained together); drop --strong"
         )
-    if cfg.snn_eval is not None:
-        raise ConfigError("--snn-eval: not available with --protocol class-incremental")
     try:
         tasks = parse_tasks(INCREMENTAL_TASKS if cfg.tasks is None else cfg.tasks, N_CLASSES)
     except ValueError as exc:

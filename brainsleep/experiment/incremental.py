@@ -89,6 +89,7 @@ from brainsleep.formats import (
     DONE_MARKER,
     INCREMENTAL_COLUMNS,
     INCREMENTAL_CSV,
+    INCREMENTAL_SNN_COLUMNS,
     INCREMENTAL_VARIANTS,
     OVERALL_TASK,
     incremental_step,
@@ -411,6 +412,9 @@ class IncrementalRunner:
                 artifacts.append(f"spikes_{step}.nc")
                 save_spikes(res.spikes, self.dir / artifacts[-1])
                 extra["sleep_spikes"] = {str(a): b for a, b in spike_counts(res.spikes).items()}
+            if self.cfg.snn_eval:
+                artifacts.append(f"snn_curve_{step}.csv")
+                extra["snn"] = self._snn(trained, slept, task, params, artifacts[-1])
             model = slept
             if variant == "sleep_finetune":
                 model, ft = self._train(
@@ -421,6 +425,13 @@ class IncrementalRunner:
                 )
                 extra["finetune_steps"] = ft.n_steps
         rows = self._rows(variant, k, model, trained, slept, int(idx.size))
+        for row in rows if "snn" in extra else ():
+            for network in ("trained", "slept"):
+                got = extra["snn"][network]
+                row[f"snn_accuracy_{network}"] = (
+                    got["accuracy"] if row["task"] == OVERALL_TASK
+                    else got["per_task"].get(row["task"], math.nan)
+                )  # fmt: skip
         save_weights(self.dir / weights_file(step), ann.get_weights(model))
         write_marker(
             self._marker(step),
@@ -438,6 +449,40 @@ class IncrementalRunner:
             overall,
         )
         return model
+
+    def _snn(self, trained: ann.MLP, slept: ann.MLP, task: Task, params, curve_file: str) -> dict:
+        """The spiking networks of ``trained`` and ``slept`` on the first ``--snn-eval``
+        test images of the tasks seen so far (normalised on those tasks' training
+        images): accuracy per task and overall, before (``trained``) and after sleep
+        (``slept``); the accuracy after every step into ``curve_file``."""
+        from .snn import curve_rows, evaluate_network
+
+        k = task.index
+        seen = np.flatnonzero(np.logical_or.reduce([t.test_mask for t in self.tasks[:k]]))
+        shown = seen[: self.cfg.snn_eval]
+        x, y = self.x_test[shown], self.y_test[shown]
+        x_norm = self.x_train[self._images(k)]
+        out, curves = {}, []
+        for network, net in (("trained", trained), ("slept", slept)):
+            ev, alphas = evaluate_network(
+                self.cfg, self.engine, net, x_norm, x, y, params, self.cell.seed
+            )
+            correct = ev.predictions == y
+            per_task = {
+                t.name: float(correct[t.test_mask[shown]].mean())
+                for t in self.tasks[:k]
+                if t.test_mask[shown].any()
+            }
+            out[network] = {
+                **ev.metrics(""),
+                "alphas": list(alphas),
+                "per_task": per_task,
+            }
+            curves += curve_rows(ev, network=network)
+        atomic_write_with(
+            self.dir / curve_file, lambda tmp: pd.DataFrame(curves).to_csv(tmp, index=False)
+        )
+        return out
 
     def _scores(self, model: ann.MLP, upto: int) -> list[float]:
         """Test accuracy on each task, then on the test images of tasks 1 .. ``upto``."""
@@ -627,13 +672,16 @@ def collect_incremental(out: Path) -> pd.DataFrame:
             rows += read_marker(marker).get("rows", [])
         except IntegrityError:
             continue  # a broken step: its cell redoes it (and the table is rewritten)
-    df = pd.DataFrame(rows, columns=INCREMENTAL_COLUMNS)
+    columns = INCREMENTAL_COLUMNS + [
+        c for c in INCREMENTAL_SNN_COLUMNS if any(c in r for r in rows)
+    ]  # the SNN's only when measured: tables of runs without it read as before
+    df = pd.DataFrame(rows, columns=columns)
     df = add_forgetting(df)
     order = {v: i for i, v in enumerate(INCREMENTAL_VARIANTS)}
     df["_v"] = df["variant"].map(order)
     df["_t"] = df["task_index"].where(df["task_index"] > 0, np.iinfo(np.int32).max)
     df = df.sort_values(["dataset", "seed", "_v", "after_task", "_t"], kind="stable")
-    return df.drop(columns=["_v", "_t"]).reset_index(drop=True)[INCREMENTAL_COLUMNS]
+    return df.drop(columns=["_v", "_t"]).reset_index(drop=True)[columns]
 
 
 def write_incremental(out: Path, df: pd.DataFrame) -> None:
