@@ -335,3 +335,27 @@ def test_class_incremental_evaluates_the_spiking_network_of_each_sleep(data_dir,
     curve = pd.read_csv(cell / "snn_curve_sleep_t1.csv")
     assert sorted(set(curve["network"])) == ["slept", "trained"]
     assert curve["step"].max() == 6
+
+
+def test_a_sleep_that_changed_nothing_is_recorded_as_such(data_dir, tmp_path):
+    """sleep_weights_changed: the fraction of synapses the sleep changed; 0.0 when no
+    hidden neuron could fire (thresholds out of reach), > 0 for a sleep that acted."""
+    import pandas as pd
+
+    from brainsleep.experiment.__main__ import main
+    from brainsleep.formats import METRICS_CSV
+    from brainsleep.sleep.engine import weights_changed
+
+    from .test_bad_input import argv
+
+    a, b = [np.zeros((2, 3)), np.ones((1, 2))], [np.zeros((2, 3)), np.array([[1.0, 2.0]])]
+    assert weights_changed(a, a) == 0.0 and weights_changed(a, b) == 1 / 8
+    out = tmp_path / "noop"
+    assert main(argv(data_dir, out, "--sleep-param", "v_thresh=[1e9,1e9,1e9]")) == 0
+    row = pd.read_csv(out / METRICS_CSV).set_index("stage").loc["sleep"]
+    assert row["sleep_weights_changed"] == 0.0
+    out = tmp_path / "acts"
+    active = ("--sleep-param", "v_thresh=[0.01,0.01,0.01]", "--sleep-param", "max_rate=400")
+    assert main(argv(data_dir, out, *active)) == 0
+    row = pd.read_csv(out / METRICS_CSV).set_index("stage").loc["sleep"]
+    assert row["sleep_weights_changed"] > 0

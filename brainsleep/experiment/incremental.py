@@ -106,6 +106,7 @@ from brainsleep.sleep import (
     save_spikes,
     spike_counts,
 )
+from brainsleep.sleep.engine import weights_changed
 from brainsleep.sleep.params import MAX_SEED, params_from_set
 from brainsleep.subsets import format_task, parse_tasks, task_split
 
@@ -412,6 +413,9 @@ class IncrementalRunner:
                 artifacts.append(f"spikes_{step}.nc")
                 save_spikes(res.spikes, self.dir / artifacts[-1])
                 extra["sleep_spikes"] = {str(a): b for a, b in spike_counts(res.spikes).items()}
+            extra["sleep_weights_changed"] = weights_changed(
+                ann.get_weights(trained), ann.get_weights(slept)
+            )  # 0.0: a no-op, not sleep
             if self.cfg.snn_eval:
                 artifacts.append(f"snn_curve_{step}.csv")
                 extra["snn"] = self._snn(trained, slept, task, params, artifacts[-1])

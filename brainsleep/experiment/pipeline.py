@@ -61,6 +61,7 @@ from brainsleep.sleep import (
     save_spikes,
     spike_counts,
 )
+from brainsleep.sleep.engine import weights_changed
 from brainsleep.sleep.inputs import make_sleep_input
 from brainsleep.sleep.params import params_from_set
 from brainsleep.sparseness import weight_hoyer
@@ -448,6 +449,10 @@ class CellRunner:
             save_spikes(res.spikes, self.dir / SPIKES_FILE)
             artifacts.append(SPIKES_FILE)
         extra = {f"sleep_spikes_layer{k}": v for k, v in counts.items()}
+        # 0.0: a no-op, not sleep (the weights came back bit-identical)
+        extra["sleep_weights_changed"] = weights_changed(
+            ann.get_weights(baseline), ann.get_weights(slept)
+        )
         if self.cfg.snn_eval:
             extra.update(self._snn_metrics(baseline, slept, params))
             artifacts.append(SNN_CURVE_FILE)

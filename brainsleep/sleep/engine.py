@@ -50,6 +50,20 @@ class ModelNumericsError(ValueError):
     """The sleep model produced NaN or inf weights (the message names the layer)."""
 
 
+def weights_changed(before, after) -> float:
+    """Fraction of synapses whose weight differs (bitwise) between two networks.
+
+    A sleep with 0.0 changed nothing: it is not sleep (a no-op), whatever its
+    parameters; tables record it beside the spike counts (``sleep_weights_changed``).
+    """
+    changed = total = 0
+    for a, b in zip(before, after, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        changed += int(np.count_nonzero(a != b))
+        total += a.size
+    return changed / total if total else 0.0
+
+
 def check_weights(weights) -> list[np.ndarray]:
     """``weights`` as float64 (n_out, n_in) arrays that chain, or a one-line ValueError."""
     if not isinstance(weights, list | tuple) or not weights:
