@@ -148,10 +148,18 @@ class ReferenceDevice(SleepDevice):
         self.exact_exp = exact_exp
 
     def check_model(self, model: SleepModel, explicit: bool) -> None:
-        if explicit and model.name != "src":
+        """Refuse every model but the one the oracle implements, by its content (a copy
+        of src.py named src.py with one more declared parameter is another model)."""
+        from .model import model_content_digest
+        from .reference import ORACLE_MODEL_CONTENT
+
+        digest = getattr(model, "content_hash", "") or model_content_digest(model.path)
+        if digest != ORACLE_MODEL_CONTENT:
             raise ValueError(
-                "device 'reference' implements only the reference rule (models/src.py); "
-                f"use a Brian2 device for model {model.name!r}"
+                "device 'reference' implements only the reference rule as models/src.py "
+                f"ships it, and model {model.name!r} ({model.path}) differs from it in its "
+                "equations or declarations; use runtime, cpp_standalone or cuda_standalone, "
+                "which run any model"
             )
 
     def prepare(self, model, spec, prefs=None, build_root=None, progress=False):

@@ -24,6 +24,12 @@ import numpy as np
 from .inputs import UNIFORM_STREAM, SleepInput
 from .params import SleepParams
 
+#: ``model_content_digest`` of the model whose equations and declarations this oracle
+#: implements: ``models/src.py`` as shipped. The reference device runs a model only when
+#: its content is this one (keyed by content, not by name: an edited copy named src.py
+#: is another model). Change the oracle and this digest together with src.py's equations.
+ORACLE_MODEL_CONTENT = "eaf6a30feb69a891ab422aef9aa368b774c5a909dc9c6118c17279edacb09122"
+
 W_SHARPNESS = 0.001
 # Outside |w / W_SHARPNESS| <= 40, g is exactly 0.0 or 2.0 in float64 whatever the last
 # bit of exp is; inside, numpy's vectorised exp differs from the C library's exp (what
