@@ -419,3 +419,24 @@ def test_cells_still_running_are_left_out_of_the_report_and_named(run, tmp_path)
         done.unlink()
     with pytest.raises(ResultsError, match="no cell has finished yet"):
         read_incremental([live])
+
+
+def test_the_configured_sleep_input_is_the_one_slept_on(data_dir, tmp_path):
+    """--sleep-input noise sleeps on noise (issue 29, fault 1): the protocol used to
+    build the masked mean image whatever config.json and the fingerprint recorded. The
+    masked mean lights at most one 11 x 11 patch (121 pixels) per step; uniform noise
+    at intensity 1 lights about half of all 784 pixels."""
+    from brainsleep.formats import load_spikes
+
+    def most_pixels_in_a_step(*extra) -> int:
+        out = tmp_path / "_".join(extra).replace("=", "")
+        args = [*argv(data_dir, out, "--record-spikes", "all", *extra)]
+        args[args.index("--tasks") + 1 : args.index("--tasks") + 3] = ["0-1"]
+        assert main(args) == 0
+        spikes = load_spikes(out / "cells/mnist_f1_none_s0/spikes_sleep_t1.nc")
+        steps = spikes["step"].values[spikes["layer"].values == 0]
+        return int(np.bincount(steps).max())
+
+    assert most_pixels_in_a_step() <= 121
+    noise = most_pixels_in_a_step("--sleep-input", "noise", "--sleep-input-option", "level=1")
+    assert noise > 200

@@ -100,13 +100,13 @@ from brainsleep.formats import (
 )
 from brainsleep.normalize import Normalization, alphas_for_model
 from brainsleep.sleep import (
-    MaskedMeanImage,
     ModelNumericsError,
     SleepEngine,
     save_spikes,
     spike_counts,
 )
 from brainsleep.sleep.engine import weights_changed
+from brainsleep.sleep.inputs import make_sleep_input
 from brainsleep.sleep.params import MAX_SEED, params_from_set
 from brainsleep.subsets import format_task, parse_tasks, task_split
 
@@ -545,16 +545,24 @@ class IncrementalRunner:
         return self._engine
 
     def _sleep(self, model: ann.MLP, task: Task, p: dict, record: str, progress: bool = False):
-        """Sleep ``model`` after ``task`` on the masked mean image of the training images
-        of every task seen so far (alphas from the same images), with parameter set
-        ``p``; ``(slept, result, params, normalization)``."""
-        x = self.x_train[self._images(task.index)]
+        """Sleep ``model`` after ``task`` on the ``--sleep-input`` (the reference's masked
+        mean image by default) of the training images of every task seen so far (alphas
+        from the same images), with parameter set ``p``; ``(slept, result, params,
+        normalization)``."""
+        seen = self._images(task.index)
+        x = self.x_train[seen]
         norm: Normalization = alphas_for_model(model, x)
         params = params_from_set(p, norm.alphas, self.engine.model)
         n_steps = incremental_sleep_steps(self.cfg.sleep_steps, task.index)
+        cfg = self.cfg
+        # the configured input (--sleep-input and its options), as in the limited
+        # protocol: it used to be the masked mean image whatever the run recorded
+        inputs = make_sleep_input(
+            cfg.sleep_input, x, self.y_train[seen], n_steps, **cfg.sleep_input_options
+        )
         res = self.engine.run(
             ann.get_weights(model),
-            MaskedMeanImage.from_images(x, n_steps=n_steps),
+            inputs,
             params,
             seed=task_seed(self.cell.seed, SLEEP_STREAM, task.index),
             record_layers=record,
