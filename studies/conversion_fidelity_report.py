@@ -1,7 +1,7 @@
 """Write the conversion-fidelity report from the committed copies of the study's runs.
 
     python studies/conversion_fidelity_report.py docs/results/conversion/runs \
-        --ablation docs/results/conversion/ablation.csv --out docs/results
+        --ablation docs/results/conversion/ablation_*.csv --out docs/results
 
 Each subdirectory of the root is one run of ``studies/conversion_fidelity.sh`` (a compact
 copy: ``config.json``, ``metrics.csv``, each cell's ``snn_curve.csv``). Writes
@@ -252,7 +252,9 @@ def plot(runs, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("root", help="directory of the study's (compact) runs")
-    p.add_argument("--ablation", help="CSV of studies/conversion_ablation.py")
+    p.add_argument(
+        "--ablation", nargs="+", help="CSVs of studies/conversion_ablation.py (concatenated)"
+    )
     p.add_argument("--out", default="docs/results")
     a = p.parse_args(argv)
     root, out = Path(a.root), Path(a.out)
@@ -285,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += fidelity_section(runs)
     lines += sleep_section({k: v for k, v in runs.items() if v[0]["fractions"][0] < 1})
     if a.ablation:
-        lines += ablation_section(pd.read_csv(a.ablation))
+        lines += ablation_section(pd.concat(map(pd.read_csv, a.ablation), ignore_index=True))
     out.mkdir(parents=True, exist_ok=True)
     plot(runs, out / "conversion_fidelity.png")
     lines += ["![SNN accuracy against time](conversion_fidelity.png)", ""]

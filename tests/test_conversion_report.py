@@ -91,9 +91,9 @@ COMMITTED = REPO / "docs/results/conversion/runs"
 @pytest.mark.skipif(not COMMITTED.is_dir(), reason="no committed conversion runs yet")
 def test_the_committed_report_regenerates_from_the_committed_copies(tmp_path):
     args = [str(COMMITTED.relative_to(REPO))]
-    ablation = REPO / "docs/results/conversion/ablation.csv"
-    if ablation.is_file():
-        args += ["--ablation", str(ablation.relative_to(REPO))]
+    ablation = sorted((REPO / "docs/results/conversion").glob("ablation_*.csv"))
+    if ablation:
+        args += ["--ablation", *(str(p.relative_to(REPO)) for p in ablation)]
     import os
 
     cwd = os.getcwd()
