@@ -33,12 +33,11 @@ import pandas as pd
 VARIANTS = {
     "sleep": ("the sleep's conversion (reference preset)", "sleep", {}),
     "unit": ("+ unit thresholds, alpha_scale 1", "sleep", {"unit": True}),
-    "unit_rate": ("+ input P(spike) = x (500 Hz here, Diehl's 1000)", "sleep",
+    "unit_rate": ("+ input P(spike) = x (= Diehl's with decay 0.999)", "sleep",
                   {"unit": True, "max_rate": 500.0}),
     "diehl2015": ("+ no decay: Diehl et al. 2015", "diehl", {}),
     "diehl_slow_input": ("Diehl, input rate of the preset (42 Hz)", "diehl",
                          {"max_rate": None}),
-    "diehl_decay": ("Diehl, decay 0.999 per step", "diehl", {"decay": 0.999}),
     "diehl_sleep_thresholds": ("Diehl, thresholds and alpha_scale of the preset", "diehl",
                                {"unit": False}),
     "diehl_textbook": ("Diehl, normalisation without the prev = f quirk", "diehl",
@@ -72,8 +71,6 @@ def variant_params(name: str, preset: dict, weights, x, hidden_scale: float, mod
     }
     if "max_rate" in change:
         p["max_rate"] = change["max_rate"] or preset["max_rate"]
-    if "decay" in change:
-        p["decay"] = change["decay"]
     params = inference_params(params_from_set(p, norm.alphas, model), model)
     return params, change.get("reset", "zero")
 
