@@ -245,6 +245,8 @@ class MaskedMeanImage(SleepInput):
             raise ValueError("mean_image has negative intensities; inputs must be >= 0")
         if not isinstance(self.n_steps, int | np.integer) or self.n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer, got {self.n_steps!r}")
+        if isinstance(self.patch, bool) or not isinstance(self.patch, int | np.integer):
+            raise ValueError(f"patch must be a whole number of pixels, got {self.patch!r}")
         if not 1 <= self.patch <= min(img.shape):
             raise ValueError(f"patch {self.patch} does not fit a {img.shape} image")
         object.__setattr__(self, "mean_image", img)
@@ -803,7 +805,9 @@ def _samples_input(
     return SampledImages(_flat_images(x_train, "x_train"), n_steps, every, pool_size)
 
 
-def _class_means_input(x_train, y_train, n_steps, *, every: int = 1, classes=None) -> SleepInput:
+def _class_means_input(
+    x_train, y_train, n_steps, *, every: int = 1, classes: list[int] | None = None
+) -> SleepInput:
     return ClassMeanImages.from_labelled(x_train, y_train, n_steps, every, classes)
 
 
@@ -884,7 +888,40 @@ def make_sleep_input(
             f"sleep input {name!r} has no option {', '.join(map(repr, unknown))} "
             f"(its options: {known})"
         )
+    kinds = {
+        p.name: str(p.annotation)
+        for p in inspect.signature(SLEEP_INPUTS[name]).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    for key, value in options.items():
+        _check_option_type(name, key, value, kinds[key])
     return SLEEP_INPUTS[name](x_train, y_train, n_steps, **options)
+
+
+def _check_option_type(name: str, key: str, value: object, annotation: str) -> None:
+    """An option's value is of the type its keyword argument declares: a whole number
+    for ``int`` (5.5 and true are not patch sizes), a number for ``float``, whole numbers
+    for ``list[int]``; None only where the declaration allows it."""
+
+    def whole(v) -> bool:
+        return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+    def number(v) -> bool:
+        return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+    if value is None and "None" in annotation:
+        return
+    if annotation.startswith("list[int]"):
+        ok = isinstance(value, list | tuple) and all(whole(v) for v in value)
+        want = "a list of whole numbers, e.g. [0,1,2]"
+    elif annotation.startswith("int"):
+        ok, want = whole(value), "a whole number"
+    elif annotation.startswith("float"):
+        ok, want = number(value), "a number"
+    else:  # an option declared without a type: nothing to check
+        return
+    if not ok:
+        raise ValueError(f"sleep input {name!r}: option {key}={value!r} must be {want}")
 
 
 def as_input(inputs: SleepInput | np.ndarray, n_in: int) -> SleepInput:

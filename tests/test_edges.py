@@ -1,0 +1,46 @@
+"""Edges of the newer features refused in one line before anything is written (issue 32)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .test_bad_input import refused
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (("--sleep-input-option", "patch=5.5"), "patch=5.5 must be a whole number"),
+        (("--sleep-input-option", "patch=11.0"), "patch=11.0 must be a whole number"),
+        (("--sleep-input-option", "patch=true"), "patch=True must be a whole number"),
+        (
+            ("--sleep-input", "samples", "--sleep-input-option", "every=1.5"),
+            "every=1.5 must be a whole number",
+        ),
+        (("--sleep-input", "noise", "--sleep-input-option", "level=true"), "must be a number"),
+        (
+            ("--sleep-input", "class-means", "--sleep-input-option", "classes=[0,1.5]"),
+            "a list of whole numbers",
+        ),
+    ],
+)
+def test_sleep_input_options_are_type_checked_before_training(
+    data_dir, tmp_path, capsys, extra, words
+):
+    """patch=5.5 used to pass validation, train the baseline and die in the sleep with a
+    53-line traceback; patch=true ran as a 1-pixel patch."""
+    assert words in refused(capsys, data_dir, tmp_path, *extra)
+
+
+def test_well_typed_options_still_pass(data_dir, tmp_path):
+    from brainsleep.experiment.config import validate
+
+    from .test_bad_input import config
+
+    for name, options in (
+        ("masked-mean", {"patch": 7}),
+        ("noise", {"level": 1}),
+        ("noise", {"level": 0.25}),
+        ("class-means", {"classes": [0, 1], "every": 2}),
+    ):
+        validate(config(data_dir, tmp_path, sleep_input=name, sleep_input_options=options))
