@@ -931,7 +931,9 @@ def _cmd_prune(
     baselines: bool,
     baseline_root: Path | None = None,
 ) -> int:
-    older_than = None if days is None else dt.timedelta(days=days)
+    # More days than a timedelta holds (about 2.7 million years) is "nothing that old":
+    # clamped, not an OverflowError.
+    older_than = None if days is None else dt.timedelta(days=min(days, dt.timedelta.max.days))
     removals: list[_Removal] = []
     shown: list[str] = []
     if root.is_dir():

@@ -44,3 +44,15 @@ def test_well_typed_options_still_pass(data_dir, tmp_path):
         ("class-means", {"classes": [0, 1], "every": 2}),
     ):
         validate(config(data_dir, tmp_path, sleep_input=name, sleep_input_options=options))
+
+
+def test_cache_prune_with_an_enormous_age_removes_nothing(tmp_path, capsys):
+    """--older-than 1e10 days is more than a timedelta holds: it used to raise an
+    OverflowError traceback; it means "nothing that old"."""
+    from brainsleep.cache import main
+
+    build = tmp_path / "root" / "cpp_standalone-0123456789abcdef0123"
+    build.mkdir(parents=True)
+    assert main(["prune", "--older-than", "1e10", "--root", str(tmp_path / "root")]) == 0
+    assert build.is_dir()
+    assert "Traceback" not in capsys.readouterr().err
