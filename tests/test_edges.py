@@ -56,3 +56,18 @@ def test_cache_prune_with_an_enormous_age_removes_nothing(tmp_path, capsys):
     assert main(["prune", "--older-than", "1e10", "--root", str(tmp_path / "root")]) == 0
     assert build.is_dir()
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("blocked", ["best.json", "best.csv", "best.md"])
+def test_pooled_refuses_an_out_whose_files_are_folders_before_computing(tmp_path, capsys, blocked):
+    """It re-scored everything and then failed with a traceback, leaving best.csv and
+    best.md behind; now it is refused first (the run directory is not even read)."""
+    from brainsleep.experiment.pooled import main
+
+    (tmp_path / blocked).mkdir()
+    out = tmp_path / "best.json"
+    code = main([str(tmp_path / "no_run"), "--setting", "x", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "is not a file" in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [blocked]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -558,6 +559,13 @@ def _check_out(out: Path, run_dir: Path) -> str | None:
         return f"--out {out}: no folder {out.parent}"
     if out.resolve().is_relative_to(run_dir.resolve()):
         return f"--out {out}: inside the run it reads ({run_dir}); write elsewhere"
+    # all three files are checked before the (long) re-scoring: a folder in the way
+    # used to fail with a traceback after it, leaving the .csv and .md without the .json
+    for path in (out, out.with_suffix(".csv"), out.with_suffix(".md")):
+        if path.exists() and not path.is_file():
+            return f"--out {out}: {path} exists and is not a file; choose another name"
+    if not os.access(out.parent, os.W_OK):
+        return f"--out {out}: cannot write in {out.parent}"
     return None
 
 
