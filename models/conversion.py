@@ -18,6 +18,15 @@ declared parameters, how the layer scales (alphas) are found, and which reset is
   P(spike) = pixel intensity per 1 ms step (their ``max_rate = 1000`` Hz), the class of
   the output neuron with most spikes. They report 98.5-98.8 % on MNIST for this very
   784-1200-1200-10 network within a few tens of milliseconds.
+- ``diehl2015_textbook``: the same, but each layer's scale divided by the previous
+  layer's own scale (lambda_l / lambda_(l-1), the normalisation as Rueckauer et al. 2017
+  write it) instead of by the previous *applied* factor. With the quirk the third
+  layer's weights come out divided by the first layer's scale lambda_1 once more
+  (lambda_3 lambda_1 / lambda_2 instead of lambda_3 / lambda_2); the two agree only where
+  lambda_1 is about 1. Diehl's dropout-trained network (lambda_1 ~ 1.6) converts with
+  either; the strong recipe's (Adam, cross-entropy, lambda_1 ~ 12.6) has an output layer
+  ~12.6 times too weak with the quirk and is ~35 % silent after 100 steps
+  (docs/results/conversion_fidelity.md).
 
 Options the field adds (``--snn-reset``, ``--snn-percentile``):
 - reset by subtraction (Rueckauer, Lungu, Hu, Pfeiffer & Liu 2017, Front. Neurosci.
@@ -37,8 +46,11 @@ DIEHL2015 = {
     "quirk": True,  # normalize_nn_data.m keeps prev = f, as the SRC reference does
 }
 
+#: Diehl et al.'s conversion with the layer-wise normalisation of the textbook.
+DIEHL2015_TEXTBOOK = {**DIEHL2015, "quirk": False}
+
 #: Protocols by name; ``sleep`` takes everything from the sleep phase (no entry needed).
-PROTOCOLS = {"sleep": None, "diehl2015": DIEHL2015}
+PROTOCOLS = {"sleep": None, "diehl2015": DIEHL2015, "diehl2015_textbook": DIEHL2015_TEXTBOOK}
 
 #: Resets an SNN evaluation may use (``--snn-reset``): ``zero`` is the model's own
 #: NEURON["reset"] (v = 0, Diehl et al. 2015); ``subtraction`` replaces it.

@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", help="results directories (limited protocol)")
     ap.add_argument("--images", type=int, default=2000, help="first N test images")
     ap.add_argument("--window", type=int, default=300, help="steps per image")
+    ap.add_argument("--seeds", type=int, nargs="+", help="only the cells of these seeds")
     ap.add_argument("--out", required=True, help="CSV to write (a .md beside it)")
     a = ap.parse_args(argv)
     out = Path(a.out)
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             if not (cell_dir / DONE_MARKER).is_file():
                 continue
             c = parse_cell_id(cell_dir.name)
+            if a.seeds is not None and c.seed not in a.seeds:
+                continue
             cell = Cell(c.dataset, c.fraction, c.imbalance, c.seed)
             runner = CellRunner(cfg, cell, data[cell.dataset], run)
             net = runner.baseline_model()

@@ -7,12 +7,13 @@
 #      on the whole test set (snn_curve.csv);
 #   2. MNIST 10 %, recipes reference, diehl2015 and strong, 5 seeds: fidelity, and the
 #      baseline against the slept network in the ANN and in the SNN;
-#   3. Fashion-MNIST 10 %, diehl2015 and strong recipes, 3 seeds.
+#   3. Fashion-MNIST 10 %, diehl2015 and strong recipes, 3 seeds;
+#   4. the strong (and reference) runs again with --snn-protocol diehl2015_textbook.
 # Every run: --snn-protocol diehl2015 on all 10 000 test images, 100 steps, the batched
 # evaluator; sleep with the reference preset (20 000 steps, cpp_standalone).
 # Then: python studies/conversion_ablation.py (why the sleep's own conversion fails) and
 #       python studies/conversion_fidelity_report.py docs/results/conversion/runs
-# Each part is one command; STAGE=1, 2 or 3 runs one part (default: all, in order).
+# Each part is one command; STAGE=1, 2, 3 or 4 runs one part (default: all, in order).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -37,4 +38,17 @@ if [[ $STAGE == all || $STAGE == 3 ]]; then
     "$PY" -m brainsleep.experiment "${COMMON[@]}" --dataset fashion-mnist --fractions 0.1 \
       --seeds 0 1 2 --recipe "$recipe" --out "$OUT/fashion_f0.1_$recipe"
   done
+fi
+if [[ $STAGE == all || $STAGE == 4 ]]; then
+  # The strong recipe (and the reference one) with the layer-wise normalisation: the
+  # ablation found Diehl's prev = f quirk leaves the strong network's output ~35 % silent.
+  TB=("${COMMON[@]/diehl2015/diehl2015_textbook}")
+  "$PY" -m brainsleep.experiment "${TB[@]}" --fractions 1.0 --seeds 0 --recipe strong \
+    --out "$OUT/mnist_full_strong_textbook"
+  for recipe in strong reference; do
+    "$PY" -m brainsleep.experiment "${TB[@]}" --fractions 0.1 --seeds 0 1 2 3 4 \
+      --recipe "$recipe" --out "$OUT/mnist_f0.1_${recipe}_textbook"
+  done
+  "$PY" -m brainsleep.experiment "${TB[@]}" --dataset fashion-mnist --fractions 0.1 \
+    --seeds 0 1 2 --recipe strong --out "$OUT/fashion_f0.1_strong_textbook"
 fi

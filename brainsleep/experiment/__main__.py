@@ -286,19 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="how the ANN becomes the spiking network (models/conversion.py): sleep = the "
         "sleep phase's own alphas, thresholds and input rate; diehl2015 = Diehl et al. "
         "2015: data-based normalisation, unit thresholds, no decay, reset to zero, "
-        "P(spike) = pixel intensity per 1 ms step",
+        "P(spike) = pixel intensity per 1 ms step; diehl2015_textbook = the same with "
+        "layer-wise normalisation lambda_l / lambda_(l-1) (no prev = f quirk)",
     )
     g.add_argument(
         "--snn-reset",
         default=D.snn_reset,
         metavar="NAME",
-        help="diehl2015: zero (the model's reset) or subtraction (Rueckauer et al. 2017)",
+        help="diehl2015*: zero (the model's reset) or subtraction (Rueckauer et al. 2017)",
     )
     g.add_argument(
         "--snn-percentile",
         type=float,
         metavar="P",
-        help="diehl2015: normalise by the P-th percentile of the positive activations "
+        help="diehl2015*: normalise by the P-th percentile of the positive activations "
         "(Rueckauer et al. 2017: 99.9) instead of the maximum",
     )
     g.add_argument(

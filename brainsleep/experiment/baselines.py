@@ -23,8 +23,10 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import platform
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -35,6 +37,8 @@ from brainsleep.digests import files_digest
 from brainsleep.paths import baseline_cache_root
 
 __all__ = ["BaselineCache", "BaselineCacheError", "baseline_key"]
+
+log = logging.getLogger("brainsleep.experiment")
 
 #: Libraries whose version decides a trained baseline besides torch and numpy (kornia:
 #: the augmentation remedy).
@@ -185,7 +189,8 @@ class BaselineCache:
             with np.load(path, allow_pickle=False) as z:
                 record = json.loads(str(z["record"]))
                 weights = [np.array(z[f"layer{k}"]) for k in range(1, record["n_layers"] + 1)]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            # a truncated or overwritten .npz fails inside zipfile, not with an OSError
             raise BaselineCacheError(
                 f"cannot read the cached baseline {path} ({exc}); delete it to train again"
             ) from exc
@@ -196,6 +201,20 @@ class BaselineCache:
         with contextlib.suppress(OSError):  # last use, for pruning only: a read-only cache is fine
             os.utime(path)
         return weights, record
+
+    def load_or_discard(self, key: str) -> tuple[list[np.ndarray], dict] | None:
+        """:meth:`load`, but a broken entry is deleted (with a warning) and None returned.
+
+        Call it only while holding :meth:`claim` for ``key``: entries are written
+        atomically, so under the lock a broken one is damage (a disk error, a copy cut
+        short), never a store in progress, and training it again is safe.
+        """
+        try:
+            return self.load(key)
+        except BaselineCacheError as exc:
+            log.warning("%s: training it again", exc)
+            self.path(key).unlink(missing_ok=True)
+            return None
 
     def store(self, key: str, weights: Sequence[np.ndarray], info: dict) -> Path:
         """Write an entry atomically: the weights and ``info`` (JSON-able) with the key."""

@@ -124,7 +124,7 @@ class ExperimentConfig:
     snn_eval: int | None = None  # test images classified by the spiking network (None: off)
     snn_window: int = 300  # steps each image is shown in SNN evaluation
     # how the network is converted and simulated (brainsleep.sleep.snn_protocol.SNNSettings)
-    snn_protocol: str = "sleep"  # models/conversion.py PROTOCOLS: sleep or diehl2015
+    snn_protocol: str = "sleep"  # models/conversion.py PROTOCOLS: sleep, diehl2015, ...
     snn_reset: str = "zero"  # or "subtraction" (Rueckauer et al. 2017)
     snn_percentile: float | None = None  # normalisation percentile (None: the maximum)
     snn_evaluator: str = "batched"  # or "device" (the sleep's Brian2 device)

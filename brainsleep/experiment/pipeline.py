@@ -302,7 +302,7 @@ class CellRunner:
                 self.recipe, self.sizes, self.cell.seed, self.x, self.y, self.xv, self.yv
             )
             with cache.claim(key):
-                hit = cache.load(key)
+                hit = cache.load_or_discard(key)
                 if hit is None:
                     model, info = self._train_baseline()
                     cache.store(key, ann.get_weights(model), info)

@@ -42,7 +42,7 @@ class SNNSettings:
     ----------
     protocol : str
         A key of ``models/conversion.py``'s PROTOCOLS: ``sleep`` (the sleep phase's own
-        parameters) or ``diehl2015`` (Diehl et al. 2015).
+        parameters), ``diehl2015`` (Diehl et al. 2015) or ``diehl2015_textbook``.
     reset : str
         ``zero`` (the model's reset) or ``subtraction`` (Rueckauer et al. 2017).
     percentile : float or None
@@ -79,7 +79,7 @@ class SNNSettings:
         if self.protocol == "sleep" and (self.reset != "zero" or self.percentile is not None):
             raise ValueError(
                 "--snn-reset and --snn-percentile change the conversion: they apply to "
-                "--snn-protocol diehl2015, not to the sleep's own parameters (sleep)"
+                "--snn-protocol diehl2015(_textbook), not to the sleep's own parameters (sleep)"
             )
         if self.percentile is not None and not (
             isinstance(self.percentile, int | float) and 0 < self.percentile <= 100
