@@ -609,7 +609,7 @@ def _run_config(cfg: ExperimentConfig, argv: list[str] | None) -> int:
         remove_stale_temp_files,
         take_directory,
     )
-    from .scheduler import CellError
+    from .scheduler import CellError, ClusterError, connect, uses_dask
 
     if cfg.device == "cuda_standalone":
         from brainsleep.sleep.cuda_setup import gpu_available
@@ -646,14 +646,23 @@ def _run_config(cfg: ExperimentConfig, argv: list[str] | None) -> int:
         "host": socket.gethostname(),
         "argv": sys.argv if argv is None else argv,
     }
+    # The cluster before the directory: an unreachable scheduler, or one whose workers
+    # run several threads, is refused with nothing written.
+    try:
+        connection = connect(cfg) if uses_dask(cfg) else None
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     # Lock first, then check and claim under the lock: of two configurations started
     # together only one can claim the directory (the other gets exit 2, nothing left).
     try:
         lock, resumed = take_directory(out, record, fingerprint)
-    except ResultsDirError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as exc:
+    except (ResultsDirError, OSError) as exc:
+        if connection is not None:
+            connection.close()
+        if isinstance(exc, ResultsDirError):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         print(_cannot_write(exc, out), file=sys.stderr)
         return EXIT_UNAVAILABLE
     try:
@@ -662,7 +671,7 @@ def _run_config(cfg: ExperimentConfig, argv: list[str] | None) -> int:
         log.info("%s %s (config %s)", "resuming" if resumed else "starting", out, fingerprint)
         if resumed and (n := remove_stale_temp_files(out)):
             log.info("removed %d temporary file(s) left by an interrupted run", n)
-        table = run_experiment(cfg, out, data)
+        table = run_experiment(cfg, out, data, connection)
     except DeviceUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -685,8 +694,12 @@ def _run_config(cfg: ExperimentConfig, argv: list[str] | None) -> int:
         )
         return 130
     finally:
-        lock.release()
-        _close_logging()
+        try:
+            if connection is not None:
+                connection.close()
+        finally:
+            lock.release()
+            _close_logging()
     print(table)
     print(f"\nresults: {out}  (figures: python -m analysis {out})")
     return 0

@@ -191,7 +191,7 @@ class ExperimentConfig:
         if kind != SHIPPED_INPUT_KINDS.get(self.sleep_input):
             d["input_kind_sha256"] = kind
         if self.data_dir:
-            d["data_sha256"] = _data_hashes(tuple(self.datasets), self.data_dir)
+            d["data_sha256"] = data_hashes(tuple(self.datasets), self.data_dir)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -223,7 +223,10 @@ def _input_kind_hash(kind: str) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _data_hashes(datasets: tuple[str, ...], data_dir: str) -> dict[str, str | None]:
+def data_hashes(datasets: tuple[str, ...], data_dir: str) -> dict[str, str | None]:
+    """sha256 of each data set's files in ``data_dir`` (None: unreadable there, which
+    load_data reports), as the fingerprint records them; a Dask task checks its worker's
+    files against the driver's (brainsleep.experiment.scheduler)."""
     from brainsleep.data import DataUnavailableError, data_dir_digest
 
     out: dict[str, str | None] = {}

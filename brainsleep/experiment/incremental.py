@@ -753,7 +753,9 @@ def incremental_cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
     return cell.cell_id
 
 
-def run_incremental(cfg: ExperimentConfig, out: Path, data: dict | None = None) -> str:
+def run_incremental(
+    cfg: ExperimentConfig, out: Path, data: dict | None = None, connection=None
+) -> str:
     """Run (or resume) every cell (dataset, seed) of a class-incremental configuration.
 
     ``incremental.csv`` is rewritten after each finished cell. The cells run here or on
@@ -767,6 +769,8 @@ def run_incremental(cfg: ExperimentConfig, out: Path, data: dict | None = None) 
         The results directory (the caller holds its lock).
     data : dict, optional
         Per data set, as :func:`~brainsleep.experiment.pipeline.load_data` returns it.
+    connection : Connection, optional
+        :func:`~brainsleep.experiment.scheduler.connect`'s, for Dask (made when None).
 
     Returns
     -------
@@ -785,7 +789,9 @@ def run_incremental(cfg: ExperimentConfig, out: Path, data: dict | None = None) 
     def on_done(cell: Cell) -> None:
         write_incremental(out, collect_incremental(out))
 
-    run_cells(cfg, out, cells(cfg), run_here, on_done, task=incremental_cell_task)
+    run_cells(
+        cfg, out, cells(cfg), run_here, on_done, task=incremental_cell_task, connection=connection
+    )
     df = collect_incremental(out)
     write_incremental(out, df)
     return summary_table(df)

@@ -606,17 +606,20 @@ def load_data(cfg: ExperimentConfig) -> dict:
     return out
 
 
-def run_experiment(cfg: ExperimentConfig, out: Path, data: dict | None = None) -> str:
+def run_experiment(
+    cfg: ExperimentConfig, out: Path, data: dict | None = None, connection=None
+) -> str:
     """Run (or resume) every cell; rewrite the metrics after each; return the summary.
 
     The cells run in this process, or as Dask tasks with ``cfg.workers`` or
     ``cfg.scheduler`` (see :mod:`brainsleep.experiment.scheduler`; Dask workers load the
-    data themselves, ``data`` is then unused).
+    data themselves, ``data`` is then unused) through ``connection``
+    (:func:`~brainsleep.experiment.scheduler.connect`; made here when None).
     """
     if cfg.protocol == "class-incremental":  # its own steps and table: incremental.py
         from .incremental import run_incremental
 
-        return run_incremental(cfg, out, data)
+        return run_incremental(cfg, out, data, connection)
     if not uses_dask(cfg):
         data = data or load_data(cfg)
 
@@ -626,7 +629,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, data: dict | None = None) -
     def on_done(cell: Cell) -> None:
         write_metrics(out, collect_metrics(out))
 
-    run_cells(cfg, out, cells(cfg), run_here, on_done)
+    run_cells(cfg, out, cells(cfg), run_here, on_done, connection=connection)
     df = collect_metrics(out)
     write_metrics(out, df)
     return f"{summary_table(df)}\n\n{explain(df, cfg.recipe, str(out))}"

@@ -8,10 +8,19 @@ One interface, :func:`run_cells`, used by :func:`brainsleep.experiment.pipeline.
   thread each (Brian2's standalone device and torch's state are per process, so a process
   runs one cell at a time);
 - ``--scheduler ADDRESS``: the same tasks on an existing Dask cluster, whose workers must
-  see ``--out`` and the data cache (or ``--data-dir``) on a shared filesystem.
+  see ``--out`` and the data cache (or ``--data-dir``) on a shared filesystem, and run
+  one thread each. That is checked, not assumed: :func:`connect` refuses a cluster with
+  a worker of several threads before anything is written, and every task refuses to run
+  on one (a worker that joined later), because two tasks in one process would share
+  Brian2's and torch's per-process state and silently mix their simulations.
+
+:func:`connect` comes first (an unreachable scheduler is reported before the results
+directory is claimed); :func:`run_cells` then uses the :class:`Connection` it is given.
 
 A task gets only small arguments (the configuration as a dict, the cell, the results
-directory), loads the data itself (memoised per worker process), runs the cell with
+directory, the sha256 of the data files the driver saw), checks that its worker's files
+are those, loads the data itself (memoised per worker process by that content), runs the
+cell with
 :class:`~brainsleep.experiment.pipeline.CellRunner` and returns the cell id. A cell writes
 only ``cells/<cell_id>/`` (atomic writes, integrity markers); the driver keeps the
 results-directory lock and rewrites the metrics after each finished cell. A worker killed
@@ -28,6 +37,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,10 +53,16 @@ PROGRESS_TOPIC = "brainsleep-trial-done"
 ALLOWED_FAILURES = 2
 # Seconds between looks for a finished cell or a free worker thread.
 POLL_SECONDS = 0.5
+# How long connect() waits for --scheduler before giving up.
+CONNECT_TIMEOUT = "30s"
 # Errors that __main__ already reports in one line: re-raised as they are.
 _PASS_THROUGH = ("OSError", "DeviceUnavailableError")
 
 CellTask = Callable[[dict, "Cell", str], str]
+
+
+class ClusterError(RuntimeError):
+    """The Dask cluster cannot run the cells as one process would (one line, to the user)."""
 
 
 class CellError(RuntimeError):
@@ -69,7 +85,7 @@ def uses_dask(cfg: ExperimentConfig) -> bool:
 
 
 # -- the worker side ---------------------------------------------------------------------
-_DATA: dict[str, dict] = {}  # this worker process's data, per (datasets, data_dir)
+_DATA: dict[str, dict] = {}  # this worker process's data, per (datasets, dir, content)
 # The results directory whose log.txt this process appends to, and its handler: one at a
 # time, so that a worker that outlives a run (an external --scheduler's) does not go on
 # writing a later run's records into the earlier run's log (which also sets its wall time).
@@ -78,13 +94,52 @@ _LAST_RUNNER: dict = {}  # this worker process's last CellRunner and its key
 
 
 def _worker_data(cfg: ExperimentConfig) -> dict:
-    """:func:`~brainsleep.experiment.pipeline.load_data`, once per worker process."""
+    """:func:`~brainsleep.experiment.pipeline.load_data`, once per worker process and
+    data content: files changed under a long-lived worker are loaded again, never
+    served from the memo of the old ones."""
+    from .config import data_hashes
     from .pipeline import load_data
 
-    key = json.dumps([cfg.datasets, cfg.data_dir])
+    digests = data_hashes(tuple(cfg.datasets), cfg.data_dir) if cfg.data_dir else None
+    key = json.dumps([cfg.datasets, cfg.data_dir, digests])
     if key not in _DATA:
+        _DATA.clear()  # one data set in memory at a time (its files changed, or another run)
         _DATA[key] = load_data(cfg)
     return _DATA[key]
+
+
+def _check_one_thread() -> None:
+    """Refuse to run a task on a worker with several threads (see the module's notes)."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    if worker.state.nthreads != 1:
+        raise ClusterError(
+            f"Dask worker {worker.address} runs {worker.state.nthreads} threads; Brian2 and "
+            "torch keep per-process state, so two tasks in one process would mix their "
+            "simulations: start workers with one thread each (dask worker --nthreads 1; "
+            "SLURMCluster(processes=cores))"
+        )
+
+
+def checked_task(task: CellTask, cfg_dict: dict, cell: Cell, out: str, data: dict) -> str:
+    """Run ``task(cfg_dict, cell, out)`` on this worker after checking it: one thread,
+    and data files whose sha256 are ``data`` (the driver's, as the fingerprint records
+    them; checked only for ``--data-dir``: the registry cache verifies its own files)."""
+    _check_one_thread()
+    data_dir = cfg_dict.get("data_dir")
+    if data_dir:
+        from .config import data_hashes
+
+        here = data_hashes(tuple(cfg_dict["datasets"]), data_dir)
+        if here != data:
+            changed = sorted(k for k in data if here.get(k) != data[k])
+            raise ClusterError(
+                f"the {', '.join(changed)} files in {data_dir} on this worker differ from "
+                "the ones this run started with (changed since, or another copy): make "
+                "the workers see the same files and rerun the command"
+            )
+    return task(cfg_dict, cell, out)
 
 
 def _worker_log(out: Path) -> None:
@@ -187,6 +242,7 @@ def search_trial_task(cfg_dict: dict, cell: Cell, out: str, params: dict):
     """
     import os
 
+    _check_one_thread()
     runner = _worker_runner(cfg_dict, cell, out)
     log.info("%s: search trial in worker process %d", cell.cell_id, os.getpid())
     result = runner.trial(runner.baseline_model(), params)
@@ -205,6 +261,7 @@ def run_cells(
     on_done: Callable[[Cell], None],
     *,
     task: CellTask = cell_task,
+    connection: Connection | None = None,
     allowed_failures: int = ALLOWED_FAILURES,
 ) -> None:
     """Run every cell, in this process or on Dask; call ``on_done`` after each one.
@@ -224,15 +281,20 @@ def run_cells(
     task : callable, optional
         The Dask task ``task(cfg_dict, cell, out) -> cell_id``; must be importable by
         the workers (tests replace it).
+    connection : Connection, optional
+        From :func:`connect` (made and closed here when not given).
     allowed_failures : int, optional
         Worker deaths one task may cause before the run stops (local cluster only; an
-        existing scheduler keeps its own ``distributed.scheduler.allowed-failures``).
+        existing scheduler keeps its own ``distributed.scheduler.allowed-failures``);
+        used only when no ``connection`` is given.
 
     Raises
     ------
     CellError
         A task raised (other than OSError and DeviceUnavailableError, re-raised as they
         are), or killed its worker more than ``allowed_failures`` times.
+    ClusterError
+        No ``connection`` given and :func:`connect` refuses the cluster.
     """
     if not uses_dask(cfg):
         for k, cell in enumerate(cells, start=1):
@@ -240,17 +302,53 @@ def run_cells(
             run_here(cell)
             on_done(cell)
         return
-    _run_on_dask(cfg, out, cells, on_done, task, allowed_failures)
+    if connection is not None:
+        _run_on_dask(connection.client, cfg, out, cells, on_done, task)
+        return
+    own = connect(cfg, allowed_failures)
+    try:
+        _run_on_dask(own.client, cfg, out, cells, on_done, task)
+    finally:
+        own.close()
 
 
-def _connect(cfg: ExperimentConfig, allowed_failures: int):
-    """(client, cluster or None) for ``cfg``; the dashboard address goes to stderr."""
+@dataclass
+class Connection:
+    """A Dask client and the local cluster it owns (None for ``--scheduler``)."""
+
+    client: object
+    cluster: object | None = None
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+
+def connect(cfg: ExperimentConfig, allowed_failures: int = ALLOWED_FAILURES) -> Connection:
+    """Start the local cluster (``--workers``) or reach ``--scheduler``, and check it.
+
+    Call it before anything is written: the dashboard address goes to stderr.
+
+    Raises
+    ------
+    ClusterError
+        The scheduler cannot be reached, or has a worker with more than one thread.
+    """
     import dask
     from dask.distributed import Client, LocalCluster
 
     cluster = None
     if cfg.scheduler is not None:
-        client = Client(cfg.scheduler, timeout="30s")
+        try:
+            client = Client(cfg.scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler --scheduler {cfg.scheduler} ({exc}); is it "
+                "running, and is the address (tcp://host:port) right?"
+            ) from exc
         where = f"Dask scheduler {cfg.scheduler}"
     else:
         with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
@@ -266,8 +364,19 @@ def _connect(cfg: ExperimentConfig, allowed_failures: int):
             cluster.close()
             raise
         where = f"local Dask cluster of {cfg.workers} worker process(es)"
+    connection = Connection(client, cluster)
+    many = {w: n for w, n in client.nthreads().items() if n != 1}
+    if many:
+        connection.close()
+        worker, n = next(iter(many.items()))
+        raise ClusterError(
+            f"--scheduler {cfg.scheduler}: {len(many)} worker(s) run several threads "
+            f"({worker}: {n}); Brian2 and torch keep per-process state, so two tasks in one "
+            "process would mix their simulations: start workers with one thread each "
+            "(dask worker --nthreads 1; SLURMCluster(processes=cores))"
+        )
     print(f"cells run on a {where}; dashboard: {client.dashboard_link}", file=sys.stderr)
-    return client, cluster
+    return connection
 
 
 def _failure(cell: Cell, exc: BaseException) -> BaseException:
@@ -291,21 +400,23 @@ def _failure(cell: Cell, exc: BaseException) -> BaseException:
 
 
 def _run_on_dask(
+    client,
     cfg: ExperimentConfig,
     out: Path,
     cells: Sequence[Cell],
     on_done: Callable[[Cell], None],
     task: CellTask,
-    allowed_failures: int,
 ) -> None:
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
-    client, cluster = _connect(cfg, allowed_failures)
+    from .config import data_hashes
+
     futures: dict = {}
     bar = None
     try:
         cfg_dict = cfg.to_dict()
+        data = data_hashes(tuple(cfg.datasets), cfg.data_dir) if cfg.data_dir else {}
         run = uuid.uuid4().hex[:8]  # unique keys on a shared scheduler
         waiting = list(cells)
 
@@ -320,10 +431,12 @@ def _run_on_dask(
             while waiting and running + len(new) < slots:
                 cell = waiting.pop(0)
                 fut = client.submit(
+                    checked_task,
                     task,
                     cfg_dict,
                     cell,
                     str(out),
+                    data,
                     key=f"brainsleep-{run}-{cell.cell_id}",
                     pure=False,
                 )
@@ -360,10 +473,5 @@ def _run_on_dask(
     finally:
         if bar is not None:
             bar.close()
-        try:
-            if futures:
-                client.cancel(list(futures))
-            client.close()
-        finally:
-            if cluster is not None:
-                cluster.close()
+        if futures:
+            client.cancel(list(futures))
