@@ -38,12 +38,14 @@ from brainsleep.formats import (
     CELLS_DIR,
     COMPACT_CELL_FILES,
     COMPACT_FILES,
+    LOCK_FILE,
     LOG_FILE,
     METRICS_CSV,
     TIMING_FILE,
     order_metric_columns,
     weights_file,
 )
+from brainsleep.locks import is_locked
 
 from .claims import weight_hoyer_values
 from .incremental import is_incremental_dir
@@ -73,8 +75,9 @@ def check_sources(paths: Sequence[str | os.PathLike], out: str | os.PathLike) ->
     Raises
     ------
     analysis.results.ResultsError
-        A directory is missing or not a results directory; two have the same name (their
-        copies would collide); or ``out`` is one of them or inside one.
+        A directory is missing or not a results directory, or a run still holds it; two
+        have the same name (their copies would collide); or ``out`` is one of them or
+        inside one.
     """
     sources = [Path(p) for p in paths]
     if not sources:
@@ -86,6 +89,11 @@ def check_sources(paths: Sequence[str | os.PathLike], out: str | os.PathLike) ->
     for src in sources:
         if not is_incremental_dir(src):
             load_results(src)  # raises with the reason when it is not a results directory
+        if is_locked(src / LOCK_FILE):
+            raise ResultsError(
+                f"{src} is in use by a running experiment (its lock is held): its copy "
+                "would read as a finished run; export it when the run has ended"
+            )
         name = src.resolve().name  # "." and "run/" name their folder too
         if name in seen:
             raise ResultsError(

@@ -39,7 +39,7 @@ from brainsleep.formats import (
 )
 
 from .claims import LEVEL, Interval, mean_ci
-from .results import ResultsError, read_config, versions_text
+from .results import ResultsError, check_one_configuration, read_config, versions_text
 from .style import hide_unused, new_figure, note
 
 __all__ = [
@@ -102,12 +102,14 @@ def read_incremental(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     Raises
     ------
     ResultsError
-        A directory without a readable ``incremental.csv``, one without rows, or two
-        directories with different values for one (dataset, seed, variant, after_task,
-        task) (the message names it).
+        A directory without a readable ``incremental.csv``, one without rows, directories
+        of different configurations, or two directories with different values for one
+        (dataset, seed, variant, after_task, task) (the message names it).
     """
+    roots = list(dict.fromkeys(Path(x) for x in paths))
+    check_one_configuration(roots, [read_config(r) for r in roots])
     frames, unfinished = [], set()
-    for p in dict.fromkeys(Path(x) for x in paths):
+    for p in roots:
         path = p / INCREMENTAL_CSV
         try:
             df = pd.read_csv(path, dtype={"task": str, "dataset": str, "variant": str})

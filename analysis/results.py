@@ -27,6 +27,7 @@ from brainsleep.formats import (
     METRICS_CSV,
     SEARCH_CSV,
     SPIKES_FILE,
+    config_differences,
     format_cell_id,
     load_confusion,
     load_spikes,
@@ -274,6 +275,39 @@ def load_results(path: str | os.PathLike) -> Results:
     return Results(root=root, metrics=metrics, cells=cells, config=config)
 
 
+def check_one_configuration(roots: Sequence[Path], configs: Sequence[object | None]) -> None:
+    """Refuse to merge directories of different configurations.
+
+    Directories merge when they differ only in their grid axes (seeds, fractions, data
+    sets, imbalance: the same fingerprint, as a run grown later or its seeds added as
+    another directory); another recipe, search or sleep length would be averaged in as
+    if it were more seeds of one setting.
+
+    Raises
+    ------
+    ResultsError
+        Two fingerprints differ (the message names both directories and what differs),
+        or a directory has no fingerprint to compare (one line).
+    """
+    prints = [c.get("fingerprint") if isinstance(c, dict) else None for c in configs]
+    if len(roots) < 2:
+        return
+    for root, fp in zip(roots, prints, strict=True):
+        if fp is None:
+            raise ResultsError(
+                f"{root}: no configuration fingerprint in its config.json, so it cannot be "
+                "told whether it is one configuration with the others; report it alone"
+            )
+    for root, fp, config in zip(roots[1:], prints[1:], configs[1:], strict=True):
+        if fp != prints[0]:
+            what = config_differences(configs[0].get("config"), config.get("config"))
+            raise ResultsError(
+                f"{roots[0]} and {root} hold different configurations ({what}); merge only "
+                "directories of one configuration (differing in seeds, fractions, data "
+                "sets or imbalance), or report them apart"
+            )
+
+
 def load_results_many(paths: Sequence[str | os.PathLike]) -> Results:
     """Load several results directories and merge their cells into one :class:`Results`.
 
@@ -298,9 +332,10 @@ def load_results_many(paths: Sequence[str | os.PathLike]) -> Results:
     Raises
     ------
     ResultsError
-        No directory given; a directory is unusable (see :func:`load_results`); or a cell
-        id has different metrics rows in two directories (the message names the cell and
-        both directories, on one line).
+        No directory given; a directory is unusable (see :func:`load_results`); the
+        directories hold different configurations (:func:`check_one_configuration`); or
+        a cell id has different metrics rows in two directories (the message names the
+        cell and both directories, on one line).
     """
     unique: list[Path] = []
     seen: set[Path] = set()
@@ -314,6 +349,7 @@ def load_results_many(paths: Sequence[str | os.PathLike]) -> Results:
     loaded = [load_results(p) for p in unique]
     if len(loaded) == 1:
         return loaded[0]
+    check_one_configuration([r.root for r in loaded], [r.config for r in loaded])
 
     columns: list[str] = []
     for r in loaded:

@@ -70,6 +70,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from brainsleep.locks import is_locked, try_lock
+
 __all__ = [
     "BUILD_DEVICES",
     "LAST_USED",
@@ -200,31 +202,6 @@ def _log_stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-@contextmanager
-def _try_lock(lock_path: Path) -> Iterator[bool]:
-    """Acquire ``FileLock(lock_path)`` without waiting; yield whether it was acquired."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(lock_path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
-
-
-def _is_locked(lock_path: Path) -> bool:
-    """Whether somebody holds `lock_path` now (a missing lock file is free)."""
-    if not lock_path.exists():
-        return False
-    with _try_lock(lock_path) as acquired:
-        return not acquired
-
-
 def _unlink(path: Path) -> None:
     try:
         path.unlink()
@@ -348,7 +325,7 @@ def _build_info(root: Path, entry: os.DirEntry[str]) -> BuildInfo:
     complete = False
     if in_runs and is_dir:
         kind = "run"
-        status = "running" if _is_locked(path.with_name(name + ".lock")) else "leftover"
+        status = "running" if is_locked(path.with_name(name + ".lock")) else "leftover"
     elif is_dir and (m := _BUILD_RE.match(name)):
         kind = "build"
         device, key = m["device"], m["key"]
@@ -364,12 +341,12 @@ def _build_info(root: Path, entry: os.DirEntry[str]) -> BuildInfo:
     elif is_dir and (m := _BUILDING_RE.match(name)):
         kind = "building"
         device, key = m["device"], m["key"]
-        locked = _is_locked(root / f"{device}-{key}.lock")
+        locked = is_locked(root / f"{device}-{key}.lock")
         status = "building" if locked else "leftover"
     elif is_dir and _TRASH_RE.match(name):
         kind = "trash"
         lock = _trash_lock(root, name)
-        status = "removing" if lock is not None and _is_locked(lock) else "leftover"
+        status = "removing" if lock is not None and is_locked(lock) else "leftover"
     else:
         kind = "unknown"
         status = "unknown"
@@ -465,7 +442,7 @@ def _leftovers(base: Path, *, remove: bool) -> list[_Removal]:
         if not lock_path.exists() and not remove:
             found.append(_Removal(path, _tree_size(path), reason))
             return
-        with _try_lock(lock_path) as acquired:
+        with try_lock(lock_path) as acquired:
             if not acquired:
                 return
             if not os.path.lexists(path):  # gone meanwhile (removed by another cleaner)
@@ -593,7 +570,7 @@ def _prune(
             continue
         lock_path = base / f"{info.path.name}.lock" if info.kind == "build" else None
         if dry_run:
-            if lock_path is not None and _is_locked(lock_path):
+            if lock_path is not None and is_locked(lock_path):
                 log(f"skipped {info.name}: it is being built (its lock is held)")
                 continue
             removed.append(_Removal(info.path, info.size_bytes, reason))
@@ -604,7 +581,7 @@ def _prune(
                 _remove_tree(trash)
                 removed.append(_Removal(info.path, size, reason))
             continue
-        with _try_lock(lock_path) as acquired:
+        with try_lock(lock_path) as acquired:
             if not acquired:
                 log(f"skipped {info.name}: it is being built (its lock is held)")
                 continue
@@ -749,9 +726,9 @@ def _prune_baselines(
         """Whether nobody holds the key's lock; held until the block ends (a dry run
         only looks, creating no lock file)."""
         if dry_run:
-            yield not _is_locked(lock_path)
+            yield not is_locked(lock_path)
             return
-        with _try_lock(lock_path) as acquired:
+        with try_lock(lock_path) as acquired:
             yield acquired
 
     # Leftovers: a killed write's temporary file, and a lock with no entry and no write

@@ -107,3 +107,43 @@ def test_cli_merges_directories(tmp_path):
     assert f"- `{a}`" in summary and f"- `{b}`" in summary
     assert "| mnist | none | 0.01 | 2 |" in summary and "| mnist | 3:0.1 | 0.01 | 2 |" in summary
     assert "40 metrics rows, 8 cells" in summary
+
+
+def _set_config(root: Path, fingerprint: str, **config) -> None:
+    import json
+
+    (root / "config.json").write_text(json.dumps({"fingerprint": fingerprint, "config": config}))
+
+
+def test_directories_of_different_configurations_are_not_merged(tmp_path):
+    """They were merged into one "mean +- sd over 4 seeds" table without a word (issue
+    32): another recipe is not more seeds."""
+    a, b = two_dirs(tmp_path)
+    _set_config(a, "f1", recipe="reference", seeds=[0, 1], sleep_steps=20000)
+    _set_config(b, "f2", recipe="strong", seeds=[2, 3], sleep_steps=20000)
+    with pytest.raises(ResultsError) as info:
+        load_results_many([a, b])
+    msg = str(info.value)
+    assert str(a) in msg and str(b) in msg and "\n" not in msg
+    assert "recipe: 'reference' -> 'strong'" in msg and "seeds:" not in msg
+    proc = run_cli(str(a), str(b), "--out", str(tmp_path / "fig"))
+    assert proc.returncode == 2 and "different configurations" in proc.stderr
+    assert not (tmp_path / "fig").exists()
+    # the same configuration grown by other seeds merges
+    _set_config(b, "f1", recipe="reference", seeds=[2, 3], sleep_steps=20000)
+    assert load_results_many([a, b]).merged
+    # a directory without a fingerprint cannot be vouched for
+    (b / "config.json").unlink()
+    with pytest.raises(ResultsError, match="no configuration fingerprint"):
+        load_results_many([a, b])
+
+
+def test_class_incremental_directories_of_different_configurations_are_not_merged(tmp_path):
+    from brainsleep.analysis.incremental import read_incremental
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root, fp in ((a, "f1"), (b, "f2")):
+        root.mkdir()
+        _set_config(root, fp, protocol="class-incremental", sleep_steps=100 if fp == "f1" else 50)
+    with pytest.raises(ResultsError, match="sleep_steps: 100 -> 50"):
+        read_incremental([a, b])

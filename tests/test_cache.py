@@ -258,13 +258,13 @@ def test_clean_leftovers_spares_a_running_run(tmp_path, holder):
 
 def test_clean_leftovers_nothing_to_do_is_cheap(tmp_path, monkeypatch):
     calls = []
-    real = cache._try_lock
+    real = cache.try_lock
 
     def counting(path):
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(cache, "_try_lock", counting)
+    monkeypatch.setattr(cache, "try_lock", counting)
     assert clean_leftovers(tmp_path / "missing") == []
     assert not (tmp_path / "missing").exists()
     make_build(tmp_path, KEYS[0])
@@ -392,13 +392,13 @@ def test_prune_renames_to_trash_before_deleting(tmp_path, monkeypatch):
 
 def test_prune_skips_a_build_used_meanwhile(tmp_path, monkeypatch):
     build = make_build(tmp_path, KEYS[0], days_ago=10)
-    real = cache._try_lock
+    real = cache.try_lock
 
     def touch_then_lock(path):  # a run uses the build between listing and locking
         os.utime(build / cache.LAST_USED)
         return real(path)
 
-    monkeypatch.setattr(cache, "_try_lock", touch_then_lock)
+    monkeypatch.setattr(cache, "try_lock", touch_then_lock)
     messages: list[str] = []
     assert prune(tmp_path, older_than=dt.timedelta(days=1), log=messages.append) == []
     assert build.is_dir() and "used just now" in messages[0]

@@ -71,3 +71,25 @@ def test_pooled_refuses_an_out_whose_files_are_folders_before_computing(tmp_path
     assert code == 2 and err.startswith("error: ") and "is not a file" in err
     assert len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [blocked]
+
+
+def test_an_out_inside_another_runs_cells_is_refused(data_dir, tmp_path, capsys):
+    """It was accepted, after which the outer run could not be pooled (issue 32)."""
+    from brainsleep.experiment.__main__ import main
+
+    from .test_experiment import argv
+
+    outer = tmp_path / "outer"
+    (outer / "cells").mkdir(parents=True)
+    (outer / "config.json").write_text('{"fingerprint": "x"}')
+    inner = outer / "cells" / "mine"
+    code = main(argv(data_dir, inner, tmp_path / "builds", "--device", "reference"))
+    err = capsys.readouterr().err
+    assert code == 2 and "inside the cells of the results directory" in err, err
+    assert not inner.exists()
+    # a study's root there too
+    spec = tmp_path / "s.toml"
+    spec.write_text('[[runs]]\nname = "a"\n')
+    assert main(["--study", str(spec), "--out", str(inner), "--device", "reference"]) == 2
+    assert "inside the cells" in capsys.readouterr().err
+    assert not inner.exists()

@@ -181,3 +181,20 @@ def test_out_that_is_a_file_is_refused(run_dir, tmp_path, capsys):
     out.write_text("x")
     assert analysis_main(["export", str(run_dir), "--out", str(out)]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_a_directory_a_run_still_holds_is_not_exported(run_dir, tmp_path, capsys):
+    """Its partial copy read as a finished run (issue 32): refused while the run's lock
+    is held, exported once it is released."""
+    from brainsleep.experiment.results import lock_directory
+
+    out = tmp_path / "runs"
+    lock = lock_directory(run_dir)  # what a running experiment holds
+    try:
+        assert analysis_main(["export", str(run_dir), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "in use by a running experiment" in err and len(err.strip().splitlines()) == 1
+        assert not out.exists()
+    finally:
+        lock.release()
+    assert analysis_main(["export", str(run_dir), "--out", str(out), "-q"]) == 0

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from brainsleep.data import KNOWN_DATASETS
+from brainsleep.formats import GRID_FIELDS, NON_SEMANTIC
 from brainsleep.sleep import get_device, load_model, preset_names
 from brainsleep.sleep.model import read_declarations, resolve_model_path
 from brainsleep.sleep.parameters import is_number
@@ -30,12 +31,6 @@ from brainsleep.subsets import (
     task_split,
 )
 
-# Fields that change no result: left out of the fingerprint that guards a results dir.
-NON_SEMANTIC = ("out", "progress", "data_dir", "build_root", "workers", "scheduler")
-# The grid axes: a cell's id carries its dataset, fraction, imbalance and seed, so runs
-# that differ only in these share a results directory, which grows (config.json keeps
-# the union).
-GRID_FIELDS = ("datasets", "fractions", "seeds", "imbalance")
 # Spike steps are stored as int32 (docs/formats.md); Brian2 indexes synapses with int32.
 MAX_SLEEP_STEPS = 2**31 - 1
 MAX_SYNAPSES_PER_LAYER = 2**31 - 1

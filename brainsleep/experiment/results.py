@@ -24,12 +24,14 @@ from brainsleep.atomic import atomic_write_bytes, atomic_write_json, atomic_writ
 from brainsleep.formats import (
     CELLS_DIR,
     CONFIG_FILE,
+    GRID_FIELDS,
     LOCK_FILE,
     METRIC_COLUMNS,
     METRICS_CSV,
     METRICS_DIM,
     METRICS_NC,
     STAGE_RANK,
+    config_differences,
     order_metric_columns,
     stage_marker,
 )
@@ -209,7 +211,8 @@ def check_directory(out: Path, fingerprint: str, config: dict | None = None) -> 
         if old.get("fingerprint") != fingerprint:
             raise ResultsDirError(
                 f"{out} holds results of a different configuration "
-                f"({_differences(old.get('config'), config)}); pick another --out or remove it"
+                f"({config_differences(old.get('config'), config)}); pick another --out or "
+                "remove it"
             )
         return True
     if Path(out).is_dir() and any(p.name != LOCK_FILE for p in Path(out).iterdir()):
@@ -218,29 +221,6 @@ def check_directory(out: Path, fingerprint: str, config: dict | None = None) -> 
             "(no config.json); pick a new or empty directory"
         )
     return False
-
-
-def _differences(old: dict | None, new: dict | None) -> str:
-    """What differs between two configurations, as ``name: old -> new`` (grid axes and
-    fields that change no result left out)."""
-    from .config import GRID_FIELDS, NON_SEMANTIC
-
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return "its config.json records no comparable configuration"
-    skip = set(GRID_FIELDS) | set(NON_SEMANTIC)
-    # Compare in the stored (JSON) form: a tuple field reads back as a list.
-    new = json.loads(json.dumps(new, default=json_default))
-    diffs = [
-        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
-        for k in sorted(set(old) | set(new))
-        if k not in skip and old.get(k) != new.get(k)
-    ]
-    if diffs:
-        return "; ".join(diffs)
-    return (
-        "same arguments, but another engine version, other model or input-kind equations, "
-        "or other data file contents"
-    )
 
 
 def claim_directory(out: Path, config: dict, fingerprint: str) -> bool:
@@ -285,11 +265,18 @@ def check_out_path(out: Path) -> Path:
     ------
     ResultsDirError
         When ``out`` or one of its parents is an existing file (or anything else that is
-        not a directory).
+        not a directory), or ``out`` lies in another run's ``cells/`` (that run could no
+        longer be read, pooled or exported as a run).
     """
     if not str(out).strip():
         raise ResultsDirError("--out is empty; give a results directory")
     out = Path(out)
+    for parent in out.absolute().parents:
+        if parent.name == CELLS_DIR and (parent.parent / CONFIG_FILE).is_file():
+            raise ResultsDirError(
+                f"--out {out} is inside the cells of the results directory {parent.parent}; "
+                "pick a place outside it"
+            )
     existing = out
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
@@ -367,7 +354,6 @@ def _remove_empty(created: list[Path]) -> None:
 
 def _grow(path: Path, record: dict) -> None:
     """Add this run's grid values to those ``config.json`` lists (atomically)."""
-    from .config import GRID_FIELDS
 
     old = json.loads(path.read_text())
     before, given = old.get("config") or {}, record.get("config") or {}
