@@ -153,6 +153,28 @@ def test_command_line_overrides_every_run(tmp_path, capsys):
     assert study.out == Path("results") / "spec"  # default: results/<file stem>
 
 
+def test_command_line_overrides_repeated_options_key_by_key(tmp_path):
+    """--sleep-param and --sleep-input-option next to --study were refused as "given
+    twice" although the command line wins over the file (issue 32)."""
+    path = write(
+        tmp_path,
+        '[defaults]\nsleep_param = ["max_rate=40", "decay=0.99"]\n'
+        'sleep_input = "noise"\nsleep_input_option = ["level=0.1"]\n'
+        '[[runs]]\nname = "a"\n[[runs]]\nname = "b"\nsleep_param = ["inc=0.5"]\n',
+    )
+    cli = ["--sleep-param", "max_rate=50", "--sleep-input-option=level=0.2", "--pref",
+           "codegen.target=numpy"]  # fmt: skip
+    a, b = configs(read_study(path, cli))
+    assert a.sleep_params == {"max_rate": 50, "decay": 0.99}
+    assert b.sleep_params == {"inc": 0.5, "max_rate": 50}  # the run's list replaces [defaults]
+    assert a.sleep_input_options == b.sleep_input_options == {"level": 0.2}
+    # on a plain command line a key given twice is still refused
+    from brainsleep.experiment.config import ConfigError, parse_input_options
+
+    with pytest.raises(ConfigError, match="given twice"):
+        parse_input_options(["level=0.1", "level=0.2"])
+
+
 def test_without_runs_one_run_named_after_the_file(tmp_path):
     path = write(tmp_path, "[defaults]\nseeds = [4]\n", "solo.toml")
     (run,) = load_study(path, [], tmp_path / "r")

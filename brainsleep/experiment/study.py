@@ -264,6 +264,29 @@ def _table_flags(
     return out
 
 
+def _item_key(token: str) -> str | None:
+    """``KEY`` of a repeated option's ``--flag=KEY=VALUE`` token (None for other tokens)."""
+    if not token.startswith("--") or token.count("=") < 2:
+        return None
+    return token.split("=", 2)[1]
+
+
+def _keys_given(cli_args: Sequence[str], options: dict[str, argparse.Action]) -> set:
+    """``(option, KEY)`` of every ``KEY=VALUE`` item of a repeated option (``--sleep-param``,
+    ``--sleep-input-option``, ``--pref``) on the command line: the file's item of that
+    key is dropped, so the command line wins key by key, as for every other option."""
+    given = set()
+    args = list(cli_args)
+    for i, arg in enumerate(args):
+        key = arg[2:].split("=", 1)[0] if arg.startswith("--") else None
+        if key not in options or not isinstance(options[key], argparse._AppendAction):
+            continue
+        item = arg.split("=", 1)[1] if "=" in arg else (args[i + 1] if i + 1 < len(args) else "")
+        if "=" in item:
+            given.add((key, item.split("=", 1)[0]))
+    return given
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "no such file"
@@ -386,9 +409,15 @@ def read_study(
     defaults = _table_flags(data.get("defaults", {}), options, f"{path}: [defaults]")
     root = Path(out) if out is not None else Path("results") / path.stem
     runs = []
+    overridden = _keys_given(cli_args, options)
     for name, table in _run_tables(data, path):
         flags = {**defaults, **_table_flags(table, options, f"{path}: run {name!r}")}
-        argv = [t for tokens in flags.values() for t in tokens]
+        argv = [
+            t
+            for key, tokens in flags.items()
+            for t in tokens
+            if (key, _item_key(t)) not in overridden
+        ]
         runs.append(StudyRun(name, root / name, (*argv, *cli_args, "--out", str(root / name))))
     study = Study(path, root, description, tuple(runs), report)
     for run in study.runs:
