@@ -249,3 +249,18 @@ def test_a_set_two_searches_found_is_one_candidate_proposed_by_both():
         ("mnist_f0.01_none_s0 trial 1", (0, 1)),
         ("mnist_f0.01_none_s1 trial 2", (1,)),
     ]
+
+
+def test_a_directory_grown_by_imbalance_is_read(searched, tmp_path):
+    """config.json of a directory grown by --imbalance holds a list of specs; the pooled
+    optimum refused it with a message about an --imbalance never given (issue 32)."""
+    copy = tmp_path / "run"
+    shutil.copytree(searched, copy)
+    path = copy / "config.json"
+    record = json.loads(path.read_text())
+    record["config"]["imbalance"] = ["none", "3:0.1"]  # as growing by --imbalance writes it
+    path.write_text(json.dumps(record))
+    cfg, setting, cells = pooled.read_run(copy, None)
+    assert setting == SETTING and len(cells) == 2 and cfg.imbalance == "none"
+    cfg, setting, _ = pooled.read_run(copy, SETTING)
+    assert setting == SETTING

@@ -178,6 +178,10 @@ def read_run(
         raise ConfigError(f"{run_dir}: no {CONFIG_FILE}; give a results directory")
     try:
         stored = json.loads(config_path.read_text())["config"]
+        if isinstance(stored.get("imbalance"), list):
+            # A directory grown by --imbalance lists its specs; each cell carries its own,
+            # so the configuration is validated with the setting's (or the first).
+            stored = {**stored, "imbalance": _imbalance_of(setting, stored["imbalance"])}
         cfg = ExperimentConfig(**{**stored, "progress": False})
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"{config_path}: not a brainsleep run's config ({exc})") from exc
@@ -235,6 +239,17 @@ def read_run(
             )
         )
     return cfg, setting, cells
+
+
+def _imbalance_of(setting: str | None, specs: list) -> str:
+    """The imbalance spec of ``setting`` when it is one of ``specs``, else the first."""
+    from brainsleep.formats import parse_cell_id
+
+    try:
+        wanted = parse_cell_id(f"{setting}_s0").imbalance if setting else None
+    except ValueError:
+        wanted = None  # an unknown setting is reported with the run's settings below
+    return wanted if wanted in specs else specs[0]
 
 
 def _space(cfg: ExperimentConfig):
