@@ -93,3 +93,33 @@ def test_an_out_inside_another_runs_cells_is_refused(data_dir, tmp_path, capsys)
     assert main(["--study", str(spec), "--out", str(inner), "--device", "reference"]) == 2
     assert "inside the cells" in capsys.readouterr().err
     assert not inner.exists()
+
+
+def test_the_same_model_in_another_checkout_resumes(data_dir, tmp_path, capsys):
+    """The fingerprint held the model's absolute path: the same commit checked out
+    elsewhere refused to resume or grow its results (issue 32). Content decides."""
+    import shutil
+
+    from brainsleep.experiment.__main__ import main
+    from brainsleep.experiment.config import ExperimentConfig
+    from brainsleep.sleep.model import MODELS_DIR
+
+    from .test_experiment import argv
+
+    here, there = tmp_path / "a" / "models", tmp_path / "b" / "models"
+    for d in (here, there):
+        d.mkdir(parents=True)
+        shutil.copy(MODELS_DIR / "src.py", d / "src.py")
+    fp = {d: ExperimentConfig(model=str(d / "src.py")).fingerprint() for d in (here, there)}
+    assert fp[here] == fp[there] == ExperimentConfig(model="src").fingerprint()
+    (there / "src.py").write_text((there / "src.py").read_text() + "\n# edited\n")
+    assert ExperimentConfig(model=str(there / "src.py")).fingerprint() != fp[here]
+    shutil.copy(MODELS_DIR / "src.py", there / "src.py")
+    out, builds = tmp_path / "run", tmp_path / "builds"
+    common = ("--device", "reference")
+    assert main(argv(data_dir, out, builds, *common, "--model", str(here / "src.py"))) == 0
+    before = (out / "metrics.csv").read_bytes()
+    capsys.readouterr()
+    assert main(argv(data_dir, out, builds, *common, "--model", str(there / "src.py"))) == 0
+    assert "different configuration" not in capsys.readouterr().err
+    assert (out / "metrics.csv").read_bytes() == before

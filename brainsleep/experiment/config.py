@@ -173,8 +173,11 @@ class ExperimentConfig:
             for name in ("protocol", "tasks", "task_size"):
                 d.pop(name, None)
         d["engine_version"] = ENGINE_VERSION
-        # Contents, not only names: an edited model file or other IDX files in the same
-        # --data-dir are another configuration (never resumed as the old one).
+        # Contents, not names or paths: an edited model file or other IDX files in the
+        # same --data-dir are another configuration (never resumed as the old one), and
+        # the same model in another checkout (another absolute path) is the same one.
+        # config.json keeps the path, as information.
+        d.pop("model", None)
         d["model_sha256"] = _model_hash(self.model)
         # And what the model defines once executed (a model file may import its blocks:
         # src_additive.py takes INPUT and NEURON from src.py), and the sleep input kind's
