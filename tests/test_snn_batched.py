@@ -276,6 +276,26 @@ def test_an_edited_model_is_refused_by_the_batched_evaluator_at_load(data_dir, t
     assert "--snn-evaluator device" in line
 
 
+@pytest.mark.parametrize("evaluator", ["batched", "device"])
+def test_a_model_whose_inference_values_leave_plasticity_on_is_refused_at_load(
+    data_dir, tmp_path, capsys, evaluator
+):
+    """It was caught only after training and sleep (issue 32): now at load, by a trial
+    run with the inference values, before anything is trained or written."""
+    from .test_bad_input import refused
+
+    text = (MODELS_DIR / "src.py").read_text()
+    assert text.count(", inference=0.0") == 2
+    path = tmp_path / "learns.py"
+    path.write_text(text.replace(", inference=0.0", ""))
+    line = refused(
+        capsys, data_dir, tmp_path, "--model", str(path), "--snn-eval", "5",
+        "--snn-evaluator", evaluator, device="runtime",
+    )  # fmt: skip
+    assert "leave plasticity on" in line and "inference=" in line
+    SNNSettings().check(MODEL)  # the shipped model switches it off
+
+
 def test_diehl2015_in_a_run_records_both_networks_and_the_curve(data_dir, tmp_path):
     """--snn-eval N --snn-protocol diehl2015: metrics columns for the baseline and the
     slept network, each with its own normalisation, and the accuracy after every step."""

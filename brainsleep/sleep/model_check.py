@@ -275,11 +275,14 @@ def _summary(exc: BaseException) -> str:
     return f"{type(inner).__name__}{where}: {_one_line(inner)}"
 
 
-def trial_run(model: SleepModel) -> None:
+def trial_run(model: SleepModel, values: dict | None = None, weights: list | None = None) -> list:
     """Build and run the model on a tiny network on the runtime device (numpy target).
 
-    Brian2's device, preferences and numpy's global random state are restored after
-    the run, and Brian2's log output is held back, so the check leaves no trace.
+    ``values`` replace the declared defaults (e.g. the ``inference`` values) and
+    ``weights`` (shaped by :data:`TRIAL_SIZES`) the random ones; returns
+    the weights before the run and after each of its two runs (masked-mean image, input
+    array). Brian2's device, preferences and numpy's global random state are restored
+    after the run, and Brian2's log output is held back, so the check leaves no trace.
     """
     import gc
 
@@ -294,19 +297,24 @@ def trial_run(model: SleepModel) -> None:
 
     rng = np.random.default_rng(0)
     sizes = TRIAL_SIZES
-    weights = [
-        rng.uniform(0.2, 1.0, (n_out, n_in))
-        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
-    ]
+    if weights is None:
+        weights = [
+            rng.uniform(0.2, 1.0, (n_out, n_in))
+            for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+        ]
     n_layers = len(weights)
     # The declared defaults (a per-layer tuple's first value for every layer), a 1 s step
     # and large layer scales: lit pixels fire at any sensible rate, so every layer fires
     # too and every string (threshold, reset, on_pre, on_post, decay) runs on real events.
     values = {
-        name: p.default[0] if isinstance(p.default, tuple) else p.default
-        for name, p in model.parameters.items()
+        **{
+            name: p.default[0] if isinstance(p.default, tuple) else p.default
+            for name, p in model.parameters.items()
+        },
+        **(values or {}),
     }
     params = SleepParams(values, alphas=[1000.0] * n_layers, dt=1.0)
+    after = []
     side = int(round(sizes[0] ** 0.5))
     trials = [
         ("masked mean image", MaskedMeanImage(np.full((side, side), 0.5), TRIAL_STEPS, side)),
@@ -322,7 +330,7 @@ def trial_run(model: SleepModel) -> None:
         try:
             for label, inputs in trials:
                 try:
-                    run_sleep(
+                    res = run_sleep(
                         weights,
                         inputs,
                         params,
@@ -332,6 +340,7 @@ def trial_run(model: SleepModel) -> None:
                         record_layers="none",
                         prefs={"codegen.target": "numpy"},
                     )
+                    after.append(res.weights)
                 except Exception as exc:  # any error of a user's model: one line
                     failure = (label, _summary(exc))
                     break
@@ -349,4 +358,48 @@ def trial_run(model: SleepModel) -> None:
             f"model file {model.path} fails a {TRIAL_STEPS}-step trial run "
             f"({'-'.join(map(str, sizes))} network, {label}) on Brian2's runtime device: "
             f"{summary}"
+        )
+    return [weights, *after]
+
+
+def check_plasticity_off(model: SleepModel) -> None:
+    """Refuse a model whose ``inference`` declarations do not switch its plasticity off.
+
+    SNN evaluation runs the model's own equations with every declared ``inference``
+    value applied (``models/src.py``: ``inc = dec = 0``); the trial network (see
+    :func:`trial_run`) is run with them, and any weight it changes means the spiking
+    network would learn while it is being evaluated. Its weights are a probe: each
+    neuron's first input at 1 (every neuron fires on the first steps) and the others at
+    0, where a weight-dependent rule moves most (src's g(0) = 1; its g(w) is exactly 0
+    for the trial's usual weights of 0.2-1). Checked when the model is loaded, before
+    anything is trained; a rule this probe cannot move is caught after the run (the
+    device evaluator compares the weights).
+
+    Raises
+    ------
+    ValueError
+        One line naming the model file, the layers whose weights changed and what to
+        declare.
+    """
+    import numpy as np
+
+    values = {n: p.inference for n, p in model.parameters.items() if p.inference is not None}
+    probe = []
+    for n_in, n_out in zip(TRIAL_SIZES[:-1], TRIAL_SIZES[1:], strict=True):
+        w = np.zeros((n_out, n_in))
+        w[:, 0] = 1.0
+        probe.append(w)
+    before, *after = trial_run(model, values, probe)
+
+    changed = sorted(
+        {k + 1 for run in after for k, (a, b) in enumerate(zip(before, run, strict=True))
+         if not np.array_equal(a, b)}
+    )  # fmt: skip
+    if changed:
+        declared = ", ".join(f"{n} = {v}" for n, v in values.items()) or "none"
+        raise ValueError(
+            f"model file {model.path}: its inference values ({declared}) leave plasticity "
+            f"on (weights of layer(s) {', '.join(map(str, changed))} change in a trial "
+            "run); SNN evaluation needs them off: declare inference=... on the learning "
+            "rates' Parameter(...) (models/src.py: inc and dec, inference=0.0)"
         )

@@ -61,8 +61,9 @@ class SNNSettings:
         """Refuse a bad combination in one line (ValueError), before anything runs.
 
         With ``model`` (a loaded :class:`~brainsleep.sleep.model.SleepModel`), also check
-        that the model declares what the protocol sets and, for the batched evaluator,
-        that its inference statements are the ones the simulator implements.
+        that its ``inference`` values switch its plasticity off (a trial run), that it
+        declares what the protocol sets and, for the batched evaluator, that its
+        inference statements are the ones the simulator implements.
         """
         known = protocols()
         if self.protocol not in known:
@@ -94,6 +95,9 @@ class SNNSettings:
             )
         if model is None:
             return
+        from .model_check import check_plasticity_off
+
+        check_plasticity_off(model)  # a network that learns while evaluated is not the ANN's
         entry = known[self.protocol]
         if entry is not None:
             missing = sorted(set(entry["parameters"]) - set(model.parameters))
