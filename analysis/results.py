@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainsleep.config_fields import config_differences
 from brainsleep.formats import (
     CELL_KEYS,
     CELLS_DIR,
@@ -27,7 +28,6 @@ from brainsleep.formats import (
     METRICS_CSV,
     SEARCH_CSV,
     SPIKES_FILE,
-    config_differences,
     format_cell_id,
     load_confusion,
     load_spikes,

@@ -16,8 +16,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from brainsleep.config_fields import GRID_FIELDS, NON_SEMANTIC
 from brainsleep.data import KNOWN_DATASETS
-from brainsleep.formats import GRID_FIELDS, NON_SEMANTIC
 from brainsleep.sleep import get_device, load_model, preset_names
 from brainsleep.sleep.model import read_declarations, resolve_model_path
 from brainsleep.sleep.parameters import is_number

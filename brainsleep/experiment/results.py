@@ -21,17 +21,16 @@ import pandas as pd
 import xarray as xr
 
 from brainsleep.atomic import atomic_write_bytes, atomic_write_json, atomic_write_with, json_default
+from brainsleep.config_fields import GRID_FIELDS, config_differences
 from brainsleep.formats import (
     CELLS_DIR,
     CONFIG_FILE,
-    GRID_FIELDS,
     LOCK_FILE,
     METRIC_COLUMNS,
     METRICS_CSV,
     METRICS_DIM,
     METRICS_NC,
     STAGE_RANK,
-    config_differences,
     order_metric_columns,
     stage_marker,
 )
