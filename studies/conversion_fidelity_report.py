@@ -105,6 +105,11 @@ def protocol(cfg: dict) -> str:
     return cfg.get("snn_protocol", "diehl2015")
 
 
+def network_of(cfg: dict) -> tuple:
+    """What trained the network: data sets, fraction, recipe (not the conversion)."""
+    return (tuple(cfg["datasets"]), cfg["fractions"][0], cfg["recipe"])
+
+
 def label(cfg: dict) -> str:
     data = "MNIST" if cfg["datasets"] == ["mnist"] else "Fashion-MNIST"
     f = cfg["fractions"][0]
@@ -164,6 +169,15 @@ def fidelity_section(runs) -> list[str]:
     return lines + ["", *[f"- {s}" for s in sentences], ""]
 
 
+def direction(gains) -> str:
+    """``up`` or ``down`` when the 95 % interval of the paired gains excludes 0, else
+    ``no clear change``."""
+    mean, half, n = ci95(gains)
+    if n < 2 or abs(mean) <= half:
+        return "no clear change"
+    return "up" if mean > 0 else "down"
+
+
 def sleep_section(runs) -> list[str]:
     lines = [
         "## 2. Does sleep's change of the ANN show in the spiking network?",
@@ -190,11 +204,10 @@ def sleep_section(runs) -> list[str]:
             f"{fmt(acted['snn_sleep'])} |"
         )
         if len(acted) >= 2:
-            a, b = ci95(ann_gain), ci95(snn_gain)
-            same = "the same direction" if np.sign(a[0]) == np.sign(b[0]) else "opposite ways"
             sentences.append(
-                f"{label(cfg)}: sleep moves the ANN by {fmt(ann_gain)} and the SNN by "
-                f"{fmt(snn_gain)} points ({same}; {int(noop.sum())} no-op of {len(rows)})."
+                f"{label(cfg)}: sleep moves the ANN by {fmt(ann_gain)} ({direction(ann_gain)}) "
+                f"and the SNN by {fmt(snn_gain)} points ({direction(snn_gain)}; "
+                f"{int(noop.sum())} no-op of {len(rows)})."
             )
     return lines + ["", *[f"- {s}" for s in sentences], ""]
 
@@ -324,10 +337,12 @@ def plot(runs, path: Path) -> None:
               (axes[1], "fraction of the training set", lambda f: f < 1)]  # fmt: skip
     for ax, title, keep in groups:
         chosen = [v for v in runs.values() if keep(v[0]["fractions"][0])]
-        for k, (cfg, rows, curves) in enumerate(chosen):
+        # one colour per network (data, fraction, recipe); the conversion is the line style
+        nets = list(dict.fromkeys(network_of(v[0]) for v in chosen))
+        for cfg, rows, curves in chosen:
             c = curves[curves["network"] == "baseline"].groupby("step")["accuracy_lowest_index"]
             mean = c.mean() * 100
-            color = f"C{k}"
+            color = f"C{nets.index(network_of(cfg))}"
             style = "-" if protocol(cfg) == "diehl2015" else "-."
             ax.plot(mean.index, mean.values, color=color, ls=style, label=label(cfg))
             ax.axhline(rows["ann_baseline"].mean() * 100, color=color, ls="--", lw=0.8)
