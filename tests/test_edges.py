@@ -139,3 +139,33 @@ def test_every_option_of_the_experiment_reaches_its_configuration():
     assert len(dests) > 30
     unread = sorted(d for d in dests if f"args.{d}" not in source)
     assert unread == ["runs", "study"]
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "brainsleep.experiment.pooled",
+        "brainsleep.cache",
+        "brainsleep.analysis.export",
+        "brainsleep.analysis.__main__",
+    ],
+)
+def test_every_option_of_the_other_commands_is_read(module):
+    """The other command lines: each option's value is read (``.<dest>``) in the module
+    that parses it; none is parsed and then ignored."""
+    import argparse
+    import importlib
+    import inspect
+    import re
+
+    m = importlib.import_module(module)
+    parser = m.build_parser()
+    actions = list(parser._actions)
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for sub in a.choices.values():
+                actions += sub._actions
+    dests = {a.dest for a in actions if a.dest not in ("help", argparse.SUPPRESS)}
+    assert dests
+    source = inspect.getsource(m)
+    assert sorted(d for d in dests if not re.search(rf"\.{d}\b", source)) == []
