@@ -221,13 +221,16 @@ def _input_kind_hash(kind: str) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def data_hashes(datasets: tuple[str, ...], data_dir: str) -> dict[str, str | None]:
+def data_hashes(datasets: tuple[str, ...], data_dir: str | None) -> dict[str, str | None]:
     """sha256 of each data set's files in ``data_dir`` (None: unreadable there, which
     load_data reports), as the fingerprint records them; a Dask task checks its worker's
-    files against the driver's (brainsleep.experiment.scheduler)."""
+    files against the driver's (brainsleep.experiment.scheduler). Empty without a
+    ``data_dir``: the registry cache verifies its own files."""
     from brainsleep.data import DataUnavailableError, data_dir_digest
 
     out: dict[str, str | None] = {}
+    if not data_dir:
+        return out
     for name in datasets:
         try:
             out[name] = data_dir_digest(name, data_dir)

@@ -100,12 +100,20 @@ def _worker_data(cfg: ExperimentConfig) -> dict:
     from .config import data_hashes
     from .pipeline import load_data
 
-    digests = data_hashes(tuple(cfg.datasets), cfg.data_dir) if cfg.data_dir else None
-    key = json.dumps([cfg.datasets, cfg.data_dir, digests])
+    key = json.dumps([cfg.datasets, cfg.data_dir, data_hashes(tuple(cfg.datasets), cfg.data_dir)])
     if key not in _DATA:
         _DATA.clear()  # one data set in memory at a time (its files changed, or another run)
         _DATA[key] = load_data(cfg)
     return _DATA[key]
+
+
+# Why a worker must run one thread, and what to do: the refusals of connect() and of
+# every task.
+_ONE_THREAD = (
+    "Brian2 and torch keep per-process state, so two tasks in one process would mix their "
+    "simulations: start workers with one thread each (dask worker --nthreads 1; "
+    "SLURMCluster(processes=cores))"
+)
 
 
 def _check_one_thread() -> None:
@@ -115,30 +123,25 @@ def _check_one_thread() -> None:
     worker = get_worker()
     if worker.state.nthreads != 1:
         raise ClusterError(
-            f"Dask worker {worker.address} runs {worker.state.nthreads} threads; Brian2 and "
-            "torch keep per-process state, so two tasks in one process would mix their "
-            "simulations: start workers with one thread each (dask worker --nthreads 1; "
-            "SLURMCluster(processes=cores))"
+            f"Dask worker {worker.address} runs {worker.state.nthreads} threads; {_ONE_THREAD}"
         )
 
 
 def checked_task(task: CellTask, cfg_dict: dict, cell: Cell, out: str, data: dict) -> str:
     """Run ``task(cfg_dict, cell, out)`` on this worker after checking it: one thread,
-    and data files whose sha256 are ``data`` (the driver's, as the fingerprint records
-    them; checked only for ``--data-dir``: the registry cache verifies its own files)."""
-    _check_one_thread()
-    data_dir = cfg_dict.get("data_dir")
-    if data_dir:
-        from .config import data_hashes
+    and data files whose sha256 are ``data`` (the driver's
+    :func:`~brainsleep.experiment.config.data_hashes`, as the fingerprint records them)."""
+    from .config import data_hashes
 
-        here = data_hashes(tuple(cfg_dict["datasets"]), data_dir)
-        if here != data:
-            changed = sorted(k for k in data if here.get(k) != data[k])
-            raise ClusterError(
-                f"the {', '.join(changed)} files in {data_dir} on this worker differ from "
-                "the ones this run started with (changed since, or another copy): make "
-                "the workers see the same files and rerun the command"
-            )
+    _check_one_thread()
+    here = data_hashes(tuple(cfg_dict["datasets"]), cfg_dict.get("data_dir"))
+    if here != data:
+        changed = sorted(k for k in data if here.get(k) != data[k])
+        raise ClusterError(
+            f"the {', '.join(changed)} files in {cfg_dict.get('data_dir')} on this worker "
+            "differ from the ones this run started with (changed since, or another copy): "
+            "make the workers see the same files and rerun the command"
+        )
     return task(cfg_dict, cell, out)
 
 
@@ -371,9 +374,7 @@ def connect(cfg: ExperimentConfig, allowed_failures: int = ALLOWED_FAILURES) -> 
         worker, n = next(iter(many.items()))
         raise ClusterError(
             f"--scheduler {cfg.scheduler}: {len(many)} worker(s) run several threads "
-            f"({worker}: {n}); Brian2 and torch keep per-process state, so two tasks in one "
-            "process would mix their simulations: start workers with one thread each "
-            "(dask worker --nthreads 1; SLURMCluster(processes=cores))"
+            f"({worker}: {n}); {_ONE_THREAD}"
         )
     print(f"cells run on a {where}; dashboard: {client.dashboard_link}", file=sys.stderr)
     return connection
@@ -416,7 +417,7 @@ def _run_on_dask(
     bar = None
     try:
         cfg_dict = cfg.to_dict()
-        data = data_hashes(tuple(cfg.datasets), cfg.data_dir) if cfg.data_dir else {}
+        data = data_hashes(tuple(cfg.datasets), cfg.data_dir)
         run = uuid.uuid4().hex[:8]  # unique keys on a shared scheduler
         waiting = list(cells)
 
