@@ -79,6 +79,9 @@ SLEEP_PARAMS_FILE = "sleep_params.json"
 #: accuracy after each step of the presentation window, one row per (network, step):
 #: columns network (baseline, sleep), step, accuracy, accuracy_lowest_index, silent, ties.
 SNN_CURVE_FILE = "snn_curve.csv"
+#: ``cells/<cell_id>/sleep_acting_params.json``: the same for the ``sleep_acting`` stage
+#: (the best search trial that changed weights, when the search chose a no-op).
+SLEEP_ACTING_PARAMS_FILE = "sleep_acting_params.json"
 #: ``cells/<cell_id>/search.csv``: sleep-parameter search history, one row per trial.
 SEARCH_CSV = "search.csv"
 #: ``cells/<cell_id>/search.journal``: the Optuna study (a killed search resumes from it).
@@ -88,8 +91,18 @@ SEARCH_MARKER = "search.json"
 #: ``cells/<cell_id>/done.json``: written last, the cell is complete.
 DONE_MARKER = "done.json"
 
-#: The stages of a cell, in the order they run and are shown.
-STAGES: tuple[str, ...] = ("baseline", "sleep", "sleep_finetune", "finetune_only", "strong")
+#: The stages of a cell, in the order they run and are shown. ``sleep_acting`` (and its
+#: fine-tune) exist only when the search chose a no-op sleep: the best trial whose
+#: sleep changed weights, so that the cost of a sleep that acts is measured.
+STAGES: tuple[str, ...] = (
+    "baseline",
+    "sleep",
+    "sleep_finetune",
+    "sleep_acting",
+    "sleep_acting_finetune",
+    "finetune_only",
+    "strong",
+)
 #: Position of each stage in :data:`STAGES` (for sorting tables).
 STAGE_RANK: Mapping[str, int] = {stage: i for i, stage in enumerate(STAGES)}
 #: The optional step between ``baseline`` and ``sleep`` (``--search``); not a stage: it
@@ -349,6 +362,7 @@ COMPACT_CELL_FILES: tuple[str, ...] = (
     SEARCH_CSV,
     SEARCH_MARKER,
     SLEEP_PARAMS_FILE,
+    SLEEP_ACTING_PARAMS_FILE,
     SNN_CURVE_FILE,
 )
 

@@ -1,11 +1,14 @@
-"""Hoyer sparseness, the one definition that the pipeline and the analysis share.
+"""Sparseness measures, the one definition that the pipeline and the analysis share.
 
 The pipeline records each stage's weight sparseness in ``metrics.csv``
-(:func:`weight_hoyer`), so that a results directory's compact files are enough for the
-claims report; :mod:`analysis.sparsity` uses :func:`hoyer` on firing rates.
+(:func:`weight_hoyer`, :func:`small_weight_fraction`) and the population sparseness of
+its hidden activations (:func:`population_sparseness`), so that a results directory's
+compact files are enough for the claims report; :mod:`analysis.sparsity` uses
+:func:`hoyer` on firing rates.
 
-Source: Hoyer, P. O. (2004), "Non-negative matrix factorization with sparseness
-constraints", J. Mach. Learn. Res. 5, 1457-1469, eq. 1.
+Sources: Hoyer, P. O. (2004), "Non-negative matrix factorization with sparseness
+constraints", J. Mach. Learn. Res. 5, 1457-1469, eq. 1; Treves & Rolls (1991) and Vinje
+& Gallant (2000) for the population sparseness.
 """
 
 from __future__ import annotations
@@ -65,3 +68,80 @@ def weight_hoyer(weights: Iterable[np.ndarray]) -> float:
         larger is sparser.
     """
     return float(np.mean([hoyer(np.ravel(w)) for w in weights]))
+
+
+def population_sparseness(r: np.ndarray, axis: int = -1) -> float | np.ndarray:
+    """Population sparseness of non-negative responses (Treves-Rolls, normalised).
+
+    ``(1 - a) / (1 - 1/n)`` with the Treves-Rolls activity ratio
+    ``a = mean(r)**2 / mean(r**2)`` over the ``n`` units of ``axis``: 0 when all units
+    respond equally, 1 when one unit carries the whole response.
+
+    Parameters
+    ----------
+    r : array_like
+        Responses (e.g. ReLU outputs of a layer, images x units), >= 0.
+    axis : int
+        Axis of the units.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        In [0, 1]; NaN where every unit is silent (an all-zero response has no shape).
+
+    Notes
+    -----
+    Treves, A. & Rolls, E. T. (1991), Network 2, 371-397 (the activity ratio ``a``);
+    Vinje, W. E. & Gallant, J. L. (2000), Science 287, 1273-1276 (the normalisation).
+    Unlike the fraction of active units it is not moved by a few units that turn off.
+
+    Examples
+    --------
+    >>> population_sparseness([0, 0, 3, 0])
+    1.0
+    >>> population_sparseness([2, 2, 2, 2])
+    0.0
+    """
+    r = np.asarray(r, dtype=float)
+    n = r.shape[axis]
+    m1 = np.mean(r, axis=axis)
+    m2 = np.mean(r * r, axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = (1.0 - m1 * m1 / m2) / (1.0 - 1.0 / n) if n >= 2 else np.full(m1.shape, np.nan)
+    s = np.where(m2 > 0, np.clip(s, 0.0, 1.0), np.nan)
+    return float(s) if s.ndim == 0 else s
+
+
+#: A weight counts as near zero below this fraction of its layer's median |w|.
+SMALL_WEIGHT_RELATIVE = 0.1
+
+
+def small_weight_fraction(
+    weights: Iterable[np.ndarray], relative: float = SMALL_WEIGHT_RELATIVE
+) -> float:
+    """Fraction of near-zero weights, averaged over layers (larger is sparser).
+
+    A weight is near zero when ``|w| < relative * median(|w|)`` of its layer. The median
+    is not moved by a few heavily depressed rows (which drive the Hoyer measure), and the
+    ratio makes the measure blind to a common scale.
+
+    Parameters
+    ----------
+    weights : iterable of numpy.ndarray
+        One matrix per layer, any shape.
+    relative : float
+        Threshold as a fraction of the layer's median absolute weight (> 0).
+
+    Returns
+    -------
+    float
+        In [0, 1]; a layer whose weights are all zero counts as 1.
+    """
+    if not relative > 0:
+        raise ValueError(f"small_weight_fraction: relative must be > 0, got {relative}")
+    fractions = []
+    for w in weights:
+        a = np.abs(np.ravel(np.asarray(w, dtype=float)))
+        med = np.median(a)
+        fractions.append(1.0 if med == 0 else float(np.mean(a < relative * med)))
+    return float(np.mean(fractions))

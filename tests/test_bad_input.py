@@ -291,6 +291,21 @@ def test_cli_refuses_seeds_the_engine_cannot_take(data_dir, tmp_path, capsys, se
     assert "--seeds" in line and "2147483647" in line
 
 
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--search", "2", "--search-range", "foo=[1,2]"], "not a searched parameter"),
+        (["--search", "2", "--search-range", "dec=[2,1]"], "0 < LO <= HI"),
+        (["--search", "2", "--search-range", "dec"], "NAME=[LO,HI]"),
+        (["--search-range", "dec=[1e-5,10]"], "needs --search"),
+        (["--search-val", "seen"], "needs --protocol class-incremental"),
+    ],
+)
+def test_cli_refuses_bad_search_options(data_dir, tmp_path, capsys, args, match):
+    line = refused(capsys, data_dir, tmp_path, *args)
+    assert match in line
+
+
 # ------------------------------------------------------------------------ 5. preferences
 
 

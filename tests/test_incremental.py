@@ -274,9 +274,21 @@ def test_search_never_sees_the_test_set(data_dir, tmp_path, monkeypatch):
     runner = incremental.IncrementalRunner(cfg, cells(cfg)[0], data, out)
     for task in runner.tasks:
         assert task.val_idx.size and not np.intersect1d(task.val_idx, task.train_idx).size
-    # the search of task 2 scores on both tasks' validation images, the task's own ones
+    # the search of task 2 scores on that task's validation images alone: sequential
+    # training has no labels of earlier tasks (issue 30)
     marker = json.loads((out / "cells/mnist_f1_none_s0/stage_search_sleep_t2.json").read_text())
-    assert marker["n_val"] == sum(t.val_idx.size for t in runner.tasks)
+    assert marker["search_val"] == "task"
+    assert (
+        marker["n_val"] == runner.tasks[1].val_idx.size < sum(t.val_idx.size for t in runner.tasks)
+    )
+    assert np.array_equal(runner._search_val(runner.tasks[1]), runner.tasks[1].val_idx)
+    # --search-val seen: the named upper bound, every task seen so far
+    seen_cfg = config_from_args(build_parser().parse_args([*args, "--search-val", "seen"]))
+    upper = incremental.IncrementalRunner(seen_cfg, cells(seen_cfg)[0], data, out)
+    assert np.array_equal(
+        upper._search_val(upper.tasks[1]),
+        np.concatenate([t.val_idx for t in upper.tasks[:2]]),
+    )
     assert (out / "cells/mnist_f1_none_s0/search_sleep_t1.csv").is_file()
 
 

@@ -266,3 +266,13 @@ def test_a_process_killed_holding_the_journal_lock_does_not_block_the_next(tmp_p
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "3"
+
+
+def test_search_ranges_replace_the_declared_ones_by_name():
+    declared = SearchSpace.for_model("src", 3)
+    broad = SearchSpace.for_model("src", 3, {"dec": [1e-5, 100.0]})
+    assert broad.parameters["dec"].search == (1e-5, 100.0)
+    assert broad.parameters["inc"] == declared.parameters["inc"]
+    assert broad.describe() != declared.describe()  # part of what a seed reproduces
+    with pytest.raises(ValueError, match="not a searched parameter"):
+        SearchSpace.for_model("src", 3, {"decay": [0.5, 2.0]})

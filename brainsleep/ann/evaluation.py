@@ -10,11 +10,12 @@ entropy of the predicted classes, fraction of active hidden units);
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from ..sparseness import population_sparseness
 from .network import MLP, _as_float_tensor, _as_labels, _eval_batches
 
 
@@ -47,6 +48,12 @@ class Evaluation:
         predictions are uniform over classes, 0 when the model always predicts one class.
     active_frac
         Per hidden layer, mean over samples and units of ``activation > 0`` (eval mode).
+    silent_frac
+        Per hidden layer, fraction of units with activation 0 on every sample.
+    pop_sparseness
+        Per hidden layer, mean over samples of the population sparseness of the
+        activations (:func:`brainsleep.sparseness.population_sparseness`; samples with
+        no active unit left out, NaN when there is none).
     predictions
         Predicted class per sample, int64 ``(N,)``.
     """
@@ -58,6 +65,8 @@ class Evaluation:
     pred_entropy: float
     active_frac: list[float]
     predictions: np.ndarray
+    silent_frac: list[float] = field(default_factory=list)
+    pop_sparseness: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, float | int | None]:
         """Flat JSON-able scalars: accuracy, balanced_accuracy, pred_entropy, n,
@@ -91,11 +100,21 @@ def evaluate(
     yt = _as_labels(y, xt.shape[0], n_classes)
     if xt.shape[0] == 0:
         raise ValueError("evaluate: empty data set")
-    preds, active = [], np.zeros(len(model.layers) - 1)
+    n_hidden = len(model.layers) - 1
+    preds, active = [], np.zeros(n_hidden)
+    ever = [None] * n_hidden  # per unit: active on some sample
+    sparse_sum, sparse_n = np.zeros(n_hidden), np.zeros(n_hidden)
     for out, _, raw in _eval_batches(model, xt, batch_size):
         preds.append(out.argmax(dim=1))
         for i, r in enumerate(raw):
-            active[i] += float((r > 0).double().sum()) / r.shape[1]
+            on = r > 0
+            active[i] += float(on.double().sum()) / r.shape[1]
+            hit = on.any(dim=0)
+            ever[i] = hit if ever[i] is None else ever[i] | hit
+            s = population_sparseness(r.double().numpy(), axis=1)
+            s = s[np.isfinite(s)]
+            sparse_sum[i] += s.sum()
+            sparse_n[i] += s.size
     pred = torch.cat(preds).numpy()
     true = yt.numpy()
     _check_outputs(model, pred, n_classes, "evaluate")
@@ -110,6 +129,10 @@ def evaluate(
         pred_entropy=float(-(p * np.log(p)).sum()),
         active_frac=[float(a / len(pred)) for a in active],
         predictions=pred.astype(np.int64),
+        silent_frac=[float(1.0 - e.double().mean()) for e in ever],
+        pop_sparseness=[
+            float(t / n) if n else math.nan for t, n in zip(sparse_sum, sparse_n, strict=True)
+        ],
     )
 
 

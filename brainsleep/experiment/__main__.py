@@ -21,11 +21,13 @@ from .config import (
     INCREMENTAL_TASK_SIZE,
     INCREMENTAL_TASKS,
     PROTOCOLS,
+    SEARCH_VAL,
     ConfigError,
     ExperimentConfig,
     load_sleep_params_file,
     parse_input_options,
     parse_prefs,
+    parse_search_ranges,
     parse_sleep_param_overrides,
     validate,
 )
@@ -152,6 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=D.search,
         metavar="N",
         help="sleep-parameter search trials on the validation split (0: use the preset)",
+    )
+    g.add_argument(
+        "--search-range",
+        action="append",
+        default=[],
+        metavar="NAME=[LO,HI]",
+        help="the search's range of one parameter as factors of its start value, "
+        "repeatable (e.g. dec=[1e-5,10] for a broad search); default: the model file's "
+        "search= ranges",
     )
     g.add_argument(
         "--record-spikes",
@@ -343,6 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
             f"order, as the reference (default: {INCREMENTAL_TASK_SIZE}; all when fewer)"
         ),
     )
+    g.add_argument(
+        "--search-val",
+        choices=SEARCH_VAL,
+        default=None,
+        help=(
+            "class-incremental --search scores each trial on: task, the current task's "
+            "validation split (default: all the protocol has); seen, every task seen so "
+            "far (an upper bound: it uses earlier tasks' labels)"
+        ),
+    )
     g = p.add_argument_group("output")
     g.add_argument(
         "--out",
@@ -464,6 +485,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         sleep_input=args.sleep_input,
         sleep_input_options=parse_input_options(args.sleep_input_option),
         search=args.search,
+        search_ranges=parse_search_ranges(args.search_range) or None,
         finetune_epochs=args.finetune_epochs,
         strong=args.strong,
         snn_eval=args.snn_eval,
@@ -476,6 +498,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         protocol=args.protocol,
         tasks=list(args.tasks) if args.tasks is not None else None,
         task_size=args.task_size,
+        search_val=args.search_val,
         out=args.out,
         data_dir=args.data_dir,
         build_root=args.build_root,

@@ -114,6 +114,8 @@ class ExperimentConfig:
     sleep_input: str = "masked-mean"
     sleep_input_options: dict = field(default_factory=dict)
     search: int = 0
+    # --search-range NAME=[LO,HI]: factor ranges replacing the model's declared ones
+    search_ranges: dict | None = None
     finetune_epochs: int = 2
     strong: bool = False
     snn_eval: int | None = None  # test images classified by the spiking network (None: off)
@@ -128,6 +130,10 @@ class ExperimentConfig:
     protocol: str = "limited"
     tasks: list[str] | None = None  # class specs in training order (None: INCREMENTAL_TASKS)
     task_size: int | None = None  # training images per task (None: INCREMENTAL_TASK_SIZE)
+    # class-incremental --search scores on: "task" (the current task's validation split,
+    # all the protocol has) or "seen" (every task seen so far: an upper bound that uses
+    # earlier tasks' labels, which sequential training never sees). None: "task".
+    search_val: str | None = None
     out: str = "results/default"
     data_dir: str | None = None
     build_root: str | None = None
@@ -170,8 +176,12 @@ class ExperimentConfig:
                 d.pop(name, None)
         if d.get("protocol", "limited") == "limited":
             # Likewise the default protocol (its tasks and task_size are always None).
-            for name in ("protocol", "tasks", "task_size"):
+            for name in ("protocol", "tasks", "task_size", "search_val"):
                 d.pop(name, None)
+        if not d.get("search_ranges"):
+            d.pop("search_ranges", None)  # the declared ranges: as before the field existed
+        if not d.get("search"):
+            d.pop("search_val", None)  # what a search scores on changes nothing without one
         d["engine_version"] = ENGINE_VERSION
         # Contents, not names or paths: an edited model file or other IDX files in the
         # same --data-dir are another configuration (never resumed as the old one), and
@@ -365,6 +375,49 @@ def _check_param_values(d: dict, where_: str) -> None:
             raise ConfigError(
                 f"{where_}: {key} must be a number or a list of numbers "
                 f"(one per weight layer), got {value!r}"
+            )
+
+
+def parse_search_ranges(items: list[str] | None) -> dict:
+    """``--search-range NAME=[LO,HI]`` items -> ``{name: [lo, hi]}`` (factors of the start
+    value, as a model file's ``search=``); names are checked against the model in
+    :func:`validate`.
+
+    Raises
+    ------
+    ConfigError
+        Not ``NAME=[LO,HI]`` with finite ``0 < LO <= HI``, or a name given twice.
+    """
+    out = _key_values(items, "--search-range", "NAME=[LO,HI], e.g. dec=[1e-5,10]")
+    for name, value in out.items():
+        ok = (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(is_number(v) and math.isfinite(v) for v in value)
+            and 0 < value[0] <= value[1]
+        )
+        if not ok:
+            raise ConfigError(
+                f"--search-range {name}={value!r}: give factors of the start value as "
+                "[LO,HI] with 0 < LO <= HI, e.g. dec=[1e-5,10]"
+            )
+        out[name] = [float(v) for v in value]
+    return out
+
+
+def _check_search_ranges(cfg: ExperimentConfig) -> None:
+    if not cfg.search_ranges:
+        return
+    if not cfg.search:
+        raise ConfigError("--search-range needs --search N (N >= 1)")
+    from brainsleep.sleep.params import search_space
+
+    searched = search_space(resolve_model_path(cfg.model))
+    for name in cfg.search_ranges:
+        if name not in searched:
+            raise ConfigError(
+                f"--search-range {name}: not a searched parameter of the model; searched: "
+                f"{', '.join(searched)}"
             )
 
 
@@ -644,6 +697,12 @@ def _check_snn_settings(cfg: ExperimentConfig) -> None:
         raise ConfigError(str(exc)) from exc
 
 
+#: What the class-incremental search scores on (``--search-val``): ``task``, the current
+#: task's validation split (what the protocol has); ``seen``, every task seen so far (an
+#: upper bound: it uses earlier tasks' labels).
+SEARCH_VAL = ("task", "seen")
+
+
 def _check_protocol(cfg: ExperimentConfig) -> None:
     """``--protocol`` and the options that go with it; fills the class-incremental
     defaults (tasks, task size, epochs per task) so ``config.json`` records them.
@@ -654,10 +713,18 @@ def _check_protocol(cfg: ExperimentConfig) -> None:
     comparisons (``--strong``: its bar is the ``joint`` variant).
     """
     if cfg.protocol == "limited":
-        for flag, value in (("--tasks", cfg.tasks), ("--task-size", cfg.task_size)):
+        for flag, value in (
+            ("--tasks", cfg.tasks),
+            ("--task-size", cfg.task_size),
+            ("--search-val", cfg.search_val),
+        ):
             if value is not None:
                 raise ConfigError(f"{flag} needs --protocol class-incremental")
         return
+    if cfg.search_val is None:
+        cfg.search_val = "task"
+    if cfg.search_val not in SEARCH_VAL:
+        raise ConfigError(f"--search-val {cfg.search_val}: choose one of {', '.join(SEARCH_VAL)}")
     why = "the class-incremental protocol trains each task on its first --task-size images"
     if [float(f) for f in cfg.fractions] != [1.0]:
         fractions = " ".join(f"{f:g}" for f in cfg.fractions)
@@ -809,6 +876,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError("--search must be >= 0")
     if cfg.search and cfg.val_fraction == 0:
         raise ConfigError("--search tunes on the validation split: set --val-fraction > 0")
+    _check_search_ranges(cfg)
     if cfg.finetune_epochs < 0:
         raise ConfigError("--finetune-epochs must be >= 0")
     if cfg.snn_eval is not None and (not _is_int(cfg.snn_eval) or cfg.snn_eval < 1):

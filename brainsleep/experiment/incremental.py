@@ -60,8 +60,10 @@ same seed in every variant, so ``sequential`` and ``sleep`` train the first task
 variant) with the limited protocol's search (:func:`~brainsleep.experiment.search.run_search`,
 :class:`~brainsleep.experiment.search.SearchSpace`): trial 0 is the preset, each trial
 sleeps the just-trained network and is scored by its accuracy on the validation images
-of every task seen so far. Those are ``--val-fraction`` x ``--task-size`` training
-images per task, drawn from the task's images after the first ``--task-size``
+of the current task (``--search-val task``, the default: all that sequential training
+has at that point), or of every task seen so far (``--search-val seen``: an upper bound,
+since it uses earlier tasks' labels). Those are ``--val-fraction`` x ``--task-size``
+training images per task, drawn from the task's images after the first ``--task-size``
 (:func:`~brainsleep.subsets.task_split`); the test set is never used.
 
 Results (the results directory of the limited protocol: ``config.json``, the lock,
@@ -126,7 +128,7 @@ from .results import (
     write_marker,
 )
 from .scheduler import CellError, run_cells
-from .search import SearchSpace, TrialResult, run_search
+from .search import SearchSpace, TrialResult, acting_choice, run_search
 from .search import fingerprint as search_fingerprint
 
 log = logging.getLogger("brainsleep.experiment")
@@ -574,7 +576,7 @@ class IncrementalRunner:
 
     def _search(self, variant: str, task: Task, trained: ann.MLP) -> dict:
         """The sleep parameters of this step: the start set, or with ``--search`` the
-        best on the validation images of the tasks seen so far (search.py's Optuna study,
+        best on the validation images of :meth:`_search_val` (search.py's Optuna study,
         one journal per step); writes ``search_<step>.csv`` and its marker."""
         start = start_params(self.cfg, self.cell.dataset)
         if not self.cfg.search:
@@ -582,12 +584,15 @@ class IncrementalRunner:
         name = f"search_{incremental_step(variant, task.index)}"
         if name in self.valid:
             return read_marker(self._marker(name))["best"]
-        val = self._images(task.index, "val_idx")
+        val = self._search_val(task)
         key = search_fingerprint(
             ann.get_weights(trained),
             val_idx=val.tolist(),
             cell=self.cell.cell_id,
             step=name,
+        )
+        space = SearchSpace.for_model(
+            self.engine.model, len(self.sizes) - 1, self.cfg.search_ranges
         )
         best, history = run_search(
             start,
@@ -595,11 +600,14 @@ class IncrementalRunner:
             self.cell.seed,
             lambda p: self.trial(trained, task, p),
             self.dir / f"{name}.journal",
-            space=SearchSpace.for_model(self.engine.model, len(self.sizes) - 1),
+            space=space,
             score_name="val_accuracy",
             key=key,
             progress=self.cfg.progress,
         )
+        choice = acting_choice(history, start, space)
+        if choice["best_is_noop"]:
+            log.warning("%s %s: the search chose not to sleep", self.cell.cell_id, name)
         atomic_write_with(
             self.dir / f"{name}.csv", lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False)
         )
@@ -607,7 +615,9 @@ class IncrementalRunner:
             self._marker(name),
             {
                 "best": best,
+                **choice,
                 "score": "val_accuracy",
+                "search_val": self.cfg.search_val,
                 "n_val": int(val.size),
                 "history": history,
                 "fingerprint": self.fingerprint,
@@ -617,17 +627,25 @@ class IncrementalRunner:
         self.valid.add(name)
         return best
 
+    def _search_val(self, task: Task) -> np.ndarray:
+        """The validation images a search after ``task`` scores on (``--search-val``):
+        the task's own (``task``), or those of every task seen so far (``seen``)."""
+        if self.cfg.search_val == "seen":
+            return self._images(task.index, "val_idx")
+        return np.asarray(task.val_idx)
+
     def trial(self, trained: ann.MLP, task: Task, p: dict) -> TrialResult:
         """One search trial: sleep the just-trained network with ``p``; its accuracy on
-        the validation images of every task seen so far (training images, never test)."""
+        the validation images of :meth:`_search_val` (training images, never test)."""
         try:
             slept, res, _, _ = self._sleep(trained, task, p, record="hidden")
         except ModelNumericsError as exc:  # these parameters break the network
             log.warning("%s: search trial scored 0: %s", self.cell.cell_id, exc)
             return TrialResult(0.0)
-        val = self._images(task.index, "val_idx")
+        val = self._search_val(task)
         score = ann.score(slept, self.x_train[val], self.y_train[val])
-        return TrialResult(score, spike_counts(res.spikes))
+        changed = weights_changed(ann.get_weights(trained), res.weights)
+        return TrialResult(score, spike_counts(res.spikes), changed)
 
 
 # -- the table ------------------------------------------------------------------------------

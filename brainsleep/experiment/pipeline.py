@@ -43,6 +43,7 @@ from brainsleep.formats import (
     DONE_MARKER,
     SEARCH_CSV,
     SEARCH_JOURNAL,
+    SLEEP_ACTING_PARAMS_FILE,
     SLEEP_PARAMS_FILE,
     SNN_CURVE_FILE,
     SPIKES_FILE,
@@ -64,7 +65,7 @@ from brainsleep.sleep import (
 from brainsleep.sleep.engine import weights_changed
 from brainsleep.sleep.inputs import make_sleep_input
 from brainsleep.sleep.params import params_from_set
-from brainsleep.sparseness import weight_hoyer
+from brainsleep.sparseness import small_weight_fraction, weight_hoyer
 from brainsleep.subsets import make_subset
 
 from .baselines import BaselineCache, baseline_key
@@ -89,7 +90,7 @@ from .scheduler import (
     search_trial_task,
     uses_dask,
 )
-from .search import SearchSpace, TrialResult, run_search
+from .search import SearchSpace, TrialResult, acting_choice, run_search
 from .search import fingerprint as search_fingerprint
 
 log = logging.getLogger("brainsleep.experiment")
@@ -170,16 +171,35 @@ class CellRunner:
 
     # -- checkpoint helpers ------------------------------------------------------------
     def steps(self) -> list[str]:
-        """This configuration's steps in order: the stages, with ``search`` before sleep."""
+        """This cell's steps in order: the stages, with ``search`` before sleep.
+
+        ``sleep_acting`` (and its fine-tune) follow once a verified search says that its
+        best trial was a no-op and another trial acted (:func:`acting_choice`).
+        """
         out = ["baseline"]
         if self.cfg.search:
             out.append("search")
         out.append("sleep")
         if self.cfg.finetune_epochs:
-            out += ["sleep_finetune", "finetune_only"]
+            out.append("sleep_finetune")
+        if self._acting_params() is not None:
+            out.append("sleep_acting")
+            if self.cfg.finetune_epochs:
+                out.append("sleep_acting_finetune")
+        if self.cfg.finetune_epochs:
+            out.append("finetune_only")
         if self.cfg.strong:
             out.append("strong")
         return out
+
+    def _acting_params(self) -> dict | None:
+        """The best acting trial's parameters when the search chose a no-op, else None
+        (also before the search is verified: the steps after it are decided then)."""
+        if not self.cfg.search or "search" not in self.valid:
+            return None
+        body = read_marker(self._stage_file("search"))
+        acting = body.get("best_acting")
+        return acting["params"] if body.get("best_is_noop") and acting else None
 
     def _stage_file(self, stage: str) -> Path:
         """The marker of a step: written last, it records the step's artifacts."""
@@ -204,7 +224,11 @@ class CellRunner:
         """
         self.valid = set()
         redo_from = None
-        for step in self.steps():
+        k = 0
+        # steps() grows once the search verifies (sleep_acting): re-read it each step
+        while k < len(steps := self.steps()):
+            step = steps[k]
+            k += 1
             marker = self._stage_file(step)
             if redo_from is not None:
                 if marker.exists():
@@ -228,6 +252,14 @@ class CellRunner:
                 redo_from = step
             else:
                 self.valid.add(step)
+        # A stage this cell no longer has (sleep_acting after a search redone with an
+        # acting best) must not stay behind: collect_metrics reads every stage marker.
+        for stage in set(STAGES) - set(self.steps()):
+            if (stale := self._stage_file(stage)).exists():
+                log.warning(
+                    "%s: removing %s (not a step of this cell)", self.cell.cell_id, stale.name
+                )
+                stale.unlink()
         done = self.dir / DONE_MARKER
         if not done.exists():
             return False
@@ -274,9 +306,15 @@ class CellRunner:
             row[f"acc_class_{k}"] = None if np.isnan(r) else float(r)
         for i, a in enumerate(ev.active_frac, start=1):
             row[f"active_frac_h{i}"] = float(a)
+        # measures that a few silenced units or depressed rows do not drive (claim 4)
+        for i, silent in enumerate(ev.silent_frac, start=1):
+            row[f"silent_frac_h{i}"] = silent
+        for i, sparse in enumerate(ev.pop_sparseness, start=1):
+            row[f"pop_sparseness_h{i}"] = sparse
         matrices = ann.get_weights(model)
         # recorded so that the compact files (metrics.csv) suffice for the claims report
         row["weight_hoyer"] = weight_hoyer(matrices)
+        row["weight_small_frac"] = small_weight_fraction(matrices)
         row.update(extra or {})
         # artifacts first, then the stage file: the stage file marks the stage complete
         weights = weights_file(stage)
@@ -388,13 +426,16 @@ class CellRunner:
             val_idx=np.asarray(self.subset.val_idx).tolist(),
             cell=self.cell.cell_id,
         )
+        space = SearchSpace.for_model(
+            self.engine.model, len(self.sizes) - 1, self.cfg.search_ranges
+        )
         best, history = run_search(
             start,
             self.cfg.search,
             self.cell.seed,
             trial,
             self.dir / SEARCH_JOURNAL,
-            space=SearchSpace.for_model(self.engine.model, len(self.sizes) - 1),
+            space=space,
             score_name=score_name,
             key=key,
             progress=self.cfg.progress,
@@ -405,11 +446,20 @@ class CellRunner:
         atomic_write_with(
             self.dir / SEARCH_CSV, lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False)
         )
-        chosen = best
+        choice = acting_choice(history, start, space)
+        if choice["best_is_noop"]:
+            log.warning(
+                "%s: the search chose not to sleep (its best trial changed no weight); %s",
+                self.cell.cell_id,
+                "no trial acted"
+                if choice["best_acting"] is None
+                else "the best trial that acted is evaluated as sleep_acting",
+            )
         write_marker(
             path,
             {
-                "best": chosen,
+                "best": best,
+                **choice,
                 "score": score_name,
                 "history": history,
                 "fingerprint": self.fingerprint,
@@ -417,7 +467,7 @@ class CellRunner:
             artifacts=[SEARCH_CSV, SEARCH_JOURNAL],
         )
         self.valid.add("search")
-        return chosen
+        return best
 
     def trial(self, model: ann.MLP, p: dict) -> TrialResult:
         """One search trial: sleep ``model`` with parameter set ``p``; the validation score
@@ -431,36 +481,41 @@ class CellRunner:
             return TrialResult(0.0)
         # self.xv is float32 already (as_float), so torch uses it as it is
         score = ann.score(slept, self.xv, self.yv, balanced=balanced)
-        return TrialResult(score, spike_counts(res.spikes))
+        changed = weights_changed(ann.get_weights(model), res.weights)
+        return TrialResult(score, spike_counts(res.spikes), changed)
 
     def baseline_model(self) -> ann.MLP:
         """The baseline this cell trained and recorded (for search trials on workers)."""
         return self._model_from("baseline")
 
-    def sleep(self, baseline: ann.MLP, p: dict) -> ann.MLP:
-        if self._done("sleep"):
-            return self._model_from("sleep")
+    def sleep(self, baseline: ann.MLP, p: dict, stage: str = "sleep") -> ann.MLP:
+        """Sleep the baseline with parameter set ``p`` and record ``stage`` (``sleep``, or
+        ``sleep_acting``: the best trial that acted, when the search chose a no-op)."""
+        if self._done(stage):
+            return self._model_from(stage)
         slept, res, params, norm = self._sleep(
             baseline, p, self.cfg.record_spikes, progress=self.cfg.progress
         )
         counts = spike_counts(res.spikes) if self.cfg.record_spikes != "none" else {}
-        artifacts = [SLEEP_PARAMS_FILE]
+        params_file = SLEEP_PARAMS_FILE if stage == "sleep" else SLEEP_ACTING_PARAMS_FILE
+        artifacts = [params_file]
         if self.cfg.record_spikes != "none":
-            save_spikes(res.spikes, self.dir / SPIKES_FILE)
-            artifacts.append(SPIKES_FILE)
+            spikes_file = SPIKES_FILE if stage == "sleep" else f"spikes_{stage}.nc"
+            save_spikes(res.spikes, self.dir / spikes_file)
+            artifacts.append(spikes_file)
         extra = {f"sleep_spikes_layer{k}": v for k, v in counts.items()}
         # 0.0: a no-op, not sleep (the weights came back bit-identical)
         extra["sleep_weights_changed"] = weights_changed(
             ann.get_weights(baseline), ann.get_weights(slept)
         )
-        if self.cfg.snn_eval:
+        if self.cfg.snn_eval and stage == "sleep":
             extra.update(self._snn_metrics(baseline, slept, params))
             artifacts.append(SNN_CURVE_FILE)
         atomic_write_json(
-            self.dir / SLEEP_PARAMS_FILE,
+            self.dir / params_file,
             {"params": params.to_dict(), "normalization": norm.to_dict(), "info": res.info},
         )
-        self._record("sleep", slept, extra, artifacts=tuple(artifacts))
+        self._record(stage, slept, extra, artifacts=tuple(artifacts))
         return slept
 
     def _snn_metrics(self, baseline: ann.MLP, slept: ann.MLP, params) -> dict:
@@ -509,16 +564,16 @@ class CellRunner:
         )
         return model, hist
 
-    def finetune(self, slept: ann.MLP, baseline: ann.MLP) -> None:
-        if self.cfg.finetune_epochs == 0:
-            return
-        steps = None
-        if self._done("sleep_finetune"):
-            steps = read_marker(self._stage_file("sleep_finetune"))["row"]["train_steps"]
-        else:
-            model, hist = self._finetuned(slept)
-            steps = hist.n_steps
-            self._record("sleep_finetune", model, {"train_steps": steps})
+    def finetune(self, slept: ann.MLP, baseline: ann.MLP, stage: str = "sleep_finetune") -> int:
+        """Fine-tune the slept network and record ``stage``; its number of steps."""
+        if self._done(stage):
+            return read_marker(self._stage_file(stage))["row"]["train_steps"]
+        model, hist = self._finetuned(slept)
+        self._record(stage, model, {"train_steps": hist.n_steps})
+        return hist.n_steps
+
+    def finetune_only(self, baseline: ann.MLP, steps: int) -> None:
+        """The control: the baseline fine-tuned for as many steps as the sleep arm."""
         if not self._done("finetune_only"):
             model, hist = self._finetuned(baseline, max_steps=steps)
             if hist.n_steps != steps:
@@ -568,7 +623,13 @@ class CellRunner:
         baseline = self.baseline()
         p = self.search(baseline)
         slept = self.sleep(baseline, p)
-        self.finetune(slept, baseline)
+        steps = self.finetune(slept, baseline) if self.cfg.finetune_epochs else 0
+        if (acting := self._acting_params()) is not None:
+            acted = self.sleep(baseline, acting, stage="sleep_acting")
+            if self.cfg.finetune_epochs:
+                self.finetune(acted, baseline, stage="sleep_acting_finetune")
+        if self.cfg.finetune_epochs:
+            self.finetune_only(baseline, steps)
         self.strong()
         self._write_confusion()
         markers = [self._stage_file(s).name for s in self.steps()]

@@ -255,7 +255,7 @@ def _imbalance_of(setting: str | None, specs: list) -> str:
 def _space(cfg: ExperimentConfig):
     from .search import SearchSpace
 
-    return SearchSpace.for_model(cfg.model, len(cfg.hidden) + 1)
+    return SearchSpace.for_model(cfg.model, len(cfg.hidden) + 1, cfg.search_ranges)
 
 
 def _key(params: dict) -> str:

@@ -73,11 +73,20 @@ class SearchSpace:
     n_layers: int
 
     @classmethod
-    def for_model(cls, model, n_layers: int) -> SearchSpace:
-        """The space of ``model`` (a name, path or SleepModel) for ``n_layers`` layers."""
+    def for_model(cls, model, n_layers: int, ranges: dict | None = None) -> SearchSpace:
+        """The space of ``model`` (a name, path or SleepModel) for ``n_layers`` layers;
+        ``ranges`` (``--search-range``: name -> [low, high] factors) replace declared
+        ranges by name."""
+        from dataclasses import replace
+
         from brainsleep.sleep.params import search_space
 
-        return cls(search_space(model), n_layers)
+        params = search_space(model)
+        for name, (lo, hi) in (ranges or {}).items():
+            if name not in params:
+                raise ValueError(f"search range for {name}: not a searched parameter")
+            params[name] = replace(params[name], search=(float(lo), float(hi)))
+        return cls(params, n_layers)
 
     def _flat(self) -> list[tuple[str, str, int | None]]:
         """(Optuna name, parameter name, layer index or None) for every dimension."""
@@ -181,10 +190,15 @@ class TrialResult:
         Higher is better (validation accuracy or balanced accuracy).
     spikes : dict of int to int
         Total spikes per recorded layer during the trial's sleep; empty if none.
+    weights_changed : float or None
+        Fraction of synapses the trial's sleep changed
+        (:func:`brainsleep.sleep.engine.weights_changed`); 0.0 is a no-op. None when
+        not measured (a trial that failed its numerics).
     """
 
     score: float
     spikes: dict[int, int] = field(default_factory=dict)
+    weights_changed: float | None = None
 
 
 def trial_seed(seed: int, index: int) -> int:
@@ -376,7 +390,8 @@ def history_rows(
 
     Columns: trial (index, 0 = the start), study_trial (Optuna's number), state, score,
     score_name, the searched parameters (:meth:`SearchSpace.columns`; empty when a killed
-    trial never got them), spikes_layer<k> when counted, seconds.
+    trial never got them), spikes_layer<k> when counted, weights_changed (the fraction
+    of synapses the trial's sleep changed; None when not measured), seconds.
     """
     names = space.names
     rows = []
@@ -399,6 +414,7 @@ def history_rows(
             t.user_attrs.get("spikes", {}).items(), key=lambda kv: int(kv[0])
         ):
             row[f"spikes_layer{layer}"] = count
+        row["weights_changed"] = t.user_attrs.get("weights_changed")
         row["seconds"] = t.user_attrs.get("seconds")
         rows.append(row)
     rows.sort(key=lambda r: (r["trial"], r["study_trial"]))
@@ -510,6 +526,8 @@ def run_search(
                         trial.set_user_attr(
                             "spikes", {str(k): int(v) for k, v in result.spikes.items()}
                         )
+                    if result.weights_changed is not None:
+                        trial.set_user_attr("weights_changed", float(result.weights_changed))
                     done[i] = study.tell(trial, result.score)
                     told += 1
                     bar.update()
@@ -520,3 +538,51 @@ def run_search(
     history = history_rows(study, start, n_trials, score_name, space)
     best = max(done.items(), key=lambda kv: (kv[1].value, -kv[0]))[1]
     return space.candidate(start, best.params), history
+
+
+def _ranked(rows: Iterable[dict]) -> dict | None:
+    """The finished row with the highest score; the lowest trial index on ties (as
+    :func:`run_search` chooses)."""
+    done = [r for r in rows if r.get("state") == "COMPLETE" and r.get("score") is not None]
+    return max(done, key=lambda r: (r["score"], -r["trial"])) if done else None
+
+
+def acting_choice(history: Sequence[dict], start: dict, space: SearchSpace) -> dict:
+    """Whether the search chose a no-op sleep, and the best trial whose sleep acted.
+
+    A sleep that changed no weight is not sleep (issue 30): when the best trial is a
+    no-op, "the search chose not to sleep", and the cell also evaluates the best trial
+    that changed weights (the ``sleep_acting`` stage) so that the cost of a sleep that
+    acts is measured, chosen on validation like the best.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        :func:`history_rows` of the search.
+    start : dict
+        The start parameter set (fills the parameters that were not searched).
+    space : SearchSpace
+        The searched space (turns a row back into a parameter set).
+
+    Returns
+    -------
+    dict
+        ``best_is_noop`` (True, False, or None when the trials did not measure weight
+        changes), ``best_weights_changed``, and ``best_acting``: None when no trial acted
+        (or none was measured), else ``{"trial", "score", "weights_changed", "params"}``.
+    """
+    best = _ranked(history)
+    changed = None if best is None else best.get("weights_changed")
+    acting = _ranked(r for r in history if (r.get("weights_changed") or 0) > 0)
+    return {
+        "best_is_noop": None if changed is None else changed == 0,
+        "best_weights_changed": changed,
+        "best_acting": None
+        if acting is None
+        else {
+            "trial": int(acting["trial"]),
+            "score": float(acting["score"]),
+            "weights_changed": float(acting["weights_changed"]),
+            "params": space.from_columns(start, acting),
+        },
+    }
