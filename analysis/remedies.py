@@ -88,7 +88,11 @@ KIND_COLORS = {
 }
 #: Columns of ``remedies.csv``.
 CSV_COLUMNS = [*GROUP, "metric", "rank", "arm", "kind", "remedy", "setting", "stage"]
-CSV_COLUMNS += ["n_seeds", "mean", "ci_low", "ci_high"]
+CSV_COLUMNS += ["n_seeds", "mean", "ci_low", "ci_high", "val_mean", "ranked_on"]
+#: What ranks a group's arms, and chooses its best remedy: validation, never test.
+RANKED_ON_VALIDATION = "validation"
+#: A group whose runs record no validation score: shown by test, nothing chosen.
+NOT_RANKED = "test, shown only (no validation recorded: nothing is chosen)"
 
 
 def remedy_of(setting: Setting) -> str:
@@ -137,8 +141,15 @@ def ranking(settings: Sequence[Setting], metrics: pd.DataFrame) -> pd.DataFrame:
         metric = "balanced_accuracy" if imbalanced else "accuracy"
         if sub.empty or metric not in sub.columns:
             continue
+        val_metric = f"val_{metric}"
         for stage in order_stages(sub["stage"].unique()):
+            val = (
+                level_of(sub, stage, val_metric)["effect"]
+                if val_metric in sub.columns
+                else pd.Series(dtype=object)
+            )
             for (setting, ds, imb, frac), iv in level_of(sub, stage, metric)["effect"].items():
+                v = val.get((setting, ds, imb, frac))
                 arm, kind = arm_of(remedy[setting], stage)
                 recs.append(
                     {
@@ -156,14 +167,21 @@ def ranking(settings: Sequence[Setting], metrics: pd.DataFrame) -> pd.DataFrame:
                         "mean": iv.mean,
                         "ci_low": iv.lo,
                         "ci_high": iv.hi,
+                        "val_mean": v.mean if isinstance(v, Interval) else np.nan,
                     }
                 )
-    out = pd.DataFrame(recs, columns=[c for c in CSV_COLUMNS if c != "rank"])
+    out = pd.DataFrame(recs, columns=[c for c in CSV_COLUMNS if c not in ("rank", "ranked_on")])
     if out.empty:
         return out.reindex(columns=CSV_COLUMNS)
     dup = out.duplicated([*GROUP, "arm"], keep=False)
     out.loc[dup, "arm"] = out.loc[dup, "arm"] + " [" + out.loc[dup, "setting"] + "]"
-    out["rank"] = out.groupby(GROUP)["mean"].rank(ascending=False, method="min").astype(int)
+    # ranked on validation where every arm of the group records it (chosen on
+    # validation, reported on test); else shown by test and nothing is chosen
+    on_val = out.groupby(GROUP)["val_mean"].transform(lambda v: bool(v.notna().all()))
+    out["ranked_on"] = np.where(on_val, RANKED_ON_VALIDATION, NOT_RANKED)
+    key = out["val_mean"].where(on_val.astype(bool), out["mean"])
+    out["rank"] = key.groupby([out[c] for c in GROUP]).rank(ascending=False, method="min")
+    out["rank"] = out["rank"].astype(int)
     out["_imbalanced"] = out["imbalance"] != "none"  # balanced settings first
     out["_strong"] = out["recipe"] != "reference"  # the reference recipe's ranking first
     order = ["dataset", "_imbalanced", "imbalance", "fraction", "_strong", "recipe", "rank", "arm"]
@@ -214,7 +232,10 @@ def sleep_adds(metrics: pd.DataFrame, ranked: pd.DataFrame) -> pd.DataFrame:
             & metrics["setting"].isin(g["setting"])  # this recipe's directories
         ]
         remedies = g[g["kind"] == "remedy"]
-        best = remedies.loc[remedies["mean"].idxmax()] if not remedies.empty else None
+        # the best remedy is chosen on validation; without it none is chosen (a best
+        # chosen on test accuracy would be chosen on the test set)
+        chosen = not remedies.empty and remedies["val_mean"].notna().all()
+        best = remedies.loc[remedies["val_mean"].idxmax()] if chosen else None
         plain = g.loc[g["kind"] == "sleep", "setting"]
         comparisons = {"remedy + sleep - remedy": Interval(np.nan, np.nan, np.nan, 0)}
         comparisons["remedy + sleep - sleep alone"] = Interval(np.nan, np.nan, np.nan, 0)
@@ -234,6 +255,7 @@ def sleep_adds(metrics: pd.DataFrame, ranked: pd.DataFrame) -> pd.DataFrame:
                     "recipe": recipe,
                     "metric": metric,
                     "best_remedy": "" if best is None else best["remedy"],
+                    "remedies_run": len(remedies),
                     "comparison": name,
                     "n_seeds": iv.n,
                     "mean": iv.mean,
@@ -263,6 +285,12 @@ def adds_sentence(rows: pd.DataFrame, ranked: pd.DataFrame) -> str:
     where = _setting_text(first["dataset"], first["imbalance"], first["fraction"], first["recipe"])
     metric = first["metric"].replace("_", " ")
     r = first["best_remedy"]
+    if not r and first.get("remedies_run", 0):
+        return (
+            f"{where}: no remedy is named best: these runs record no validation accuracy, and "
+            "a best chosen on test accuracy would be chosen on the test set (rerun them to "
+            "choose on validation)."
+        )
     if not r:
         return f"{where}: no remedy was run, so sleep on top of a remedy is not measured."
     by = {
@@ -272,7 +300,7 @@ def adds_sentence(rows: pd.DataFrame, ranked: pd.DataFrame) -> str:
         ].itertuples(index=False)
     }
     alone = ranked[(ranked["kind"] == "remedy") & (ranked["remedy"] == r)].iloc[0]
-    best = f"the best remedy, {r} ({100 * alone['mean']:.1f} % {metric} alone)"
+    best = f"the best remedy on validation, {r} ({100 * alone['mean']:.1f} % test {metric} alone)"
     on_top = by["remedy + sleep - remedy"]
     diff = f"{r} + sleep - {r} = {on_top.text()} points"
     if on_top.n == 0:
@@ -353,11 +381,14 @@ def remedies_markdown(
         "",
         "A remedy alone is the baseline stage of the run trained with it, remedy + sleep "
         "that run's sleep stage; sleep alone is the sleep stage of the plain run of the same "
-        "recipe (each recipe has its own ranking). Arms are ranked by mean test accuracy "
-        "(balanced accuracy on imbalanced subsets), "
-        f"[{100 * LEVEL:.0f} % CI] over seeds (Student t). The best remedy is the one with "
-        "the highest mean alone; *sleep adds* to it only when the paired difference "
-        "remedy + sleep - remedy alone (within each seed's cell) has its CI above 0.",
+        "recipe (each recipe has its own ranking). Arms are ranked by mean validation "
+        "accuracy (balanced accuracy on imbalanced subsets; the validation split carved from "
+        "the same labelled budget) and reported by test accuracy, "
+        f"[{100 * LEVEL:.0f} % CI] over seeds (Student t): nothing is chosen on the test "
+        "set. Where the runs record no validation score the arms are shown in test order "
+        "and no best is named. The best remedy is the one with the highest mean validation "
+        "score alone; *sleep adds* to it only when the paired difference remedy + sleep - "
+        "remedy alone (within each seed's cell) has its CI above 0.",
         "",
         "## Does sleep add to the best remedy?",
         "",
@@ -373,6 +404,8 @@ def remedies_markdown(
             "",
             f"### {_setting_text(ds, imb, frac, recipe)} ({g['metric'].iloc[0].replace('_', ' ')})",
             "",
+            f"Ranked on {g['ranked_on'].iloc[0]}.",
+            "",
         ]
         table = pd.DataFrame(
             {
@@ -383,6 +416,9 @@ def remedies_markdown(
                     for m, lo, hi, n in zip(
                         g["mean"], g["ci_low"], g["ci_high"], g["n_seeds"], strict=True
                     )
+                ],
+                "validation mean (%)": [
+                    "n/a" if not np.isfinite(v) else f"{100 * v:.1f}" for v in g["val_mean"]
                 ],
                 "seeds": g["n_seeds"],
                 "directory": g["setting"],

@@ -348,6 +348,8 @@ def sweep_table(design: Design, metrics: pd.DataFrame) -> pd.DataFrame:
         ``(y, x)``). Gains in accuracy (1 = 100 points).
     """
     gains = paired(metrics, "sleep", "baseline", "accuracy")["effect"]
+    # the gain on the validation split: what a "best" setting is chosen on
+    val_gains = paired(metrics, "sleep", "baseline", "val_accuracy")["effect"]
     recs = []
 
     def add(kind: str, factor: str, value: object, run: Run) -> None:
@@ -368,6 +370,7 @@ def sweep_table(design: Design, metrics: pd.DataFrame) -> pd.DataFrame:
                     "setting": run.setting.name,
                     "is_base": run.role == "base",
                     "kind": kind,
+                    "val_gain_mean": _mean_of(val_gains.get((run.setting.name, ds, imb, frac))),
                 }
             )
 
@@ -387,8 +390,12 @@ def sweep_table(design: Design, metrics: pd.DataFrame) -> pd.DataFrame:
                 (r.varied.get(y, design.base[y]), r.varied.get(x, design.base[x])),
                 r,
             )
-    cols = [*CSV_COLUMNS, "imbalance", "setting", "is_base", "kind"]
+    cols = [*CSV_COLUMNS, "imbalance", "setting", "is_base", "kind", "val_gain_mean"]
     return pd.DataFrame(recs, columns=cols)
+
+
+def _mean_of(iv: object) -> float:
+    return iv.mean if isinstance(iv, Interval) and iv.n else np.nan
 
 
 def value_text(v: object, digits: int = 6) -> str:
@@ -487,7 +494,9 @@ def where_answer(table: pd.DataFrame) -> str:
     """One sentence per group: how many settings gain with a CI above 0, and the best one.
 
     A setting is one results directory (the base, a one-factor run or a map cell); the
-    best is the largest mean gain, whatever its interval.
+    best is the largest mean gain on the validation split (chosen there, its test gain
+    reported); where the runs record no validation accuracy no best is named (the largest
+    test gain would be a best chosen on the test set).
     """
     rows = table.drop_duplicates(["setting", *_GROUP])
     rows = rows[np.isfinite(rows["gain_mean"].astype(float))]
@@ -497,14 +506,22 @@ def where_answer(table: pd.DataFrame) -> str:
     for (ds, imb, frac), g in rows.groupby(_GROUP, sort=True):
         with_ci = g[g["n_seeds"] >= 2]
         above = int((with_ci["ci_low"] > 0).sum())
-        best = g.loc[g["gain_mean"].astype(float).idxmax()]
-        varies = "the base" if best["is_base"] else _varied_text(table, best["setting"])
-        best_ci = Interval(best["gain_mean"], best["ci_low"], best["ci_high"], best["n_seeds"])
-        parts.append(
+        text = (
             f"{_group_text(ds, imb, frac)}: {above} of {len(with_ci)} settings (with 2 or "
-            f"more seeds) gain with the {100 * LEVEL:.0f} % CI above 0; the best mean, "
-            f"{best_ci.text()} points, is at {varies}"
+            f"more seeds) gain with the {100 * LEVEL:.0f} % CI above 0"
         )
+        val = g["val_gain_mean"].astype(float) if "val_gain_mean" in g else pd.Series(np.nan)
+        if val.notna().all():
+            best = g.loc[val.idxmax()]
+            varies = "the base" if best["is_base"] else _varied_text(table, best["setting"])
+            best_ci = Interval(best["gain_mean"], best["ci_low"], best["ci_high"], best["n_seeds"])
+            text += f"; the best on validation, {varies}, gains {best_ci.text()} points on test"
+        else:
+            text += (
+                "; no best is named (the runs record no validation accuracy, and the "
+                "largest test gain would be a best chosen on the test set)"
+            )
+        parts.append(text)
     return "; ".join(parts) + "."
 
 

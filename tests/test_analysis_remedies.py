@@ -9,6 +9,7 @@ from scipy import stats
 
 from analysis.__main__ import main as analysis_main
 from analysis.claims import load_settings
+from analysis.remedies import NOT_RANKED as RANKED_NOT
 from analysis.remedies import adds_sentence, ranking, sleep_adds
 from analysis.sweep import stage_metrics
 from tests.test_analysis_sweep import write_run
@@ -136,8 +137,8 @@ def test_sleep_adds_to_the_best_remedy_or_not(remedy_dirs):
         imb_: adds_sentence(rows, ranked[ranked["imbalance"] == imb_])
         for imb_, rows in adds.groupby("imbalance")
     }
-    assert "sleep adds to the best remedy, augment" in sentences["none"]
-    assert "sleep does not add to the best remedy, oversample" in sentences[IMB]
+    assert "sleep adds to the best remedy on validation, augment" in sentences["none"]
+    assert "sleep does not add to the best remedy on validation, oversample" in sentences[IMB]
     assert "CI reaches 0" in sentences[IMB]
     assert not any("near chance" in x for x in sentences.values())  # 51 % and 81 %
 
@@ -207,8 +208,8 @@ def test_cli_writes_report_tables_and_figure(remedy_dirs, tmp_path):
         "adds"
     ].item()
     text = (out / "REMEDIES.md").read_text()
-    assert "sleep adds to the best remedy, augment" in text
-    assert "sleep does not add to the best remedy, oversample" in text
+    assert "sleep adds to the best remedy on validation, augment" in text
+    assert "sleep does not add to the best remedy on validation, oversample" in text
     assert "python -m analysis remedies" in text
 
 
@@ -226,7 +227,7 @@ def test_a_second_report_goes_to_its_own_readme_block(remedy_dirs, tmp_path, cap
     assert analysis_main([*argv, "--readme-block", "remedies-fashion", "-q"]) == 0
     text = readme.read_text()
     assert text.startswith(f"{first[0]}\nMNIST numbers\n{first[1]}\n{second[0]}\nQuoted from")
-    assert "old" not in text and "sleep adds to the best remedy, augment" in text
+    assert "\nold\n" not in text and "sleep adds to the best remedy on validation, augment" in text
     # a block the README does not have is refused before anything is written
     readme.write_text(original)
     out2 = tmp_path / "rem2"
@@ -283,3 +284,63 @@ def test_a_remedy_on_the_strong_recipe_ranks_against_sleep_on_strong_networks(
     assert on_top["mean"].item() == pytest.approx(-0.06) and on_top["ci_high"].item() < 0
     text = adds_sentence(adds[adds["recipe"] == "strong"], strong_rows)
     assert text.startswith("mnist, imbalance 5-9x0.1 at 10 %, strong recipe: sleep does not")
+
+
+def test_the_ranking_and_the_best_remedy_follow_validation_not_test(tmp_path):
+    """Mixup is best on test, augment on validation: augment ranks first and is the best
+    remedy (it used to be mixup: the best chosen on the test set)."""
+    lim = ("mnist", 0.01, "none")
+    runs = [
+        write_run(tmp_path, "reference", {}, [(*lim, "baseline", (0.30, 0.31, 0.29), None)]),
+        write_run(
+            tmp_path,
+            "reference_augment",
+            {"remedies": ["augment"]},
+            [
+                (*lim, "baseline", (0.50, 0.52, 0.51), None, (0.70, 0.71, 0.72)),
+                (*lim, "sleep", (0.55, 0.56, 0.57), None, (0.60, 0.61, 0.62)),
+            ],
+        ),
+        write_run(
+            tmp_path,
+            "reference_mixup",
+            {"remedies": ["mixup"]},
+            [
+                (*lim, "baseline", (0.60, 0.61, 0.62), None, (0.50, 0.51, 0.52)),
+                (*lim, "sleep", (0.60, 0.61, 0.62), None, (0.50, 0.51, 0.52)),
+            ],
+        ),
+    ]
+    settings = load_settings(runs)
+    metrics = stage_metrics(settings)
+    ranked = ranking(settings, metrics)
+    assert list(ranked["arm"])[:2] == ["augment alone", "augment + sleep"]
+    assert set(ranked["ranked_on"]) == {"validation"}
+    by_test = ranked.sort_values("mean", ascending=False)
+    assert by_test["arm"].iloc[0] in ("mixup alone", "mixup + sleep")  # test disagrees
+    adds = sleep_adds(metrics, ranked)
+    assert set(adds["best_remedy"]) == {"augment"}
+
+
+def test_without_validation_scores_no_best_is_named(tmp_path):
+    lim = ("mnist", 0.01, "none")
+    runs = [
+        write_run(
+            tmp_path,
+            name,
+            {"remedies": [remedy]},
+            [(*lim, "baseline", acc, None), (*lim, "sleep", acc, None)],
+            validation=False,
+        )
+        for name, remedy, acc in (
+            ("reference_augment", "augment", (0.5, 0.5, 0.5)),
+            ("reference_mixup", "mixup", (0.6, 0.6, 0.6)),
+        )
+    ]
+    settings = load_settings(runs)
+    metrics = stage_metrics(settings)
+    ranked = ranking(settings, metrics)
+    assert set(ranked["ranked_on"]) == {RANKED_NOT}
+    adds = sleep_adds(metrics, ranked)
+    assert set(adds["best_remedy"]) == {""}
+    assert "no remedy is named best" in adds_sentence(adds, ranked)

@@ -31,27 +31,32 @@ GAIN = {0.01: (0.20, 0.23, 0.19), 0.1: (0.05, 0.04, 0.06)}
 PRESET_MAX_RATE = 42.162268  # reduced_mnist_10ep, the default preset
 
 
-def write_run(root, name, config, rows):
+def write_run(root, name, config, rows, validation=True):
     """A results directory: ``rows`` = [(dataset, fraction, imbalance, stage, accuracies
-    one per seed, balanced accuracies one per seed or None for the same)];
-    ``config`` = config.json's ``config`` (missing fields: the experiment's defaults)."""
+    one per seed, balanced accuracies one per seed or None for the same[, validation
+    scores one per seed])]; ``config`` = config.json's ``config`` (missing fields: the
+    experiment's defaults). The validation columns repeat the test ones unless a row
+    gives its own; ``validation=False`` leaves them out (runs from before they were
+    recorded)."""
     d = root / name
     (d / CELLS_DIR).mkdir(parents=True)
     recs = []
     for i, seed in enumerate(SEEDS):
-        for ds, frac, imb, stage, acc, bal in rows:
-            recs.append(
-                {
-                    "cell": format_cell_id(ds, frac, imb, seed),
-                    "dataset": ds,
-                    "fraction": frac,
-                    "imbalance": imb,
-                    "seed": seed,
-                    "stage": stage,
-                    "accuracy": acc[i],
-                    "balanced_accuracy": (bal or acc)[i],
-                }
-            )
+        for ds, frac, imb, stage, acc, bal, *val in rows:
+            rec = {
+                "cell": format_cell_id(ds, frac, imb, seed),
+                "dataset": ds,
+                "fraction": frac,
+                "imbalance": imb,
+                "seed": seed,
+                "stage": stage,
+                "accuracy": acc[i],
+                "balanced_accuracy": (bal or acc)[i],
+            }
+            if validation:
+                rec["val_accuracy"] = (val[0] if val else acc)[i]
+                rec["val_balanced_accuracy"] = (val[0] if val else (bal or acc))[i]
+            recs.append(rec)
     pd.DataFrame(recs).to_csv(d / METRICS_CSV, index=False)
     finish_cells(d, [r["cell"] for r in recs])
     cfg = {
@@ -162,11 +167,24 @@ def test_where_sleep_helps_counts_settings_and_names_the_best(sweep_dirs):
     # at 10 %, max_rate 10 takes 10 points off a 4-6 point gain: its CI is below 0
     assert where_answer(table) == (
         "mnist at 1 %: 9 of 9 settings (with 2 or more seeds) gain with the 95 % CI above 0; "
-        f"the best mean, {best[0]}, is at max_rate = 80, sleep_steps = 40000; mnist at 10 %: "
-        "8 of 9 settings (with 2 or more seeds) gain with the 95 % CI above 0; the best "
-        f"mean, {best[1]}, is at max_rate = 80, sleep_steps = 40000."
+        f"the best on validation, max_rate = 80, sleep_steps = 40000, gains {best[0]} on "
+        "test; mnist at 10 %: 8 of 9 settings (with 2 or more seeds) gain with the 95 % CI "
+        "above 0; the best on validation, max_rate = 80, sleep_steps = 40000, gains "
+        f"{best[1]} on test."
     )
     assert where_answer(table.iloc[0:0]).startswith("Not measured")
+
+
+def test_the_best_setting_is_chosen_on_validation_or_not_named(sweep_dirs):
+    settings = load_settings(sweep_dirs)
+    table = sweep_table(identify_design(settings), stage_metrics(settings))
+    # validation prefers the base where test prefers the map corner: the base is named
+    table["val_gain_mean"] = np.where(table["is_base"], 1.0, 0.0)
+    assert "the best on validation, the base, gains" in where_answer(table)
+    # no validation recorded: no best is named (it would be chosen on the test set)
+    table["val_gain_mean"] = np.nan
+    answer = where_answer(table)
+    assert "the best" not in answer and "no best is named" in answer
 
 
 def test_noise_worse_and_absent(tmp_path):

@@ -302,6 +302,10 @@ class CellRunner:
             "n_train": self.subset.n_train,
             "n_val": self.subset.n_val,
         }
+        if self.xv is not None:
+            # what a "best" (remedy, input, parameter set) is chosen on: never the test set
+            row["val_accuracy"] = ann.score(model, self.xv, self.yv)
+            row["val_balanced_accuracy"] = ann.score(model, self.xv, self.yv, balanced=True)
         for k, r in enumerate(ev.per_class):
             row[f"acc_class_{k}"] = None if np.isnan(r) else float(r)
         for i, a in enumerate(ev.active_frac, start=1):
