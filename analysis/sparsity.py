@@ -30,40 +30,11 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from brainsleep.formats import firing_rates, spike_info
-from brainsleep.sparseness import hoyer
+from brainsleep.sparseness import hoyer, treves_rolls
 
 from .accuracy import aggregate_over_seeds, plot_vs_fraction
 from .spikes import active_fraction_per_step, bin_mean, time_axis
 from .style import layer_color, layer_name, new_figure
-
-
-def treves_rolls(x: np.ndarray, axis: int = -1) -> float | np.ndarray:
-    """Treves-Rolls activity ratio ``a = (mean x)**2 / mean(x**2)``.
-
-    Parameters
-    ----------
-    x : array_like
-        Non-negative values (per-neuron firing rates).
-    axis : int
-        Axis holding the values.
-
-    Returns
-    -------
-    float or numpy.ndarray
-        In ``[1/n, 1]``: 1 for uniform activity (dense), ``1/n`` for one-hot (sparse).
-        NaN for an all-zero vector. See :func:`treves_rolls_sparseness` for ``1 - a``.
-
-    Examples
-    --------
-    >>> treves_rolls([1, 1, 0, 0])
-    0.5
-    """
-    x = np.asarray(x, dtype=float)
-    m1 = np.mean(x, axis=axis)
-    m2 = np.mean(x * x, axis=axis)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(m2 > 0, m1 * m1 / m2, np.nan)
-    return float(a) if a.ndim == 0 else a
 
 
 def treves_rolls_sparseness(x: np.ndarray, axis: int = -1) -> float | np.ndarray:

@@ -70,6 +70,39 @@ def weight_hoyer(weights: Iterable[np.ndarray]) -> float:
     return float(np.mean([hoyer(np.ravel(w)) for w in weights]))
 
 
+def treves_rolls(x: np.ndarray, axis: int = -1) -> float | np.ndarray:
+    """Treves-Rolls activity ratio ``a = (mean x)**2 / mean(x**2)``.
+
+    Parameters
+    ----------
+    x : array_like
+        Non-negative values (per-neuron firing rates, or one image's activations).
+    axis : int
+        Axis holding the values.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        In ``[1/n, 1]``: 1 for uniform activity (dense), ``1/n`` for one-hot (sparse).
+        NaN for an all-zero vector.
+
+    Notes
+    -----
+    Treves, A. & Rolls, E. T. (1991), Network 2, 371-397.
+
+    Examples
+    --------
+    >>> treves_rolls([1, 1, 0, 0])
+    0.5
+    """
+    x = np.asarray(x, dtype=float)
+    m1 = np.mean(x, axis=axis)
+    m2 = np.mean(x * x, axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(m2 > 0, m1 * m1 / m2, np.nan)
+    return float(a) if a.ndim == 0 else a
+
+
 def population_sparseness(r: np.ndarray, axis: int = -1) -> float | np.ndarray:
     """Population sparseness of non-negative responses (Treves-Rolls, normalised).
 
@@ -104,11 +137,9 @@ def population_sparseness(r: np.ndarray, axis: int = -1) -> float | np.ndarray:
     """
     r = np.asarray(r, dtype=float)
     n = r.shape[axis]
-    m1 = np.mean(r, axis=axis)
-    m2 = np.mean(r * r, axis=axis)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = (1.0 - m1 * m1 / m2) / (1.0 - 1.0 / n) if n >= 2 else np.full(m1.shape, np.nan)
-    s = np.where(m2 > 0, np.clip(s, 0.0, 1.0), np.nan)
+    a = np.asarray(treves_rolls(r, axis=axis))
+    s = (1.0 - a) / (1.0 - 1.0 / n) if n >= 2 else np.full(a.shape, np.nan)
+    s = np.clip(s, 0.0, 1.0)  # NaN (all silent) stays NaN
     return float(s) if s.ndim == 0 else s
 
 
