@@ -471,6 +471,7 @@ class CellRunner:
             artifacts=[SEARCH_CSV, SEARCH_JOURNAL],
         )
         self.valid.add("search")
+        log.info("%s search          done (%d trials)", self.cell.cell_id, len(history))
         return best
 
     def trial(self, model: ann.MLP, p: dict) -> TrialResult:
@@ -624,6 +625,9 @@ class CellRunner:
     def _run(self) -> None:
         if self.verify():
             return
+        # with each stage's line, this lets a log say where a cell's time went
+        # (benchmarks/study_breakdown.py)
+        log.info("%s started", self.cell.cell_id)
         baseline = self.baseline()
         p = self.search(baseline)
         slept = self.sleep(baseline, p)
