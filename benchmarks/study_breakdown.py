@@ -8,7 +8,8 @@ Each cell logs ``<cell> started``, then one line per finished step (``baseline``
 ``finetune_only``, ``strong``) from the one worker process that runs it; the time from
 one line to the next is the step's. Search trials that a cell sends to other workers
 are counted in its ``search`` step (wall time, as the cell waits for them). A cell
-without its ``started`` line (logged since issue 30) is skipped. Writes
+without its ``started`` line (logged since issue 30), or not finished (no ``cell done``
+line from the driver, when the log has any), is skipped. Writes
 ``benchmarks/study_breakdown.md``: per run, the mean seconds per cell of every step and
 its share of the cell.
 """
@@ -32,6 +33,7 @@ _LINE = re.compile(
     r"^(?P<t>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO brainsleep\.experiment "
     r"(?:\[pid (?P<pid>\d+)\])?:? ?(?P<cell>\S+) (?P<what>started|search +done|\w+ +accuracy)"
 )
+_DONE = re.compile(r"cell done: (?P<cell>\S+)$")
 STEPS = {
     "baseline": "training (baseline)",
     "search": "search trials",
@@ -53,7 +55,10 @@ def step_times(log: Path) -> pd.DataFrame:
         Columns ``cell, step, seconds``; empty when no cell logged its start.
     """
     events: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    done: set[str] = set()
     for line in log.read_text(errors="replace").splitlines():
+        if (finished := _DONE.search(line)) is not None:
+            done.add(finished["cell"])
         m = _LINE.match(line)
         if not m:
             continue
@@ -62,6 +67,8 @@ def step_times(log: Path) -> pd.DataFrame:
         events[m["cell"]].append((t, "started" if what == "started" else what))
     rows = []
     for cell, ev in events.items():
+        if done and cell not in done:
+            continue  # still running (or failed): its steps so far are not a cell's time
         ev.sort()
         starts = [i for i, (_, w) in enumerate(ev) if w == "started"]
         if not starts:

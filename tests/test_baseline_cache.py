@@ -154,3 +154,31 @@ def test_the_key_covers_every_training_module_and_the_augmentation_library(monke
     before = key()
     monkeypatch.setattr(baselines, "_library_versions", lambda: {"kornia": "0.0-other"})
     assert key() != before
+
+
+@pytest.mark.slow
+def test_the_strong_control_and_a_strong_recipe_baseline_are_one_training(
+    data_dir, build_root, tmp_path, monkeypatch, caplog
+):
+    """A run's --strong control and the baseline of a run with --recipe strong on the same
+    cell are the same training: the second loads the first's network (it trained its
+    own before), and both stages' rows and weights are identical to a run without the
+    cache."""
+    monkeypatch.setenv("BRAINSLEEP_BASELINE_CACHE", "off")
+    # the strong control trains the recipe as declared: its 100 epochs (argv gives 3)
+    strong_recipe = ("--recipe", "strong", "--epochs", "100")
+    alone = _run(data_dir, build_root, tmp_path / "alone", *strong_recipe)
+    monkeypatch.setenv("BRAINSLEEP_BASELINE_CACHE", str(tmp_path / "cache"))
+    _run(data_dir, build_root, tmp_path / "control", "--strong")
+    with caplog.at_level(logging.INFO, logger="brainsleep.experiment"):
+        strong = _run(data_dir, build_root, tmp_path / "strong", *strong_recipe)
+    assert "baseline: trained before, from" in caplog.text
+    control = pd.read_csv(tmp_path / "control" / "metrics.csv")
+    row = lambda df, stage: df[df["stage"] == stage].reset_index(drop=True)  # noqa: E731
+    cols = ["accuracy", "balanced_accuracy", "weight_hoyer", "train_steps"]
+    pd.testing.assert_frame_equal(row(strong, "baseline")[cols], row(alone, "baseline")[cols])
+    pd.testing.assert_frame_equal(row(control, "strong")[cols], row(alone, "baseline")[cols])
+    with np.load(next((tmp_path / "control").glob("cells/*/weights_strong.npz"))) as z:
+        control_w = [z[k] for k in z.files]
+    for a, b in zip(control_w, _weights(tmp_path / "alone"), strict=True):
+        np.testing.assert_array_equal(a, b)

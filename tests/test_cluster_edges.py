@@ -12,8 +12,8 @@ import pytest
 
 from brainsleep.experiment import scheduler
 from brainsleep.experiment.__main__ import build_parser, config_from_args, main
-from brainsleep.experiment.pipeline import cells
-from brainsleep.experiment.scheduler import ClusterError, cell_task, checked_task
+from brainsleep.experiment.pipeline import cell_task, cells, search_trial_task
+from brainsleep.experiment.scheduler import ClusterError, checked_task
 
 from .test_experiment import argv
 from .tiny_data import make_tiny_mnist
@@ -66,9 +66,7 @@ def test_every_task_refuses_a_worker_with_two_threads(cluster, data_dir, build_r
         )
         with pytest.raises(ClusterError, match="runs 2 threads"):
             fut.result()
-        trial = client.submit(
-            scheduler.search_trial_task, cfg.to_dict(), cells(cfg)[0], str(tmp_path), {}
-        )
+        trial = client.submit(search_trial_task, cfg.to_dict(), cells(cfg)[0], str(tmp_path), {})
         with pytest.raises(ClusterError, match="runs 2 threads"):
             trial.result()
 

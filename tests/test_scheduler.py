@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from brainsleep.experiment.__main__ import build_parser, config_from_args, main
-from brainsleep.experiment.pipeline import cells
+from brainsleep.experiment.pipeline import cell_task, cells
 from brainsleep.experiment.results import collect_metrics, take_directory, write_metrics
-from brainsleep.experiment.scheduler import CellError, cell_task, run_cells
+from brainsleep.experiment.scheduler import CellError, run_cells
 
 from .test_experiment import argv
 

@@ -11,18 +11,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from study_breakdown import step_times  # noqa: E402
 
 P = "INFO brainsleep.experiment [pid {}]: "
-LOG = "\n".join(
-    f"2026-12-07 10:{t} {P.format(pid)}{text}"
-    for t, pid, text in [
-        ("00:00,000", 1, "mnist_f0.01_none_s0 started"),
-        ("00:00,500", 2, "mnist_f0.01_none_s1 started"),
-        ("01:00,000", 1, "mnist_f0.01_none_s0 baseline        accuracy 0.5"),
-        ("01:30,000", 1, "mnist_f0.01_none_s0 search          done (10 trials)"),
-        ("01:35,000", 1, "mnist_f0.01_none_s0 sleep           accuracy 0.6"),
-        ("01:36,000", 1, "mnist_f0.01_none_s0: search trial in worker process 2"),
-        ("02:35,000", 1, "mnist_f0.01_none_s0 strong          accuracy 0.9"),
-        ("03:00,000", 2, "mnist_f0.02_none_s0 baseline        accuracy 0.5"),
-    ]
+LOG = (
+    "\n".join(
+        f"2026-12-07 10:{t} {P.format(pid)}{text}"
+        for t, pid, text in [
+            ("00:00,000", 1, "mnist_f0.01_none_s0 started"),
+            ("00:00,500", 2, "mnist_f0.01_none_s1 started"),
+            ("01:00,000", 1, "mnist_f0.01_none_s0 baseline        accuracy 0.5"),
+            ("01:30,000", 1, "mnist_f0.01_none_s0 search          done (10 trials)"),
+            ("01:35,000", 1, "mnist_f0.01_none_s0 sleep           accuracy 0.6"),
+            ("01:36,000", 1, "mnist_f0.01_none_s0: search trial in worker process 2"),
+            ("02:35,000", 1, "mnist_f0.01_none_s0 strong          accuracy 0.9"),
+            ("03:00,000", 2, "mnist_f0.02_none_s0 baseline        accuracy 0.5"),
+        ]
+    )
+    + "\n2026-12-07 10:02:36,000 INFO brainsleep.experiment: cell done: mnist_f0.01_none_s0\n"
 )
 
 
@@ -34,5 +37,6 @@ def test_each_step_takes_the_time_since_the_cell_s_previous_line(tmp_path):
     assert s0.to_dict() == pytest.approx(
         {"baseline": 60.0, "search": 30.0, "sleep": 5.0, "strong": 60.0}
     )
-    # a cell without its started line (logged before issue 30) is skipped
-    assert "mnist_f0.02_none_s0" not in set(df["cell"])
+    # a cell without its started line (logged before issue 30) is skipped, and so is
+    # one the driver has not reported done (s1: still running)
+    assert set(df["cell"]) == {"mnist_f0.01_none_s0"}

@@ -100,18 +100,16 @@ from brainsleep.formats import (
     stage_marker,
     weights_file,
 )
-from brainsleep.normalize import Normalization, alphas_for_model
+from brainsleep.normalize import alphas_for_model
 from brainsleep.sleep import (
-    ModelNumericsError,
-    SleepEngine,
     save_spikes,
     spike_counts,
 )
 from brainsleep.sleep.engine import weights_changed
-from brainsleep.sleep.inputs import make_sleep_input
-from brainsleep.sleep.params import MAX_SEED, params_from_set
+from brainsleep.sleep.params import MAX_SEED
 from brainsleep.subsets import format_task, parse_tasks, task_split
 
+from .cells import Cell, cells
 from .config import (
     INCREMENTAL_EPOCHS,
     N_CLASSES,
@@ -120,15 +118,14 @@ from .config import (
     preset_name,
     start_params,
 )
-from .pipeline import Cell, cells
 from .results import (
     IntegrityError,
     read_marker,
-    verify_marker,
     write_marker,
 )
-from .scheduler import CellError, run_cells
-from .search import SearchSpace, TrialResult, acting_choice, run_search
+from .runner import StepRunner
+from .scheduler import run_cells
+from .search import TrialResult
 from .search import fingerprint as search_fingerprint
 
 log = logging.getLogger("brainsleep.experiment")
@@ -203,7 +200,7 @@ class Task:
     test_mask: np.ndarray
 
 
-class IncrementalRunner:
+class IncrementalRunner(StepRunner):
     """Runs (or resumes) the class-incremental variants of one cell (dataset, seed).
 
     Parameters
@@ -219,10 +216,7 @@ class IncrementalRunner:
     """
 
     def __init__(self, cfg: ExperimentConfig, cell: Cell, data: dict, out: Path):
-        self.cfg, self.cell, self.out = cfg, cell, out
-        self.fingerprint = cfg.fingerprint()
-        self.dir = out / CELLS_DIR / cell.cell_id
-        self.dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(cfg, cell, out)
         self.x_train, self.y_train = data["x_train"], np.asarray(data["y_train"])
         self.x_test, self.y_test = data["x_test"], np.asarray(data["y_test"])
         val_fraction = cfg.val_fraction if cfg.search else 0.0
@@ -242,8 +236,6 @@ class IncrementalRunner:
         self.variants = [
             v for v in INCREMENTAL_VARIANTS if v != "sleep_finetune" or cfg.finetune_epochs
         ]
-        self.valid: set[str] = set()
-        self._engine: SleepEngine | None = None
 
     # -- the steps and their markers ---------------------------------------------------
     def chain(self, variant: str) -> list[str]:
@@ -256,14 +248,6 @@ class IncrementalRunner:
             out.append(step)
         return out
 
-    def _marker(self, step: str) -> Path:
-        return self.dir / stage_marker(step)
-
-    def _foreign(self, body: dict | None, marker: Path) -> list[str]:
-        if body is not None and body.get("fingerprint") == self.fingerprint:
-            return []
-        return [f"{marker.name} was written by another configuration"]
-
     def verify(self) -> bool:
         """Check what earlier runs left; True when the whole cell is done.
 
@@ -274,60 +258,11 @@ class IncrementalRunner:
         self.valid = set()
         complete = True
         for variant in self.variants:
-            redo_from = None
-            for step in self.chain(variant):
-                marker = self._marker(step)
-                if redo_from is not None:
-                    if marker.exists():
-                        log.warning(
-                            "%s: redoing %s because %s is redone before it",
-                            self.cell.cell_id,
-                            step,
-                            redo_from,
-                        )
-                        marker.unlink()
-                    continue
-                if not marker.exists():
-                    redo_from = step
-                    continue
-                body, problems = verify_marker(marker)
-                problems = problems or self._foreign(body, marker)
-                if problems:
-                    for problem in problems:
-                        log.warning("%s: %s; redoing %s", self.cell.cell_id, problem, step)
-                    marker.unlink()
-                    redo_from = step
-                else:
-                    self.valid.add(step)
-            complete = complete and redo_from is None
-        done = self.dir / DONE_MARKER
-        if not done.exists():
-            return False
-        if complete:
-            body, problems = verify_marker(done)
-            if not (problems or self._foreign(body, done)):
-                return True
-        done.unlink()
-        return False
+            chain = self.chain(variant)
+            complete = self._verify_chain(lambda chain=chain: chain) is None and complete
+        return self._verify_done(complete)
 
     # -- running -------------------------------------------------------------------------
-    def run(self) -> None:
-        """Verify, run the steps still to do, then write ``done.json`` last.
-
-        Raises
-        ------
-        CellError
-            A step failed (bad model numerics, a dead layer, a failed compiled run); the
-            message names the cell; finished steps are kept.
-        """
-        try:
-            self._run()
-        except (ValueError, RuntimeError) as exc:
-            raise CellError(self.cell.cell_id, f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            if self._engine is not None:
-                self._engine.close()  # the binaries it keeps running between sleeps
-
     def _run(self) -> None:
         if self.verify():
             return
@@ -538,14 +473,6 @@ class IncrementalRunner:
         return rows
 
     # -- sleep and search --------------------------------------------------------------
-    @property
-    def engine(self) -> SleepEngine:
-        """The cell's sleep engine: every trial and sleep of a structure share its build."""
-        if self._engine is None:
-            cfg = self.cfg
-            self._engine = SleepEngine(cfg.device, cfg.model, cfg.prefs, cfg.build_root)
-        return self._engine
-
     def _sleep(self, model: ann.MLP, task: Task, p: dict, record: str, progress: bool = False):
         """Sleep ``model`` after ``task`` on the ``--sleep-input`` (the reference's masked
         mean image by default) of the training images of every task seen so far (alphas
@@ -553,26 +480,17 @@ class IncrementalRunner:
         normalization)``."""
         seen = self._images(task.index)
         x = self.x_train[seen]
-        norm: Normalization = alphas_for_model(model, x)
-        params = params_from_set(p, norm.alphas, self.engine.model)
-        n_steps = incremental_sleep_steps(self.cfg.sleep_steps, task.index)
-        cfg = self.cfg
-        # the configured input (--sleep-input and its options), as in the limited
-        # protocol: it used to be the masked mean image whatever the run recorded
-        inputs = make_sleep_input(
-            cfg.sleep_input, x, self.y_train[seen], n_steps, **cfg.sleep_input_options
+        return self._sleep_on(
+            model,
+            alphas_for_model(model, x),
+            x,
+            self.y_train[seen],
+            incremental_sleep_steps(self.cfg.sleep_steps, task.index),
+            p,
+            task_seed(self.cell.seed, SLEEP_STREAM, task.index),
+            record,
+            progress,
         )
-        res = self.engine.run(
-            ann.get_weights(model),
-            inputs,
-            params,
-            seed=task_seed(self.cell.seed, SLEEP_STREAM, task.index),
-            record_layers=record,
-            progress=progress,
-        )
-        slept = copy.deepcopy(model)
-        ann.set_weights(slept, res.weights)
-        return slept, res, params, norm
 
     def _search(self, variant: str, task: Task, trained: ann.MLP) -> dict:
         """The sleep parameters of this step: the start set, or with ``--search`` the
@@ -591,41 +509,15 @@ class IncrementalRunner:
             cell=self.cell.cell_id,
             step=name,
         )
-        space = SearchSpace.for_model(
-            self.engine.model, len(self.sizes) - 1, self.cfg.search_ranges
-        )
-        best, history = run_search(
+        return self._search_step(
+            name,
             start,
-            self.cfg.search,
-            self.cell.seed,
             lambda p: self.trial(trained, task, p),
-            self.dir / f"{name}.journal",
-            space=space,
-            score_name="val_accuracy",
-            key=key,
-            progress=self.cfg.progress,
+            key,
+            "val_accuracy",
+            (f"{name}.csv", f"{name}.journal"),
+            extra={"search_val": self.cfg.search_val, "n_val": int(val.size)},
         )
-        choice = acting_choice(history, start, space)
-        if choice["best_is_noop"]:
-            log.warning("%s %s: the search chose not to sleep", self.cell.cell_id, name)
-        atomic_write_with(
-            self.dir / f"{name}.csv", lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False)
-        )
-        write_marker(
-            self._marker(name),
-            {
-                "best": best,
-                **choice,
-                "score": "val_accuracy",
-                "search_val": self.cfg.search_val,
-                "n_val": int(val.size),
-                "history": history,
-                "fingerprint": self.fingerprint,
-            },
-            artifacts=[f"{name}.csv", f"{name}.journal"],
-        )
-        self.valid.add(name)
-        return best
 
     def _search_val(self, task: Task) -> np.ndarray:
         """The validation images a search after ``task`` scores on (``--search-val``):
@@ -637,15 +529,13 @@ class IncrementalRunner:
     def trial(self, trained: ann.MLP, task: Task, p: dict) -> TrialResult:
         """One search trial: sleep the just-trained network with ``p``; its accuracy on
         the validation images of :meth:`_search_val` (training images, never test)."""
-        try:
-            slept, res, _, _ = self._sleep(trained, task, p, record="hidden")
-        except ModelNumericsError as exc:  # these parameters break the network
-            log.warning("%s: search trial scored 0: %s", self.cell.cell_id, exc)
-            return TrialResult(0.0)
         val = self._search_val(task)
-        score = ann.score(slept, self.x_train[val], self.y_train[val])
-        changed = weights_changed(ann.get_weights(trained), res.weights)
-        return TrialResult(score, spike_counts(res.spikes), changed)
+        return self._trial_of(
+            trained,
+            lambda: self._sleep(trained, task, p, record="hidden"),
+            self.x_train[val],
+            self.y_train[val],
+        )
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -759,15 +649,10 @@ def _mean_sd(values: pd.Series) -> str:
 def incremental_cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
     """Run (or resume) one class-incremental cell in a Dask worker process (the task
     :func:`~brainsleep.experiment.scheduler.run_cells` submits); the cell id."""
-    import torch
+    from .scheduler import worker_setup
 
-    from .scheduler import _worker_data, _worker_log
-
-    torch.set_num_threads(1)
-    cfg = ExperimentConfig(**{**cfg_dict, "progress": False})
-    path = Path(out)
-    _worker_log(path)
-    IncrementalRunner(cfg, cell, _worker_data(cfg)[cell.dataset], path).run()
+    cfg, path, data = worker_setup(cfg_dict, out)
+    IncrementalRunner(cfg, cell, data[cell.dataset], path).run()
     return cell.cell_id
 
 
@@ -795,7 +680,7 @@ def run_incremental(
     str
         The summary (:func:`summary_table`).
     """
-    from .pipeline import load_data
+    from .cells import load_data
     from .scheduler import uses_dask
 
     if not uses_dask(cfg):

@@ -27,18 +27,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import json
 import logging
-import platform
-from dataclasses import dataclass
+import os
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
 from brainsleep import ann
-from brainsleep.data import as_float, load_dataset
 from brainsleep.formats import (
-    CELLS_DIR,
     CONFUSION_FILE,
     DONE_MARKER,
     SEARCH_CSV,
@@ -48,27 +45,22 @@ from brainsleep.formats import (
     SNN_CURVE_FILE,
     SPIKES_FILE,
     STAGES,
-    format_cell_id,
     load_weights,
     save_confusion,
     save_weights,
-    stage_marker,
     weights_file,
 )
 from brainsleep.normalize import AlphasCache
 from brainsleep.sleep import (
-    ModelNumericsError,
-    SleepEngine,
     save_spikes,
     spike_counts,
 )
 from brainsleep.sleep.engine import weights_changed
-from brainsleep.sleep.inputs import make_sleep_input
-from brainsleep.sleep.params import params_from_set
 from brainsleep.sparseness import small_weight_fraction, weight_hoyer
 from brainsleep.subsets import make_subset
 
 from .baselines import BaselineCache, baseline_key
+from .cells import Cell, cells, load_data, versions  # noqa: F401  (the runner's names)
 from .config import ExperimentConfig, start_params
 from .interpret import explain, plateau_note
 from .results import (
@@ -78,71 +70,31 @@ from .results import (
     collect_metrics,
     read_marker,
     summary_table,
-    verify_marker,
     write_marker,
     write_metrics,
 )
+from .runner import StepRunner
 from .scheduler import (
-    CellError,
+    _check_one_thread,
     in_worker,
     map_on_cluster,
+    report_trial,
     run_cells,
-    search_trial_task,
     uses_dask,
+    worker_setup,
 )
-from .search import SearchSpace, TrialResult, acting_choice, run_search
+from .search import TrialResult
 from .search import fingerprint as search_fingerprint
 
 log = logging.getLogger("brainsleep.experiment")
 FINETUNE_SEED_OFFSET = 1000  # fine-tuning draws its own batches and masks
 
 
-@dataclass(frozen=True)
-class Cell:
-    dataset: str
-    fraction: float
-    imbalance: str
-    seed: int
-
-    @property
-    def cell_id(self) -> str:
-        return format_cell_id(self.dataset, self.fraction, self.imbalance, self.seed)
-
-
-def cells(cfg: ExperimentConfig) -> list[Cell]:
-    return [
-        Cell(d, float(f), cfg.imbalance, int(s))
-        for d in cfg.datasets
-        for f in cfg.fractions
-        for s in cfg.seeds
-    ]
-
-
-def versions() -> dict:
-    import brian2
-    import torch
-
-    import brainsleep
-
-    return {
-        "brainsleep": brainsleep.__version__,
-        "brian2": brian2.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "xarray": xr.__version__,
-        "python": platform.python_version(),
-    }
-
-
-class CellRunner:
-    """Runs (or resumes) the stages of one cell."""
+class CellRunner(StepRunner):
+    """Runs (or resumes) the stages of one cell of the limited-data protocol."""
 
     def __init__(self, cfg: ExperimentConfig, cell: Cell, data, out: Path):
-        self.cfg, self.cell, self.out = cfg, cell, out
-        # Every marker records it: a step written under another configuration is redone.
-        self.fingerprint = cfg.fingerprint()
-        self.dir = out / CELLS_DIR / cell.cell_id
-        self.dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(cfg, cell, out)
         x_train_all = data["x_train"]
         y_train_all = data["y_train"]
         self.subset = make_subset(
@@ -165,8 +117,6 @@ class CellRunner:
             overrides["remedies"] = tuple(cfg.remedies)
         self.recipe = ann.get_recipe(cfg.recipe, **overrides)
         self.sizes = (self.x.shape[1], *cfg.hidden, 10)
-        self.valid: set[str] = set()  # steps whose files verified (or were just written)
-        self._engine: SleepEngine | None = None  # made on the first sleep
         self._alphas = AlphasCache(self.x)  # every trial and the final sleep of a baseline
 
     # -- checkpoint helpers ------------------------------------------------------------
@@ -197,22 +147,12 @@ class CellRunner:
         (also before the search is verified: the steps after it are decided then)."""
         if not self.cfg.search or "search" not in self.valid:
             return None
-        body = read_marker(self._stage_file("search"))
+        body = read_marker(self._marker("search"))
         acting = body.get("best_acting")
         return acting["params"] if body.get("best_is_noop") and acting else None
 
-    def _stage_file(self, stage: str) -> Path:
-        """The marker of a step: written last, it records the step's artifacts."""
-        return self.dir / stage_marker(stage)
-
     def _done(self, stage: str) -> bool:
         return stage in self.valid
-
-    def _foreign(self, marker: Path, body: dict | None) -> list[str]:
-        """A problem when ``marker`` was written under another configuration."""
-        if body is not None and body.get("fingerprint") == self.fingerprint:
-            return []
-        return [f"{marker.name} was written by another configuration"]
 
     def verify(self) -> bool:
         """Check what earlier runs left in this cell; True when the whole cell is done.
@@ -223,57 +163,16 @@ class CellRunner:
         change. ``done.json`` counts only when all of that and its own records verify.
         """
         self.valid = set()
-        redo_from = None
-        k = 0
-        # steps() grows once the search verifies (sleep_acting): re-read it each step
-        while k < len(steps := self.steps()):
-            step = steps[k]
-            k += 1
-            marker = self._stage_file(step)
-            if redo_from is not None:
-                if marker.exists():
-                    log.warning(
-                        "%s: redoing %s because %s is redone before it",
-                        self.cell.cell_id,
-                        step,
-                        redo_from,
-                    )
-                    marker.unlink()
-                continue
-            if not marker.exists():
-                redo_from = step
-                continue
-            body, problems = verify_marker(marker)
-            problems = problems or self._foreign(marker, body)
-            if problems:
-                for problem in problems:
-                    log.warning("%s: %s; redoing %s", self.cell.cell_id, problem, step)
-                marker.unlink()
-                redo_from = step
-            else:
-                self.valid.add(step)
+        redo_from = self._verify_chain(self.steps)
         # A stage this cell no longer has (sleep_acting after a search redone with an
         # acting best) must not stay behind: collect_metrics reads every stage marker.
         for stage in set(STAGES) - set(self.steps()):
-            if (stale := self._stage_file(stage)).exists():
+            if (stale := self._marker(stage)).exists():
                 log.warning(
                     "%s: removing %s (not a step of this cell)", self.cell.cell_id, stale.name
                 )
                 stale.unlink()
-        done = self.dir / DONE_MARKER
-        if not done.exists():
-            return False
-        if redo_from is None:
-            body, problems = verify_marker(done)
-            problems = problems or self._foreign(done, body)
-            if not problems:
-                return True
-            for problem in problems:
-                log.warning(
-                    "%s: %s; rewriting the cell's confusion matrices", self.cell.cell_id, problem
-                )
-        done.unlink()
-        return False
+        return self._verify_done(redo_from is None)
 
     def _model_from(self, stage: str, recipe=None) -> ann.MLP:
         weights = list(load_weights(self.dir / weights_file(stage)).values())
@@ -324,7 +223,7 @@ class CellRunner:
         weights = weights_file(stage)
         save_weights(self.dir / weights, matrices)
         write_marker(
-            self._stage_file(stage),
+            self._marker(stage),
             {"row": row, "confusion": ev.confusion.tolist(), "fingerprint": self.fingerprint},
             artifacts=[weights, *artifacts],
         )
@@ -336,32 +235,38 @@ class CellRunner:
     def baseline(self) -> ann.MLP:
         if self._done("baseline"):
             return self._model_from("baseline")
-        cache = BaselineCache.default()
-        if cache is None:
-            model, info = self._train_baseline()
-        else:  # a sweep's runs share their cells' baselines (brainsleep.experiment.baselines)
-            key = baseline_key(
-                self.recipe, self.sizes, self.cell.seed, self.x, self.y, self.xv, self.yv
-            )
-            with cache.claim(key):
-                hit = cache.load_or_discard(key)
-                if hit is None:
-                    model, info = self._train_baseline()
-                    cache.store(key, ann.get_weights(model), info)
-                else:
-                    model = self._model_with(hit[0])
-                    info = {k: hit[1][k] for k in ("train_steps", "val_accuracy")}
-                    log.info(
-                        "%s baseline: trained before, from %s", self.cell.cell_id, cache.path(key)
-                    )
+        model, info = self._trained(self.recipe, "baseline")
         self._record("baseline", model, {"train_steps": info["train_steps"]})
         if plateau := plateau_note(info["val_accuracy"], self.recipe):
             log.info("%s baseline: %s", self.cell.cell_id, plateau)
         return model
 
-    def _train_baseline(self) -> tuple[ann.MLP, dict]:
+    def _trained(self, recipe: ann.Recipe, stage: str) -> tuple[ann.MLP, dict]:
+        """A network of this cell trained by ``recipe`` from its initialisation, with the
+        record of its training; from the baseline cache when trained before.
+
+        The cache (:mod:`brainsleep.experiment.baselines`) is keyed by everything the
+        training depends on, so a sweep's runs share their cells' baselines, and the strong
+        recipe's network is one entry whether it is a run's ``strong`` control or the
+        baseline of a run with ``--recipe strong`` (the same training: results identical).
+        """
+        cache = BaselineCache.default()
+        if cache is None:
+            return self._train(recipe)
+        key = baseline_key(recipe, self.sizes, self.cell.seed, self.x, self.y, self.xv, self.yv)
+        with cache.claim(key):
+            hit = cache.load_or_discard(key)
+            if hit is None:
+                model, info = self._train(recipe)
+                cache.store(key, ann.get_weights(model), info)
+                return model, info
+        log.info("%s %s: trained before, from %s", self.cell.cell_id, stage, cache.path(key))
+        model = self._model_with(hit[0], recipe)
+        return model, {k: hit[1][k] for k in ("train_steps", "val_accuracy")}
+
+    def _train(self, recipe: ann.Recipe) -> tuple[ann.MLP, dict]:
         model, hist = ann.train_baseline(
-            self.recipe,
+            recipe,
             self.sizes,
             self.cell.seed,
             self.x,
@@ -371,32 +276,20 @@ class CellRunner:
         )
         return model, {"train_steps": hist.n_steps, "val_accuracy": list(hist.val_accuracy)}
 
-    @property
-    def engine(self) -> SleepEngine:
-        """The sleep engine of this cell: every trial and the final sleep share its build."""
-        if self._engine is None:
-            cfg = self.cfg
-            self._engine = SleepEngine(cfg.device, cfg.model, cfg.prefs, cfg.build_root)
-        return self._engine
-
     def _sleep(self, model: ann.MLP, p: dict, record: str, progress: bool = False):
-        norm = self._alphas(model)
-        params = params_from_set(p, norm.alphas, self.engine.model)
+        """Sleep ``model`` on the subset's ``--sleep-input`` with parameter set ``p``."""
         cfg = self.cfg
-        inputs = make_sleep_input(
-            cfg.sleep_input, self.x, self.y, cfg.sleep_steps, **cfg.sleep_input_options
+        return self._sleep_on(
+            model,
+            self._alphas(model),
+            self.x,
+            self.y,
+            cfg.sleep_steps,
+            p,
+            self.cell.seed,
+            record,
+            progress,
         )
-        res = self.engine.run(
-            ann.get_weights(model),
-            inputs,
-            params,
-            seed=self.cell.seed,
-            record_layers=record,
-            progress=progress,
-        )
-        slept = copy.deepcopy(model)
-        ann.set_weights(slept, res.weights)
-        return slept, res, params, norm
 
     def search(self, model: ann.MLP) -> dict:
         """Tune the sleep parameters on the validation split; the chosen set.
@@ -410,7 +303,7 @@ class CellRunner:
         start = start_params(self.cfg)
         if not self.cfg.search:
             return start
-        path = self._stage_file("search")
+        path = self._marker("search")
         if self._done("search"):
             return read_marker(path)["best"]
         balanced = self.cell.imbalance != "none"
@@ -430,64 +323,28 @@ class CellRunner:
             val_idx=np.asarray(self.subset.val_idx).tolist(),
             cell=self.cell.cell_id,
         )
-        space = SearchSpace.for_model(
-            self.engine.model, len(self.sizes) - 1, self.cfg.search_ranges
-        )
-        best, history = run_search(
+        return self._search_step(
+            "search",
             start,
-            self.cfg.search,
-            self.cell.seed,
             trial,
-            self.dir / SEARCH_JOURNAL,
-            space=space,
-            score_name=score_name,
-            key=key,
-            progress=self.cfg.progress,
-            map_batch=map_batch,
+            key,
+            score_name,
+            (SEARCH_CSV, SEARCH_JOURNAL),
+            map_batch,
         )
-        import pandas as pd
-
-        atomic_write_with(
-            self.dir / SEARCH_CSV, lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False)
-        )
-        choice = acting_choice(history, start, space)
-        if choice["best_is_noop"]:
-            log.warning(
-                "%s: the search chose not to sleep (its best trial changed no weight); %s",
-                self.cell.cell_id,
-                "no trial acted"
-                if choice["best_acting"] is None
-                else "the best trial that acted is evaluated as sleep_acting",
-            )
-        write_marker(
-            path,
-            {
-                "best": best,
-                **choice,
-                "score": score_name,
-                "history": history,
-                "fingerprint": self.fingerprint,
-            },
-            artifacts=[SEARCH_CSV, SEARCH_JOURNAL],
-        )
-        self.valid.add("search")
-        log.info("%s search          done (%d trials)", self.cell.cell_id, len(history))
-        return best
 
     def trial(self, model: ann.MLP, p: dict) -> TrialResult:
         """One search trial: sleep ``model`` with parameter set ``p``; the validation score
         (balanced accuracy when the subset is imbalanced) and the spike counts."""
-        balanced = self.cell.imbalance != "none"
         # hidden-layer spikes cost the standalone binary nothing: it records them anyway
-        try:
-            slept, res, _, _ = self._sleep(model, p, record="hidden")
-        except ModelNumericsError as exc:  # these parameters break the network
-            log.warning("%s: search trial scored 0: %s", self.cell.cell_id, exc)
-            return TrialResult(0.0)
-        # self.xv is float32 already (as_float), so torch uses it as it is
-        score = ann.score(slept, self.xv, self.yv, balanced=balanced)
-        changed = weights_changed(ann.get_weights(model), res.weights)
-        return TrialResult(score, spike_counts(res.spikes), changed)
+        # (self.xv is float32 already, as_float, so torch uses it as it is)
+        return self._trial_of(
+            model,
+            lambda: self._sleep(model, p, record="hidden"),
+            self.xv,
+            self.yv,
+            balanced=self.cell.imbalance != "none",
+        )
 
     def baseline_model(self) -> ann.MLP:
         """The baseline this cell trained and recorded (for search trials on workers)."""
@@ -572,7 +429,7 @@ class CellRunner:
     def finetune(self, slept: ann.MLP, baseline: ann.MLP, stage: str = "sleep_finetune") -> int:
         """Fine-tune the slept network and record ``stage``; its number of steps."""
         if self._done(stage):
-            return read_marker(self._stage_file(stage))["row"]["train_steps"]
+            return read_marker(self._marker(stage))["row"]["train_steps"]
         model, hist = self._finetuned(slept)
         self._record(stage, model, {"train_steps": hist.n_steps})
         return hist.n_steps
@@ -586,41 +443,11 @@ class CellRunner:
             self._record("finetune_only", model, {"train_steps": hist.n_steps})
 
     def strong(self) -> None:
+        """The strong recipe trained on the same subset (``--strong``): the bar to beat."""
         if not self.cfg.strong or self._done("strong"):
             return
-        recipe = ann.get_recipe("strong")
-        model = ann.build_model(recipe, self.sizes, self.cell.seed)
-        hist = ann.train(
-            model,
-            self.x,
-            self.y,
-            recipe,
-            seed=self.cell.seed,
-            val=(self.xv, self.yv) if self.xv is not None else None,
-            progress=self.cfg.progress,
-        )
-        self._record("strong", model, {"train_steps": hist.n_steps})
-
-    def run(self) -> None:
-        """Verify what is there, run the steps still to do, then write done.json last.
-
-        Raises
-        ------
-        CellError
-            A step failed (bad model numerics, a dead layer, a compiled run that failed);
-            the message names the cell, finished steps are kept.
-        """
-        try:
-            self._run()
-        except (ValueError, RuntimeError) as exc:
-            raise CellError(self.cell.cell_id, f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Stop the binaries the engine keeps running between sleeps, if one was made."""
-        if self._engine is not None:
-            self._engine.close()
+        model, info = self._trained(ann.get_recipe("strong"), "strong")
+        self._record("strong", model, {"train_steps": info["train_steps"]})
 
     def _run(self) -> None:
         if self.verify():
@@ -640,7 +467,7 @@ class CellRunner:
             self.finetune_only(baseline, steps)
         self.strong()
         self._write_confusion()
-        markers = [self._stage_file(s).name for s in self.steps()]
+        markers = [self._marker(s).name for s in self.steps()]
         write_marker(
             self.dir / DONE_MARKER,
             {"subset": self.subset.to_dict(), "fingerprint": self.fingerprint},
@@ -653,7 +480,7 @@ class CellRunner:
             if stage not in self.steps():
                 continue
             try:
-                confusion = read_marker(self._stage_file(stage))["confusion"]
+                confusion = read_marker(self._marker(stage))["confusion"]
             except IntegrityError:
                 continue
             stages.append(stage)
@@ -661,18 +488,57 @@ class CellRunner:
         save_confusion(self.dir / CONFUSION_FILE, stages, np.stack(mats))
 
 
-def load_data(cfg: ExperimentConfig) -> dict:
-    """Every data set of the run, as float inputs (N, 784) in [0, 1] and int labels."""
-    out = {}
-    for name in cfg.datasets:
-        ds = load_dataset(name, data_dir=cfg.data_dir)
-        out[name] = {
-            "x_train": as_float(ds.train_images),
-            "y_train": np.asarray(ds.train_labels),
-            "x_test": as_float(ds.test_images),
-            "y_test": np.asarray(ds.test_labels),
-        }
-    return out
+# -- the Dask tasks of this protocol (brainsleep.experiment.scheduler runs them) ----------
+
+_LAST_RUNNER: dict = {}  # this worker process's last CellRunner and its key
+
+
+def _worker_runner(cfg_dict: dict, cell: Cell, out: str) -> CellRunner:
+    """The CellRunner of ``cell`` in this worker process (:func:`worker_setup`).
+
+    The last runner is kept (:data:`_LAST_RUNNER`), so the search trials of one cell
+    that land on this worker share its engine and its alphas of the baseline."""
+    key = (json.dumps(cfg_dict, sort_keys=True, default=str), cell, out)
+    if _LAST_RUNNER.get("key") != key:
+        _LAST_RUNNER.clear()
+        cfg, path, data = worker_setup(cfg_dict, out)
+        _LAST_RUNNER.update(key=key, runner=CellRunner(cfg, cell, data[cell.dataset], path))
+    return _LAST_RUNNER["runner"]
+
+
+def cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
+    """Run (or resume) one cell in a worker process; the Dask task.
+
+    Parameters
+    ----------
+    cfg_dict : dict
+        :meth:`ExperimentConfig.to_dict` of the validated configuration.
+    cell : Cell
+        The cell to run.
+    out : str
+        The results directory, on a filesystem this worker shares with the driver.
+
+    Returns
+    -------
+    str
+        The cell id.
+    """
+    _worker_runner(cfg_dict, cell, out).run()
+    return cell.cell_id
+
+
+def search_trial_task(cfg_dict: dict, cell: Cell, out: str, params: dict) -> TrialResult:
+    """One search trial of ``cell`` in a worker process; the Dask task.
+
+    Loads the data (once per process) and the baseline the cell recorded, sleeps it
+    with ``params`` and scores it on the validation split (:meth:`CellRunner.trial`).
+    """
+    _check_one_thread()
+    runner = _worker_runner(cfg_dict, cell, out)
+    log.info("%s: search trial in worker process %d", cell.cell_id, os.getpid())
+    result = runner.trial(runner.baseline_model(), params)
+    report_trial(cell)  # the driver's bar counts it
+    return result
 
 
 def run_experiment(
@@ -698,7 +564,7 @@ def run_experiment(
     def on_done(cell: Cell) -> None:
         write_metrics(out, collect_metrics(out))
 
-    run_cells(cfg, out, cells(cfg), run_here, on_done, connection=connection)
+    run_cells(cfg, out, cells(cfg), run_here, on_done, task=cell_task, connection=connection)
     df = collect_metrics(out)
     write_metrics(out, df)
     return f"{summary_table(df)}\n\n{explain(df, cfg.recipe, str(out))}"

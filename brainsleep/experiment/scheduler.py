@@ -21,7 +21,7 @@ A task gets only small arguments (the configuration as a dict, the cell, the res
 directory, the sha256 of the data files the driver saw), checks that its worker's files
 are those, loads the data itself (memoised per worker process by that content), runs the
 cell with
-:class:`~brainsleep.experiment.pipeline.CellRunner` and returns the cell id. A cell writes
+its protocol's runner (the task it is given) and returns the cell id. A cell writes
 only ``cells/<cell_id>/`` (atomic writes, integrity markers); the driver keeps the
 results-directory lock and rewrites the metrics after each finished cell. A worker killed
 mid-task (``kill -9``, out of memory) has its task rescheduled on another worker, up to
@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .cells import Cell
     from .config import ExperimentConfig
-    from .pipeline import Cell
 
 log = logging.getLogger("brainsleep.experiment")
 
@@ -90,15 +90,14 @@ _DATA: dict[str, dict] = {}  # this worker process's data, per (datasets, dir, c
 # time, so that a worker that outlives a run (an external --scheduler's) does not go on
 # writing a later run's records into the earlier run's log (which also sets its wall time).
 _LOG: dict[str, object] = {}
-_LAST_RUNNER: dict = {}  # this worker process's last CellRunner and its key
 
 
 def _worker_data(cfg: ExperimentConfig) -> dict:
     """:func:`~brainsleep.experiment.pipeline.load_data`, once per worker process and
     data content: files changed under a long-lived worker are loaded again, never
     served from the memo of the old ones."""
+    from .cells import load_data
     from .config import data_hashes
-    from .pipeline import load_data
 
     key = json.dumps([cfg.datasets, cfg.data_dir, data_hashes(tuple(cfg.datasets), cfg.data_dir)])
     if key not in _DATA:
@@ -166,51 +165,19 @@ def _worker_log(out: Path) -> None:
     _LOG.update(key=key, handler=handler)
 
 
-def cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
-    """Run (or resume) one cell in a worker process; the Dask task.
-
-    Parameters
-    ----------
-    cfg_dict : dict
-        :meth:`ExperimentConfig.to_dict` of the validated configuration.
-    cell : Cell
-        The cell to run.
-    out : str
-        The results directory, on a filesystem this worker shares with the driver.
-
-    Returns
-    -------
-    str
-        The cell id.
-    """
-    _worker_runner(cfg_dict, cell, out).run()
-    return cell.cell_id
-
-
-def _worker_runner(cfg_dict: dict, cell: Cell, out: str):
-    """The CellRunner of ``cell`` in this worker process: one torch thread, no progress
-    bars, this process's data (loaded once) and its log records in ``out/log.txt``.
-
-    The last runner is kept (:data:`_LAST_RUNNER`), so the search trials of one cell
-    that land on this worker share its engine and its alphas of the baseline."""
-    key = (json.dumps(cfg_dict, sort_keys=True, default=str), cell, out)
-    if _LAST_RUNNER.get("key") != key:
-        _LAST_RUNNER.clear()
-        _LAST_RUNNER.update(key=key, runner=_new_worker_runner(cfg_dict, cell, out))
-    return _LAST_RUNNER["runner"]
-
-
-def _new_worker_runner(cfg_dict: dict, cell: Cell, out: str):
+def worker_setup(cfg_dict: dict, out: str) -> tuple[ExperimentConfig, Path, dict]:
+    """What every task does first in a worker process: one torch thread, no progress
+    bars, this process's log records in ``out/log.txt``; ``(cfg, out, data)`` with the
+    data of the run loaded once per process (:func:`_worker_data`)."""
     import torch
 
     from .config import ExperimentConfig
-    from .pipeline import CellRunner
 
     torch.set_num_threads(1)
     cfg = ExperimentConfig(**{**cfg_dict, "progress": False})
     path = Path(out)
     _worker_log(path)
-    return CellRunner(cfg, cell, _worker_data(cfg)[cell.dataset], path)
+    return cfg, path, _worker_data(cfg)
 
 
 def in_worker() -> bool:
@@ -236,23 +203,11 @@ def map_on_cluster(fn: Callable, items: Sequence) -> list:
         return client.gather(client.map(fn, list(items), pure=False))
 
 
-def search_trial_task(cfg_dict: dict, cell: Cell, out: str, params: dict):
-    """One search trial of ``cell`` in a worker process; the Dask task.
-
-    Loads the data (once per process) and the baseline the cell recorded, sleeps it
-    with ``params`` and scores it on the validation split
-    (:meth:`~brainsleep.experiment.pipeline.CellRunner.trial`).
-    """
-    import os
-
-    _check_one_thread()
-    runner = _worker_runner(cfg_dict, cell, out)
-    log.info("%s: search trial in worker process %d", cell.cell_id, os.getpid())
-    result = runner.trial(runner.baseline_model(), params)
+def report_trial(cell: Cell) -> None:
+    """Tell the driver's progress bar that a search trial of ``cell`` finished."""
     from distributed import get_worker
 
-    get_worker().log_event(PROGRESS_TOPIC, {"cell": cell.cell_id})  # the driver's bar counts it
-    return result
+    get_worker().log_event(PROGRESS_TOPIC, {"cell": cell.cell_id})
 
 
 # -- the driver side ---------------------------------------------------------------------
@@ -263,7 +218,7 @@ def run_cells(
     run_here: Callable[[Cell], None],
     on_done: Callable[[Cell], None],
     *,
-    task: CellTask = cell_task,
+    task: CellTask,
     connection: Connection | None = None,
     allowed_failures: int = ALLOWED_FAILURES,
 ) -> None:
@@ -281,9 +236,11 @@ def run_cells(
         Runs one cell in this process (used without Dask).
     on_done : callable
         Called in this process with each finished cell, in the order they finish.
-    task : callable, optional
-        The Dask task ``task(cfg_dict, cell, out) -> cell_id``; must be importable by
-        the workers (tests replace it).
+    task : callable
+        The Dask task ``task(cfg_dict, cell, out) -> cell_id`` of the protocol's runner
+        (:func:`brainsleep.experiment.pipeline.cell_task`,
+        :func:`brainsleep.experiment.incremental.incremental_cell_task`); importable by
+        the workers.
     connection : Connection, optional
         From :func:`connect` (made and closed here when not given).
     allowed_failures : int, optional

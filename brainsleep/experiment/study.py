@@ -3,7 +3,7 @@
 A study spec is a TOML file holding the options of ``python -m brainsleep.experiment``::
 
     description = "accuracy vs training fraction"   # optional, printed at the start
-    report = "report"           # optional: the python -m analysis subcommand that answers
+    report = "report"           # optional: the analysis subcommand that answers
                                 # it (report = the claims, sweep, remedies); printed at the end
     [defaults]                  # options every run shares
     dataset = ["mnist", "fashion-mnist"]
@@ -42,6 +42,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from brainsleep.cli import ANALYSIS_COMMAND
+
 from .config import ConfigError, ExperimentConfig
 
 __all__ = ["Study", "StudyError", "StudyRun", "load_study", "read_study", "run_study"]
@@ -57,7 +59,8 @@ RESERVED = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SCALARS = {int: ("an integer", "integers"), float: ("a number", "numbers")}
-#: The ``python -m analysis`` subcommands a spec's ``report`` may name, and what each answers.
+#: The subcommands of :data:`~brainsleep.cli.ANALYSIS_COMMAND` a spec's ``report`` may name,
+#: and what each answers.
 REPORTS = {"report": "claims report", "sweep": "sensitivity report", "remedies": "remedies report"}
 
 
@@ -100,7 +103,7 @@ class Study:
     runs : tuple of StudyRun
         In the order of the file.
     report : str
-        The ``python -m analysis`` subcommand that answers the study (:data:`REPORTS`;
+        The ``python -m brainsleep.analysis`` subcommand that answers the study (:data:`REPORTS`;
         the spec's ``report``, default ``"report"``, the claims report).
     """
 
@@ -385,7 +388,7 @@ def read_study(
         of the wrong type: one line naming the file, the run and the key.
     """
     if parser is None:
-        from .__main__ import build_parser
+        from .cli import build_parser
 
         parser = build_parser()
     path = Path(path)
@@ -550,11 +553,11 @@ def run_study(
             return code
     dirs = " ".join(str(r.out) for r in study.runs)
     if all(c.protocol == "class-incremental" for c in configs):  # no claims report there
-        figures = "; ".join(f"python -m analysis {shlex.quote(str(r.out))}" for r in study.runs)
+        figures = "; ".join(f"{ANALYSIS_COMMAND} {shlex.quote(str(r.out))}" for r in study.runs)
         print(f"\nstudy {study.name}: results in {dirs}; figures: {figures}")
         return 0
     # the report goes beside the runs, not among them: a rerun's ROOT/* must match runs only
     root, out = shlex.quote(str(study.out)), shlex.quote(f"{study.out}-{study.report}")
-    command = f"python -m analysis {study.report} {root}/* --out {out}"
+    command = f"{ANALYSIS_COMMAND} {study.report} {root}/* --out {out}"
     print(f"\nstudy {study.name}: results in {dirs}; {REPORTS[study.report]}: {command}")
     return 0

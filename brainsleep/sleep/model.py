@@ -28,6 +28,8 @@ from pathlib import Path
 
 import brainsleep.models as models
 
+from .model_source import _equations, _one_line
+
 MODELS_DIR = Path(models.__file__).resolve().parent
 DEFAULT_MODEL = "src"
 
@@ -295,8 +297,7 @@ def _execute(path: Path, source: bytes):
 
 def _parameters(path: Path, module) -> dict:
     """The file's ``PARAMETERS`` dict, checked to hold Parameter declarations."""
-    from .parameters import Parameter
-    from .params import ENGINE_PARAMETERS
+    from .parameters import ENGINE_PARAMETERS, Parameter
 
     params = getattr(module, "PARAMETERS", None)
     if not isinstance(params, dict):
@@ -321,7 +322,6 @@ def _parameters(path: Path, module) -> dict:
 
 def _load(path: Path, source: bytes, source_hash: str) -> SleepModel:
     """Execute the file and check the engine's contract (blocks, keys, shared names)."""
-    from .model_check import _equations
 
     module = _execute(path, source)
     parameters = _parameters(path, module)
@@ -426,10 +426,3 @@ def _check_unit(path: Path, block: str, name: str, eq, parameter) -> None:
             f"model file {path}: PARAMETERS[{name!r}] has unit {parameter.unit!r} but "
             f"{block} declares {name} with dimensions {eq.dim!r}; make them agree"
         )
-
-
-def _one_line(exc: BaseException) -> str:
-    """The last non-empty line of an exception's message (KeyError without quotes)."""
-    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    lines = [line.strip() for line in str(msg).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__

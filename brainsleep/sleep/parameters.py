@@ -117,3 +117,13 @@ class Parameter:
                 f"{n_layers} weight layers: give one per layer"
             )
         return tuple(self.check(f"{name}[{k}]", v) for k, v in enumerate(values))
+
+
+#: The engine's own tunable parameters: the conversion's, not the model's equations.
+ENGINE_PARAMETERS: dict[str, Parameter] = {
+    "alpha_scale": Parameter(
+        14.308178,
+        doc="scale on every layer's data-based alpha (reference reduced_mnist_10ep)",
+        search=(0.2, 5.0),
+    ),
+}

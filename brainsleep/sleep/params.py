@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .parameters import Parameter, is_number
+from .parameters import ENGINE_PARAMETERS, Parameter, is_number
 
 #: Largest seed the engine takes: Brian2's compiled devices keep it in an int32 variable.
 #: Seeds are integers in ``0 .. MAX_SEED`` everywhere (command line, subsets, sleep).
@@ -22,15 +22,6 @@ MAX_SEED = 2**31 - 1
 
 #: The simulation time step in seconds (the reference's dt = 0.001).
 DT = 0.001
-
-#: The engine's own tunable parameters: the conversion's, not the model's equations.
-ENGINE_PARAMETERS: dict[str, Parameter] = {
-    "alpha_scale": Parameter(
-        14.308178,
-        doc="scale on every layer's data-based alpha (reference reduced_mnist_10ep)",
-        search=(0.2, 5.0),
-    ),
-}
 
 
 def _as_value(name: str, value: object) -> float | tuple[float, ...]:
