@@ -132,7 +132,7 @@ def test_every_option_of_the_experiment_reaches_its_configuration():
     Options a protocol cannot honour are refused by validate (tests/test_bad_input.py)."""
     import inspect
 
-    from brainsleep.experiment import __main__ as cli
+    from brainsleep.experiment import cli
 
     source = inspect.getsource(cli.config_from_args) + inspect.getsource(cli._sleep_params)
     dests = {a.dest for a in cli.build_parser()._actions if a.dest != "help"}
