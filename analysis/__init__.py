@@ -1,4 +1,7 @@
-"""Figures and tables from brainsleep results (``python -m analysis RESULTS_DIR``).
+"""Figures and tables from brainsleep results (``python -m brainsleep.analysis RESULTS_DIR``).
+
+The command is also installed as ``brainsleep-analysis``; in a checkout ``python -m
+analysis`` runs the same code.
 
 The file formats (results-directory layout, cell ids, the stage list, the spike table, the
 weights and confusion files) and their readers are :mod:`brainsleep.formats`, shared with
@@ -12,12 +15,16 @@ Modules, one job each:
 - :mod:`analysis.results`: :func:`load_results`, :func:`load_results_many` (merge several
   directories); :func:`load_spikes`,
   :func:`load_weights`, :func:`load_confusion` (from :mod:`brainsleep.formats`).
-- :mod:`analysis.spikes`: rasters, population firing rates, active fraction per step
-  (sparse, never densified), on the spike readers of :mod:`brainsleep.formats`
-  (:func:`spike_info`, :func:`layer_spikes`, :func:`neuron_spike_counts`,
-  :func:`firing_rates`).
+- :mod:`analysis.spikes`: rasters of every recorded neuron (sorted by activity, time in
+  seconds), population firing rates, rate histograms, active fraction per step, spike
+  counts in windows (sparse, never densified), on the spike readers of
+  :mod:`brainsleep.formats` (:func:`spike_info`, :func:`layer_spikes`,
+  :func:`neuron_spike_counts`, :func:`firing_rates`).
+- :mod:`analysis.spike_stats`: inter-spike intervals, CV of ISIs and Fano factors per
+  layer with Elephant, the spike table as Neo spike trains.
 - :mod:`analysis.sparsity`: Hoyer and Treves-Rolls measures, silent neurons, per-layer
-  sparsity table, ANN hidden-unit sparsity.
+  sparsity table, active fraction and population sparseness over sleep time, ANN
+  hidden-unit sparsity.
 - :mod:`analysis.weights`: weight change tables, histograms, per-pixel change map.
 - :mod:`analysis.balance`: per-class accuracy, confusion matrices, prediction entropy.
 - :mod:`analysis.accuracy`: mean ± sd over seeds, paired sleep gains, accuracy vs fraction.
@@ -26,13 +33,13 @@ Modules, one job each:
 - :mod:`analysis.report`: :func:`write_report` (all figures + ``summary.md``).
 - :mod:`analysis.claims`: the paper's four claims tested per setting (one results
   directory each): paired effects with 95 % CIs over seeds and a verdict per claim.
-- :mod:`analysis.claims_report`: ``python -m analysis report``: ``REPORT.md``, its
-  figures, ``claims.csv`` and ``metrics_summary.csv``.
-- :mod:`analysis.sweep`: ``python -m analysis sweep``: what drives the gain of sleep
-  (``studies/input_sweep.toml``): sensitivity curves, the input kinds, the max_rate x T
-  map, ``SWEEP.md`` and ``sweep.csv``.
-- :mod:`analysis.remedies`: ``python -m analysis remedies``: the remedies for little or
-  imbalanced data ranked with and without sleep (``studies/remedies.toml``),
+- :mod:`analysis.claims_report`: ``python -m brainsleep.analysis report``: ``REPORT.md``,
+  its figures, ``claims.csv`` and ``metrics_summary.csv``.
+- :mod:`analysis.sweep`: ``python -m brainsleep.analysis sweep``: what drives the gain of
+  sleep (``studies/input_sweep.toml``): sensitivity curves, the input kinds, the
+  max_rate x T map, ``SWEEP.md`` and ``sweep.csv``.
+- :mod:`analysis.remedies`: ``python -m brainsleep.analysis remedies``: the remedies for
+  little or imbalanced data ranked with and without sleep (``studies/remedies.toml``),
   ``REMEDIES.md`` and ``remedies.csv``.
 """
 
@@ -76,20 +83,31 @@ from .results import (
     read_metrics,
 )
 from .sparsity import (
+    activity_over_time,
     ann_sparsity_table,
     hoyer,
-    plot_active_fraction,
     plot_ann_sparsity,
+    plot_sparseness_over_time,
     sparsity_table,
     treves_rolls,
     treves_rolls_sparseness,
 )
+from .spike_stats import (
+    fano_factors,
+    interspike_intervals,
+    isi_cv,
+    plot_isi_cv_fano,
+    population_fano_factor,
+    spike_train_table,
+)
 from .spikes import (
     active_fraction_per_step,
+    iter_window_counts,
     plot_population_rate,
     plot_raster,
     plot_rate_distribution,
     population_rate,
+    raster_order,
     silent_neurons,
 )
 from .style import STAGE_COLORS, save_figure
@@ -110,12 +128,17 @@ __all__ = [
     "ResultsError",
     "SpikeInfo",
     "active_fraction_per_step",
+    "activity_over_time",
     "aggregate_over_seeds",
     "ann_sparsity_table",
     "class_columns",
     "confusion_fractions",
+    "fano_factors",
     "firing_rates",
     "hoyer",
+    "interspike_intervals",
+    "isi_cv",
+    "iter_window_counts",
     "layer_spikes",
     "load_confusion",
     "load_results",
@@ -126,10 +149,10 @@ __all__ = [
     "per_class_accuracy",
     "pixel_weight_change",
     "plot_accuracy_vs_fraction",
-    "plot_active_fraction",
     "plot_ann_sparsity",
     "plot_confusion",
     "plot_gain_vs_fraction",
+    "plot_isi_cv_fano",
     "plot_per_class_accuracy",
     "plot_pixel_weight_change",
     "plot_population_rate",
@@ -137,16 +160,20 @@ __all__ = [
     "plot_predicted_distribution",
     "plot_rate_distribution",
     "plot_raster",
+    "plot_sparseness_over_time",
     "plot_vs_fraction",
     "plot_weight_change_by_fraction",
     "plot_weight_histograms",
+    "population_fano_factor",
     "population_rate",
     "predicted_distribution",
     "prediction_entropy",
+    "raster_order",
     "read_metrics",
     "save_figure",
     "silent_neurons",
     "sparsity_table",
+    "spike_train_table",
     "spike_info",
     "stage_gain",
     "treves_rolls",

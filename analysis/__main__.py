@@ -1,17 +1,19 @@
-"""``python -m analysis RESULTS_DIR [RESULTS_DIR ...]``: write every supported figure and a
-summary. Several directories are merged cell by cell into one report (``--out`` required).
+"""``python -m brainsleep.analysis RESULTS_DIR [RESULTS_DIR ...]``: write every supported
+figure and a summary. Several directories are merged cell by cell into one report (``--out``
+required). The same command is installed as ``brainsleep-analysis``; in a checkout
+``python -m analysis`` runs it too.
 
-``python -m analysis report RESULTS_DIR [RESULTS_DIR ...] --out DIR``: test the paper's
+``python -m brainsleep.analysis report RESULTS_DIR [...] --out DIR``: test the paper's
 claims, one setting per directory, and write ``REPORT.md`` (:mod:`analysis.claims_report`).
 
-``python -m analysis sweep RESULTS_DIR [...] --out DIR``: the gain of sleep against the
-factors a one-factor-at-a-time sweep varies, ``SWEEP.md`` (:mod:`analysis.sweep`).
+``python -m brainsleep.analysis sweep RESULTS_DIR [...] --out DIR``: the gain of sleep
+against the factors a one-factor-at-a-time sweep varies, ``SWEEP.md`` (:mod:`analysis.sweep`).
 
-``python -m analysis remedies RESULTS_DIR [...] --out DIR``: remedies with and without
-sleep, ranked, ``REMEDIES.md`` (:mod:`analysis.remedies`).
+``python -m brainsleep.analysis remedies RESULTS_DIR [...] --out DIR``: remedies with and
+without sleep, ranked, ``REMEDIES.md`` (:mod:`analysis.remedies`).
 
-``python -m analysis export RESULTS_DIR [...] --out DIR``: compact copies (no weights,
-no spikes) that every report can be rerun from, small enough to commit
+``python -m brainsleep.analysis export RESULTS_DIR [...] --out DIR``: compact copies (no
+weights, no spikes) that every report can be rerun from, small enough to commit
 (:mod:`analysis.export`).
 
 Exit status: 0 all figures written or skipped for lack of data, 1 some figure failed,
@@ -25,28 +27,29 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from brainsleep.cli import HelpFormatter
+from brainsleep.cli import ANALYSIS_COMMAND, HelpFormatter
 
+from .report_command import started_as
 from .results import ResultsError, load_results_many
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Command-line interface of ``python -m analysis``.
+    """Command-line interface of ``python -m brainsleep.analysis``.
 
     Returns
     -------
     argparse.ArgumentParser
-        The parser; its ``prog`` is the name this package was started under
-        (``analysis`` in a checkout, ``brainsleep.analysis`` installed).
+        The parser; its ``prog`` is how the command was started
+        (:func:`analysis.report_command.started_as`).
     """
     p = argparse.ArgumentParser(
-        prog=f"python -m {__package__ or 'brainsleep.analysis'}",
+        prog=started_as(),
         formatter_class=HelpFormatter,
         epilog=(
-            "the claims report: python -m analysis report RESULTS_DIR [...] --out DIR "
-            "(--help for its options); the input sweep: python -m analysis sweep ...; the "
-            "remedies: python -m analysis remedies ...; compact copies to commit: python -m "
-            "analysis export RESULTS_DIR [...] --out DIR.\n\n"
+            f"the claims report: {ANALYSIS_COMMAND} report RESULTS_DIR [...] --out DIR "
+            f"(--help for its options); the input sweep: {ANALYSIS_COMMAND} sweep ...; the "
+            f"remedies: {ANALYSIS_COMMAND} remedies ...; compact copies to commit: "
+            f"{ANALYSIS_COMMAND} export RESULTS_DIR [...] --out DIR.\n\n"
             "exit status: 0 all figures written or skipped for lack of data, 1 some figure "
             "failed, 2 unusable results directory or bad arguments."
         ),
@@ -77,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         "dataset, imbalance and fraction)",
     )
     p.add_argument(
-        "--max-neurons", type=int, default=200, metavar="N", help="neurons per layer in rasters"
+        "--max-neurons",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rasters draw at most N neurons per layer, the most active (default: every neuron)",
     )
     p.add_argument(
         "--raster-steps",
@@ -88,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--x-unit",
-        choices=("step", "ms", "s"),
-        default="step",
-        help="time axis of spike figures: sleep step or simulated time",
+        choices=("s", "ms", "step"),
+        default="s",
+        help="time axis of spike figures: simulated time (step * dt) or sleep step",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print only skipped/failed lines")
     return p
@@ -149,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             from .incremental import write_incremental_report
 
-            command = "python -m analysis " + shlex.join(argv)
+            command = f"{ANALYSIS_COMMAND} {shlex.join(argv)}"
             report = write_incremental_report(args.results_dirs, args.out, log=log, command=command)
         else:
             results = load_results_many(args.results_dirs)

@@ -139,6 +139,23 @@ def setup_fraction_axis(ax, fractions: np.ndarray) -> bool:
     return bool(use_log)
 
 
+def setup_stage_axis(ax, labels: Sequence[str], fraction: float) -> None:
+    """x axis of a panel with one training fraction: one position per stage, not a fraction.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Panel whose points sit at x = 0, 1, ... (one per label).
+    labels : sequence of str
+        Tick label of each position.
+    fraction : float
+        The panel's one training fraction, named in the x label.
+    """
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+    ax.set_xlabel(f"stage (one training fraction: {fraction:g})")
+
+
 def _dodge(x: np.ndarray, k: int, n: int, log: bool) -> np.ndarray:
     # Shift each stage a little sideways so error bars of different stages do not overlap.
     off = (k - (n - 1) / 2) * 0.025
@@ -202,12 +219,19 @@ def plot_vs_fraction(
         for vi, value in enumerate(values):
             ax = axes[gi * len(values) + vi]
             agg = aggregate_over_seeds(sel, value)
-            log = setup_fraction_axis(ax, agg["fraction"].to_numpy(dtype=float))
+            fractions = np.unique(agg["fraction"].dropna().to_numpy(dtype=float))
+            single = fractions.size == 1  # stages side by side, not spread as fractions
+            log = False if single else setup_fraction_axis(ax, fractions)
+            drawn = []
             for k, stage in enumerate(stages):
                 a = agg[agg["stage"] == stage].sort_values("fraction")
                 if a.empty:
                     continue
-                x = _dodge(a["fraction"].to_numpy(dtype=float), k, len(stages), log)
+                if single:
+                    x = np.full(len(a), float(len(drawn)))
+                    drawn.append(stage_label(stage))
+                else:
+                    x = _dodge(a["fraction"].to_numpy(dtype=float), k, len(stages), log)
                 ax.errorbar(
                     x,
                     a["mean"] * scale,
@@ -221,7 +245,10 @@ def plot_vs_fraction(
                 )
             if hline is not None:
                 ax.axhline(hline, color="#999999", linestyle="--", linewidth=1, label=hline_label)
-            ax.set_xlabel("training fraction (share of the training set)")
+            if single:
+                setup_stage_axis(ax, drawn, fractions[0])
+            else:
+                ax.set_xlabel("training fraction (share of the training set)")
             ax.set_ylabel(ylabels[vi] or value)
             ax.set_title(group_title(dataset, imbalance), fontsize=10)
             ax.grid(alpha=0.3)
@@ -292,12 +319,19 @@ def plot_gain_vs_fraction(
     fig, axes = new_figure(nrows, ncols, panel_size=(5.2, 3.6))
     for ax, (dataset, imbalance) in zip(axes, groups, strict=False):
         sel = metrics[(metrics["dataset"] == dataset) & (metrics["imbalance"] == imbalance)]
-        log = setup_fraction_axis(ax, sel["fraction"].to_numpy(dtype=float))
+        fractions = np.unique(sel["fraction"].dropna().to_numpy(dtype=float))
+        single = fractions.size == 1  # pairs side by side, not spread as fractions
+        log = False if single else setup_fraction_axis(ax, fractions)
+        drawn = []
         for k, (stage, ref) in enumerate(pairs):
             g = stage_gain(sel, stage, ref, value).sort_values("fraction")
             if g.empty:
                 continue
-            x = _dodge(g["fraction"].to_numpy(dtype=float), k, len(pairs), log)
+            if single:
+                x = np.full(len(g), float(len(drawn)))
+                drawn.append(f"{stage_label(stage)} − {stage_label(ref)}")
+            else:
+                x = _dodge(g["fraction"].to_numpy(dtype=float), k, len(pairs), log)
             ax.errorbar(
                 x,
                 g["mean"].astype(float) * 100,
@@ -309,7 +343,10 @@ def plot_gain_vs_fraction(
                 capsize=3,
             )
         ax.axhline(0.0, color="#999999", linestyle="--", linewidth=1)
-        ax.set_xlabel("training fraction (share of the training set)")
+        if single:
+            setup_stage_axis(ax, drawn, fractions[0])
+        else:
+            ax.set_xlabel("training fraction (share of the training set)")
         ax.set_ylabel(f"{value} gain (percentage points)")
         ax.set_title(group_title(dataset, imbalance), fontsize=10)
         ax.grid(alpha=0.3)

@@ -1,4 +1,4 @@
-"""``python -m analysis report DIR [DIR ...] --out OUT``: the claims report.
+"""``python -m brainsleep.analysis report DIR [DIR ...] --out OUT``: the claims report.
 
 Writes ``OUT/REPORT.md`` (a verdict per claim of the paper, the tables behind them, the
 settings and the commands that made them), its figures, ``claims.csv`` (the claims'
@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from brainsleep.atomic import atomic_write_bytes
+from brainsleep.cli import ANALYSIS_COMMAND
 from brainsleep.formats import order_stages
 
 from .accuracy import setup_fraction_axis
@@ -291,6 +292,10 @@ SCOPES = {
 OTHER_REPORTS = (
     ("conversion_fidelity.md", "the ANN-to-SNN conversion, Diehl et al. 2015 reproduced"),
     ("class_incremental/summary.md", "sleep after each task of a class-incremental sequence"),
+    (
+        "class_incremental/search/summary.md",
+        "the same with searched sleep (an upper bound: searched on earlier tasks' labels)",
+    ),
     ("remedies/REMEDIES.md", "standard remedies for little or imbalanced data, with sleep"),
     ("input_sweep/SWEEP.md", "what the sleep input is made of (reference recipe)"),
     ("input_sweep_strong/SWEEP.md", "the same on strong-recipe networks"),
@@ -357,7 +362,7 @@ def report_markdown(
         "decided against it; sleeps that changed no weight are no-ops and never count as "
         "sleep (see each claim's *no-op sleeps* column).",
         "",
-        *(["Other results reports:", "", *others, ""] if others else []),
+        *(["## Other results reports", "", *others, ""] if others else []),
         "## Settings",
         "",
         _md_table(_settings_table(settings, metrics)),
@@ -449,7 +454,7 @@ def write_claims_report(
         out / SUMMARY_CSV, summary_levels(metrics).to_csv(index=False, float_format="%.6g").encode()
     )
     if command is None:
-        command = "python -m analysis " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        command = f"{ANALYSIS_COMMAND} " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = out / REPORT_FILE
     atomic_write_bytes(
         report,
@@ -460,7 +465,7 @@ def write_claims_report(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m analysis report``; returns the exit status."""
+    """Run ``python -m brainsleep.analysis report``; returns the exit status."""
     return run_command(
         "report",
         "Test the paper's claims on results directories (one setting each: a recipe, "

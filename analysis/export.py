@@ -1,5 +1,5 @@
-"""``python -m analysis export RESULTS_DIR [...] --out DIR``: the compact copy of results
-directories, small enough to commit beside the report made from it.
+"""``python -m brainsleep.analysis export RESULTS_DIR [...] --out DIR``: the compact copy of
+results directories, small enough to commit beside the report made from it.
 
 A study's results directory holds weights and spikes (megabytes per cell) that cannot be
 committed, yet the reports that answer studies (``report``, ``sweep``, ``remedies``, the
@@ -8,8 +8,8 @@ class-incremental figures) read only ``metrics.csv`` (or ``incremental.csv``),
 (:data:`brainsleep.formats.COMPACT_FILES`, :data:`brainsleep.formats.COMPACT_CELL_FILES`),
 so those reports regenerated from it are the reports of the full directory, and a later
 session on another machine can add runs to them without rerunning the committed ones.
-The per-cell figures of ``python -m analysis DIR`` that need spikes or weights (rasters,
-weight histograms) are skipped on a copy, as for a run made with ``--record-spikes none``.
+The per-cell figures of ``python -m brainsleep.analysis DIR`` that need spikes or weights
+(rasters, weight histograms) are skipped on a copy, as for a run made with ``--record-spikes none``.
 
 ``metrics.csv`` rows written before the pipeline recorded ``weight_hoyer`` get it filled
 in from the cell's weights file (:func:`brainsleep.sparseness.weight_hoyer`, the function
@@ -49,6 +49,7 @@ from brainsleep.locks import is_locked
 
 from .claims import weight_hoyer_values
 from .incremental import is_incremental_dir
+from .report_command import started_as
 from .results import ResultsError, load_results
 from .timing import timing_of_log
 
@@ -251,9 +252,9 @@ def export(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Command line of ``python -m analysis export``."""
+    """Command line of ``python -m brainsleep.analysis export``."""
     p = argparse.ArgumentParser(
-        prog=f"python -m {__package__ or 'brainsleep.analysis'} export",
+        prog=f"{started_as()} export",
         formatter_class=HelpFormatter,
         description=(
             "Copy what the reports read from results directories (config.json, "
@@ -276,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m analysis export``; returns the exit status."""
+    """Run ``python -m brainsleep.analysis export``; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
         export(args.results_dirs, args.out, log=(lambda line: None) if args.quiet else print)

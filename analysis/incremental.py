@@ -14,8 +14,8 @@ it and draws:
 - :func:`final_table`: the accuracy on all tasks after the last one and the mean
   forgetting per variant, with 95 % CIs (``summary.md``).
 
-``python -m analysis DIR`` calls :func:`write_incremental_report` when ``DIR`` is a
-class-incremental results directory (:func:`is_incremental_dir`).
+``python -m brainsleep.analysis DIR`` calls :func:`write_incremental_report` when ``DIR`` is
+a class-incremental results directory (:func:`is_incremental_dir`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from brainsleep.formats import (
 )
 
 from .claims import LEVEL, Interval, mean_ci
+from .figure_writer import _Writer, slug
 from .results import ResultsError, check_one_configuration, read_config, versions_text
 from .style import hide_unused, new_figure, note
 
@@ -318,12 +319,6 @@ def final_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _slug(text: str) -> str:
-    from .report import slug
-
-    return slug(text)
-
-
 # What the original code reports, said once: the report states it next to what we measure.
 REFERENCE_STATEMENT = (
     "What the reference reported: the authors' MATLAB code (tmtadros/SleepReplayConsolidation, "
@@ -379,6 +374,30 @@ def answer_sentences(df: pd.DataFrame) -> list[str]:
     return out
 
 
+def search_sentence(paths: Sequence[str | os.PathLike]) -> str:
+    """What the runs' sleep-parameter searches scored on, said plainly: the current task's
+    validation images (all sequential training has), or those of every task seen so far
+    (an upper bound: earlier tasks' labels, which sequential training never sees). A run
+    from before ``--search-val`` existed searched on every seen task."""
+    kinds = set()
+    for p in paths:
+        cfg = (read_config(p) or {}).get("config", {})
+        if cfg.get("search"):
+            kinds.add(cfg.get("search_val") or "seen")
+    if not kinds:
+        return ""
+    if kinds == {"task"}:
+        return (
+            "Sleep parameters were searched on the validation images of the task just "
+            "learnt: what the protocol has at that point."
+        )
+    return (
+        "**Upper bound:** sleep parameters were searched on the validation images of every "
+        "task seen so far, labels that sequential training never sees; the protocol's own "
+        "variant searches on the task just learnt (--search-val task)."
+    )
+
+
 def _wall_sentence(paths: Sequence[str | os.PathLike]) -> str:
     """The wall time of the runs that made the directories (from their logs)."""
     from .timing import wall_seconds, wall_sum_text
@@ -431,8 +450,6 @@ def write_incremental_report(
     ValueError
         Several directories and no ``out_dir``.
     """
-    from .report import _Writer
-
     paths = list(paths)
     if out_dir is None and len(paths) > 1:
         raise ValueError("out_dir is required for results merged from several directories")
@@ -442,11 +459,11 @@ def write_incremental_report(
     w = _Writer(out, log)
     for dataset in sorted(df["dataset"].unique()):
         w.figure(
-            f"incremental_tasks_{_slug(dataset)}.png",
+            f"incremental_tasks_{slug(dataset)}.png",
             lambda d=dataset: plot_task_accuracy(df, d),
         )
         w.figure(
-            f"incremental_overall_{_slug(dataset)}.png",
+            f"incremental_overall_{slug(dataset)}.png",
             lambda d=dataset: plot_overall_accuracy(df, d),
         )
     table = final_table(df)
@@ -466,6 +483,7 @@ def write_incremental_report(
                 else []
             ),
             _wall_sentence(paths),
+            *([sentence] if (sentence := search_sentence(paths)) else []),
             REFERENCE_STATEMENT,
             *answer_sentences(df),
             final_markdown(table),

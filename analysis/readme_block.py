@@ -3,10 +3,12 @@
 The README's results are never typed by hand: each analysis command that takes
 ``--readme FILE`` rewrites its own block of FILE, which lies between
 
-    <!-- NAME:begin (python -m analysis SUBCOMMAND ... --readme README.md) -->
+    <!-- NAME:begin (python -m brainsleep.analysis SUBCOMMAND ... --readme README.md) -->
     <!-- NAME:end -->
 
-with the report's section quoted verbatim and the exact command that made it.
+with the report's section quoted verbatim and the exact command that made it. A block
+whose begin marker still names ``python -m analysis`` (the command before issue 33) is
+found too, and rewritten with the current marker.
 """
 
 from __future__ import annotations
@@ -16,27 +18,48 @@ import re
 from pathlib import Path
 
 from brainsleep.atomic import atomic_write_bytes
+from brainsleep.cli import ANALYSIS_COMMAND
 
 # A Markdown link target that is a plain relative path (no scheme, anchor or leading /).
 _RELATIVE_LINK = re.compile(r"\]\((?![a-z]+:|#|/)([^)\s]+)\)")
+# The analysis command as markers and reports wrote it before issue 33: still recognised.
+_LEGACY_COMMAND = "python -m analysis"
+# How a report's command line starts (indented: a Markdown code line), current one first.
+_COMMAND_LINES = (f"    {ANALYSIS_COMMAND}", f"    {_LEGACY_COMMAND}")
 
 
-def markers(name: str, subcommand: str) -> tuple[str, str]:
-    """The (begin, end) marker lines of block ``name`` written by ``subcommand``."""
+def markers(name: str, subcommand: str, command: str = ANALYSIS_COMMAND) -> tuple[str, str]:
+    """The (begin, end) marker lines of block ``name`` written by ``subcommand``.
+
+    Parameters
+    ----------
+    name, subcommand : str
+        The block's name and the analysis subcommand that writes it.
+    command : str
+        The analysis command the begin marker names (the current one by default).
+
+    Returns
+    -------
+    begin, end : str
+        ``<!-- NAME:begin (COMMAND SUBCOMMAND ... --readme README.md) -->`` and
+        ``<!-- NAME:end -->``.
+    """
     return (
-        f"<!-- {name}:begin (python -m analysis {subcommand} ... --readme README.md) -->",
+        f"<!-- {name}:begin ({command} {subcommand} ... --readme README.md) -->",
         f"<!-- {name}:end -->",
     )
 
 
 def _split(text: str, name: str, subcommand: str) -> tuple[str, str, str] | None:
-    """``(before, inside, after)`` block ``name``'s markers, or None without both in order."""
-    begin, end = markers(name, subcommand)
-    head, found, rest = text.partition(begin)
-    if not found or end not in rest:
-        return None
-    inside, _, tail = rest.partition(end)
-    return head, inside, tail
+    """``(before, inside, after)`` block ``name``'s markers (current or legacy begin
+    marker), or None without both in order."""
+    for command in (ANALYSIS_COMMAND, _LEGACY_COMMAND):
+        begin, end = markers(name, subcommand, command)
+        head, found, rest = text.partition(begin)
+        if found and end in rest:
+            inside, _, tail = rest.partition(end)
+            return head, inside, tail
+    return None
 
 
 def missing_block(readme: str | Path, name: str, subcommand: str) -> str | None:
@@ -72,11 +95,19 @@ def section(report_text: str, heading: str) -> str:
 
 
 def report_command(report_text: str) -> str:
-    """The command a report states (its first indented ``python -m analysis`` line)."""
+    """The command a report states: its first indented line that starts with the analysis
+    command (``python -m brainsleep.analysis``, or ``python -m analysis`` in reports made
+    before issue 33).
+
+    Raises
+    ------
+    ValueError
+        The report states no such command.
+    """
     lines = report_text.splitlines()
-    command = next((x.strip() for x in lines if x.startswith("    python -m analysis")), None)
+    command = next((x.strip() for x in lines if x.startswith(_COMMAND_LINES)), None)
     if command is None:
-        raise ValueError("the report states no 'python -m analysis' command")
+        raise ValueError(f"the report states no '{ANALYSIS_COMMAND}' command")
     return command
 
 
@@ -108,7 +139,7 @@ def quote_report(
     readme, report : path-like
         The README and the generated report (Markdown).
     name, subcommand : str
-        The block's marker name and the ``python -m analysis`` subcommand that writes it.
+        The block's marker name and the analysis subcommand that writes it.
     heading : str
         The report section quoted (``## heading``).
     what : str

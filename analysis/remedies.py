@@ -1,4 +1,4 @@
-"""``python -m analysis remedies DIR [DIR ...] --out OUT``: remedies for little or
+"""``python -m brainsleep.analysis remedies DIR [DIR ...] --out OUT``: remedies for little or
 imbalanced data, with and without sleep (``studies/remedies.toml``).
 
 A directory whose ``config.json`` names remedies (``--remedy``) gives *remedy alone* (its
@@ -28,6 +28,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from brainsleep.atomic import atomic_write_bytes
+from brainsleep.cli import ANALYSIS_COMMAND
 from brainsleep.formats import order_stages
 
 from .claims import (
@@ -235,35 +236,43 @@ def sleep_adds(metrics: pd.DataFrame, ranked: pd.DataFrame) -> pd.DataFrame:
         # the best remedy is chosen on validation; without it none is chosen (a best
         # chosen on test accuracy would be chosen on the test set)
         chosen = not remedies.empty and remedies["val_mean"].notna().all()
-        best = remedies.loc[remedies["val_mean"].idxmax()] if chosen else None
+        # without validation scores nothing is chosen: sleep on top of every remedy
+        shown = (
+            [remedies.loc[remedies["val_mean"].idxmax()]]
+            if chosen
+            else [r for _, r in remedies.iterrows()] or [None]
+        )
         plain = g.loc[g["kind"] == "sleep", "setting"]
-        comparisons = {"remedy + sleep - remedy": Interval(np.nan, np.nan, np.nan, 0)}
-        comparisons["remedy + sleep - sleep alone"] = Interval(np.nan, np.nan, np.nan, 0)
-        if best is not None:
-            own = cell[cell["setting"] == best["setting"]]
-            comparisons["remedy + sleep - remedy"] = _only(paired(own, "sleep", "baseline", metric))
-            if not plain.empty:
-                comparisons["remedy + sleep - sleep alone"] = _only(
-                    _remedy_sleep_vs_sleep(cell, best["setting"], plain.iloc[0], metric)
+        for arm in shown:
+            comparisons = {"remedy + sleep - remedy": Interval(np.nan, np.nan, np.nan, 0)}
+            comparisons["remedy + sleep - sleep alone"] = Interval(np.nan, np.nan, np.nan, 0)
+            if arm is not None:
+                own = cell[cell["setting"] == arm["setting"]]
+                comparisons["remedy + sleep - remedy"] = _only(
+                    paired(own, "sleep", "baseline", metric)
                 )
-        for name, iv in comparisons.items():
-            recs.append(
-                {
-                    "dataset": ds,
-                    "imbalance": imb,
-                    "fraction": frac,
-                    "recipe": recipe,
-                    "metric": metric,
-                    "best_remedy": "" if best is None else best["remedy"],
-                    "remedies_run": len(remedies),
-                    "comparison": name,
-                    "n_seeds": iv.n,
-                    "mean": iv.mean,
-                    "ci_low": iv.lo,
-                    "ci_high": iv.hi,
-                    "adds": above_zero(iv),
-                }
-            )
+                if not plain.empty:
+                    comparisons["remedy + sleep - sleep alone"] = _only(
+                        _remedy_sleep_vs_sleep(cell, arm["setting"], plain.iloc[0], metric)
+                    )
+            for name, iv in comparisons.items():
+                recs.append(
+                    {
+                        "dataset": ds,
+                        "imbalance": imb,
+                        "fraction": frac,
+                        "recipe": recipe,
+                        "metric": metric,
+                        "best_remedy": arm["remedy"] if chosen else "",
+                        "remedy": "" if arm is None else arm["remedy"],
+                        "comparison": name,
+                        "n_seeds": iv.n,
+                        "mean": iv.mean,
+                        "ci_low": iv.lo,
+                        "ci_high": iv.hi,
+                        "adds": above_zero(iv),
+                    }
+                )
     return pd.DataFrame(recs)
 
 
@@ -272,7 +281,8 @@ def _setting_text(ds: str, imb: str, frac: float, recipe: str) -> str:
 
 
 def adds_sentence(rows: pd.DataFrame, ranked: pd.DataFrame) -> str:
-    """One sentence for one setting: does sleep add on top of the best remedy?
+    """One sentence for one setting: does sleep add on top of the best remedy (chosen on
+    validation), or on top of each remedy where no validation score chooses one?
 
     Parameters
     ----------
@@ -284,35 +294,46 @@ def adds_sentence(rows: pd.DataFrame, ranked: pd.DataFrame) -> str:
     first = rows.iloc[0]
     where = _setting_text(first["dataset"], first["imbalance"], first["fraction"], first["recipe"])
     metric = first["metric"].replace("_", " ")
-    r = first["best_remedy"]
-    if not r and first.get("remedies_run", 0):
-        return (
-            f"{where}: no remedy is named best: these runs record no validation accuracy, and "
-            "a best chosen on test accuracy would be chosen on the test set (rerun them to "
-            "choose on validation)."
-        )
-    if not r:
+    if not first["remedy"]:
         return f"{where}: no remedy was run, so sleep on top of a remedy is not measured."
-    by = {
-        c: Interval(m, lo, hi, n)
-        for c, m, lo, hi, n in rows[
-            ["comparison", "mean", "ci_low", "ci_high", "n_seeds"]
-        ].itertuples(index=False)
-    }
-    alone = ranked[(ranked["kind"] == "remedy") & (ranked["remedy"] == r)].iloc[0]
-    best = f"the best remedy on validation, {r} ({100 * alone['mean']:.1f} % test {metric} alone)"
+    parts = []
+    for r, own in rows.groupby("remedy", sort=False):
+        by = {
+            c: Interval(m, lo, hi, n)
+            for c, m, lo, hi, n in own[
+                ["comparison", "mean", "ci_low", "ci_high", "n_seeds"]
+            ].itertuples(index=False)
+        }
+        alone = ranked[(ranked["kind"] == "remedy") & (ranked["remedy"] == r)].iloc[0]
+        name = f"the best remedy on validation, {r}" if first["best_remedy"] else r
+        parts.append(_on_top_text(r, name, by, alone, metric))
+    text = f"{where}: " + "; ".join(parts)
+    if not first["best_remedy"]:
+        text += (
+            " (no remedy is named best: these runs record no validation accuracy, and a best "
+            "chosen on test accuracy would be chosen on the test set)"
+        )
+    strong = ranked[ranked["kind"] == "strong"]
+    if len(strong):
+        text += f"; the strong recipe reaches {100 * strong['mean'].iloc[0]:.1f} %"
+    return text + "."
+
+
+def _on_top_text(r: str, name: str, by: dict, alone: pd.Series, metric: str) -> str:
+    """What sleep does on top of remedy ``r``: the paired differences, in words."""
+    best = f"{name} ({100 * alone['mean']:.1f} % test {metric} alone)"
     on_top = by["remedy + sleep - remedy"]
     diff = f"{r} + sleep - {r} = {on_top.text()} points"
     if on_top.n == 0:
-        text = f"{where}: sleep on top of {best} is not measured (its run has no sleep stage)"
+        text = f"sleep on top of {best} is not measured (its run has no sleep stage)"
     elif above_zero(on_top):
-        text = f"{where}: sleep adds to {best}: {diff}, CI above 0"
+        text = f"sleep adds to {best}: {diff}, CI above 0"
     elif on_top.n < 2:
-        text = f"{where}: sleep does not add to {best} as far as one seed tells: {diff}"
+        text = f"sleep does not add to {best} as far as one seed tells: {diff}"
     elif on_top.hi < 0:
-        text = f"{where}: sleep does not add to {best}, it costs: {diff}, CI below 0"
+        text = f"sleep does not add to {best}, it costs: {diff}, CI below 0"
     else:
-        text = f"{where}: sleep does not add to {best}: {diff}, CI reaches 0"
+        text = f"sleep does not add to {best}: {diff}, CI reaches 0"
     vs = by["remedy + sleep - sleep alone"]
     if vs.n:
         text += f"; against sleep alone, {r} + sleep - sleep = {vs.text()} points"
@@ -321,13 +342,10 @@ def adds_sentence(rows: pd.DataFrame, ranked: pd.DataFrame) -> str:
     if alone["mean"] < NEAR_CHANCE:
         # as in the claims report: sleep then repairs a failed training, say so
         text += (
-            f". {r} alone is near chance (< {100 * NEAR_CHANCE:.0f} %: the recipe had not "
-            "learnt), so this compares repairs of a failed training"
+            f" ({r} alone is near chance, < {100 * NEAR_CHANCE:.0f} %: the recipe had not "
+            "learnt, so this compares repairs of a failed training)"
         )
-    strong = ranked[ranked["kind"] == "strong"]
-    if len(strong):
-        text += f"; the strong recipe reaches {100 * strong['mean'].iloc[0]:.1f} %"
-    return text + "."
+    return text
 
 
 def plot_ranking(ranked: pd.DataFrame) -> Figure:
@@ -479,14 +497,14 @@ def write_remedies_report(
     for name in (FIGURE, REMEDIES_CSV, SLEEP_ADDS_CSV):
         log(f"wrote {out / name}")
     report = out / REMEDIES_FILE
-    command = command or "python -m analysis remedies"
+    command = command or f"{ANALYSIS_COMMAND} remedies"
     atomic_write_bytes(report, remedies_markdown(settings, ranked, adds, command).encode())
     log(f"wrote {report}")
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m analysis remedies``; returns the exit status."""
+    """Run ``python -m brainsleep.analysis remedies``; returns the exit status."""
     return run_command(
         "remedies",
         "Rank the remedies for little or imbalanced data, with and without sleep "

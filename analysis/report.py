@@ -16,14 +16,11 @@ analysis/; the length is the list of what a results directory supports.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from brainsleep.atomic import atomic_write_bytes
 from brainsleep.formats import order_stages, weights_file
@@ -43,6 +40,7 @@ from .balance import (
     plot_predicted_distribution,
 )
 from .conversion import has_snn, plot_snn_fidelity
+from .figure_writer import Report, _Writer, slug  # noqa: F401  (re-exported)
 from .results import (
     Cell,
     Results,
@@ -60,10 +58,11 @@ from .search import (
 )
 from .sparsity import (
     ann_sparsity_columns,
-    plot_active_fraction,
     plot_ann_sparsity,
+    plot_sparseness_over_time,
     sparsity_table,
 )
+from .spike_stats import MIN_SPIKES, plot_isi_cv_fano, spike_train_table
 from .spikes import (
     plot_population_rate,
     plot_raster,
@@ -71,7 +70,6 @@ from .spikes import (
     spike_info,
     time_axis,
 )
-from .style import save_figure
 from .weights import (
     plot_pixel_weight_change,
     plot_weight_change_by_fraction,
@@ -79,12 +77,18 @@ from .weights import (
     weight_change_table,
 )
 
-#: Figure files written for each selected cell, in this order.
-CELL_FIGURES: tuple[str, ...] = (
+#: Figure files made from a cell's ``spikes.nc``, in this order.
+SPIKE_FIGURES: tuple[str, ...] = (
     "raster.png",
     "population_rate.png",
     "rate_distribution.png",
-    "active_fraction.png",
+    "isi_cv_fano.png",
+    "sparseness_over_time.png",
+)
+
+#: Figure files written for each selected cell, in this order.
+CELL_FIGURES: tuple[str, ...] = (
+    *SPIKE_FIGURES,
     "weight_histograms.png",
     "pixel_weight_change.png",
     "confusion.png",
@@ -96,64 +100,6 @@ SEARCH_FIGURES: tuple[str, ...] = (
     "search_history.png",
     "search_parameter_correlation.png",
 )
-
-
-@dataclass
-class Report:
-    """What :func:`write_report` did.
-
-    Attributes
-    ----------
-    out_dir : pathlib.Path
-        Figure directory.
-    written : list of pathlib.Path
-        Figures written.
-    skipped : list of (str, str)
-        ``(figure, reason)`` for figures whose data were not recorded.
-    failed : list of (str, str)
-        ``(figure, error)`` for figures that raised.
-    summary : pathlib.Path or None
-        ``summary.md``.
-    """
-
-    out_dir: Path
-    written: list[Path] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    summary: Path | None = None
-
-
-def slug(text: str) -> str:
-    """File-name-safe form of a dataset or imbalance spec (``[A-Za-z0-9._-]`` only)."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-.")
-    return s or "x"
-
-
-class _Writer:
-    def __init__(self, out_dir: Path, log: Callable[[str], None]):
-        self.report = Report(out_dir=out_dir)
-        self.log = log
-
-    def skip(self, name: str, reason: str) -> None:
-        self.report.skipped.append((name, reason))
-        self.log(f"skipped {name}: {reason}")
-
-    def fail(self, name: str, message: str) -> None:
-        self.report.failed.append((name, message))
-        self.log(f"FAILED {name}: {message}")
-
-    def figure(self, name: str, make: Callable[[], Figure], missing: str | None = None) -> None:
-        if missing:
-            self.skip(name, missing)
-            return
-        try:
-            fig = make()
-            path = save_figure(fig, self.report.out_dir / name)
-        except Exception as exc:  # one broken figure must not stop the rest
-            self.fail(name, f"{type(exc).__name__}: {exc}")
-            return
-        self.report.written.append(path)
-        self.log(f"wrote {path}")
 
 
 def _has_values(metrics: pd.DataFrame, column: str) -> str | None:
@@ -193,21 +139,32 @@ def select_cells(results: Results, all_cells: bool = False) -> list[Cell]:
     return [best[k] for k in sorted(best, key=lambda k: (k[0], k[1], k[2]))]
 
 
-def _cell_figures(w: _Writer, cell: Cell, args: dict, sleep_rows: list[pd.DataFrame]) -> None:
+def _cell_figures(
+    w: _Writer,
+    cell: Cell,
+    args: dict,
+    sleep_rows: list[pd.DataFrame],
+    train_rows: list[pd.DataFrame],
+) -> None:
     prefix = f"cells/{cell.cell_id}/"
     if not cell.done:
         for name in CELL_FIGURES:
             w.skip(prefix + name, "cell incomplete (no done.json)")
         return
-    _spike_figures(w, cell, prefix, args, sleep_rows)
+    _spike_figures(w, cell, prefix, args, sleep_rows, train_rows)
     _weight_figures(w, cell, prefix)
     _confusion_figures(w, cell, prefix)
 
 
 def _spike_figures(
-    w: _Writer, cell: Cell, prefix: str, args: dict, sleep_rows: list[pd.DataFrame]
+    w: _Writer,
+    cell: Cell,
+    prefix: str,
+    args: dict,
+    sleep_rows: list[pd.DataFrame],
+    train_rows: list[pd.DataFrame],
 ) -> None:
-    names = [prefix + n for n in CELL_FIGURES[:4]]
+    names = [prefix + n for n in SPIKE_FIGURES]
     if cell.spikes is None:
         for name in names:
             w.skip(name, "no spikes.nc (spikes not recorded, e.g. --record-spikes none)")
@@ -247,11 +204,29 @@ def _spike_figures(
     )
     w.figure(
         names[2],
-        lambda: plot_rate_distribution(ds, title=f"Per-neuron firing rates\n{title}"),
+        lambda: plot_rate_distribution(ds, title=f"Per-neuron firing rates during sleep\n{title}"),
     )
+    try:
+        trains = spike_train_table(ds)
+    except Exception as exc:  # the statistics fail their figure, not the run
+        w.fail(names[3], f"spike-train statistics: {type(exc).__name__}: {exc}")
+    else:
+        w.figure(
+            names[3],
+            lambda: plot_isi_cv_fano(ds, title=f"Spike-train statistics during sleep\n{title}"),
+            None
+            if (trains["n_isi"].fillna(0) > 0).any()
+            else "no neuron of a recorded layer spiked twice (no inter-spike interval)",
+        )
+        trains.insert(0, "cell", cell.cell_id)
+        train_rows.append(trains)
     w.figure(
-        names[3],
-        lambda: plot_active_fraction(ds, x_unit=x_unit, title=f"Active fraction per step\n{title}"),
+        names[4],
+        lambda: plot_sparseness_over_time(
+            ds,
+            x_unit=x_unit,
+            title=f"Activity and population sparseness during sleep\n{title}",
+        ),
     )
     try:
         t = sparsity_table(ds)
@@ -365,9 +340,9 @@ def write_report(
     out_dir: str | os.PathLike | None = None,
     *,
     all_cells: bool = False,
-    max_neurons: int = 200,
+    max_neurons: int | None = None,
     raster_steps: int | None = None,
-    x_unit: str = "step",
+    x_unit: str = "s",
     log: Callable[[str], None] = print,
 ) -> Report:
     """Write every supported figure and ``summary.md``.
@@ -383,12 +358,13 @@ def write_report(
     all_cells : bool
         Per-cell figures for every finished cell, not one per (dataset, imbalance,
         fraction).
-    max_neurons : int
-        Neurons per layer in rasters.
+    max_neurons : int, optional
+        Rasters draw at most this many neurons per layer, the most active ones
+        (:func:`analysis.spikes.plot_raster`); default every neuron.
     raster_steps : int, optional
         Rasters show only the first ``raster_steps`` steps (default the whole run).
-    x_unit : {"step", "ms", "s"}
-        Time axis of the spike figures.
+    x_unit : {"s", "ms", "step"}
+        Time axis of the spike figures: simulated time (``step * dt``) or sleep steps.
     log : callable
         Receives one line per written, skipped or failed figure.
 
@@ -407,8 +383,8 @@ def write_report(
         if is_incremental_dir(results):  # --protocol class-incremental: its own figures
             return write_incremental_report([results], out_dir, log=log)
         results = load_results(results)
-    if x_unit not in ("step", "ms", "s"):
-        raise ValueError(f"x_unit must be 'step', 'ms' or 's', got {x_unit!r}")
+    if x_unit not in ("s", "ms", "step"):
+        raise ValueError(f"x_unit must be 's', 'ms' or 'step', got {x_unit!r}")
     if out_dir is None and results.merged:
         raise ValueError("out_dir is required for results merged from several directories")
     out = Path(out_dir) if out_dir is not None else results.root / "figures"
@@ -480,6 +456,7 @@ def write_report(
 
     # --- per-cell figures
     sleep_rows: list[pd.DataFrame] = []
+    train_rows: list[pd.DataFrame] = []
     cells = select_cells(results, all_cells)
     if not cells:
         reason = (
@@ -491,11 +468,17 @@ def write_report(
             w.skip(f"cells/*/{name}", reason)
     args = {"max_neurons": max_neurons, "raster_steps": raster_steps, "x_unit": x_unit}
     for cell in cells:
-        _cell_figures(w, cell, args, sleep_rows)
+        _cell_figures(w, cell, args, sleep_rows, train_rows)
 
     sleep_table = pd.concat(sleep_rows, ignore_index=True) if sleep_rows else pd.DataFrame()
+    train_table = pd.concat(train_rows, ignore_index=True) if train_rows else pd.DataFrame()
     text = summary_markdown(
-        results, w.report, changes=changes, sleep_table=sleep_table, search_corr=search_corr
+        results,
+        w.report,
+        changes=changes,
+        sleep_table=sleep_table,
+        train_table=train_table,
+        search_corr=search_corr,
     )
     summary = atomic_write_bytes(out / "summary.md", text.encode("utf-8"))
     w.report.summary = summary
@@ -547,6 +530,7 @@ def summary_markdown(
     *,
     changes: pd.DataFrame | None = None,
     sleep_table: pd.DataFrame | None = None,
+    train_table: pd.DataFrame | None = None,
     search_corr: pd.DataFrame | None = None,
 ) -> str:
     """The text of ``summary.md``.
@@ -561,6 +545,9 @@ def summary_markdown(
         Per-cell weight change rows (see :func:`analysis.weights.weight_change_table`).
     sleep_table : pandas.DataFrame, optional
         Per-cell :func:`analysis.sparsity.sparsity_table` rows with a ``cell`` column.
+    train_table : pandas.DataFrame, optional
+        Per-cell :func:`analysis.spike_stats.spike_train_table` rows with a ``cell``
+        column.
     search_corr : pandas.DataFrame, optional
         :func:`analysis.search.parameter_correlations` of the search trials.
 
@@ -569,7 +556,8 @@ def summary_markdown(
     str
         Markdown: the merged directories (if several), accuracy per stage and fraction
         (mean ± sd over seeds, %), gains of sleep (paired, percentage points), class
-        balance, ANN sparsity, sleep spiking sparsity, weight change, the rank correlation
+        balance, ANN sparsity, sleep spiking sparsity, spike-train statistics (ISI, CV,
+        Fano factor), weight change, the rank correlation
         of the search parameters with the score, and the lists of written / skipped /
         failed figures.
     """
@@ -679,6 +667,9 @@ def summary_markdown(
         header = ["cell", "layer", "neurons", "mean rate (Hz)", "silent", "active/step"]
         out += [_md_table([*header, "Hoyer", "TR a", "S_TR"], rows), ""]
 
+    if train_table is not None and not train_table.empty:
+        out += _train_table_markdown(train_table)
+
     if changes is not None and not changes.empty:
         out += ["## Weight change, sleep vs baseline (mean ± sd over seeds)", ""]
         rows = []
@@ -723,3 +714,40 @@ def summary_markdown(
         out += ["", "## Failed figures", ""]
         out += [f"- `{n}`: {why}" for n, why in report.failed]
     return "\n".join(out) + "\n"
+
+
+def _train_table_markdown(table: pd.DataFrame) -> list[str]:
+    """The spike-train statistics section of ``summary.md`` (recorded layers only)."""
+
+    def num(v: float, fmt: str = ".3g") -> str:
+        return format(v, fmt) if v is not None and np.isfinite(v) else "–"
+
+    window = table["fano_window_ms"].dropna()
+    out = [
+        "## Spike-train statistics per layer (figured cells)",
+        "",
+        "From the saved spikes with Elephant (`elephant.statistics`): inter-spike intervals "
+        "(ISI), their coefficient of variation CV = sd/mean (0 regular, 1 Poisson) and the "
+        "Fano factor var/mean of spike counts in "
+        f"{num(window.iloc[0] if len(window) else np.nan, 'g')} ms windows (1 Poisson). CV "
+        f"and per-neuron Fano: median over neurons with at least {MIN_SPIKES} spikes; layer "
+        "Fano: of the layer's summed count (above 1 when its neurons fire together).",
+        "",
+    ]
+    rows = [
+        [
+            r.cell,
+            r.name,
+            str(int(r.n_spikes)),
+            str(int(r.n_isi)),
+            num(r.isi_median_ms),
+            str(int(r.n_neurons_min_spikes)),
+            num(r.cv_median),
+            num(r.fano_median),
+            num(r.population_fano),
+        ]
+        for r in table[table["recorded"].astype(bool)].itertuples(index=False)
+    ]
+    header = ["cell", "layer", "spikes", "ISIs", "median ISI (ms)"]
+    header += [f"neurons ≥ {MIN_SPIKES} spikes", "median CV", "median Fano", "layer Fano"]
+    return [*out, _md_table(header, rows), ""]

@@ -1,6 +1,7 @@
-"""The command line that every report subcommand of ``python -m analysis`` shares:
-``python -m analysis NAME RESULTS_DIR [...] --out DIR [-q] [--readme FILE [--readme-block
-NAME]]`` (``report``, ``sweep``, ``remedies``).
+"""The command line that every report subcommand of ``python -m brainsleep.analysis``
+shares: ``python -m brainsleep.analysis NAME RESULTS_DIR [...] --out DIR [-q] [--readme FILE
+[--readme-block NAME]]`` (``report``, ``sweep``, ``remedies``), and :func:`started_as`, the
+name of the command in every ``usage:`` line.
 
 One parser, one error path (a one-line error, exit status 2, nothing written), and the
 README quoting of :mod:`analysis.readme_block`, so the subcommands differ only in the
@@ -16,10 +17,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from brainsleep.cli import HelpFormatter
+from brainsleep.cli import ANALYSIS_COMMAND, ANALYSIS_SCRIPT, HelpFormatter
 
 from .readme_block import missing_block, quote_report
 from .results import ResultsError
+
+
+def started_as() -> str:
+    """How the analysis command was started, for its ``usage:`` line.
+
+    Returns
+    -------
+    str
+        ``brainsleep-analysis`` (the console script), ``python -m analysis`` (a checkout's
+        top-level package) or ``python -m brainsleep.analysis``. What a report records as
+        the command that made it is always :data:`brainsleep.cli.ANALYSIS_COMMAND`, which
+        works everywhere.
+    """
+    if Path(sys.argv[0]).name == ANALYSIS_SCRIPT:
+        return ANALYSIS_SCRIPT
+    return f"python -m {__package__ or 'brainsleep.analysis'}"
 
 
 @dataclass(frozen=True)
@@ -38,7 +55,7 @@ def run_command(
     argv: Sequence[str] | None = None,
     readme: ReadmeQuote | None = None,
 ) -> int:
-    """Parse ``python -m analysis NAME RESULTS_DIR [...] --out DIR [-q]`` and call ``write``.
+    """Parse ``NAME RESULTS_DIR [...] --out DIR [-q]`` and call ``write``.
 
     Parameters
     ----------
@@ -60,7 +77,7 @@ def run_command(
     """
     argv = list(sys.argv[2:] if argv is None else argv)
     p = argparse.ArgumentParser(
-        prog=f"python -m {__package__ or 'brainsleep.analysis'} {name}",
+        prog=f"{started_as()} {name}",
         formatter_class=HelpFormatter,
         description=description,
         epilog="exit status: 0 written, 2 unusable results directory or bad arguments.",
@@ -85,7 +102,7 @@ def run_command(
     args = p.parse_args(argv)
     if readme is not None and args.readme_block != readme.block and args.readme is None:
         p.error("--readme-block needs --readme FILE")
-    command = f"python -m analysis {name} " + " ".join(shlex.quote(a) for a in argv)
+    command = f"{ANALYSIS_COMMAND} {name} " + " ".join(shlex.quote(a) for a in argv)
     if getattr(args, "readme", None) is not None:
         problem = missing_block(args.readme, args.readme_block, name)
         if problem is not None:

@@ -33,6 +33,7 @@ from brainsleep.formats import (
     load_spikes,
     load_weights,
     parse_cell_id,
+    read_metrics_csv,
     stage_of_weights_file,
 )
 
@@ -213,32 +214,21 @@ def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``cell``, ``dataset``, ``imbalance``, ``stage`` as str (``imbalance`` ``"none"``
-        for balanced runs, also if the file has it empty), ``fraction`` float,
-        ``seed`` int.
+        As :func:`brainsleep.formats.read_metrics_csv`: ``cell``, ``dataset``,
+        ``imbalance``, ``stage`` as str (``imbalance`` ``"none"`` for balanced runs, also
+        if the file has it empty), ``fraction`` float, ``seed`` int.
 
     Raises
     ------
     ResultsError
         Unreadable, empty, or missing one of ``dataset, fraction, imbalance, seed, stage``.
     """
-    str_cols = {"cell": str, "dataset": str, "imbalance": str, "stage": str}
     try:
-        # Default NA parsing stays on: the sleep_spikes_* columns are empty (NaN) outside
-        # the sleep stage. "none" (lower case) is not a pandas NA token, so it survives.
-        df = pd.read_csv(path, dtype=str_cols)
-    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        raise ResultsError(f"cannot read {path}: {exc}") from exc
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise ResultsError(f"{path} lacks column(s) {', '.join(missing)}")
+        df = read_metrics_csv(path)
+    except ValueError as exc:
+        raise ResultsError(str(exc)) from exc
     if df.empty:
         raise ResultsError(f"{path} has no rows")
-    df["imbalance"] = df["imbalance"].fillna("none").astype(str)
-    df["fraction"] = df["fraction"].astype(float)
-    df["seed"] = df["seed"].astype(int)
-    if "cell" in df.columns:
-        df["cell"] = df["cell"].astype(str)
     return df
 
 

@@ -145,7 +145,7 @@ def long_metrics(settings: Sequence[Setting]) -> pd.DataFrame:
     ``weight_hoyer`` is the Hoyer sparseness of all the stage's weights (mean over layers;
     0 dense, 1 one nonzero weight). The pipeline records it in ``metrics.csv``; for rows
     written before it did, it is computed from the cell's ``weights_<stage>.npz`` when that
-    is there, else NaN. A compact copy of a directory (``python -m analysis export``) has
+    is there, else NaN. A compact copy of a directory (``python -m brainsleep.analysis export``) has
     no weights, so it relies on the recorded column.
     """
     frames = []

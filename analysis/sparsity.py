@@ -20,9 +20,16 @@ Treves-Rolls sparseness
 
 Active fraction per step
     Number of distinct neurons of a layer that spiked in a step divided by the layer size.
+
+Over sleep time (:func:`activity_over_time`), in windows of several steps: the share of
+neurons that spiked in the window, and the population sparseness of the neurons' spike
+counts in the window (:func:`brainsleep.sparseness.population_sparseness`, Treves-Rolls
+``a`` normalised as ``(1 - a) / (1 - 1/n)`` after Vinje & Gallant 2000).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,10 +37,16 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from brainsleep.formats import firing_rates, spike_info
-from brainsleep.sparseness import hoyer, treves_rolls
+from brainsleep.sparseness import hoyer, population_sparseness, treves_rolls
 
 from .accuracy import aggregate_over_seeds, plot_vs_fraction
-from .spikes import active_fraction_per_step, bin_mean, time_axis
+from .spikes import (
+    active_fraction_per_step,
+    iter_window_counts,
+    missing_note,
+    recorded_and_missing,
+    time_axis,
+)
 from .style import layer_color, layer_name, new_figure
 
 
@@ -117,25 +130,80 @@ def sparsity_table(ds: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows).reindex(columns=cols)
 
 
-def plot_active_fraction(
-    ds: xr.Dataset,
-    layers: list[int] | None = None,
-    *,
-    bin_steps: int | None = None,
-    x_unit: str = "step",
-    title: str | None = None,
-) -> Figure:
-    """Fraction of neurons active per step, averaged in bins, one line per recorded layer.
+def activity_over_time(
+    ds: xr.Dataset, layer: int, *, bin_steps: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Active fraction and population sparseness of a layer in consecutive time windows.
 
     Parameters
     ----------
     ds : xarray.Dataset
         Spike Dataset.
-    layers : list of int, optional
-        Layers to show (default: every recorded layer).
+    layer : int
+        Layer index.
     bin_steps : int, optional
-        Steps per plotted point (default: about 200 points over the run).
-    x_unit : {"step", "ms", "s"}
+        Window width in steps (default: about 200 windows over the run; the last one may
+        be shorter), as :func:`analysis.spikes.population_rate`.
+
+    Returns
+    -------
+    edges : numpy.ndarray
+        int64 window edges in steps, shape ``(n_windows + 1,)``.
+    active_fraction : numpy.ndarray
+        float64, shape ``(n_windows,)``: share of the layer's neurons with at least one
+        spike in the window. Unlike the population rate it counts a neuron once however
+        often it fires, so the two differ when active neurons fire repeatedly.
+    sparseness : numpy.ndarray
+        float64, shape ``(n_windows,)``: :func:`brainsleep.sparseness.population_sparseness`
+        (Treves-Rolls ``a`` with the Vinje-Gallant normalisation ``(1 - a) / (1 - 1/n)``)
+        of the neurons' spike counts in the window: 0 when every neuron fired equally
+        often, 1 when one neuron fired alone; NaN for a window without spikes.
+
+    Raises
+    ------
+    LayerNotRecordedError
+        The layer was not recorded.
+
+    Notes
+    -----
+    The counts come in bounded chunks (:func:`analysis.spikes.iter_window_counts`): memory
+    O(n_spikes + chunk), never ``n_windows x n_neurons``.
+    """
+    info = spike_info(ds)
+    size = info.layer_sizes[layer]
+    edges_parts, active_parts, sparse_parts = [np.zeros(1, dtype=np.int64)], [], []
+    for edges, counts in iter_window_counts(ds, layer, bin_steps=bin_steps):
+        edges_parts.append(edges[1:])
+        active_parts.append(np.count_nonzero(counts, axis=1) / max(size, 1))
+        sparse_parts.append(np.atleast_1d(population_sparseness(counts, axis=1)))
+    if not active_parts:
+        return np.zeros(1, dtype=np.int64), np.zeros(0), np.zeros(0)
+    return (
+        np.concatenate(edges_parts),
+        np.concatenate(active_parts),
+        np.concatenate(sparse_parts).astype(float),
+    )
+
+
+def plot_sparseness_over_time(
+    ds: xr.Dataset,
+    layers: Sequence[int] | None = None,
+    *,
+    bin_steps: int | None = None,
+    x_unit: str = "s",
+    title: str | None = None,
+) -> Figure:
+    """Active fraction and population sparseness over sleep time, one row per layer.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Spike Dataset.
+    layers : sequence of int, optional
+        Layers to show (default all); unrecorded ones are named in the title, not drawn.
+    bin_steps : int, optional
+        Window width in steps (default: about 200 windows).
+    x_unit : {"s", "ms", "step"}
         x axis unit.
     title : str, optional
         Figure title.
@@ -143,37 +211,64 @@ def plot_active_fraction(
     Returns
     -------
     matplotlib.figure.Figure
-        Unrecorded layers are listed in the legend title rather than drawn as zeros.
+        Left column: share of neurons that spiked in the window (see
+        :func:`activity_over_time`); right column: population sparseness of the window's
+        spike counts, on a fixed [0, 1] axis, with gaps where a window had no spike.
     """
     info = spike_info(ds)
     scale, xlabel = time_axis(info, x_unit)
-    wanted = list(range(info.n_layers)) if layers is None else list(layers)
-    shown = [v for v in wanted if v in info.recorded_layers]
-    missing = [v for v in wanted if v not in info.recorded_layers]
-    if bin_steps is None:
-        bin_steps = max(1, -(-info.n_steps // 200))
-    fig, (ax,) = new_figure(1, 1, panel_size=(9.0, 3.6))
-    for layer in shown:
-        frac = active_fraction_per_step(ds, layer)
-        edges, mean = bin_mean(frac, bin_steps)
-        ax.stairs(
-            mean,
-            edges * scale,
-            color=layer_color(layer),
-            baseline=None,
-            linewidth=1.3,
-            label=f"{layer_name(layer, info.n_layers)} (mean {frac.mean():.3g})",
+    shown, missing = recorded_and_missing(info, layers)
+    title = title or "Activity and population sparseness during sleep"
+    title += (
+        "\nleft: fraction of the layer's neurons with ≥ 1 spike in the window"
+        "\nright: population sparseness (Treves-Rolls) of the window's spike counts"
+    )
+    if missing:
+        title += f"  ({missing_note(info, missing)})"
+    if not shown:
+        fig, (ax,) = new_figure(1, 1, panel_size=(6.0, 2.0))
+        ax.text(0.5, 0.5, "no recorded layer", ha="center", va="center")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("(nothing recorded)")
+        fig.suptitle(title)
+        return fig
+    fig, axes = new_figure(len(shown), 2, panel_size=(5.4, 1.7), sharex=True)
+    width = 0
+    for row, layer in enumerate(shown):
+        ax_a, ax_s = axes[2 * row], axes[2 * row + 1]
+        name = layer_name(layer, info.n_layers)
+        edges, active, sparse = activity_over_time(ds, layer, bin_steps=bin_steps)
+        width = int(edges[1] - edges[0]) if len(edges) > 1 else 0
+        x = edges * scale
+        color = layer_color(layer)
+        ax_a.stairs(active, x, color=color, baseline=None, linewidth=1.2)
+        ax_a.set_ylim(bottom=0)
+        ax_a.set_ylabel("fraction active")
+        mean_active = float(np.mean(active)) if active.size else float("nan")
+        ax_a.set_title(
+            f"{name}: {info.layer_sizes[layer]} neurons, mean {100 * mean_active:.3g}% active",
+            fontsize=9,
+            loc="left",
         )
-    ax.set_xlim(0, info.n_steps * scale)
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel(f"{xlabel}  (mean over bins of {bin_steps} steps)")
-    ax.set_ylabel("fraction of neurons active per step")
-    ax.grid(alpha=0.3)
-    legend_title = f"not recorded: layers {missing}" if missing else None
-    if shown or missing:
-        ax.legend(fontsize=8, title=legend_title, title_fontsize=8)
-    fig.suptitle(title or "Active fraction per step during sleep")
+        ax_s.stairs(sparse, x, color=color, baseline=None, linewidth=1.2)
+        ax_s.set_ylim(-0.03, 1.08)
+        ax_s.set_ylabel("sparseness (TR)")
+        n_empty = int(np.count_nonzero(~np.isfinite(sparse)))
+        gap = f", {n_empty} windows without spikes (gaps)" if n_empty else ""
+        ax_s.set_title(f"{name}: median {_nanmedian(sparse):.3g}{gap}", fontsize=9, loc="left")
+        for ax in (ax_a, ax_s):
+            ax.grid(alpha=0.3)
+    window = f"windows of {width} steps = {width * info.dt * 1e3:g} ms"
+    axes[-2].set_xlabel(f"{xlabel}\n({window})")
+    axes[-1].set_xlabel(f"{xlabel}\n(0: every neuron fired equally, 1: one neuron alone)")
+    axes[-1].set_xlim(0, info.n_steps * scale)
+    fig.suptitle(title)
     return fig
+
+
+def _nanmedian(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else float("nan")
 
 
 def ann_sparsity_columns(metrics: pd.DataFrame) -> list[str]:

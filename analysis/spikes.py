@@ -1,17 +1,20 @@
-"""What each layer did during sleep: spike rasters, firing rates, active fractions.
+"""What each layer did during sleep: spike rasters, firing rates, spike counts in windows.
 
 All functions work on the sparse spike table of :mod:`brainsleep.formats` (one row per
 spike: ``layer``, ``neuron``, ``step``) and build on its readers (:func:`spike_info`,
 :func:`layer_spikes`, :func:`neuron_spike_counts`, :func:`firing_rates`). None of them
 builds an ``n_steps x n_neurons`` array: counts come from :func:`numpy.bincount` over step
-bins or neuron indices, and rasters plot the (step, neuron) pairs of a neuron subsample
-directly. Memory is O(n_spikes + n_steps +
-n_neurons), so runs with millions of spikes are fine.
+bins or neuron indices, rasters plot the (step, neuron) pairs directly, and per-window
+counts (:func:`iter_window_counts`) come in chunks of at most :data:`WINDOW_CELLS` cells.
+Memory is O(n_spikes + n_steps + n_neurons), so runs with millions of spikes are fine.
+
+Figures show only the recorded layers (an unrecorded layer is named in a note, never drawn
+as an empty panel) and put time in seconds by default (``step * dt``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import xarray as xr
@@ -33,6 +36,12 @@ PIXEL_MARKER_THRESHOLD = 20_000
 
 #: Default number of bins for time series when no bin width is given.
 DEFAULT_N_BINS = 200
+
+#: Most (window, neuron) cells :func:`iter_window_counts` holds at once (16 MiB of int64).
+WINDOW_CELLS = 2**21
+
+#: Orders of the neurons of a raster panel (see :func:`raster_order`).
+RASTER_ORDERS: tuple[str, ...] = ("rate", "index")
 
 
 def silent_neurons(ds: xr.Dataset, layer: int) -> int:
@@ -173,6 +182,105 @@ def bin_mean(values: np.ndarray, bin_steps: int) -> tuple[np.ndarray, np.ndarray
     return edges, sums / np.diff(edges)
 
 
+def iter_window_counts(
+    ds: xr.Dataset, layer: int, *, bin_steps: int | None = None, max_cells: int = WINDOW_CELLS
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Spike count of every neuron of a layer in consecutive time windows, in chunks.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Spike Dataset.
+    layer : int
+        Layer index.
+    bin_steps : int, optional
+        Window width in steps (default: about 200 windows over the run); the last window
+        may be shorter (see :func:`population_rate`).
+    max_cells : int
+        At most this many (window, neuron) cells per chunk (at least one window).
+
+    Yields
+    ------
+    edges : numpy.ndarray
+        int64 edges in steps of the chunk's windows, shape ``(n_windows_chunk + 1,)``.
+    counts : numpy.ndarray
+        int64, shape ``(n_windows_chunk, layer_sizes[layer])``: spikes of neuron ``j`` in
+        window ``i`` of the chunk.
+
+    Raises
+    ------
+    LayerNotRecordedError
+        The layer was not recorded.
+
+    Notes
+    -----
+    Each chunk is dense but bounded by ``max_cells``; over the whole run the memory is
+    O(n_spikes + max_cells), never ``n_windows x n_neurons``.
+    """
+    info = spike_info(ds)
+    steps, neurons = layer_spikes(ds, layer)
+    size = info.layer_sizes[layer]
+    edges = _bin_edges(info.n_steps, bin_steps)
+    n_bins = len(edges) - 1
+    if n_bins <= 0:
+        return
+    width = int(edges[1] - edges[0])
+    bins = steps // width
+    if bins.size > 1 and np.any(bins[1:] < bins[:-1]):  # the format sorts by step
+        order = np.argsort(bins, kind="stable")
+        bins, neurons = bins[order], neurons[order]
+    per_chunk = max(1, int(max_cells) // max(size, 1))
+    for b0 in range(0, n_bins, per_chunk):
+        b1 = min(n_bins, b0 + per_chunk)
+        lo, hi = np.searchsorted(bins, [b0, b1])
+        key = (bins[lo:hi] - b0) * size + neurons[lo:hi]
+        counts = np.bincount(key, minlength=(b1 - b0) * size).reshape(b1 - b0, size)
+        yield edges[b0 : b1 + 1], counts
+
+
+def raster_order(ds: xr.Dataset, layer: int, by: str = "rate") -> np.ndarray:
+    """Neurons of a layer in the order a raster shows them, top row first.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Spike Dataset.
+    layer : int
+        Layer index.
+    by : {"rate", "index"}
+        ``"rate"``: most spikes first; ties by earlier first spike, then by index; silent
+        neurons last (in index order). ``"index"``: neuron index (for the output layer,
+        the class the neuron stands for).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 permutation of ``range(layer_sizes[layer])``. Deterministic: the same table
+        gives the same order.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``by``.
+    LayerNotRecordedError
+        The layer was not recorded.
+    """
+    if by not in RASTER_ORDERS:
+        raise ValueError(f"by must be one of {RASTER_ORDERS}, got {by!r}")
+    info = spike_info(ds)
+    size = info.layer_sizes[layer]
+    steps, neurons = layer_spikes(ds, layer)
+    if by == "index":
+        return np.arange(size, dtype=np.int64)
+    counts = np.bincount(neurons, minlength=size)
+    first = np.full(size, info.n_steps, dtype=np.int64)  # silent: after every spike
+    if steps.size:
+        order = np.argsort(steps, kind="stable")
+        uniq, at = np.unique(neurons[order], return_index=True)
+        first[uniq] = steps[order][at]
+    return np.lexsort((np.arange(size), first, -counts)).astype(np.int64)
+
+
 # --------------------------------------------------------------------------------------
 # figures
 
@@ -184,8 +292,9 @@ def time_axis(info: SpikeInfo, x_unit: str) -> tuple[float, str]:
     ----------
     info : SpikeInfo
         Run attributes (for ``dt``).
-    x_unit : {"step", "ms", "s"}
-        Wanted unit.
+    x_unit : {"s", "ms", "step"}
+        Wanted unit: simulated time ``step * dt`` in seconds or milliseconds, or the
+        sleep step itself.
 
     Returns
     -------
@@ -193,18 +302,65 @@ def time_axis(info: SpikeInfo, x_unit: str) -> tuple[float, str]:
         Multiply a step index by this to get the x value.
     label : str
         Axis label with the unit.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``x_unit``.
     """
     if x_unit == "step":
         return 1.0, "sleep step"
     if x_unit == "ms":
-        return info.dt * 1e3, "time (ms)"
+        return info.dt * 1e3, "time in sleep (ms)"
     if x_unit == "s":
-        return info.dt, "time (s)"
-    raise ValueError(f"x_unit must be 'step', 'ms' or 's', got {x_unit!r}")
+        return info.dt, "time in sleep (s)"
+    raise ValueError(f"x_unit must be 's', 'ms' or 'step', got {x_unit!r}")
 
 
-def _layers(info: SpikeInfo, layers: Sequence[int] | None) -> list[int]:
-    return list(range(info.n_layers)) if layers is None else [int(v) for v in layers]
+def recorded_and_missing(
+    info: SpikeInfo, layers: Sequence[int] | None
+) -> tuple[list[int], list[int]]:
+    """Split the wanted layers into recorded ones (drawn) and unrecorded ones (named).
+
+    Parameters
+    ----------
+    info : SpikeInfo
+        Run attributes.
+    layers : sequence of int, optional
+        Wanted layers; default every layer of ``layer_sizes``.
+
+    Returns
+    -------
+    shown : list of int
+        Wanted layers that were recorded, in the given order.
+    missing : list of int
+        Wanted layers that were not recorded (not the same as silent).
+    """
+    wanted = list(range(info.n_layers)) if layers is None else [int(v) for v in layers]
+    shown = [v for v in wanted if v in info.recorded_layers]
+    return shown, [v for v in wanted if v not in shown]
+
+
+def missing_note(info: SpikeInfo, missing: Sequence[int]) -> str:
+    """``"not recorded: hidden 2 (layer 2)"`` for the unrecorded layers, or ``""``."""
+    if not missing:
+        return ""
+    return "not recorded: " + ", ".join(layer_name(v, info.n_layers) for v in missing)
+
+
+def _no_layer_figure(info: SpikeInfo, missing: Sequence[int], title: str) -> Figure:
+    fig, (ax,) = new_figure(1, 1, panel_size=(6.0, 2.0))
+    note(ax, "no recorded layer to show\n" + missing_note(info, missing))
+    ax.set_xlabel("(nothing recorded)")
+    ax.set_ylabel("(nothing recorded)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.suptitle(title)
+    return fig
+
+
+def _is_output(info: SpikeInfo, layer: int) -> bool:
+    return info.n_layers > 1 and layer == info.n_layers - 1
 
 
 def _window_steps(
@@ -224,30 +380,34 @@ def plot_raster(
     layers: Sequence[int] | None = None,
     *,
     window: tuple[float, float] | None = None,
-    x_unit: str = "step",
-    max_neurons: int = 200,
-    seed: int = 0,
+    x_unit: str = "s",
+    max_neurons: int | None = None,
+    order: str = "rate",
     title: str | None = None,
 ) -> Figure:
-    """Spike raster, one panel per layer, layers stacked (input on top).
+    """Spike raster of every neuron of the recorded layers, layers stacked (input on top).
 
     Parameters
     ----------
     ds : xarray.Dataset
         Spike Dataset.
     layers : sequence of int, optional
-        Layers to show (default: all layers of ``layer_sizes``). Unrecorded layers get a
-        panel saying so; recorded layers without spikes say "silent".
+        Layers to show (default: every layer of ``layer_sizes``). Only recorded layers get
+        a panel; unrecorded ones are named in the figure title. A recorded layer without
+        spikes in the window says "silent".
     window : (float, float), optional
         Time range ``[start, stop)`` in ``x_unit`` units; default the whole run.
-    x_unit : {"step", "ms", "s"}
-        x axis in sleep steps or in simulated time (``step * dt``).
-    max_neurons : int
-        At most this many neurons per layer are shown, drawn at random without
-        replacement (``seed``) and kept in index order; the y axis is then the rank in the
-        subsample.
-    seed : int
-        Seed of the neuron subsample.
+    x_unit : {"s", "ms", "step"}
+        x axis in simulated time (``step * dt``) or in sleep steps.
+    max_neurons : int, optional
+        Draw at most this many neurons per layer: the first ``max_neurons`` rows of
+        :func:`raster_order`, i.e. the most active ones (reproducible, no random draw).
+        Default: every neuron.
+    order : {"rate", "index"}
+        Row order within a layer (:func:`raster_order`): ``"rate"`` puts the neurons with
+        most spikes on top (ties: earlier first spike on top) and gathers the silent ones
+        in a grey band at the bottom. The output layer is always in index order (neuron
+        ``k`` stands for class ``k``), labelled by class.
     title : str, optional
         Figure title.
 
@@ -256,62 +416,103 @@ def plot_raster(
     matplotlib.figure.Figure
         Not shown; save it with :func:`analysis.style.save_figure`.
 
+    Raises
+    ------
+    ValueError
+        Unknown ``order`` or ``x_unit``, or an empty ``window``.
+
     Notes
     -----
     Spikes are drawn from the sparse (step, neuron) pairs, never from a dense matrix; with
     more than ``PIXEL_MARKER_THRESHOLD`` points in a panel, single-pixel markers are used.
     """
+    if order not in RASTER_ORDERS:
+        raise ValueError(f"order must be one of {RASTER_ORDERS}, got {order!r}")
     info = spike_info(ds)
     scale, xlabel = time_axis(info, x_unit)
     start, stop = _window_steps(info, window, scale)
-    shown = _layers(info, layers)
-    fig, axes = new_figure(len(shown), 1, panel_size=(9.0, 2.0), sharex=True)
-    rng = np.random.default_rng(seed)
-    layer_all = ds["layer"].values
-    step_all = ds["step"].values
-    in_window = (step_all >= start) & (step_all < stop)
+    shown, missing = recorded_and_missing(info, layers)
+    title = title or "Spike raster during sleep"
+    if missing:
+        title += f"  ({missing_note(info, missing)})"
+    if not shown:
+        return _no_layer_figure(info, missing, title)
+    ratios = [min(1.0, max(0.7, info.layer_sizes[v] / 400)) for v in shown]
+    fig, axes = new_figure(
+        len(shown),
+        1,
+        panel_size=(9.0, 2.2 * float(np.mean(ratios))),
+        sharex=True,
+        gridspec_kw={"height_ratios": ratios},
+    )
     for ax, layer in zip(axes, shown, strict=True):
         size = info.layer_sizes[layer]
         name = layer_name(layer, info.n_layers)
-        ax.set_ylabel("neuron")
-        if layer not in info.recorded_layers:
-            ax.set_title(f"{name}: not recorded", fontsize=9, loc="left")
-            note(ax, "not recorded")
-            ax.set_yticks([])
-            continue
-        mask = in_window & (layer_all == layer)
-        steps = step_all[mask]
-        neurons = ds["neuron"].values[mask]
-        if size > max_neurons:
-            chosen = np.sort(rng.choice(size, size=max_neurons, replace=False))
-            # lookup maps a neuron index to its rank in the subsample (-1: not shown);
-            # O(layer size), not O(steps x neurons).
-            lookup = np.full(size, -1, dtype=np.int64)
-            lookup[chosen] = np.arange(max_neurons)
-            y = lookup[neurons]
-            keep = y >= 0
-            steps, y = steps[keep], y[keep]
-            ax.set_ylabel(f"neuron\n({max_neurons} of {size})")
-            n_rows = max_neurons
-        else:
-            y = neurons
-            n_rows = size
-        x = steps * scale
-        n_pts = len(x)
-        if n_pts > PIXEL_MARKER_THRESHOLD:
+        output = _is_output(info, layer)
+        rows = raster_order(ds, layer, "index" if output else order)
+        counts = neuron_spike_counts(ds, layer)
+        n_total = int(counts.sum())
+        n_silent = int(np.count_nonzero(counts == 0))
+        if max_neurons is not None and size > max_neurons:
+            rows = rows[: max(int(max_neurons), 0)]
+        n_rows = len(rows)
+        # lookup maps a neuron index to its row counted from the bottom (-1: not drawn);
+        # O(layer size), never O(steps x neurons).
+        lookup = np.full(size, -1, dtype=np.int64)
+        lookup[rows] = n_rows - 1 - np.arange(n_rows)
+        steps, neurons = layer_spikes(ds, layer, window=(start, stop))
+        y = lookup[neurons]
+        keep = y >= 0
+        x, y = steps[keep] * scale, y[keep]
+        silent_rows = int(np.count_nonzero(counts[rows] == 0))
+        if order == "rate" and not output and silent_rows:
+            ax.axhspan(-0.5, silent_rows - 0.5, color="#dddddd", zorder=0, linewidth=0)
+            ax.text(
+                0.99,
+                (silent_rows / 2) / max(n_rows, 1),
+                f"{silent_rows} silent neurons",
+                transform=ax.transAxes,
+                ha="right",
+                va="center",
+                fontsize=8,
+                color="#555555",
+            )
+        if len(x) > PIXEL_MARKER_THRESHOLD:
             ax.plot(x, y, ",", color=layer_color(layer), rasterized=True)
-        elif n_pts:
-            ax.plot(x, y, "|", color=layer_color(layer), markersize=3, markeredgewidth=0.8)
+        elif len(x):
+            ax.plot(
+                x,
+                y,
+                "|",
+                color=layer_color(layer),
+                markersize=6 if n_rows <= 50 else 3,
+                markeredgewidth=0.8,
+            )
         else:
             note(ax, "silent: no spikes in this window")
-        n_layer_spikes = int(np.count_nonzero(layer_all == layer))
+        in_window = "" if window is None else f" ({len(steps)} in this window)"
+        shown_rows = "" if n_rows == size else f", the {n_rows} most active drawn"
         ax.set_title(
-            f"{name}: {size} neurons, {n_layer_spikes} spikes in the run", fontsize=9, loc="left"
+            f"{name}: {size} neurons{shown_rows}, {n_total} spikes{in_window}, {n_silent} silent",
+            fontsize=9,
+            loc="left",
         )
         ax.set_ylim(-0.5, n_rows - 0.5)
+        if output:
+            ax.set_yticks(np.arange(n_rows), [str(v) for v in rows[::-1]], fontsize=6)
+            ax.set_ylabel("class")
+        elif order == "rate":
+            ax.set_ylabel("neurons\n(most active on top)")
+        else:
+            ax.set_ylabel("neuron index")
     axes[-1].set_xlim(start * scale, stop * scale)
+    if order == "rate":
+        xlabel += (
+            "\nrows: neurons by spike count, most on top (ties: earlier first spike on "
+            "top); grey band: silent neurons"
+        )
     axes[-1].set_xlabel(xlabel)
-    fig.suptitle(title or "Spike raster during sleep")
+    fig.suptitle(title)
     return fig
 
 
@@ -320,20 +521,20 @@ def plot_population_rate(
     layers: Sequence[int] | None = None,
     *,
     bin_steps: int | None = None,
-    x_unit: str = "step",
+    x_unit: str = "s",
     title: str | None = None,
 ) -> Figure:
-    """Population firing rate per neuron over time, one stacked panel per layer.
+    """Population firing rate per neuron over time, one stacked panel per recorded layer.
 
     Parameters
     ----------
     ds : xarray.Dataset
         Spike Dataset.
     layers : sequence of int, optional
-        Layers to show (default all); unrecorded ones get a "not recorded" panel.
+        Layers to show (default all); unrecorded ones are named in the title, not drawn.
     bin_steps : int, optional
         Bin width in steps (default: about 200 bins); see :func:`population_rate`.
-    x_unit : {"step", "ms", "s"}
+    x_unit : {"s", "ms", "step"}
         x axis unit.
     title : str, optional
         Figure title.
@@ -344,16 +545,16 @@ def plot_population_rate(
     """
     info = spike_info(ds)
     scale, xlabel = time_axis(info, x_unit)
-    shown = _layers(info, layers)
+    shown, missing = recorded_and_missing(info, layers)
+    title = title or "Population firing rate during sleep"
+    if missing:
+        title += f"  ({missing_note(info, missing)})"
+    if not shown:
+        return _no_layer_figure(info, missing, title)
     fig, axes = new_figure(len(shown), 1, panel_size=(9.0, 1.8), sharex=True)
     for ax, layer in zip(axes, shown, strict=True):
         name = layer_name(layer, info.n_layers)
         ax.set_ylabel("Hz / neuron")
-        if layer not in info.recorded_layers:
-            ax.set_title(f"{name}: not recorded", fontsize=9, loc="left")
-            note(ax, "not recorded")
-            ax.set_yticks([])
-            continue
         edges, rate = population_rate(ds, layer, bin_steps=bin_steps)
         ax.stairs(rate, edges * scale, color=layer_color(layer), baseline=None, linewidth=1.2)
         mean_rate = float(np.sum(rate * np.diff(edges)) / max(info.n_steps, 1))
@@ -362,8 +563,32 @@ def plot_population_rate(
     width = int(_bin_edges(info.n_steps, bin_steps)[1]) if info.n_steps else 0
     axes[-1].set_xlabel(f"{xlabel}  (bins of {width} steps = {width * info.dt * 1e3:g} ms)")
     axes[-1].set_xlim(0, info.n_steps * scale)
-    fig.suptitle(title or "Population firing rate during sleep")
+    fig.suptitle(title)
     return fig
+
+
+def count_bins(max_count: int, bins: int) -> np.ndarray:
+    """Histogram edges in spikes for per-neuron spike counts, the silent neurons apart.
+
+    The first bin ``[0.5 - w, 0.5)`` holds exactly the silent neurons (count 0); the next
+    ones ``[0.5, 0.5 + w), [0.5 + w, 0.5 + 2w), ...`` hold whole counts, ``w`` spikes each,
+    so no bin is empty merely because counts are integers.
+
+    Parameters
+    ----------
+    max_count : int
+        Largest count to cover (>= 0).
+    bins : int
+        Wanted number of bins for the non-silent neurons (>= 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 edges in spikes; ``w = ceil(max_count / bins)`` (at least 1).
+    """
+    w = max(1, -(-int(max_count) // max(int(bins), 1)))
+    n_active_bins = max(1, -(-int(max_count) // w))
+    return np.concatenate([[0.5 - w], 0.5 + w * np.arange(n_active_bins + 1)])
 
 
 def plot_rate_distribution(
@@ -373,49 +598,78 @@ def plot_rate_distribution(
     bins: int = 40,
     title: str | None = None,
 ) -> Figure:
-    """Histogram of per-neuron firing rates, one panel per recorded layer.
+    """Histogram of per-neuron firing rates over the whole run, one panel per layer.
 
     Parameters
     ----------
     ds : xarray.Dataset
         Spike Dataset.
     layers : sequence of int, optional
-        Layers to show (default all; unrecorded ones get a "not recorded" panel).
+        Layers to show (default all); unrecorded ones are named in the title, not drawn.
     bins : int
-        Number of histogram bins.
+        Most bins for the neurons that spiked (see :func:`count_bins`).
     title : str, optional
         Figure title.
 
     Returns
     -------
     matplotlib.figure.Figure
-        y axis logarithmic (neuron counts); the silent-neuron count is written in each
-        panel.
+        Linear axes: x the rate in Hz, y the number of neurons. Silent neurons are their
+        own grey bar at 0 Hz; the other bins are whole spike counts (a rate is
+        ``count / (n_steps * dt)``, so ``1 / (n_steps * dt)`` Hz is one spike in the run,
+        the resolution written in each panel).
     """
     info = spike_info(ds)
-    shown = _layers(info, layers)
+    shown, missing = recorded_and_missing(info, layers)
+    title = title or "Per-neuron firing rates during sleep"
+    if missing:
+        title += f"  ({missing_note(info, missing)})"
+    if not shown:
+        return _no_layer_figure(info, missing, title)
     fig, axes = new_figure(1, len(shown), panel_size=(3.6, 3.0))
+    one_spike = 1.0 / info.duration_s if info.duration_s > 0 else 0.0
     for ax, layer in zip(axes, shown, strict=True):
-        name = layer_name(layer, info.n_layers)
-        ax.set_title(name, fontsize=9)
+        ax.set_title(layer_name(layer, info.n_layers), fontsize=9)
         ax.set_xlabel("firing rate (Hz)")
-        if layer not in info.recorded_layers:
-            note(ax, "not recorded")
-            continue
+        counts = neuron_spike_counts(ds, layer)
         rates = firing_rates(ds, layer)
-        hi = float(rates.max()) if rates.size else 0.0
-        ax.hist(rates, bins=bins, range=(0.0, hi if hi > 0 else 1.0), color=layer_color(layer))
-        ax.set_yscale("log")
-        n_silent = int(np.count_nonzero(rates == 0))
+        max_count = int(counts.max()) if counts.size else 0
+        edges = count_bins(max_count, bins)
+        hist, _ = np.histogram(counts, bins=edges)
+        w = edges[2] - edges[1]
+        centre = (edges[:-1] + edges[1:]) / 2 * one_spike
+        bar_w = np.diff(edges) * one_spike * (0.85 if w == 1 else 1.0)
+        ax.bar(centre[1:], hist[1:], width=bar_w[1:], color=layer_color(layer), lw=0)
+        ax.bar(
+            centre[:1],
+            hist[:1],
+            width=bar_w[:1],
+            facecolor="white",
+            edgecolor="#444444",
+            hatch="///",
+            lw=0.6,
+            label="silent (0 Hz)",
+        )
+        ax.set_xlim(edges[0] * one_spike, edges[-1] * one_spike)
+        if w == 1 and max_count <= 10:  # one bar per spike count: tick each
+            ticks = np.arange(max_count + 1) * one_spike
+            ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+        else:
+            ax.set_xticks([t for t in ax.get_xticks() if t >= 0])
+            ax.set_xlim(edges[0] * one_spike, edges[-1] * one_spike)
+        ax.set_ylim(0, max(int(hist.max()), 1) * 1.4)  # room for the text
+        n_silent = int(hist[0])
+        mean = float(rates.mean()) if rates.size else float("nan")
         ax.text(
             0.97,
             0.95,
-            f"silent: {n_silent} / {rates.size}\nmean: {rates.mean():.3g} Hz",
+            f"hatched: silent, {n_silent} of {rates.size}\nmean {mean:.3g} Hz\n"
+            f"1 spike in the run = {one_spike:.3g} Hz",
             transform=ax.transAxes,
             ha="right",
             va="top",
             fontsize=8,
         )
     axes[0].set_ylabel("neurons")
-    fig.suptitle(title or "Per-neuron firing rates during sleep")
+    fig.suptitle(title)
     return fig

@@ -1,4 +1,4 @@
-"""``python -m analysis sweep DIR [DIR ...] --out OUT``: what drives the effect of sleep.
+"""``python -m brainsleep.analysis sweep DIR [DIR ...] --out OUT``: what drives the effect of sleep.
 
 The directories of a one-factor-at-a-time study (``studies/input_sweep.toml``) differ from
 a base run in one setting each: the sleep input kind, the sleep length T, the masked-mean
@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from brainsleep.atomic import atomic_write_bytes
+from brainsleep.cli import ANALYSIS_COMMAND
 
 from .claims import (
     LEVEL,
@@ -1017,7 +1018,7 @@ def write_sweep_report(
         where_answer(table),
     )
     if command is None:
-        command = "python -m analysis sweep " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        command = f"{ANALYSIS_COMMAND} sweep " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     report = out / SWEEP_FILE
     text = sweep_markdown(design, table, answers, settings, command, figures)
     atomic_write_bytes(report, text.encode())
@@ -1029,7 +1030,7 @@ def write_sweep_report(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m analysis sweep``; returns the exit status."""
+    """Run ``python -m brainsleep.analysis sweep``; returns the exit status."""
     return run_command(
         "sweep",
         "Sensitivity of the gain of sleep to the factors a one-factor-at-a-time sweep "

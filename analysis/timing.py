@@ -5,9 +5,9 @@ Every invocation of ``python -m brainsleep.experiment`` on a directory logs
 (``brainsleep/experiment/__main__.py``), then a timestamped line per stage, search trial
 and failure. An invocation lasts from that line to the last line before the next one;
 the directory's wall time is the sum over its invocations (a run stopped and resumed
-counts only the time it ran). The compact copy (``python -m analysis export``) keeps no
-log, so it carries the same numbers in ``timing.json`` (:data:`TIMING_FILE`), and the
-reports read either.
+counts only the time it ran). The compact copy (``python -m brainsleep.analysis export``)
+keeps no log, so it carries the same numbers in ``timing.json`` (:data:`TIMING_FILE`), and
+the reports read either.
 
 Reports state these times so that a figure's cost is regenerated with it, never typed
 by hand.

@@ -173,7 +173,7 @@ def _build_dir(spec: dict, sizes, inputs, record) -> Path:
 
     device = get_device(spec["device"])
     nspec = device.build_spec(NetworkSpec.for_inputs(sizes, inputs, DT, record))
-    key = build_key(load_model(None), nspec, spec["device"], None)
+    key = build_key(load_model(None), nspec, device, None)
     return Path(spec["build_root"]) / f"{spec['device']}-{key}"
 
 

@@ -3,7 +3,8 @@
 ``python -m brainsleep.experiment``, ``python -m brainsleep.cache`` and ``python -m
 brainsleep.analysis`` format their ``--help`` with :class:`HelpFormatter` (each default
 given once, none for flags without one) and list the environment variables they read
-from :data:`ENVIRONMENT`, the one place that names them.
+from :data:`ENVIRONMENT`, the one place that names them. :data:`ANALYSIS_COMMAND` is how
+every message and document writes the analysis command.
 
 Imports nothing beyond the standard library, so ``--help`` starts fast.
 """
@@ -15,7 +16,22 @@ import re
 import textwrap
 from collections.abc import Iterable
 
-__all__ = ["CACHE_ENVIRONMENT", "ENVIRONMENT", "HelpFormatter", "environment_epilog", "one_of"]
+__all__ = [
+    "ANALYSIS_COMMAND",
+    "ANALYSIS_SCRIPT",
+    "CACHE_ENVIRONMENT",
+    "ENVIRONMENT",
+    "HelpFormatter",
+    "environment_epilog",
+    "one_of",
+]
+
+#: The analysis command as every message, report and document gives it. It runs the same
+#: code in a checkout (the editable install maps ``analysis/`` to ``brainsleep.analysis``)
+#: and after ``pip install`` anywhere; ``python -m analysis`` works in a checkout only.
+ANALYSIS_COMMAND = "python -m brainsleep.analysis"
+#: The same command as a console script (``[project.scripts]`` in pyproject.toml).
+ANALYSIS_SCRIPT = "brainsleep-analysis"
 
 #: Every environment variable brainsleep reads, with what it sets (one line each).
 ENVIRONMENT: dict[str, str] = {

@@ -5,21 +5,30 @@
 (:mod:`brainsleep.analysis`) all read and write through it, so a file name, a variable, a
 dtype or the cell-id scheme is declared exactly once.
 
-Three parts:
+Four parts:
 
 - **Results directory** of ``python -m brainsleep.experiment --out DIR``: the file names
   (:data:`CONFIG_FILE`, :data:`METRICS_CSV`, ..., :func:`weights_file`,
-  :func:`stage_marker`), the metrics columns (:data:`METRIC_COLUMNS`), the stages in their
-  order (:data:`STAGES`, :func:`order_stages`) and the cell-id scheme
+  :func:`spikes_file`, :func:`stage_marker`), the metrics columns (:data:`METRIC_COLUMNS`,
+  read with their types by :func:`read_metrics_csv`) and ``metrics.nc`` on dimensions
+  :data:`METRICS_DIMS` (:func:`metrics_dataset`, :func:`save_metrics_dataset`), the stages
+  in their order (:data:`STAGES`, :func:`order_stages`) and the cell-id scheme
   (:func:`format_cell_id`, :func:`parse_cell_id`).
-- **Sparse spike table** (``spikes.nc``): one row per spike, :data:`SPIKE_VARIABLES` on
-  dimension :data:`SPIKE_DIM`, attributes :data:`SPIKE_ATTRS`; :func:`make_spike_dataset`,
-  :func:`save_spikes`, :func:`load_spikes` and the readers :func:`spike_info`,
+- **Sparse spike table** (``spikes.nc``): one row per spike, :data:`SPIKE_VARIABLES` and
+  the coordinate :data:`SPIKE_TIME` (seconds) on dimension :data:`SPIKE_DIM`, attributes
+  :data:`SPIKE_ATTRS`; :func:`make_spike_dataset`, :func:`save_spikes`,
+  :func:`load_spikes` and the readers :func:`spike_info`, :func:`spike_times`,
   :func:`layer_spikes`, :func:`spike_counts` (per layer), :func:`neuron_spike_counts`
-  (per neuron), :func:`firing_rates`.
-- **Weights** (``weights_<stage>.npz``) and **confusion matrices** (``confusion.nc``):
-  :func:`save_weights`, :func:`load_weights`, :func:`save_confusion`,
+  (per neuron), :func:`firing_rates`. :func:`brainsleep.interop.to_neo` turns it into
+  Neo ``SpikeTrain`` objects.
+- **Weights** (``weights_<stage>.npz``, compressed) and **confusion matrices**
+  (``confusion.nc``): :func:`save_weights`, :func:`load_weights`, :func:`save_confusion`,
   :func:`load_confusion`.
+- **netCDF conventions**: every ``.nc`` file written here follows CF (global attribute
+  ``Conventions`` = :data:`CF_CONVENTIONS`; ``long_name`` on every variable, ``units`` on
+  every numeric one), the attributes declared next to the variables they describe
+  (:data:`SPIKE_VARIABLE_ATTRS`, :data:`METRIC_ATTRS`, :data:`CONFUSION_ATTRS`), so that
+  other tools (ncdump, Panoply, xarray, netCDF4) read the files without this package.
 
 Imports only numpy, xarray and the standard library (plus :mod:`brainsleep.atomic`):
 never Brian2 or torch, so the analysis can use it on a machine without them.
@@ -49,20 +58,40 @@ from brainsleep import atomic
 if TYPE_CHECKING:
     import pandas as pd
 
+# -- netCDF conventions --------------------------------------------------------------------
+
+#: The global ``Conventions`` attribute of every netCDF file written here: the CF
+#: metadata conventions (https://cfconventions.org), version 1.11.
+CF_CONVENTIONS = "CF-1.11"
+
+
+def _write_netcdf(ds: xr.Dataset, path: str | Path, encoding: Mapping | None = None) -> Path:
+    """Write ``ds`` (a copy with the global ``Conventions`` attribute) atomically (h5netcdf)."""
+    ds = ds.copy()
+    ds.attrs["Conventions"] = CF_CONVENTIONS
+    return atomic.atomic_write_with(
+        path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+    )
+
+
 # -- results directory -------------------------------------------------------------------
 
 #: ``DIR/config.json``: all arguments, versions, device, host and the config fingerprint.
 CONFIG_FILE = "config.json"
 #: ``DIR/metrics.csv``: tidy table, one row per (dataset, fraction, imbalance, seed, stage).
 METRICS_CSV = "metrics.csv"
-#: ``DIR/metrics.nc``: the same table as an xarray Dataset on dimension :data:`METRICS_DIM`.
+#: ``DIR/metrics.nc``: the same table as an xarray Dataset on dimensions
+#: :data:`METRICS_DIMS` (:func:`metrics_dataset`), so ``ds.sel(stage="sleep")`` works.
 METRICS_NC = "metrics.nc"
-#: Dimension of ``metrics.nc``.
-METRICS_DIM = "row"
+#: Dimensions of ``metrics.nc``: the cell ids (with the coordinates of :data:`CELL_KEYS`
+#: along them), then the stages in :data:`STAGES` order. Files written before issue 33 had
+#: the one dimension ``row``.
+METRICS_DIMS: tuple[str, str] = ("cell", "stage")
 #: ``DIR/log.txt``: the run log.
 LOG_FILE = "log.txt"
 #: ``DIR/timing.json``: the wall time of the runs that made ``DIR``, from its log (written
-#: by ``python -m analysis export``: a compact copy keeps no log; ``analysis.timing``).
+#: by ``python -m brainsleep.analysis export``: a compact copy keeps no log;
+#: ``brainsleep.analysis.timing``).
 TIMING_FILE = "timing.json"
 #: ``DIR/.lock``: held by the run that owns the directory.
 LOCK_FILE = ".lock"
@@ -135,6 +164,214 @@ def order_metric_columns(df: pd.DataFrame) -> pd.DataFrame:
     its other columns sorted by name: the column order of every ``metrics.csv``."""
     extra = sorted(c for c in df.columns if c not in METRIC_COLUMNS)
     return df.reindex(columns=METRIC_COLUMNS + extra)
+
+
+#: Columns of ``metrics.csv`` read as text (pandas would guess numbers or NA); every other
+#: column is a number. ``imbalance`` is ``"none"`` for a balanced subset.
+METRIC_TEXT_COLUMNS: tuple[str, ...] = ("cell", "dataset", "imbalance", "stage")
+
+# The spiking networks of --snn-eval: column prefix, which network (metrics of the sleep row).
+_SNN_NETWORKS = (
+    ("snn_baseline_", "spiking network converted from the baseline"),
+    ("snn_", "spiking network converted from the slept network"),
+)
+# Their columns after the prefix: (pattern, long name, units).
+_SNN_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("accuracy", "test accuracy (ties and silent images are errors)", "1"),
+    ("accuracy_lowest_index", "test accuracy, the lowest index winning ties (as max)", "1"),
+    (r"accuracy_w(\d+)", "test accuracy counting the first {0} steps of each window", "1"),
+    ("agreement", "fraction of test images classified as the ANN classifies them", "1"),
+    ("silent", "fraction of test images without an output spike", "1"),
+    ("ties", "fraction of test images with a tie for the most output spikes", "1"),
+    ("images", "number of test images presented", "1"),
+    ("window", "presentation window per image, in simulation steps", "1"),
+    (r"spikes_layer(\d+)", "mean spikes per image of layer {0} (0: input)", "1"),
+    (r"alpha(\d+)", "normalisation factor of weight layer {0}", "1"),
+)
+
+#: CF attributes of the metrics columns, as variables and coordinates of ``metrics.nc``:
+#: ``(pattern, long_name, units)``. The first pattern that matches a whole column name
+#: gives its ``long_name`` (``{0}``: the pattern's group) and ``units`` (None for text,
+#: which has no units). Fractions, counts and indices are dimensionless: units ``"1"``.
+#: A column the pipeline starts to write is declared here (``tests/test_formats.py``
+#: checks the known columns, ``tests/test_run_api.py`` every column of a tiny real run);
+#: :func:`metric_attrs` reads this table.
+METRIC_ATTRS: tuple[tuple[str, str, str | None], ...] = (
+    ("cell", "cell id: <dataset>_f<fraction>_<imbalance>_s<seed>", None),
+    ("dataset", "data set", None),
+    ("fraction", "share of the training set used", "1"),
+    ("imbalance", "class imbalance of the subset (none: balanced)", None),
+    ("seed", "seed of the cell", "1"),
+    ("stage", "stage of the cell (baseline, sleep, sleep_finetune, ...)", None),
+    ("accuracy", "test accuracy", "1"),
+    ("balanced_accuracy", "test balanced accuracy (mean recall over classes)", "1"),
+    (r"acc_class_(\d+)", "test accuracy on class {0}", "1"),
+    ("pred_entropy", "entropy of the predicted-class distribution on the test set, nats", "1"),
+    (
+        r"active_frac_h(\d+)",
+        "mean fraction of units of hidden layer {0} active on the test set",
+        "1",
+    ),
+    (
+        r"silent_frac_h(\d+)",
+        "fraction of units of hidden layer {0} never active on the test set",
+        "1",
+    ),
+    (r"pop_sparseness_h(\d+)", "population sparseness of hidden layer {0} on the test set", "1"),
+    ("weight_hoyer", "Hoyer sparseness of the weights, mean over layers", "1"),
+    ("weight_small_frac", "fraction of near-zero weights, mean over layers", "1"),
+    ("n_train", "number of training images", "1"),
+    ("n_val", "number of validation images", "1"),
+    ("train_steps", "optimiser steps of the stage's training", "1"),
+    ("val_accuracy", "validation accuracy", "1"),
+    ("val_balanced_accuracy", "validation balanced accuracy", "1"),
+    (r"sleep_spikes_layer(\d+)", "spikes of layer {0} during sleep (0: input)", "1"),
+    ("sleep_weights_changed", "fraction of synapses whose weight the sleep changed", "1"),
+    *(
+        (prefix + pattern, f"{network}: {what}", units)
+        for prefix, network in _SNN_NETWORKS
+        for pattern, what, units in _SNN_METRICS
+    ),
+)
+_METRIC_ATTR_PATTERNS = [(re.compile(p), name, units) for p, name, units in METRIC_ATTRS]
+
+
+def metric_attrs(name: str) -> dict[str, str]:
+    """The CF attributes of a metrics column, from :data:`METRIC_ATTRS`.
+
+    Parameters
+    ----------
+    name : str
+        A column of ``metrics.csv`` (``"accuracy"``, ``"acc_class_3"``, ...).
+
+    Returns
+    -------
+    dict of str to str
+        ``long_name``, and ``units`` for a number; ``{"long_name": name}`` for a column
+        that :data:`METRIC_ATTRS` does not declare.
+    """
+    for pattern, long_name, units in _METRIC_ATTR_PATTERNS:
+        if match := pattern.fullmatch(name):
+            attrs = {"long_name": long_name.format(*match.groups())}
+            if units is not None:
+                attrs["units"] = units
+            return attrs
+    return {"long_name": name}
+
+
+def read_metrics_csv(path: str | Path) -> pd.DataFrame:
+    """Read a ``metrics.csv`` with the column types of :data:`METRIC_TEXT_COLUMNS`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (cell, stage); ``cell``, ``dataset``, ``imbalance``, ``stage`` as str
+        (``imbalance`` ``"none"`` for balanced runs, also where the file has it empty),
+        ``fraction`` float, ``seed`` int, the other columns numbers (NaN where a stage did
+        not record them). May have no rows.
+
+    Raises
+    ------
+    ValueError
+        The file is missing, unreadable or not CSV (``cannot read <path>: ...``), or lacks
+        one of the columns :data:`CELL_KEYS` and ``stage`` (``<path> lacks column(s) ...``).
+    """
+    import pandas as pd
+
+    dtypes = dict.fromkeys(METRIC_TEXT_COLUMNS, str)
+    try:
+        # Default NA parsing stays on: the sleep_spikes_* columns are empty (NaN) outside
+        # the sleep stage. "none" (lower case) is not a pandas NA token, so it survives.
+        df = pd.read_csv(path, dtype=dtypes)
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    missing = [c for c in (*CELL_KEYS, "stage") if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {', '.join(missing)}")
+    df["imbalance"] = df["imbalance"].fillna("none").astype(str)
+    df["fraction"] = df["fraction"].astype(float)
+    df["seed"] = df["seed"].astype(int)
+    if "cell" in df.columns:
+        df["cell"] = df["cell"].astype(str)
+    return df
+
+
+def metrics_dataset(df: pd.DataFrame) -> xr.Dataset:
+    """The metrics table on dimensions :data:`METRICS_DIMS`: what ``metrics.nc`` holds.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        As ``metrics.csv`` (:data:`METRIC_COLUMNS` and more): one row per (cell, stage).
+
+    Returns
+    -------
+    xarray.Dataset
+        Every column but ``cell``, ``stage`` and :data:`CELL_KEYS` a variable on
+        ``(cell, stage)``, NaN where a cell has no row for a stage (an integer column with
+        such a hole becomes float); cells in the order of ``df``, stages in
+        :data:`STAGES` order; :data:`CELL_KEYS` as coordinates along ``cell``. Every
+        variable and coordinate carries :func:`metric_attrs`. Select with
+        ``ds.sel(stage="sleep")`` or ``ds["accuracy"].sel(cell=..., stage=...)``.
+
+    Raises
+    ------
+    ValueError
+        ``df`` lacks ``cell``, ``stage`` or a column of :data:`CELL_KEYS`, or holds two
+        rows for one (cell, stage); the message names them.
+    """
+    missing = [c for c in ("cell", *CELL_KEYS, "stage") if c not in df.columns]
+    if missing:
+        raise ValueError(f"metrics table lacks column(s) {', '.join(missing)}")
+    df = df.astype({"cell": str, "stage": str})
+    twice = df[df.duplicated(["cell", "stage"])]
+    if len(twice):
+        cell, stage = twice.iloc[0][["cell", "stage"]]
+        raise ValueError(f"metrics table has two rows for cell {cell!r}, stage {stage!r}")
+    cells = list(dict.fromkeys(df["cell"]))
+    values = df.drop(columns=list(CELL_KEYS)).set_index(["cell", "stage"])
+    ds = xr.Dataset.from_dataframe(values).reindex(cell=cells, stage=order_stages(df["stage"]))
+    keys = df.drop_duplicates("cell").set_index("cell").reindex(cells)
+    ds = ds.assign_coords(
+        {
+            "cell": np.asarray(cells, dtype=str),
+            "stage": np.asarray(ds["stage"].values, dtype=str),
+            **{k: ("cell", keys[k].to_numpy()) for k in CELL_KEYS},
+        }
+    )
+    for name in ds.variables:
+        if ds[name].dtype == object:
+            ds[name] = ds[name].astype(str)
+        ds[name].attrs.update(metric_attrs(str(name)))
+    return ds
+
+
+def save_metrics_dataset(path: str | Path, df: pd.DataFrame) -> Path:
+    """Write ``metrics.nc`` (:func:`metrics_dataset` of ``df``) atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination, normally ``DIR/metrics.nc`` (:data:`METRICS_NC`).
+    df : pandas.DataFrame
+        The metrics table, as written to ``metrics.csv``.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`metrics_dataset`.
+    """
+    return _write_netcdf(metrics_dataset(df), path)
 
 
 # -- results directory of the class-incremental protocol (--protocol class-incremental) --
@@ -225,6 +462,23 @@ def weights_file(stage: str) -> str:
         The name inside the cell folder.
     """
     return f"weights_{stage}.npz"
+
+
+def spikes_file(stage: str) -> str:
+    """File name of the spike table of a stage's (or step's) sleep.
+
+    Parameters
+    ----------
+    stage : str
+        ``"sleep"``, ``"sleep_acting"`` or a class-incremental step that sleeps
+        (:func:`incremental_step`, e.g. ``"sleep_t2"``).
+
+    Returns
+    -------
+    str
+        :data:`SPIKES_FILE` for ``"sleep"``, ``spikes_<stage>.nc`` otherwise.
+    """
+    return SPIKES_FILE if stage == "sleep" else f"spikes_{stage}.nc"
 
 
 def stage_of_weights_file(name: str) -> str | None:
@@ -349,7 +603,7 @@ def parse_cell_id(cell_id: str) -> CellKey:
     return key
 
 
-# -- the compact copy of a results directory (python -m analysis export) --
+# -- the compact copy of a results directory (python -m brainsleep.analysis export) --
 
 #: Top-level files kept in a compact copy: everything the reports read except weights
 #: and spikes, so that a study's results can be committed beside its report (a few kB
@@ -395,6 +649,25 @@ SPIKE_ATTRS: tuple[str, ...] = (
 )
 #: The attributes a reader needs; :func:`load_spikes` refuses a file without them.
 REQUIRED_SPIKE_ATTRS: tuple[str, ...] = ("dt", "n_steps", "layer_sizes")
+#: Coordinate on :data:`SPIKE_DIM`: the time of each spike in seconds, ``step * dt``
+#: (float64, :func:`spike_times`). ``step`` stays the exact record; this is its value with
+#: units, for tools that know nothing of steps. Added on load to files written without it.
+SPIKE_TIME = "time"
+#: CF attributes of the spike table's variables (and of :data:`SPIKE_TIME`).
+SPIKE_VARIABLE_ATTRS: Mapping[str, Mapping[str, str]] = {
+    "layer": {"long_name": "layer of the spiking neuron (0: input, 1..L: outputs)", "units": "1"},
+    "neuron": {"long_name": "index of the spiking neuron in its layer", "units": "1"},
+    "step": {"long_name": "simulation step of the spike, 0-based (time = step * dt)", "units": "1"},
+    SPIKE_TIME: {"long_name": "time of the spike from the start of the sleep", "units": "s"},
+}
+#: netCDF encoding of the variables of ``spikes.nc``: gzip with byte shuffling (the float
+#: ``time`` would otherwise nearly double the file) and no fill value (nothing is missing).
+SPIKE_ENCODING: Mapping[str, object] = {
+    "zlib": True,
+    "complevel": 4,
+    "shuffle": True,
+    "_FillValue": None,
+}
 
 
 class LayerNotRecordedError(ValueError):
@@ -442,6 +715,40 @@ def _int_list(value) -> tuple[int, ...]:
     return tuple(int(v) for v in np.atleast_1d(np.asarray(value)).ravel())
 
 
+def spike_times(ds: xr.Dataset) -> np.ndarray:
+    """The time of every spike in seconds: ``step * dt``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Spike table (``dt`` in seconds in its attributes).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape ``(n_spikes,)``, in the table's order.
+
+    Raises
+    ------
+    KeyError
+        ``dt`` is not among the attributes.
+    """
+    if "dt" not in ds.attrs:
+        raise KeyError("spike Dataset lacks attribute 'dt'")
+    return ds["step"].values.astype(np.float64) * float(ds.attrs["dt"])
+
+
+def _describe_spikes(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its :data:`SPIKE_TIME` coordinate (when it has ``dt``) and the CF
+    attributes of :data:`SPIKE_VARIABLE_ATTRS`; changes ``ds`` in place (give a copy)."""
+    if SPIKE_TIME not in ds.variables and "dt" in ds.attrs and "step" in ds:
+        ds = ds.assign_coords({SPIKE_TIME: (SPIKE_DIM, spike_times(ds))})
+    for name, attrs in SPIKE_VARIABLE_ATTRS.items():
+        if name in ds.variables:
+            ds[name].attrs.update(attrs)
+    return ds
+
+
 def make_spike_dataset(
     per_layer: Sequence[tuple[np.ndarray, np.ndarray] | None], attrs: Mapping
 ) -> xr.Dataset:
@@ -460,8 +767,10 @@ def make_spike_dataset(
     -------
     xarray.Dataset
         :data:`SPIKE_VARIABLES` on dimension :data:`SPIKE_DIM` (``layer`` int16,
-        ``neuron`` and ``step`` int32), sorted by (step, layer, neuron); attribute
-        ``recorded_layers`` an int64 array.
+        ``neuron`` and ``step`` int32), sorted by (step, layer, neuron), with the
+        coordinate :data:`SPIKE_TIME` (float64 seconds; only when ``attrs`` has ``dt``)
+        and the attributes of :data:`SPIKE_VARIABLE_ATTRS`; attribute ``recorded_layers``
+        an int64 array.
     """
     layers, neurons, steps = [], [], []
     recorded = []
@@ -492,25 +801,33 @@ def make_spike_dataset(
     )
     ds.attrs.update(attrs)
     ds.attrs["recorded_layers"] = np.asarray(recorded, dtype=np.int64)
-    return ds
+    return _describe_spikes(ds)
 
 
 def save_spikes(ds: xr.Dataset, path: str | Path) -> Path:
     """Write a spike table to netCDF (h5netcdf engine) atomically.
+
+    The file is CF-style (:data:`CF_CONVENTIONS`, :data:`SPIKE_VARIABLE_ATTRS`), holds the
+    :data:`SPIKE_TIME` coordinate (added here if ``ds`` lacks it) and is compressed
+    (:data:`SPIKE_ENCODING`); ``ds`` itself is not changed.
 
     Parameters
     ----------
     ds : xarray.Dataset
         As :func:`make_spike_dataset` builds it.
     path : str or Path
-        Destination, normally ``cells/<cell_id>/spikes.nc``.
+        Destination, normally ``cells/<cell_id>/spikes.nc`` (:func:`spikes_file`).
 
     Returns
     -------
     Path
         ``path``.
     """
-    return atomic.atomic_write_with(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+    ds = _describe_spikes(ds.copy())
+    encoding = {
+        name: dict(SPIKE_ENCODING) for name in ds.variables if ds[name].dims == (SPIKE_DIM,)
+    }
+    return _write_netcdf(ds, path, encoding)
 
 
 def load_spikes(path: str | Path) -> xr.Dataset:
@@ -524,9 +841,10 @@ def load_spikes(path: str | Path) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
-        :data:`SPIKE_VARIABLES` on :data:`SPIKE_DIM` with their stored dtypes; list
-        attributes may come back as numpy scalars or arrays (read them with
-        :func:`spike_info`).
+        :data:`SPIKE_VARIABLES` on :data:`SPIKE_DIM` with their stored dtypes and the
+        coordinate :data:`SPIKE_TIME` in seconds (computed from ``step`` for files written
+        without it); list attributes may come back as numpy scalars or arrays (read them
+        with :func:`spike_info`).
 
     Raises
     ------
@@ -556,7 +874,7 @@ def load_spikes(path: str | Path) -> xr.Dataset:
     for name in REQUIRED_SPIKE_ATTRS:
         if name not in ds.attrs:
             raise ValueError(f"spike file {path} lacks the attribute {name!r}")
-    return ds
+    return _describe_spikes(ds)
 
 
 def spike_info(ds: xr.Dataset) -> SpikeInfo:
@@ -763,7 +1081,7 @@ def weight_layer_index(key: str) -> int:
 
 
 def save_weights(path: str | Path, weights: Sequence[np.ndarray]) -> Path:
-    """Write ANN weights as ``.npz`` atomically.
+    """Write ANN weights as a compressed ``.npz`` (``numpy.savez_compressed``) atomically.
 
     Parameters
     ----------
@@ -782,13 +1100,17 @@ def save_weights(path: str | Path, weights: Sequence[np.ndarray]) -> Path:
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, **{weight_key(k + 1): np.asarray(w) for k, w in enumerate(weights)})
+            arrays = {weight_key(k + 1): np.asarray(w) for k, w in enumerate(weights)}
+            np.savez_compressed(f, **arrays)
 
     return atomic.atomic_write_with(path, write)
 
 
 def load_weights(path: str | Path) -> dict[str, np.ndarray]:
     """Read a weights file written by :func:`save_weights`.
+
+    Compressed and uncompressed archives read alike (files written before issue 33 were
+    made with ``numpy.savez``, uncompressed).
 
     Parameters
     ----------
@@ -849,10 +1171,22 @@ def load_weights(path: str | Path) -> dict[str, np.ndarray]:
 CONFUSION_VAR = "confusion"
 #: Its dimensions: the stages of the cell, true class, predicted class.
 CONFUSION_DIMS: tuple[str, str, str] = ("stage", "true", "predicted")
+#: CF attributes of ``confusion.nc`` (``stage``: :func:`metric_attrs`).
+CONFUSION_ATTRS: Mapping[str, Mapping[str, str]] = {
+    CONFUSION_VAR: {
+        "long_name": "test images of each true class predicted as each class",
+        "units": "1",
+    },
+    "true": {"long_name": "true class", "units": "1"},
+    "predicted": {"long_name": "predicted class", "units": "1"},
+    "stage": metric_attrs("stage"),
+}
 
 
 def save_confusion(path: str | Path, stages: Sequence[str], matrices: np.ndarray) -> Path:
     """Write the test-set confusion matrices of a cell's stages atomically.
+
+    The file is CF-style (:data:`CF_CONVENTIONS`, :data:`CONFUSION_ATTRS`).
 
     Parameters
     ----------
@@ -880,7 +1214,10 @@ def save_confusion(path: str | Path, stages: Sequence[str], matrices: np.ndarray
         },
         name=CONFUSION_VAR,
     )
-    return atomic.atomic_write_with(path, lambda tmp: da.to_netcdf(tmp, engine="h5netcdf"))
+    ds = da.to_dataset()
+    for name, attrs in CONFUSION_ATTRS.items():
+        ds[name].attrs.update(attrs)
+    return _write_netcdf(ds, path)
 
 
 def load_confusion(path: str | Path) -> xr.DataArray:

@@ -7,7 +7,7 @@ drift apart. Imports nothing.
 
 from __future__ import annotations
 
-__all__ = ["RECIPE_NAMES", "REMEDY_NAMES"]
+__all__ = ["RECIPE_NAMES", "REMEDY_NAMES", "TRAIN_DEVICES"]
 
 #: The training recipes, in the order of :data:`brainsleep.ann.recipes.RECIPES` (which
 #: refuses to import if its keys differ).
@@ -16,3 +16,7 @@ RECIPE_NAMES: tuple[str, ...] = ("reference", "strong", "diehl2015")
 #: The training remedies for little or imbalanced data (``--remedy``), in the order of
 #: :data:`brainsleep.ann.remedies.REMEDIES` (which refuses to import if its keys differ).
 REMEDY_NAMES: tuple[str, ...] = ("augment", "mixup", "class-weighted", "oversample", "logit-adjust")
+
+#: Where the ANN trains (``--train-device``): auto (the GPU where torch sees one, else
+#: the CPU), cpu, cuda; resolved by :func:`brainsleep.ann.training.resolve_train_device`.
+TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")

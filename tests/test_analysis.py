@@ -42,6 +42,7 @@ from brainsleep.analysis import (
     weight_change_table,
 )
 from brainsleep.analysis.report import CELL_FIGURES as REPORT_CELL_FIGURES
+from brainsleep.analysis.report import SPIKE_FIGURES
 from brainsleep.analysis.results import ResultsError, load_results
 
 REPO = Path(__file__).resolve().parents[1]
@@ -448,7 +449,8 @@ def test_plot_functions_return_labelled_figures(tmp_path):
         "raster": analysis.plot_raster(ds, x_unit="ms", window=(10, 60)),
         "rate": analysis.plot_population_rate(ds, bin_steps=10),
         "ratedist": analysis.plot_rate_distribution(ds),
-        "active": analysis.plot_active_fraction(ds),
+        "sparseness": analysis.plot_sparseness_over_time(ds),
+        "isi": analysis.plot_isi_cv_fano(ds),
         "acc": analysis.plot_accuracy_vs_fraction(m),
         "gain": analysis.plot_gain_vs_fraction(m),
         "entropy": analysis.plot_pred_entropy(m),
@@ -477,12 +479,13 @@ def test_plot_functions_return_labelled_figures(tmp_path):
     assert colors["fine-tune only"] == STAGE_COLORS["finetune_only"]
 
 
-def test_raster_marks_unrecorded_and_silent_layers():
+def test_raster_names_unrecorded_and_marks_silent_layers():
     ds = make_spikes([5, 4, 3], [0, 1], [0, 0], [1, 2], n_steps=10, recorded_layers=[0, 2])
     fig = analysis.plot_raster(ds)
     titles = [ax.get_title(loc="left") for ax in fig.axes]
-    assert "not recorded" in titles[1]
-    texts = [t.get_text() for t in fig.axes[2].texts]
+    assert len(titles) == 2 and titles[1].startswith("output (layer 2)")  # no empty panel
+    assert "not recorded: hidden 1 (layer 1)" in fig.get_suptitle()
+    texts = [t.get_text() for t in fig.axes[1].texts]
     assert any("silent" in t for t in texts)
     plt.close(fig)
 
@@ -523,14 +526,17 @@ def test_large_spike_set_is_never_densified():
     tracemalloc.start()
     try:
         figs = [
-            analysis.plot_raster(ds, max_neurons=200),
+            analysis.plot_raster(ds),
             analysis.plot_population_rate(ds),
-            analysis.plot_active_fraction(ds),
+            analysis.plot_sparseness_over_time(ds),
         ]
         for fig in figs:
             fig.canvas.draw()
             plt.close(fig)
         frac = active_fraction_per_step(ds, 0)
+        isis = analysis.interspike_intervals(ds, 0)
+        cv = analysis.isi_cv(ds, 0)
+        pop_fano = analysis.population_fano_factor(ds, 0)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -539,6 +545,13 @@ def test_large_spike_set_is_never_densified():
     assert elapsed < 120, f"took {elapsed:.0f} s"
     assert frac.shape == (n_steps,)
     assert frac.sum() * n_neurons == pytest.approx(n_spikes, rel=1e-3)  # few duplicates
+    # one Elephant call per neuron (1e5 here, tens of seconds): outside the timed block
+    fano = analysis.fano_factors(ds, 0, window_steps=20_000)  # 50 windows
+    # independent uniform spikes: Poisson-like statistics
+    assert isis.size == n_spikes - np.count_nonzero(np.bincount(neurons, minlength=n_neurons))
+    assert np.nanmedian(cv) == pytest.approx(1.0, abs=0.1)
+    assert np.nanmedian(fano) == pytest.approx(1.0, abs=0.1)
+    assert pop_fano == pytest.approx(1.0, abs=0.1)
 
 
 # --------------------------------------------------------------------------------------
@@ -646,11 +659,38 @@ def test_cli_without_spikes_says_raster_skipped(tmp_path):
     skipped = [ln for ln in proc.stdout.splitlines() if ln.startswith("skipped ")]
     assert f"skipped cells/{cell}/raster.png: no spikes.nc" in "\n".join(skipped)
     assert any("confusion.png: no confusion.nc" in ln for ln in skipped)
-    # 4 figured cells x (4 spike + 2 confusion figures)
-    assert len(skipped) == 4 * 6
+    # 4 figured cells x (spike figures + 2 confusion figures)
+    assert len(skipped) == 4 * (len(SPIKE_FIGURES) + 2)
     summary = (fig_dir / "summary.md").read_text()
     assert f"`cells/{cell}/raster.png`: no spikes.nc" in summary
     assert "| mnist | 3:0.1 | 0.1 | 2 |" in summary
+
+
+@needs_netcdf
+def test_report_skips_isi_figure_when_no_neuron_spiked_twice(tmp_path):
+    from brainsleep.analysis.report import write_report
+
+    d = tmp_path / "results"
+    make_results_dir(d, spikes=False, confusion=False, sizes=(6, 4, 3))
+    for cell in (d / "cells").iterdir():  # every neuron fires once: rates, but no ISI
+        ds = make_spikes(
+            [6, 4, 3],
+            np.arange(13),
+            [0] * 6 + [1] * 4 + [2] * 3,
+            [*range(6), *range(4), *range(3)],
+            n_steps=20,
+        )
+        ds.to_netcdf(cell / "spikes.nc", engine="h5netcdf")
+    report = write_report(d, log=lambda line: None)
+    cell = "mnist_f0.01_none_s0"
+    skipped = dict(report.skipped)
+    assert "spiked twice" in skipped[f"cells/{cell}/isi_cv_fano.png"]
+    written = {p.name for p in report.written if p.parent.name == cell}
+    assert {"raster.png", "rate_distribution.png", "sparseness_over_time.png"} <= written
+    summary = report.summary.read_text()
+    assert "## Spike-train statistics per layer" in summary
+    # 6 input spikes, no ISI, no neuron with enough spikes for a CV
+    assert f"| {cell} | input (layer 0) | 6 | 0 | – | 0 | – | – |" in summary
 
 
 def test_cli_incomplete_cell_is_skipped(tmp_path):

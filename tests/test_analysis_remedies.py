@@ -12,6 +12,7 @@ from analysis.claims import load_settings
 from analysis.remedies import NOT_RANKED as RANKED_NOT
 from analysis.remedies import adds_sentence, ranking, sleep_adds
 from analysis.sweep import stage_metrics
+from brainsleep.cli import ANALYSIS_COMMAND
 from tests.test_analysis_sweep import write_run
 
 IMB = "5-9x0.1"
@@ -170,7 +171,7 @@ def test_a_best_remedy_near_chance_is_said_with_the_strong_recipe(tmp_path):
     metrics = stage_metrics(settings)
     ranked = ranking(settings, metrics)
     text = adds_sentence(sleep_adds(metrics, ranked), ranked)
-    assert "mixup alone is near chance (< 20 %: the recipe had not learnt)" in text
+    assert "mixup alone is near chance, < 20 %: the recipe had not learnt" in text
     assert text.endswith("; the strong recipe reaches 88.0 %.")
 
 
@@ -210,7 +211,7 @@ def test_cli_writes_report_tables_and_figure(remedy_dirs, tmp_path):
     text = (out / "REMEDIES.md").read_text()
     assert "sleep adds to the best remedy on validation, augment" in text
     assert "sleep does not add to the best remedy on validation, oversample" in text
-    assert "python -m analysis remedies" in text
+    assert f"{ANALYSIS_COMMAND} remedies" in text
 
 
 def test_a_second_report_goes_to_its_own_readme_block(remedy_dirs, tmp_path, capsys):
@@ -343,4 +344,8 @@ def test_without_validation_scores_no_best_is_named(tmp_path):
     assert set(ranked["ranked_on"]) == {RANKED_NOT}
     adds = sleep_adds(metrics, ranked)
     assert set(adds["best_remedy"]) == {""}
-    assert "no remedy is named best" in adds_sentence(adds, ranked)
+    # nothing is chosen, so sleep on top of every remedy is said
+    assert set(adds["remedy"]) == {"augment", "mixup"}
+    text = adds_sentence(adds, ranked)
+    assert "no remedy is named best" in text
+    assert "sleep does not add to augment" in text and "sleep does not add to mixup" in text

@@ -21,6 +21,7 @@ from analysis.sweep import (
     sweep_table,
     where_answer,
 )
+from brainsleep.cli import ANALYSIS_COMMAND
 from brainsleep.formats import CELLS_DIR, CONFIG_FILE, METRICS_CSV, format_cell_id
 from tests.tiny_data import finish_cells
 
@@ -249,7 +250,7 @@ def test_cli_writes_report_csv_and_figures(sweep_dirs, tmp_path):
     assert "Noise (no data) cannot be told apart from masked-mean" in text
     assert "## decay" in text and "Not measured: no directory varies it alone." in text
     assert "![sweep_max_rate.png](sweep_max_rate.png)" in text
-    assert "python -m analysis sweep" in text
+    assert f"{ANALYSIS_COMMAND} sweep" in text
 
 
 def test_cli_refuses_a_missing_directory(sweep_dirs, tmp_path, capsys):

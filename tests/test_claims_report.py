@@ -20,6 +20,7 @@ from analysis.claims import (
     weight_sparseness,
 )
 from analysis.claims_report import README_BEGIN, README_END
+from brainsleep.cli import ANALYSIS_COMMAND
 from brainsleep.formats import (
     CELLS_DIR,
     CONFIG_FILE,
@@ -219,7 +220,7 @@ def test_cli_writes_report_figures_and_tables(dirs, tmp_path, capsys):
     assert analysis_main(["report", *map(str, dirs), "--out", str(out), "-q"]) == 0
     text = (out / "REPORT.md").read_text()
     assert "| 2 | Above 10 % of the data" in text and "**supported**" in text
-    assert "python -m analysis report" in text  # the command that made it
+    assert f"{ANALYSIS_COMMAND} report" in text  # the command that made it
     assert "brian2 2.8.0" in text  # the versions
     for name in ("accuracy_vs_fraction.png", "balance_per_class.png", "sparsity.png"):
         assert (out / name).stat().st_size > 1000
@@ -253,7 +254,7 @@ def test_readme_block_is_rewritten_verbatim(dirs, tmp_path):
     assert text.startswith(f"# x\n\nbefore\n{README_BEGIN}\n") and text.endswith("after\n")
     report = (out / "REPORT.md").read_text()
     verdicts = report.split("## Verdicts")[1].split("## Settings")[0].strip()
-    assert verdicts in text and "python -m analysis report" in text
+    assert verdicts in text and f"{ANALYSIS_COMMAND} report" in text
 
 
 def test_readme_without_block_is_refused_before_writing(dirs, tmp_path, capsys):

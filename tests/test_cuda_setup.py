@@ -330,6 +330,56 @@ def test_gpu_available_reads_nvidia_smi(no_cuda_anywhere, body, expected):
     assert gpu_available() is expected
 
 
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (None, "no NVIDIA driver here (nvidia-smi not found)"),
+        ('echo "No devices were found"', "nvidia-smi lists no GPU"),
+        ('echo "NVIDIA-SMI has failed"; exit 9', "nvidia-smi failed (NVIDIA-SMI has failed)"),
+        ("exit 3", "nvidia-smi failed (exit status 3)"),
+        ('echo "GPU 0: NVIDIA H200 (UUID: GPU-1234)"', None),
+    ],
+)
+def test_gpu_problem_says_why_in_a_few_words(no_cuda_anywhere, body, problem):
+    if body is not None:
+        make_executable(no_cuda_anywhere / "nvidia-smi", body)
+    assert cuda_setup.gpu_problem() == problem
+
+
+def test_cuda_device_is_available_only_with_a_gpu_and_nvcc(no_cuda_anywhere, monkeypatch):
+    """What an experiment checks at start: the GPU first (a CPU machine hears about the
+    GPU, not about nvcc), then nvcc and cuRAND; one line each, saying what to do. The
+    engine alone still builds without a GPU (check_toolchain)."""
+    from brainsleep.sleep import get_device
+    from brainsleep.sleep.devices import DeviceUnavailableError
+
+    cuda = get_device("cuda_standalone")
+    with pytest.raises(DeviceUnavailableError) as info:
+        cuda.check_available()
+    message = str(info.value)
+    assert "\n" not in message and "needs an NVIDIA GPU" in message
+    assert "nvidia-smi not found" in message and "--device cpp_standalone" in message
+    make_executable(no_cuda_anywhere / "nvidia-smi", 'echo "GPU 0: NVIDIA H100 (UUID: x)"')
+    with pytest.raises(DeviceUnavailableError, match="needs nvcc"):
+        cuda.check_available()
+    monkeypatch.setattr(cuda_setup, "find_nvcc", lambda: Path("/fake/nvcc"))
+    monkeypatch.setattr(cuda_setup, "find_curand", lambda: None)
+    cuda.check_available()  # a GPU, nvcc and cuRAND: available
+    (no_cuda_anywhere / "nvidia-smi").unlink()
+    cuda.check_toolchain()  # no GPU: the engine may still build
+
+
+def test_gpu_target_of_an_old_driver_names_the_gpus(no_cuda_anywhere):
+    """A driver without the compute_cap query: the GPUs' names stand for the architecture."""
+    make_executable(
+        no_cuda_anywhere / "nvidia-smi",
+        'case "$1" in -L) echo "GPU 0: Tesla V100 (UUID: x)";; '
+        '--query-gpu=compute_cap*) echo "Field compute_cap is not a valid field"; exit 2;; '
+        '*) echo "Tesla V100-SXM2-16GB, 470.57.02";; esac',
+    )
+    assert cuda_setup.gpu_target() == ("gpu Tesla V100-SXM2-16GB", "driver 470.57.02")
+
+
 # ----------------------------------------------------------------------------- prefs
 
 

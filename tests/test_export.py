@@ -17,6 +17,7 @@ from analysis.__main__ import main as analysis_main
 from analysis.claims import weight_sparseness
 from analysis.export import compact_metrics
 from analysis.timing import run_timing
+from brainsleep.cli import ANALYSIS_COMMAND
 from brainsleep.experiment.__main__ import main as experiment_main
 from brainsleep.formats import COMPACT_CELL_FILES, METRICS_CSV, weights_file
 
@@ -82,7 +83,7 @@ def test_a_report_from_the_copy_is_the_report_of_the_full_directory(run_dir, tmp
     assert summary.query("metric == 'weight_hoyer'")["mean"].notna().all()
 
     def body(path: Path) -> list[str]:  # the report without its command and date lines
-        return [x for x in path.read_text().splitlines()[4:] if "python -m analysis" not in x]
+        return [x for x in path.read_text().splitlines()[4:] if ANALYSIS_COMMAND not in x]
 
     assert body(full / "REPORT.md") == body(compact / "REPORT.md")
 

@@ -288,7 +288,15 @@ def test_malformed_cell_id_raises(bad):
 
 
 def test_file_names_and_stage_order():
-    assert formats.STAGES == ("baseline", "sleep", "sleep_finetune", "finetune_only", "strong")
+    assert formats.STAGES == (
+        "baseline",
+        "sleep",
+        "sleep_finetune",
+        "sleep_acting",
+        "sleep_acting_finetune",
+        "finetune_only",
+        "strong",
+    )
     assert formats.stage_marker("sleep") == "stage_sleep.json"
     assert formats.stage_marker(formats.SEARCH_STEP) == formats.SEARCH_MARKER == "search.json"
     for stage in formats.STAGES:
@@ -301,3 +309,163 @@ def test_file_names_and_stage_order():
         "alpha",
         "zeta",
     ]
+
+
+# -- files others can open (issue 33): CF attributes, spike times, compression -----------
+def _check_cf(ds: xr.Dataset, path: Path) -> None:
+    """Global Conventions; long_name everywhere; units on every numeric variable."""
+    assert ds.attrs["Conventions"] == formats.CF_CONVENTIONS, path
+    for name in ds.variables:
+        attrs = ds[name].attrs
+        assert attrs.get("long_name") and attrs["long_name"] != name, (path.name, name)
+        if ds[name].dtype.kind in "iuf":
+            assert "units" in attrs, (path.name, name)
+
+
+def test_every_netcdf_file_is_cf_style(tmp_path):
+    spikes = save_spikes(small_spikes(), tmp_path / "spikes.nc")
+    mats = np.ones((2, 10, 10), dtype=np.int64)
+    confusion = save_confusion(tmp_path / "confusion.nc", ["baseline", "sleep"], mats)
+    metrics = formats.save_metrics_dataset(tmp_path / "metrics.nc", _metrics_table())
+    for path in (spikes, confusion, metrics):
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            _check_cf(ds.load(), path)
+    with xr.open_dataset(spikes, engine="h5netcdf") as ds:
+        assert ds["time"].attrs["units"] == "s"
+
+
+def test_spike_time_is_step_times_dt_and_survives_the_file(tmp_path):
+    ds = small_spikes()
+    assert ds["time"].dims == (formats.SPIKE_DIM,) and ds["time"].dtype == np.float64
+    np.testing.assert_array_equal(ds["time"].values, ds["step"].values * 1e-3)
+    back = load_spikes(save_spikes(ds, tmp_path / "spikes.nc"))
+    np.testing.assert_array_equal(back["time"].values, ds["time"].values)
+    assert back["step"].dtype == np.int32  # the exact record stays
+
+
+def test_spike_file_without_time_gets_it_on_load(tmp_path):
+    ds = small_spikes().drop_vars("time")  # as written before issue 33
+    ds.to_netcdf(tmp_path / "old.nc", engine="h5netcdf")
+    back = load_spikes(tmp_path / "old.nc")
+    np.testing.assert_array_equal(back["time"].values, formats.spike_times(back))
+    assert back["time"].attrs["units"] == "s"
+
+
+def test_spike_file_is_compressed_and_smaller_than_plain(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 20_000
+    steps = np.sort(rng.integers(0, 2000, n))
+    ds = make_spike_dataset(
+        [(steps, rng.integers(0, 50, n))], {"dt": 1e-3, "n_steps": 2000, "layer_sizes": [50]}
+    )
+    path = save_spikes(ds, tmp_path / "spikes.nc")
+    back = xr.open_dataset(path, engine="h5netcdf")
+    with back:
+        assert back["step"].encoding.get("zlib") and back["time"].encoding.get("zlib")
+    ds.to_netcdf(tmp_path / "plain.nc", engine="h5netcdf")
+    assert path.stat().st_size < (tmp_path / "plain.nc").stat().st_size / 2
+
+
+def test_weights_are_compressed_and_old_uncompressed_files_still_load(tmp_path):
+    import zipfile
+
+    weights = [np.zeros((40, 50)), np.ones((10, 40))]  # compressible
+    path = save_weights(tmp_path / "weights_sleep.npz", weights)
+    with zipfile.ZipFile(path) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
+    assert path.stat().st_size < sum(w.nbytes for w in weights) / 10
+    old = _npz(tmp_path / "weights_old.npz", layer1=weights[0], layer2=weights[1])
+    with zipfile.ZipFile(old) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+    for a, b in zip(load_weights(old).values(), load_weights(path).values(), strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+# -- metrics.nc: dimensions (cell, stage) ---------------------------------------------------
+def _metrics_table():
+    import pandas as pd
+
+    rows = []
+    for seed in (0, 1):
+        cell = format_cell_id("mnist", 0.1, "none", seed)
+        stages = ["baseline", "sleep"] + (["strong"] if seed == 1 else [])
+        for k, stage in enumerate(stages):
+            row = {"cell": cell, "dataset": "mnist", "fraction": 0.1, "imbalance": "none"}
+            row.update(seed=seed, stage=stage, accuracy=0.5 + 0.1 * k + 0.01 * seed)
+            row.update(n_train=100 + seed, acc_class_3=0.25)
+            if stage == "sleep":
+                row["sleep_spikes_layer1"] = 10 * (seed + 1)
+            rows.append(row)
+    return formats.order_metric_columns(pd.DataFrame(rows)).dropna(axis=1, how="all")
+
+
+def test_metrics_dataset_has_cell_and_stage_dimensions(tmp_path):
+    df = _metrics_table()
+    path = formats.save_metrics_dataset(tmp_path / formats.METRICS_NC, df)
+    ds = xr.load_dataset(path, engine="h5netcdf")
+    assert ds["accuracy"].dims == formats.METRICS_DIMS
+    assert list(ds["cell"].values) == ["mnist_f0.1_none_s0", "mnist_f0.1_none_s1"]
+    assert list(ds["stage"].values) == ["baseline", "sleep", "strong"]  # STAGES order
+    sleep = ds.sel(stage="sleep")
+    np.testing.assert_allclose(sleep["accuracy"].values, [0.6, 0.61])
+    np.testing.assert_allclose(sleep["sleep_spikes_layer1"].values, [10, 20])
+    assert np.isnan(ds["accuracy"].sel(cell="mnist_f0.1_none_s0", stage="strong"))
+    assert list(ds["seed"].values) == [0, 1] and ds["seed"].dims == ("cell",)
+    assert list(ds["dataset"].values) == ["mnist", "mnist"]
+    # every row of the table is in the dataset, value for value
+    for row in df.itertuples(index=False):
+        assert ds["accuracy"].sel(cell=row.cell, stage=row.stage) == row.accuracy
+    assert ds["acc_class_3"].attrs == {"long_name": "test accuracy on class 3", "units": "1"}
+
+
+def test_metrics_dataset_refuses_a_stage_twice():
+    import pandas as pd
+
+    df = _metrics_table()
+    with pytest.raises(ValueError, match="two rows for cell 'mnist_f0.1_none_s0', stage 'sleep'"):
+        formats.metrics_dataset(pd.concat([df, df.iloc[[1]]]))
+
+
+def test_metrics_dataset_of_an_empty_table():
+    ds = formats.metrics_dataset(_metrics_table().iloc[:0])
+    assert dict(ds.sizes) == {"cell": 0, "stage": 0}
+
+
+# Every column a results directory of this repository has held (results/, docs/results/)
+# plus those the pipeline writes now: each has its long_name and units declared.
+KNOWN_METRIC_COLUMNS = [
+    *formats.METRIC_COLUMNS,
+    *[f"{p}_h{k}" for p in ("active_frac", "silent_frac", "pop_sparseness") for k in (1, 2)],
+    "weight_small_frac", "train_steps", "val_accuracy", "val_balanced_accuracy",
+    "sleep_spikes_layer0", "sleep_spikes_layer3", "sleep_weights_changed",
+    *[
+        f"{prefix}{name}"
+        for prefix in ("snn_", "snn_baseline_")
+        for name in (
+            "accuracy", "accuracy_lowest_index", "accuracy_w25", "accuracy_w100",
+            "agreement", "alpha1", "alpha3", "images", "silent", "ties", "window",
+            "spikes_layer0", "spikes_layer3",
+        )
+    ],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("column", KNOWN_METRIC_COLUMNS)
+def test_every_metrics_column_is_declared(column):
+    attrs = formats.metric_attrs(column)
+    assert attrs["long_name"] != column
+    text = column in formats.METRIC_TEXT_COLUMNS
+    assert ("units" in attrs) is not text
+
+
+def test_metric_attrs_tell_the_two_spiking_networks_apart():
+    base = formats.metric_attrs("snn_baseline_accuracy_w25")["long_name"]
+    slept = formats.metric_attrs("snn_accuracy_w25")["long_name"]
+    assert base != slept and "baseline" in base and "first 25 steps" in slept
+    assert formats.metric_attrs("no_such_column") == {"long_name": "no_such_column"}
+
+
+def test_spikes_file_names():
+    assert formats.spikes_file("sleep") == formats.SPIKES_FILE
+    assert formats.spikes_file("sleep_acting") == "spikes_sleep_acting.nc"
+    assert formats.spikes_file(formats.incremental_step("sleep", 2)) == "spikes_sleep_t2.nc"

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from brainsleep.cli import ANALYSIS_COMMAND
 from brainsleep.experiment.__main__ import build_parser, config_from_args, main
 from brainsleep.experiment.config import ExperimentConfig, incremental_sleep_steps
 from brainsleep.formats import INCREMENTAL_COLUMNS, INCREMENTAL_VARIANTS
@@ -378,7 +379,7 @@ def test_analysis_draws_a_class_incremental_directory(run, tmp_path, capsys):
     summary = (figures / "summary.md").read_text()
     assert "| mnist | sleep_finetune | 1 |" in summary and "joint" in summary
     # the command that made it, and the versions the run recorded
-    assert f"    python -m analysis {run} --out {figures}\n" in summary
+    assert f"    {ANALYSIS_COMMAND} {run} --out {figures}\n" in summary
     versions = json.loads((run / "config.json").read_text())["versions"]
     assert versions and all(f"{k} {v}" in summary for k, v in versions.items())
 
@@ -452,3 +453,23 @@ def test_the_configured_sleep_input_is_the_one_slept_on(data_dir, tmp_path):
     assert most_pixels_in_a_step() <= 121
     noise = most_pixels_in_a_step("--sleep-input", "noise", "--sleep-input-option", "level=1")
     assert noise > 200
+
+
+def test_the_summary_names_a_search_on_earlier_tasks_labels_an_upper_bound(tmp_path):
+    import json
+
+    from analysis.incremental import search_sentence
+
+    def run(name, **config):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"config": config}))
+        return d
+
+    assert search_sentence([run("preset", search=0)]) == ""
+    # before --search-val existed the search scored on every task seen so far
+    old = run("old", search=10)
+    assert search_sentence([old]).startswith("**Upper bound:**")
+    assert search_sentence([run("seen", search=10, search_val="seen")]).startswith("**Upper")
+    own = search_sentence([run("own", search=10, search_val="task")])
+    assert "task just learnt" in own and "Upper bound" not in own

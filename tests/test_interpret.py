@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from brainsleep.ann import get_recipe
+from brainsleep.cli import ANALYSIS_COMMAND
 from brainsleep.experiment.interpret import explain, plateau_note, points
 from brainsleep.experiment.results import summary_table
 
@@ -48,7 +49,7 @@ def test_sentences_compare_with_the_control_and_the_strong_recipe():
     # the strong recipe beats the best slept network (81.0 %): it is above it
     assert "reaches 95.5 %, 14.5 points above the best slept network (81.0 %)" in text
     assert "near chance (18.5 %)" in text  # the baseline had not learnt
-    assert "python -m analysis report results/x --out results/x/report" in text
+    assert f"{ANALYSIS_COMMAND} report results/x --out results/x/report" in text
 
 
 def test_a_strong_recipe_below_sleep_is_said_to_be_below():

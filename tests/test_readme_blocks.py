@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,33 +11,30 @@ from analysis.claims_report import README_BLOCK, README_LINK
 from analysis.readme_block import block_text, markers, quote_report, read_block, section
 from analysis.remedies import main as remedies_main
 from analysis.sweep import main as sweep_main
+from brainsleep.cli import ANALYSIS_COMMAND
 
 REPO = Path(__file__).resolve().parents[1]
 
-# (block, subcommand, committed report, quoted section, link text): every block the README
-# has must appear here, and each must equal what its command would write today.
+# (block, subcommand, committed report, quoted section, link text, file that quotes it):
+# every block the README and docs/results.md have must appear here, and each must equal
+# what its command would write today. The README quotes the verdicts; docs/results.md,
+# the page of every study, quotes the rest.
 BLOCKS = [
-    (README_BLOCK, "report", "docs/results/REPORT.md", "Verdicts", README_LINK),
-    (
-        "input-sweep",
-        "sweep",
-        "docs/results/input_sweep/SWEEP.md",
-        "Answers",
-        "sensitivity curves with CIs, the map, every directory",
-    ),
-    (
-        "input-sweep-strong",
-        "sweep",
-        "docs/results/input_sweep_strong/SWEEP.md",
-        "Answers",
-        "sensitivity curves with CIs, the map, every directory",
-    ),
-    (
-        "input-sweep-optimum",
-        "sweep",
-        "docs/results/input_sweep_optimum/SWEEP.md",
-        "Answers",
-        "sensitivity curves with CIs, the map, every directory",
+    (README_BLOCK, "report", "docs/results/REPORT.md", "Verdicts", README_LINK, "README.md"),
+    *(
+        (
+            name,
+            "sweep",
+            f"docs/results/{folder}/SWEEP.md",
+            "Answers",
+            "sensitivity curves with CIs, the map, every directory",
+            "docs/results.md",
+        )
+        for name, folder in (
+            ("input-sweep", "input_sweep"),
+            ("input-sweep-strong", "input_sweep_strong"),
+            ("input-sweep-optimum", "input_sweep_optimum"),
+        )
     ),
     (
         "remedies",
@@ -44,23 +42,29 @@ BLOCKS = [
         "docs/results/remedies/REMEDIES.md",
         "Does sleep add to the best remedy?",
         "the rankings with CIs per setting, the figure, every directory",
+        "docs/results.md",
     ),
 ]
+QUOTING = sorted({b[-1] for b in BLOCKS})
 
 
-@pytest.mark.parametrize("name, subcommand, report, heading, what", BLOCKS)
-def test_repository_readme_quotes_the_committed_report(name, subcommand, report, heading, what):
-    readme = (REPO / "README.md").read_text()
-    block = read_block(readme, name, subcommand)
-    assert block is not None, f"README.md lacks the {name!r} block"
-    expected = block_text((REPO / report).read_text(), report, heading, what)
-    assert block == expected.strip(), f"rerun the command in {report} with --readme README.md"
+@pytest.mark.parametrize("name, subcommand, report, heading, what, where", BLOCKS)
+def test_repository_readme_quotes_the_committed_report(
+    name, subcommand, report, heading, what, where
+):
+    text = (REPO / where).read_text()
+    block = read_block(text, name, subcommand)
+    assert block is not None, f"{where} lacks the {name!r} block"
+    link = os.path.relpath(REPO / report, (REPO / where).parent)
+    expected = block_text((REPO / report).read_text(), link, heading, what)
+    assert block == expected.strip(), f"rerun the command in {report} with --readme {where}"
 
 
-def test_every_readme_block_is_checked():
-    readme = (REPO / "README.md").read_text()
-    found = {line.split(":begin")[0][5:] for line in readme.splitlines() if ":begin (" in line}
-    assert found == {b[0] for b in BLOCKS}
+@pytest.mark.parametrize("where", QUOTING)
+def test_every_readme_block_is_checked(where):
+    text = (REPO / where).read_text()
+    found = {line.split(":begin")[0][5:] for line in text.splitlines() if ":begin (" in line}
+    assert found == {b[0] for b in BLOCKS if b[-1] == where}
 
 
 REPORT = """# A report
@@ -146,8 +150,13 @@ def test_missing_readme_is_named(tmp_path, capsys):
     assert not out.exists()
 
 
-# Reports made from committed compact copies (python -m analysis export): (subcommand,
-# folders of copies, committed report folder, its tables, the quoted section, report file).
+# How a report states the command that made it: the current command, or the one before
+# issue 33 in reports committed before it.
+COMMAND_LINES = (f"    {ANALYSIS_COMMAND} ", "    python -m analysis ")
+
+# Reports made from committed compact copies (python -m brainsleep.analysis export):
+# (subcommand, folders of copies, committed report folder, its tables, the quoted section,
+# report file).
 COMPACT_REPORTS = [
     (
         "report",
@@ -231,14 +240,14 @@ def test_committed_class_incremental_copy_gives_the_committed_summary(tmp_path, 
     out = tmp_path / "class_incremental"
     # the summary was made from the committed copy
     text = committed.read_text()
-    command = next(
-        ln.strip() for ln in text.splitlines() if ln.startswith("    python -m analysis")
+    command = next(  # committed summaries may predate ANALYSIS_COMMAND
+        ln.strip() for ln in text.splitlines() if ln.startswith(COMMAND_LINES)
     )
     assert command.split()[3:4] == [f"docs/results/class_incremental/runs/{run}"], command
     assert analysis_main([str(copy), "--out", str(out), "-q"]) == 0
 
     def body(summary: str) -> list[str]:
-        skip = ("Generated on ", "    python -m analysis ", "Results: ")
+        skip = ("Generated on ", *COMMAND_LINES, "Results: ")
         return [ln for ln in summary.splitlines() if not ln.startswith(skip)]
 
     assert body((out / "summary.md").read_text()) == body(text)

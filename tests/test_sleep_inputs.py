@@ -446,7 +446,7 @@ for kind in ("masked-mean", "mean", "samples", "class-means", "noise"):
     inp = make_sleep_input(kind, x.reshape(30, 8, 8), y, T, **options.get(kind, {}))
     spec = NetworkSpec.for_inputs((64, 10, 8, 4), inp, 0.001, (1, 2, 3), ())
     spec = device.build_spec(spec)
-    build = standalone.get_standalone_build(model, spec, "cuda_standalone", None, root)
+    build = standalone.get_standalone_build(model, spec, device, None, root)
     objects = (build.directory / "objects.cu").read_text()
     args = build.manifest["interface"]["args"]
     missing = [n for n in args if f'name == "{n}"' not in objects]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from brainsleep.cli import ANALYSIS_COMMAND
 from brainsleep.experiment.__main__ import build_parser, config_from_args, main
 from brainsleep.experiment.study import (
     StudyError,
@@ -357,7 +358,7 @@ def test_tiny_study_writes_every_run(data_dir, build_root, tmp_path, capsys):
         assert record["config"]["epochs"] == k
         assert record["argv"][-2:] == ["--out", str(root / name)]
         assert (root / name / "metrics.csv").is_file()
-    assert f"claims report: python -m analysis report {root}/* --out {root}-report" in captured.out
+    assert f"claims report: {ANALYSIS_COMMAND} report {root}/* --out {root}-report" in captured.out
     # Run again: every run resumes, nothing is refused.
     code = main(
         ["--study", str(path), "--out", str(root), "--device", "reference", "--no-progress"]

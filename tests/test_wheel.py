@@ -1,4 +1,4 @@
-"""Installed, brainsleep is one namespace (issue 15).
+"""Installed, brainsleep is one namespace (issue 15) whose commands work anywhere (issue 33).
 
 The wheel is built from a copy of the sources and installed into a fresh virtualenv
 outside the repository. Offline and quick: no build isolation, no dependencies
@@ -138,3 +138,57 @@ def test_console_script_runs_installed(venv, outside):
     proc = _run([str(venv.parent / "brainsleep"), "--help"], cwd=outside)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "--sleep-preset" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_run(data_dir, build_root, tmp_path_factory) -> Path:
+    """A real results directory, made in-process: one cell, the reference device."""
+    from brainsleep.experiment.__main__ import main
+
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    argv = [
+        "--data-dir", str(data_dir), "--fractions", "0.5", "--hidden", "24", "16",
+        "--epochs", "3", "--finetune-epochs", "1", "--sleep-steps", "40",
+        "--sleep-preset", "mnist_class_incremental", "--record-spikes", "hidden",
+        "--device", "reference", "--seeds", "0", "--build-root", str(build_root),
+        "--out", str(out), "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    return out
+
+
+@pytest.mark.parametrize("how", ["console-script", "module"])
+def test_installed_analysis_draws_a_tiny_run_from_outside(venv, outside, tiny_run, tmp_path, how):
+    """``brainsleep-analysis DIR`` and ``python -m brainsleep.analysis DIR`` from a directory
+    outside the repository, with only the wheel installed: figures and summary written."""
+    if how == "console-script":
+        command = [str(venv.parent / "brainsleep-analysis")]
+    else:
+        command = [str(venv), "-m", "brainsleep.analysis"]
+    figures = tmp_path / "figures"
+    proc = _run([*command, str(tiny_run), "--out", str(figures), "-q"], cwd=outside)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "0 failed" in proc.stdout
+    assert "baseline" in (figures / "summary.md").read_text()
+    for name in ("accuracy_vs_fraction.png", "sleep_gain_vs_fraction.png"):
+        assert (figures / name).stat().st_size > 8000, name
+    assert list((figures / "cells").rglob("raster.png")), "no raster from the spikes"
+
+
+def test_console_script_usage_names_itself(venv, outside):
+    from brainsleep.cli import ANALYSIS_SCRIPT
+
+    proc = _run([str(venv.parent / ANALYSIS_SCRIPT), "report", "--help"], cwd=outside)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith(f"usage: {ANALYSIS_SCRIPT} report "), proc.stdout[:300]
+
+
+def test_the_wheel_carries_the_license(venv, outside):
+    code = (
+        "import importlib.metadata as m; d = m.distribution('brainsleep'); "
+        "print(d.metadata['License-Expression']); "
+        "print(any(f.name == 'LICENSE' and 'MIT License' in f.read_text() for f in d.files))"
+    )
+    proc = _run([str(venv), "-c", code], cwd=outside)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["MIT", "True"]

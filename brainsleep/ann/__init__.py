@@ -14,7 +14,8 @@ Modules
   :func:`build_model`.
 * :mod:`~brainsleep.ann.remedies`: remedies for little or imbalanced data (mixup, class
   weights, oversampling, logit adjustment), :data:`REMEDY_NAMES`, :class:`Remedies`.
-* :mod:`~brainsleep.ann.training`: :func:`train`, :class:`TrainHistory`.
+* :mod:`~brainsleep.ann.training`: :func:`train`, :class:`TrainHistory`,
+  :func:`resolve_train_device` (CPU or GPU).
 * :mod:`~brainsleep.ann.evaluation`: :func:`evaluate`, :class:`Evaluation`.
 * :mod:`~brainsleep.ann.checkpoint`: :func:`save_checkpoint`, :func:`load_checkpoint`
   (an MLP file; not to be confused with :func:`brainsleep.sleep.load_model`, which
@@ -49,7 +50,14 @@ from .network import (
 )
 from .recipes import INITS, LOSSES, OPTIMIZERS, RECIPES, Recipe, build_model, get_recipe
 from .remedies import REMEDIES, REMEDY_NAMES, Remedies
-from .training import TrainHistory, TrainingDivergedError, train, train_baseline
+from .training import (
+    TrainDeviceUnavailableError,
+    TrainHistory,
+    TrainingDivergedError,
+    resolve_train_device,
+    train,
+    train_baseline,
+)
 
 __all__ = [
     "DEFAULT_SIZES",
@@ -65,6 +73,7 @@ __all__ = [
     "Evaluation",
     "Recipe",
     "Remedies",
+    "TrainDeviceUnavailableError",
     "TrainHistory",
     "TrainingDivergedError",
     "build_model",
@@ -74,6 +83,7 @@ __all__ = [
     "get_weights",
     "hidden_activations",
     "load_checkpoint",
+    "resolve_train_device",
     "save_checkpoint",
     "set_weights",
     "train",

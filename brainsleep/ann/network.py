@@ -115,9 +115,11 @@ class MLP(nn.Module):
             return a
         if not self.training:
             return a * self.eval_hidden_scale if self.dropout_style == "reference" else a
-        # Same test as the reference's nnff: keep where rand > dropoutFraction.
-        u = torch.rand(a.shape, generator=self.dropout_generator, dtype=a.dtype)
-        mask = (u > self.dropout).to(a.dtype)
+        # Same test as the reference's nnff: keep where rand > dropoutFraction. Drawn on
+        # the CPU (train's generator is a CPU one), so every training device sees the
+        # same masks.
+        u = torch.rand(a.shape, generator=self.dropout_generator, dtype=a.dtype, device="cpu")
+        mask = (u > self.dropout).to(a.device, a.dtype)
         if self.dropout_style == "reference":
             return a * mask
         return a * mask / self.keep
@@ -226,12 +228,18 @@ def set_weights(model: MLP, weights: Sequence[np.ndarray]) -> None:
 def _eval_batches(
     model: MLP, x: torch.Tensor, batch_size: int
 ) -> Iterator[tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]]:
-    """Yield ``forward_all`` results in eval mode, batch by batch; restores the mode."""
+    """Yield ``forward_all`` results in eval mode, batch by batch; restores the mode.
+
+    Each batch runs where the model's weights are (a GPU while training there) and comes
+    back as CPU tensors.
+    """
     was_training = model.training
+    device = model.layers[0].weight.device
     model.eval()
     try:
         for start in range(0, x.shape[0], batch_size):
-            yield model.forward_all(x[start : start + batch_size])
+            out, fed, raw = model.forward_all(x[start : start + batch_size].to(device))
+            yield out.cpu(), [a.cpu() for a in fed], [a.cpu() for a in raw]
     finally:
         model.train(was_training)
 

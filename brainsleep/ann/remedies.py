@@ -346,7 +346,7 @@ def remedy_loss(
     torch.Tensor
         Scalar loss.
     """
-    z = out if offsets is None else out + offsets.to(out.dtype)
+    z = out if offsets is None else out + offsets.to(out.device, out.dtype)
     if loss == "cross_entropy":
         per_example = -(targets * F.log_softmax(z, dim=1)).sum(dim=1)
     elif loss == "mse_half_sum":
@@ -355,7 +355,7 @@ def remedy_loss(
         raise ValueError(f"remedy_loss: unknown loss {loss!r}")
     if weights is None:
         return per_example.mean()
-    w = targets @ weights.to(out.dtype)
+    w = targets @ weights.to(out.device, out.dtype)
     return (w * per_example).sum() / w.sum()
 
 

@@ -5,6 +5,11 @@ remedies, :mod:`brainsleep.ann.remedies`) and hence the weights on CPU; optional
 validation data give per-epoch accuracy and early stopping with restoration of the best
 weights. :class:`TrainHistory` records what a call did. Fine-tuning is another
 call of :func:`train` on a trained model.
+
+Training runs on the CPU or on a GPU (:func:`resolve_train_device`). Every random draw
+is made on the CPU from the seed's generator, on either device, so a GPU sees the same
+batches and masks; only the float32 arithmetic differs (another summation order), so
+its weights are close to, not bit-identical with, the CPU's.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from brainsleep.names import TRAIN_DEVICES
+
 from .evaluation import _accuracy
 from .network import MLP, _as_float_tensor, _as_labels
 from .recipes import Recipe, build_model
@@ -30,6 +37,57 @@ from .remedies import Remedies
 class TrainingDivergedError(ValueError):
     """Training made the loss NaN or infinite: the weights are unusable (the message names
     the recipe, the epoch and the step)."""
+
+
+class TrainDeviceUnavailableError(RuntimeError):
+    """Training on a GPU was asked for where torch sees none (one line saying why)."""
+
+
+def resolve_train_device(device: str = "auto") -> str:
+    """The torch device training runs on: ``"cpu"`` or ``"cuda"``.
+
+    The one place that decides it (the experiment's ``--train-device``, its fingerprint
+    and the baseline cache's key all ask here).
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"}
+        ``auto``: the GPU where torch sees one (``torch.cuda.is_available()``), else the
+        CPU, whose results ``auto`` then gives exactly.
+
+    Returns
+    -------
+    str
+        ``"cpu"`` or ``"cuda"``.
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    TrainDeviceUnavailableError
+        ``"cuda"`` where torch sees no GPU.
+    """
+    if device not in TRAIN_DEVICES:
+        raise ValueError(
+            f"unknown training device {device!r}; choose one of {', '.join(TRAIN_DEVICES)}"
+        )
+    if device == "cpu":
+        return "cpu"
+    has_gpu = torch.cuda.is_available()
+    if device == "auto":
+        return "cuda" if has_gpu else "cpu"
+    if not has_gpu:
+        cuda = torch.version.cuda
+        build = (
+            f"torch {torch.__version__} built for CUDA {cuda}"
+            if cuda
+            else (f"torch {torch.__version__} is a CPU-only build")
+        )
+        raise TrainDeviceUnavailableError(
+            f"training on cuda needs a GPU that torch can use, and torch sees none ({build}); "
+            "train on a GPU machine, or on the CPU (cpu or auto)"
+        )
+    return "cuda"
 
 
 @dataclass
@@ -137,6 +195,7 @@ def train(
     epochs: int | None = None,
     max_steps: int | None = None,
     threads: int | None = 1,
+    device: str = "cpu",
 ) -> TrainHistory:
     """Train ``model`` in place with ``recipe`` (also used for fine-tuning).
 
@@ -166,6 +225,10 @@ def train(
         ``epochs`` is None, epochs run until the step budget is spent.
     threads
         ``torch.set_num_threads`` during training (restored afterwards); None leaves it.
+    device
+        ``"cpu"``, ``"cuda"`` or ``"auto"`` (:func:`resolve_train_device`). The model
+        trains there and is back on the CPU when this returns; the data stay on the CPU
+        and each batch goes to the device once drawn.
 
     Returns
     -------
@@ -173,6 +236,8 @@ def train(
 
     Raises
     ------
+    TrainDeviceUnavailableError
+        ``device="cuda"`` where torch sees no GPU.
     TrainingDivergedError
         The loss became NaN or infinite (raised before that batch's step) with no best
         epoch to fall back on (early stopping with a validation split restores it
@@ -187,6 +252,7 @@ def train(
     (Adam moments) rather than the state left by the first training.
     """
     t0 = time.perf_counter()
+    dev = torch.device(resolve_train_device(device))
     n_out = model.sizes[-1]
     xt = _as_float_tensor(x, model.sizes[0])
     yt = _as_labels(y, xt.shape[0], n_out)
@@ -222,6 +288,7 @@ def train(
     best_acc = -math.inf
     since_best = 0
     try:
+        model.to(dev)  # before the optimiser: its state lives where the weights do
         opt = _make_optimizer(model, recipe)
         model.dropout_generator = g
         bar = tqdm(total=n_epochs, disable=not progress, desc=f"train[{recipe.name}]", unit="ep")
@@ -237,10 +304,10 @@ def train(
                     break
                 opt.zero_grad(set_to_none=True)
                 if remedies is None:
-                    loss = _batch_loss(model(xt[idx]), yt[idx], recipe.loss)
+                    loss = _batch_loss(model(xt[idx].to(dev)), yt[idx].to(dev), recipe.loss)
                 else:
                     xb, targets = remedies.batch(xt[idx], yt[idx], g)
-                    loss = remedies.loss(model(xb), targets, recipe.loss)
+                    loss = remedies.loss(model(xb.to(dev)), targets.to(dev), recipe.loss)
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     # Stop before the step spreads it into the weights: a diverged
@@ -297,6 +364,7 @@ def train(
             )
     finally:
         model.dropout_generator = None
+        model.to("cpu")
         model.eval()
         if threads is not None:
             torch.set_num_threads(old_threads)
@@ -312,6 +380,7 @@ def train_baseline(
     y: np.ndarray,
     val: tuple[np.ndarray, np.ndarray] | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> tuple[MLP, TrainHistory]:
     """A cell's baseline: a network of ``sizes`` initialised and trained by ``recipe``.
 
@@ -332,11 +401,13 @@ def train_baseline(
         Validation images and labels (early stopping reads them).
     progress : bool, optional
         Show a progress bar.
+    device : str, optional
+        Where to train (:func:`resolve_train_device`); the network returned is on the CPU.
 
     Returns
     -------
     (MLP, TrainHistory)
     """
     model = build_model(recipe, sizes, seed)
-    hist = train(model, x, y, recipe, seed=seed, val=val, progress=progress)
+    hist = train(model, x, y, recipe, seed=seed, val=val, progress=progress, device=device)
     return model, hist

@@ -15,7 +15,7 @@ from pathlib import Path
 from brainsleep.cli import ANALYSIS_COMMAND
 
 from .cli import build_parser, config_from_args
-from .config import ConfigError, ExperimentConfig
+from .config import ConfigError, ExperimentConfig, UnavailableError
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
@@ -62,30 +62,14 @@ def _cannot_write(exc: OSError, out: Path) -> str:
     return f"error: cannot write {path}: {exc.strerror or exc}"
 
 
-def _cuda_build_only(cfg: ExperimentConfig) -> str:
-    """Without a GPU: generate and compile the cuda project, then say why we stop."""
-    import numpy as np
-
-    from brainsleep.sleep import SleepEngine, resolve_record_layers
-    from brainsleep.sleep.inputs import make_sleep_input
-    from brainsleep.sleep.network import NetworkSpec
-    from brainsleep.sleep.params import DT
-
-    engine = SleepEngine("cuda_standalone", cfg.model, cfg.prefs, cfg.build_root)
-    engine.device.check_available()
-    sizes = (784, *cfg.hidden, 10)
-    # The structure the pipeline's sleep will have; the image values come per run.
-    images, labels = np.zeros((10, 784)), np.arange(10)
-    inputs = make_sleep_input(
-        cfg.sleep_input, images, labels, cfg.sleep_steps, **cfg.sleep_input_options
-    )
-    record = resolve_record_layers(cfg.record_spikes, len(sizes) - 1)
-    build = engine.prepare(NetworkSpec.for_inputs(sizes, inputs, DT, record)).build
-    return (
-        f"cuda_standalone: code generated and compiled in {build.directory}, but this machine "
-        "has no GPU to run it; rerun on a GPU machine (the build is cached) or use "
-        "--device cpp_standalone"
-    )
+def _refused(exc: ConfigError) -> int:
+    """Print a refused configuration's one line; its exit status: 3 when a device it
+    names cannot work here (:class:`~.config.UnavailableError`, also as the cause of a
+    study's error), else 2 (bad input). Nothing was written either way."""
+    print(f"error: {exc}", file=sys.stderr)
+    if isinstance(exc, UnavailableError) or isinstance(exc.__cause__, UnavailableError):
+        return EXIT_UNAVAILABLE
+    return EXIT_BAD_INPUT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,13 +97,11 @@ def _main(argv: list[str] | None = None) -> int:
                 execute=_run_config,
             )
         except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return _refused(exc)
     try:
         cfg = config_from_args(args)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _refused(exc)
     return _run_config(cfg, argv)
 
 
@@ -139,15 +121,6 @@ def _run_config(cfg: ExperimentConfig, argv: list[str] | None) -> int:
     )
     from .scheduler import CellError, ClusterError, connect, uses_dask
 
-    if cfg.device == "cuda_standalone":
-        from brainsleep.sleep.cuda_setup import gpu_available
-
-        if not gpu_available():
-            try:
-                print(_cuda_build_only(cfg), file=sys.stderr)
-            except DeviceUnavailableError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-            return EXIT_UNAVAILABLE
     out = Path(cfg.out)
     fingerprint = cfg.fingerprint()
     # Cheap and read-only, before any work: is --out usable, and is it ours?

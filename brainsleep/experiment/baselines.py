@@ -101,6 +101,7 @@ def baseline_key(
     y: np.ndarray,
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
+    device: str = "cpu",
 ) -> str:
     """The identity of a trained baseline: what training depends on, hashed.
 
@@ -116,6 +117,9 @@ def baseline_key(
         Training images ``(n, 784)`` and labels ``(n,)``.
     x_val, y_val : numpy.ndarray, optional
         The validation split (early stopping reads it), or None.
+    device : str, optional
+        Where it trains (``--train-device``, resolved by
+        :func:`brainsleep.ann.training.resolve_train_device`).
 
     Returns
     -------
@@ -123,9 +127,13 @@ def baseline_key(
         40 hex digits. Also covers the training code (:func:`training_sources`), the
         torch, numpy and kornia versions and the CPU model: the strong recipe's float32
         arithmetic is not bit-reproducible across CPUs, so machines of another kind get
-        their own entries.
+        their own entries. Trained on a GPU, also the device, the GPU's model and torch's
+        CUDA version (a GPU's float32 arithmetic is another still); on the CPU the key is
+        what it was before GPUs were offered, so CPU entries stay valid.
     """
     import torch
+
+    from brainsleep.ann.training import resolve_train_device
 
     ident = {
         "recipe": dataclasses.asdict(recipe),
@@ -138,6 +146,12 @@ def baseline_key(
         "libraries": _library_versions(),
         "cpu": _cpu_model(),
     }
+    if resolve_train_device(device) != "cpu":
+        ident["train_device"] = {
+            "device": resolve_train_device(device),
+            "gpu": torch.cuda.get_device_name(),
+            "cuda": torch.version.cuda,
+        }
     text = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 

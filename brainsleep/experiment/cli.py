@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from brainsleep.data import KNOWN_DATASETS
     from brainsleep.models.presets import PRESETS
-    from brainsleep.names import RECIPE_NAMES, REMEDY_NAMES
+    from brainsleep.names import RECIPE_NAMES, REMEDY_NAMES, TRAIN_DEVICES
     from brainsleep.sleep import DEVICE_NAMES
     from brainsleep.sleep.inputs import SLEEP_INPUTS
 
@@ -255,6 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "training epochs (default: the recipe's; class-incremental: "
             f"{INCREMENTAL_EPOCHS} per task, as the reference)"
+        ),
+    )
+    g.add_argument(
+        "--train-device",
+        choices=TRAIN_DEVICES,
+        default=D.train_device,
+        help=(
+            "where torch trains and fine-tunes the ANN: auto = the GPU where torch sees one, "
+            "else the CPU (exactly cpu's results); cpu is bit-reproducible; a GPU's weights "
+            "differ from the CPU's in float rounding, so a GPU-trained run is another "
+            "configuration (its own fingerprint and cached baselines)"
         ),
     )
     g.add_argument(
@@ -466,6 +477,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         recipe=args.recipe,
         remedies=tuple(args.remedy),
         epochs=args.epochs,
+        train_device=args.train_device,
         device=device,
         prefs=parse_prefs(args.pref),
         model=args.model,

@@ -65,6 +65,12 @@ class ConfigError(ValueError):
     """Bad command-line input: one line, exit code 2, nothing written."""
 
 
+class UnavailableError(ConfigError):
+    """A device the configuration names cannot work here (no C++ compiler, no GPU for
+    cuda_standalone or for ``--train-device cuda``): one line saying what to do, exit
+    code 3 (unavailable), nothing written."""
+
+
 #: :func:`brainsleep.sleep.model.model_content_digest` of the model files shipped in
 #: ``models/`` (src, src_additive) as of engine version 8. A model whose content is one
 #: of these keeps the fingerprint it had before the field existed. Changing a shipped
@@ -103,6 +109,9 @@ class ExperimentConfig:
     # remedies for little or imbalanced data (--remedy), canonical order after validate()
     remedies: tuple[str, ...] = ()
     epochs: int | None = None
+    # where the ANN trains (--train-device): "auto" until validate() resolves it to "cpu"
+    # or "cuda" (brainsleep.ann.training.resolve_train_device), which config.json records
+    train_device: str = "auto"
     device: str = "cpp_standalone"
     prefs: dict = field(default_factory=dict)
     model: str = "src"
@@ -182,6 +191,13 @@ class ExperimentConfig:
             d.pop("search_ranges", None)  # the declared ranges: as before the field existed
         if not d.get("search"):
             d.pop("search_val", None)  # what a search scores on changes nothing without one
+        if resolved_train_device(self.train_device) == "cpu":
+            # CPU training is bit-reproducible and is how every run trained before the
+            # field existed: those directories keep their fingerprint. A GPU's float32
+            # arithmetic gives other weights, so a run trained there is another result.
+            d.pop("train_device", None)
+        else:
+            d["train_device"] = resolved_train_device(self.train_device)
         d["engine_version"] = ENGINE_VERSION
         # Contents, not names or paths: an edited model file or other IDX files in the
         # same --data-dir are another configuration (never resumed as the old one), and
@@ -201,6 +217,38 @@ class ExperimentConfig:
         if self.data_dir:
             d["data_sha256"] = data_hashes(tuple(self.datasets), self.data_dir)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resolved_train_device(name: str) -> str:
+    """``name`` resolved (``auto`` -> ``cpu`` or ``cuda``, as training here would), or
+    ``name`` itself when it names no device here (validate() reports it)."""
+    if name == "cpu":
+        return "cpu"  # no torch import for the common case
+    from brainsleep.ann.training import TrainDeviceUnavailableError, resolve_train_device
+
+    try:
+        return resolve_train_device(name)
+    except (ValueError, TrainDeviceUnavailableError):
+        return name
+
+
+def _check_train_device(cfg: ExperimentConfig) -> None:
+    """``--train-device``, resolved: ``auto`` becomes ``cpu`` or ``cuda`` (what
+    config.json then records); ``cuda`` without a GPU torch can use is refused."""
+    from brainsleep.names import TRAIN_DEVICES
+
+    if cfg.train_device not in TRAIN_DEVICES:
+        raise ConfigError(
+            f"--train-device {cfg.train_device!r}: choose one of {', '.join(TRAIN_DEVICES)}"
+        )
+    if cfg.train_device == "cpu":
+        return
+    from brainsleep.ann.training import TrainDeviceUnavailableError, resolve_train_device
+
+    try:
+        cfg.train_device = resolve_train_device(cfg.train_device)
+    except TrainDeviceUnavailableError as exc:
+        raise UnavailableError(f"--train-device cuda: {exc}") from exc
 
 
 def _model_hash(model: str) -> str | None:
@@ -842,6 +890,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if cfg.epochs is not None and cfg.epochs < 1:
         raise ConfigError("--epochs must be >= 1")
     _check_protocol(cfg)
+    _check_train_device(cfg)
     try:
         device = get_device(cfg.device)
     except ValueError as exc:
@@ -905,13 +954,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
 
         root = Path(cfg.build_root) if cfg.build_root else default_build_root()
         _check_writable_dir(root, "--build-root")
-    if device.checked_at_start:
-        from brainsleep.sleep.devices import DeviceUnavailableError
+    from brainsleep.sleep.devices import DeviceUnavailableError
 
-        try:
-            device.check_available()
-        except DeviceUnavailableError as exc:
-            raise ConfigError(str(exc)) from exc
+    try:  # every device, before any work: cuda_standalone without a GPU stops here
+        device.check_available()
+    except DeviceUnavailableError as exc:
+        raise UnavailableError(str(exc)) from exc
     _check_prefs(cfg)
     try:
         model = load_model(model_path)  # executed once, checked, trial-run

@@ -311,6 +311,7 @@ class IncrementalRunner(StepRunner):
             seed=seed,
             epochs=epochs,
             progress=self.cfg.progress,
+            device=self.cfg.train_device,
         )
         return model, hist
 

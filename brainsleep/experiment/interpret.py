@@ -1,16 +1,20 @@
 """A few plain sentences under the results table: what the numbers of a run mean.
 
 The run's own cells only, paired within each cell (same subset and seed) the way the claims
-report (``python -m analysis report``) does it; that report is where the full answer is.
+report (``python -m brainsleep.analysis report``) does it; that report is where the full
+answer is.
 """
 
 from __future__ import annotations
 
 import math
+import shlex
 import textwrap
 
 import numpy as np
 import pandas as pd
+
+from brainsleep.cli import ANALYSIS_COMMAND
 
 #: Below this test accuracy (10 classes) a network has not learnt: near chance.
 NEAR_CHANCE = 0.20
@@ -142,6 +146,6 @@ def explain(metrics: pd.DataFrame, recipe: str, out: str) -> str:
                 paras.append(f"{where}: " + " ".join(sentences))
     paras.append(
         f"The paper's claims, tested with confidence intervals: "
-        f"python -m analysis report {out} --out {out}/report"
+        f"{ANALYSIS_COMMAND} report {shlex.quote(str(out))} --out {shlex.quote(f'{out}/report')}"
     )
     return "\n\n".join(textwrap.fill(p, width=92) for p in paras)

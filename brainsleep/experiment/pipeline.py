@@ -253,7 +253,10 @@ class CellRunner(StepRunner):
         cache = BaselineCache.default()
         if cache is None:
             return self._train(recipe)
-        key = baseline_key(recipe, self.sizes, self.cell.seed, self.x, self.y, self.xv, self.yv)
+        key = baseline_key(
+            recipe, self.sizes, self.cell.seed, self.x, self.y, self.xv, self.yv,
+            device=self.cfg.train_device,
+        )  # fmt: skip
         with cache.claim(key):
             hit = cache.load_or_discard(key)
             if hit is None:
@@ -273,6 +276,7 @@ class CellRunner(StepRunner):
             self.y,
             val=(self.xv, self.yv) if self.xv is not None else None,
             progress=self.cfg.progress,
+            device=self.cfg.train_device,
         )
         return model, {"train_steps": hist.n_steps, "val_accuracy": list(hist.val_accuracy)}
 
@@ -423,6 +427,7 @@ class CellRunner(StepRunner):
             epochs=self.cfg.finetune_epochs,
             max_steps=max_steps,
             progress=self.cfg.progress,
+            device=self.cfg.train_device,
         )
         return model, hist
 

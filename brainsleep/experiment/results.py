@@ -18,9 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-from brainsleep.atomic import atomic_write_bytes, atomic_write_json, atomic_write_with, json_default
+from brainsleep.atomic import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_with,  # noqa: F401 (pipeline, runner import it here)
+    json_default,
+)
 from brainsleep.config_fields import GRID_FIELDS, config_differences
 from brainsleep.formats import (
     CELLS_DIR,
@@ -28,10 +32,10 @@ from brainsleep.formats import (
     LOCK_FILE,
     METRIC_COLUMNS,
     METRICS_CSV,
-    METRICS_DIM,
     METRICS_NC,
     STAGE_RANK,
     order_metric_columns,
+    save_metrics_dataset,
     stage_marker,
 )
 
@@ -452,14 +456,11 @@ def collect_metrics(out: Path) -> pd.DataFrame:
 
 
 def write_metrics(out: Path, df: pd.DataFrame) -> None:
-    """metrics.csv and metrics.nc (dimension "row"), both atomically."""
+    """metrics.csv (one row per cell and stage) and metrics.nc (dimensions cell and stage,
+    :func:`brainsleep.formats.metrics_dataset`), both atomically."""
     out = Path(out)
     atomic_write_bytes(out / METRICS_CSV, df.to_csv(index=False).encode())
-    ds = xr.Dataset.from_dataframe(df.rename_axis(METRICS_DIM))
-    for name in ds.data_vars:
-        if ds[name].dtype == object:
-            ds[name] = ds[name].astype(str)
-    atomic_write_with(out / METRICS_NC, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+    save_metrics_dataset(out / METRICS_NC, df)
 
 
 def summary_table(df: pd.DataFrame) -> str:

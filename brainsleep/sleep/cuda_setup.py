@@ -56,6 +56,9 @@ __all__ = [
     "find_curand",
     "find_nvcc",
     "gpu_available",
+    "gpu_problem",
+    "gpu_target",
+    "nvcc_version",
 ]
 
 #: Compute capability compiled for when no GPU can be asked: 9.0 is the Hopper class
@@ -399,6 +402,43 @@ def find_curand(
 # --------------------------------------------------------------------------- GPU
 
 
+def _nvidia_smi(*args: str) -> tuple[bool, str]:
+    """Run ``nvidia-smi args``: ``(True, its output)``, or ``(False, why it gave none)``.
+
+    Never raises: a missing ``nvidia-smi``, a failing driver or a timeout are reasons.
+    """
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False, "no NVIDIA driver here (nvidia-smi not found)"
+    try:
+        out = subprocess.run([smi, *args], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return False, f"nvidia-smi did not run ({exc})"
+    if out.returncode != 0:
+        said = next((ln.strip() for ln in (out.stdout + out.stderr).splitlines() if ln.strip()), "")
+        return False, f"nvidia-smi failed ({said or f'exit status {out.returncode}'})"
+    return True, out.stdout
+
+
+def gpu_problem() -> str | None:
+    """Why no NVIDIA GPU is usable here, in a few words; ``None`` when there is one.
+
+    Usable: ``nvidia-smi -L`` runs and prints a ``GPU <n>:`` line. Never raises.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"no NVIDIA driver here (nvidia-smi not found)"``, ``"nvidia-smi failed
+        (No devices were found)"`` or ``"nvidia-smi lists no GPU"``; ``None`` with a GPU.
+    """
+    ok, out = _nvidia_smi("-L")
+    if not ok:
+        return out
+    if not any(line.startswith("GPU ") for line in out.splitlines()):
+        return "nvidia-smi lists no GPU"
+    return None
+
+
 def gpu_available() -> bool:
     """Whether an NVIDIA GPU is usable here (``nvidia-smi -L`` lists at least one).
 
@@ -407,18 +447,67 @@ def gpu_available() -> bool:
     Returns
     -------
     bool
-        ``True`` if ``nvidia-smi -L`` ran successfully and printed a ``GPU <n>:`` line.
+        ``True`` if ``nvidia-smi -L`` ran successfully and printed a ``GPU <n>:`` line
+        (:func:`gpu_problem` is ``None``).
     """
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return False
+    return gpu_problem() is None
+
+
+def gpu_target() -> tuple[str, str]:
+    """The GPU architecture a ``cuda_standalone`` build here compiles for, and the driver.
+
+    With a GPU, brian2cuda compiles for the visible GPU of the highest compute capability
+    (``brian2cuda.utils.gputools.get_best_gpu``), which ``nvidia-smi --query-gpu=compute_cap``
+    reports; without one, for :data:`DEFAULT_COMPUTE_CAPABILITY` (:func:`configure_cuda_prefs`).
+    A driver too old to report compute capabilities is identified by its GPUs' names.
+
+    Returns
+    -------
+    (str, str)
+        The architecture, e.g. ``"sm_90"`` (or ``"gpu NVIDIA H100 80GB HBM3"`` on an old
+        driver), and the driver version, e.g. ``"driver 580.65.06"`` (``"driver none"``
+        without a GPU).
+    """
+    if not gpu_available():
+        return _sm(DEFAULT_COMPUTE_CAPABILITY), "driver none"
+    ok, out = _nvidia_smi("--query-gpu=compute_cap,driver_version", "--format=csv,noheader")
+    rows = (
+        [[c.strip() for c in ln.split(",")] for ln in out.splitlines() if ln.strip()] if ok else []
+    )
     try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    if out.returncode != 0:
-        return False
-    return any(line.startswith("GPU ") for line in out.stdout.splitlines())
+        best = max(float(row[0]) for row in rows)
+        return _sm(best), f"driver {rows[0][1]}"
+    except (ValueError, IndexError):  # an old driver: no compute_cap field
+        ok, out = _nvidia_smi("--query-gpu=name,driver_version", "--format=csv,noheader")
+        rows = [[c.strip() for c in ln.rsplit(",", 1)] for ln in out.splitlines() if ln.strip()]
+        names = sorted({row[0] for row in rows}) if ok and rows else ["unknown"]
+        driver = rows[0][-1] if ok and rows else "unknown"
+        return "gpu " + " + ".join(names), f"driver {driver}"
+
+
+def _sm(compute_capability: float) -> str:
+    """``9.0`` -> ``"sm_90"``, nvcc's name of the architecture."""
+    major, minor = f"{float(compute_capability):.1f}".split(".")
+    return f"sm_{major}{minor}"
+
+
+def nvcc_version() -> str:
+    """The release line of the ``nvcc`` a build uses (:func:`find_nvcc`), or ``"nvcc ?"``.
+
+    Returns
+    -------
+    str
+        The last line of ``nvcc --version``, e.g. ``"Build cuda_13.0.r13.0/compiler.36424714_0"``.
+    """
+    try:
+        nvcc = find_nvcc()
+        out = subprocess.run(
+            [str(nvcc), "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (RuntimeError, OSError, subprocess.SubprocessError):
+        return "nvcc ?"
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    return lines[-1] if lines else "nvcc ?"
 
 
 # --------------------------------------------------------------------------- prefs

@@ -11,8 +11,9 @@ elsewhere asks the device object, never compares device names.
   ``codegen.target`` preference says otherwise); builds the objects on every run;
 - ``cpp_standalone`` / ``cuda_standalone``: a compiled project per structure, published
   once in a cache and rerun with run arguments (:mod:`brainsleep.sleep.standalone`
-  explains why no run can disturb another). cuda compiles without a GPU, runs only with
-  one.
+  explains why no run can disturb another). cuda compiles without a GPU (the engine can
+  fill a build cache ahead), runs only with one; an experiment without a GPU is refused
+  at start (:meth:`SleepDevice.check_available`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from . import cuda_setup
 from .inputs import SleepInput
 from .model import SleepModel
 from .network import (
@@ -43,6 +45,7 @@ from .standalone import (
     DeviceUnavailableError,
     StandaloneBuild,
     get_standalone_build,
+    host_compiler_id,
     report_mode,
     set_common_prefs,
 )
@@ -85,13 +88,19 @@ class SleepDevice(ABC):
     compiled: ClassVar[bool] = False
     #: Whether it runs Brian2 (so Brian2 preferences and Brian2's int32 limits apply).
     brian2: ClassVar[bool] = True
-    #: Whether a missing toolchain is a configuration error at start-up; otherwise it is
-    #: reported as "unavailable" once what can be built is built (cuda without a GPU).
-    checked_at_start: ClassVar[bool] = True
+
+    def check_toolchain(self) -> None:
+        """Raise DeviceUnavailableError naming what to install if this machine cannot
+        build for the device (generate and compile); before anything is built."""
+        return None  # nothing to build with
 
     def check_available(self) -> None:
-        """Raise DeviceUnavailableError naming what to install, before anything is built."""
-        return None  # available wherever brainsleep is installed
+        """Raise DeviceUnavailableError, one line saying what to do, if this machine cannot
+        run the device: what an experiment checks at start, before any work.
+
+        Everything :meth:`check_toolchain` needs, and the hardware the runs need.
+        """
+        self.check_toolchain()
 
     def check_model(self, model: SleepModel, explicit: bool) -> None:
         """Raise ValueError if this device cannot run ``model``."""
@@ -292,12 +301,17 @@ class CppStandaloneDevice(SleepDevice):
     name = "cpp_standalone"
     compiled = True
 
-    def check_available(self) -> None:
+    def check_toolchain(self) -> None:
         if not (shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")):
             raise DeviceUnavailableError(
                 "cpp_standalone needs a C++ compiler (g++) and make: install them "
                 "(e.g. apt-get install g++ make) or use --device runtime"
             )
+
+    def toolchain_id(self) -> str:
+        """What a build depends on besides its code (in the build key): the C++
+        compiler's version line."""
+        return host_compiler_id()
 
     def check_runnable(self, build: StandaloneBuild) -> None:
         """Raise DeviceUnavailableError if this machine cannot run the compiled binary."""
@@ -311,30 +325,44 @@ class CppStandaloneDevice(SleepDevice):
         return replace(spec, record_layers=recorded).with_step_capacity()
 
     def prepare(self, model, spec, prefs=None, build_root=None, progress=False):
-        self.check_available()
-        build = get_standalone_build(model, spec, self.name, prefs, build_root, progress)
+        self.check_toolchain()
+        build = get_standalone_build(model, spec, self, prefs, build_root, progress)
         return _CompiledNetwork(model, spec, build, self)
 
 
 class CudaStandaloneDevice(CppStandaloneDevice):
-    """brian2cuda's device: generates and compiles without a GPU, runs only with one."""
+    """brian2cuda's device: generates and compiles without a GPU, runs only with one.
+
+    An experiment needs the GPU (:meth:`check_available`, at start); the engine alone
+    compiles without one (:meth:`check_toolchain`) and says so when asked to run.
+    """
 
     name = "cuda_standalone"
-    checked_at_start = False
 
-    def check_available(self) -> None:
-        from .cuda_setup import find_curand, find_nvcc
-
+    def check_toolchain(self) -> None:
         try:
-            find_nvcc()
-            find_curand()
+            cuda_setup.find_nvcc()
+            cuda_setup.find_curand()
         except RuntimeError as exc:
             raise DeviceUnavailableError(str(exc)) from exc
 
-    def check_runnable(self, build: StandaloneBuild) -> None:
-        from .cuda_setup import gpu_available
+    def check_available(self) -> None:
+        problem = cuda_setup.gpu_problem()
+        if problem is not None:
+            raise DeviceUnavailableError(
+                f"cuda_standalone needs an NVIDIA GPU, and {problem}: run on a machine with "
+                "one (and nvcc), or use --device cpp_standalone"
+            )
+        self.check_toolchain()
 
-        if not gpu_available():
+    def toolchain_id(self) -> str:
+        """The C++ compiler's version line, then nvcc's release, the GPU architecture
+        compiled for (``sm_90``) and the driver version: a build cache shared by machines
+        never hands one GPU's binary to another."""
+        return " | ".join([host_compiler_id(), cuda_setup.nvcc_version(), *cuda_setup.gpu_target()])
+
+    def check_runnable(self, build: StandaloneBuild) -> None:
+        if not cuda_setup.gpu_available():
             raise DeviceUnavailableError(
                 f"cuda_standalone: the project was generated and compiled in {build.directory} "
                 "but this machine has no GPU to run it; run it on a GPU machine or use "
@@ -363,8 +391,3 @@ def get_device(device: str | SleepDevice, **options) -> SleepDevice:
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_NAMES)}")
     cls = DEVICES[device]
     return cls(**options) if cls is ReferenceDevice else cls()
-
-
-def check_toolchain(device: str) -> None:
-    """Raise DeviceUnavailableError naming what to install, before any code generation."""
-    get_device(device).check_available()

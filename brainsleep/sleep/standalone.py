@@ -51,6 +51,7 @@ import uuid
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -106,25 +107,35 @@ class BuildError(RuntimeError):
     """Generating or compiling a standalone project failed."""
 
 
-def _version_line(cmd: list[str], last: bool = False) -> str:
-    """The first (or last) non-empty line ``cmd`` prints, or ``"?"``."""
+def _version_line(cmd: list[str]) -> str:
+    """The first non-empty line ``cmd`` prints, or ``"?"``."""
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         out = ""
     lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
-    if not lines:
-        return "?"
-    return lines[-1] if last else lines[0]
+    return lines[0] if lines else "?"
 
 
 @functools.cache
-def toolchain_id(device: str) -> str:
-    """Compiler versions a build of ``device`` depends on (part of the build key)."""
-    parts = [_version_line([os.environ.get("CXX", "g++"), "--version"])]
-    if device == "cuda_standalone":
-        parts.append(_version_line(["nvcc", "--version"], last=True))
-    return " | ".join(parts)
+def host_compiler_id() -> str:
+    """The C++ compiler's version line (``$CXX``, else ``g++``): every build's toolchain.
+
+    A device's :meth:`~BuildDevice.toolchain_id` starts with it; cpp_standalone's is
+    exactly this line (so its build keys are those of earlier versions).
+    """
+    return _version_line([os.environ.get("CXX", "g++"), "--version"])
+
+
+class BuildDevice(Protocol):
+    """What a build needs of its device (:class:`~brainsleep.sleep.devices.SleepDevice`
+    subclasses that compile): its name and what its binaries depend on besides the code."""
+
+    name: str
+
+    def toolchain_id(self) -> str:
+        """Compiler versions and target hardware a build depends on (in the build key)."""
+        ...
 
 
 def engine_sources() -> list[Path]:
@@ -152,13 +163,37 @@ def engine_source_digest() -> str:
 engine_source_digest()  # now, while the imported modules and the files agree
 
 
-def build_key(model: SleepModel, spec: NetworkSpec, device: str, prefs: dict | None) -> str:
+def build_key(
+    model: SleepModel,
+    spec: NetworkSpec,
+    device: BuildDevice,
+    prefs: dict | None,
+    toolchain: str | None = None,
+) -> str:
     """Content key of a standalone build: everything the compiled binary depends on.
 
     The model file's content and what it defines once executed (imports included), the
-    structure, device, preferences, compiler flags and
-    version, Brian2's version, the input kind's equations as the engine reads them now,
-    and the engine's own source (:func:`engine_source_digest`).
+    structure, device, preferences, compiler flags and the device's toolchain (compiler
+    versions; for cuda_standalone also nvcc, the driver and the GPU architecture), Brian2's
+    version, the input kind's equations as the engine reads them now, and the engine's own
+    source (:func:`engine_source_digest`).
+
+    Parameters
+    ----------
+    model : SleepModel
+    spec : NetworkSpec
+        The structure to build.
+    device : BuildDevice
+        The compiling device (its ``name`` and ``toolchain_id()``).
+    prefs : dict or None
+        Brian2 preferences with dotted names.
+    toolchain : str, optional
+        ``device.toolchain_id()`` when the caller has it already.
+
+    Returns
+    -------
+    str
+        20 hex digits.
     """
     import brian2
 
@@ -171,12 +206,12 @@ def build_key(model: SleepModel, spec: NetworkSpec, device: str, prefs: dict | N
         "input_kind": INPUT_KINDS.get(kind, kind),
         "engine_source": engine_source_digest(),
         "spec": asdict(spec),
-        "device": device,
+        "device": device.name,
         "prefs": sorted((k, repr(v)) for k, v in (prefs or {}).items()),
         "flags": EXACT_GCC_FLAGS,
         "brian2": brian2.__version__,
         "engine": ENGINE_VERSION,
-        "compiler": toolchain_id(device),
+        "compiler": device.toolchain_id() if toolchain is None else toolchain,
         "arch": platform.machine(),
     }
     text = json.dumps(payload, sort_keys=True, default=str)
@@ -745,12 +780,30 @@ def _clean_leftovers_once(root: Path) -> None:
 def get_standalone_build(
     model: SleepModel,
     spec: NetworkSpec,
-    device: str,
+    device: BuildDevice,
     prefs: dict | None = None,
     build_root: str | Path | None = None,
     progress: bool = False,
 ) -> StandaloneBuild:
     """The published build for this structure, generating and compiling it if needed.
+
+    Parameters
+    ----------
+    model : SleepModel
+    spec : NetworkSpec
+        The structure (as the device's ``build_spec`` gives it).
+    device : BuildDevice
+        The compiling device: its name names the build, its toolchain is in the key.
+    prefs : dict, optional
+        Brian2 preferences with dotted names.
+    build_root : path, optional
+        The build cache (default :func:`brainsleep.paths.default_build_root`).
+    progress : bool
+        Say on stderr that a build is being compiled.
+
+    Returns
+    -------
+    StandaloneBuild
 
     Raises
     ------
@@ -762,8 +815,9 @@ def get_standalone_build(
     from filelock import FileLock
 
     root = Path(build_root or default_build_root()).resolve()
-    key = build_key(model, spec, device, prefs)
-    name = f"{device}-{key}"
+    toolchain = device.toolchain_id()
+    key = build_key(model, spec, device, prefs, toolchain)
+    name = f"{device.name}-{key}"
     directory = root / name
     root.mkdir(parents=True, exist_ok=True)
     _clean_leftovers_once(root)
@@ -777,7 +831,7 @@ def get_standalone_build(
             if not reused:
                 _remove_tree(directory)  # incomplete, or from an older protocol
                 manifest = _generate_and_publish(
-                    model, spec, device, prefs, root, name, key, progress
+                    model, spec, device.name, prefs, root, name, key, toolchain, progress
                 )
                 _ORDER_CHECKED.discard((str(directory), key))  # a new binary: check again
     (directory / LAST_USED).touch()
@@ -787,7 +841,7 @@ def get_standalone_build(
     return build
 
 
-def _generate_and_publish(model, spec, device, prefs, root, name, key, progress) -> dict:
+def _generate_and_publish(model, spec, device, prefs, root, name, key, toolchain, progress) -> dict:
     """Generate the project in a private directory, compile it, publish it atomically."""
     import brian2 as b2
     from brian2 import device as b2device
@@ -850,7 +904,7 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, progress)
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "model": model.describe(),
             "spec": asdict(spec),
-            "compiler": toolchain_id(device),
+            "compiler": toolchain,
             "arch": platform.machine(),
             "brian2": b2.__version__,
             "engine": ENGINE_VERSION,
