@@ -163,12 +163,19 @@ def _judge(rows: pd.DataFrame, column: str, rule: Rule) -> tuple[list[str], list
             outcomes[i], needed[i] = UNDETERMINED, None
             continue
         outcomes[i] = classify(iv.mean, iv.lo, iv.hi, iv.n, rule, significant[i])
-        needed[i] = (
-            seeds_to_decide(iv.mean, iv.sd, iv.n, rule) if outcomes[i] == UNDETERMINED else None
-        )
+        if outcomes[i] != UNDETERMINED:
+            needed[i] = None
+        elif iv.n < 2:
+            needed[i] = TOO_FEW  # no spread to go by: more seeds whose sleep acted first
+        else:
+            needed[i] = seeds_to_decide(iv.mean, iv.sd, iv.n, rule)
     for i, j in repeats.items():
         outcomes[i], needed[i] = outcomes[j], needed[j]
     return [outcomes[i] for i in rows.index], [needed[i] for i in rows.index]
+
+
+#: ``needed`` of an undetermined case with fewer than two seeds: nothing to extrapolate.
+TOO_FEW = -1
 
 
 def _needed_text(needed: Sequence[int | None], outcomes: Sequence[str]) -> list[str]:
@@ -177,6 +184,8 @@ def _needed_text(needed: Sequence[int | None], outcomes: Sequence[str]) -> list[
     for k, o in zip(needed, outcomes, strict=True):
         if o != UNDETERMINED:
             out.append("")
+        elif k == TOO_FEW:
+            out.append("one seed: no spread yet")
         else:
             out.append(f"~{k}" if k is not None else "> 200")
     return out
@@ -245,14 +254,24 @@ def _noop_why(metrics: pd.DataFrame, rows: pd.DataFrame) -> str:
 
 def _undetermined_why(outcomes: Sequence[str], needed: Sequence[int | None]) -> str:
     ks = [k for o, k in zip(outcomes, needed, strict=True) if o == UNDETERMINED]
+    few = sum(k == TOO_FEW for k in ks)
+    text = (
+        f" {few} undetermined case{'' if few == 1 else 's'} rest{'s' if few == 1 else ''} on "
+        "one seed whose sleep acted: no spread to say how many would decide."
+        if few
+        else ""
+    )
+    ks = [k for k in ks if k != TOO_FEW]
     if not ks:
-        return ""
+        return text
     known = sorted(k for k in ks if k is not None)
     if not known:
-        return " The undetermined cases would not be decided by any number of seeds up to 200."
+        return text + (
+            " The undetermined cases would not be decided by any number of seeds up to 200."
+        )
     span = f"{known[0]}" if known[0] == known[-1] else f"{known[0]}-{known[-1]}"
     more = f" ({len(ks) - len(known)} not within 200)" if len(known) < len(ks) else ""
-    return (
+    return text + (
         f" At their present spread the undetermined cases would need about {span} seeds "
         f"to decide{more} (uncorrected; somewhat more under Holm)."
     )

@@ -126,3 +126,16 @@ def test_a_planted_no_op_is_counted_named_and_left_out(tmp_path):
     assert "1 of them are judged on the best search trial that acted" in rec.why
     assert "1 left out (no acting trial evaluated)" in rec.why
     assert row["outcome"] == "cost larger than claimed"
+
+
+def test_a_case_on_one_acting_seed_says_there_is_no_spread_to_go_by():
+    """Two no-ops of three seeds leave one: "not decided by 200 seeds" was said, wrongly
+    (there is no spread to extrapolate from), not "one seed"."""
+    from analysis.verdicts import TOO_FEW, _needed_text, _undetermined_why
+
+    outcomes = [UNDETERMINED, UNDETERMINED, AS_CLAIMED]
+    needed = [TOO_FEW, 12, None]
+    assert _needed_text(needed, outcomes) == ["one seed: no spread yet", "~12", ""]
+    why = _undetermined_why(outcomes, needed)
+    assert "1 undetermined case rests on one seed whose sleep acted" in why
+    assert "would need about 12 seeds" in why and "200" not in why
