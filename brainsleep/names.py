@@ -7,7 +7,7 @@ drift apart. Imports nothing.
 
 from __future__ import annotations
 
-__all__ = ["RECIPE_NAMES", "REMEDY_NAMES", "TRAIN_DEVICES"]
+__all__ = ["MAX_SEED", "RECIPE_NAMES", "REMEDY_NAMES", "TRAIN_DEVICES"]
 
 #: The training recipes, in the order of :data:`brainsleep.ann.recipes.RECIPES` (which
 #: refuses to import if its keys differ).
@@ -20,3 +20,8 @@ REMEDY_NAMES: tuple[str, ...] = ("augment", "mixup", "class-weighted", "oversamp
 #: Where the ANN trains (``--train-device``): auto (the GPU where torch sees one, else
 #: the CPU), cpu, cuda; resolved by :func:`brainsleep.ann.training.resolve_train_device`.
 TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+#: Largest seed the engine takes: Brian2's compiled devices keep it in an int32 variable.
+#: Seeds are integers in ``0 .. MAX_SEED`` everywhere (command line, subsets, sleep); here,
+#: not in the engine, so that drawing a subset imports nothing of it.
+MAX_SEED: int = 2**31 - 1

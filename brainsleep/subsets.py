@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from brainsleep.names import MAX_SEED
+
 __all__ = [
     "MODES",
     "Subset",
@@ -731,7 +733,6 @@ def make_subset(
     ValueError
         A seed outside ``0 .. MAX_SEED``, or a budget or split that cannot be drawn.
     """
-    from brainsleep.sleep.params import MAX_SEED  # here: keeps this module light
 
     if (
         isinstance(seed, bool)

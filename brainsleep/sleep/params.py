@@ -14,11 +14,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .parameters import ENGINE_PARAMETERS, Parameter, is_number
+from brainsleep.names import MAX_SEED  # noqa: F401  (declared once, outside the engine)
 
-#: Largest seed the engine takes: Brian2's compiled devices keep it in an int32 variable.
-#: Seeds are integers in ``0 .. MAX_SEED`` everywhere (command line, subsets, sleep).
-MAX_SEED = 2**31 - 1
+from .parameters import ENGINE_PARAMETERS, Parameter, is_number
 
 #: The simulation time step in seconds (the reference's dt = 0.001).
 DT = 0.001
