@@ -219,7 +219,7 @@ def test_model_help_and_readme_say_model_files_are_code():
     text = " ".join(build_parser().format_help().split())
     assert "Python code" in text and "trust" in text
     readme = (REPO / "README.md").read_text()
-    section = readme.split("### Changing the plasticity rule", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("## 3. Change the plasticity rule", 1)[1].split("\n## ", 1)[0]
     assert "Python code" in section and "trust" in section
 
 
