@@ -38,6 +38,7 @@ from .claim_rules import (  # noqa: F401  (the claims' data, read from here too)
 from .effects import (  # noqa: F401  (re-exported: every report's interval helpers)
     LEVEL,
     Interval,
+    layer_mean,
     level_of,
     mean_ci,
     paired,
@@ -277,14 +278,10 @@ def claim_sparsity(metrics: pd.DataFrame) -> ClaimResult:
     near chance are flagged: a silenced network is not a sparse code.
     """
 
-    def layer_mean(prefix: str):
-        found = [c for c in metrics.columns if c.startswith(prefix)]
-        return metrics[found].mean(axis=1) if found else math.nan
-
     m = metrics.assign(
-        active_frac=layer_mean("active_frac_"),
-        pop_sparseness=layer_mean("pop_sparseness_"),
-        silent_frac=layer_mean("silent_frac_"),
+        active_frac=layer_mean(metrics, "active_frac_"),
+        pop_sparseness=layer_mean(metrics, "pop_sparseness_"),
+        silent_frac=layer_mean(metrics, "silent_frac_"),
     )
     for name in ("weight_small_frac",):
         if name not in m.columns:

@@ -8,7 +8,6 @@ metric), entirely from results directories; see :mod:`analysis.claims` for the t
 
 from __future__ import annotations
 
-import math
 import shlex
 import sys
 import time
@@ -37,6 +36,7 @@ from .claims import (
     summary_levels,
     total_wall_text,
 )
+from .effects import layer_mean
 from .noop import ACTED, ACTED_FINETUNE
 from .readme_block import markers
 from .report_command import ReadmeQuote, run_command
@@ -171,12 +171,9 @@ def plot_sparsity(metrics: pd.DataFrame) -> Figure:
     side, so that twenty settings stay readable in one figure.
     """
 
-    def layer_mean(prefix: str):
-        found = [c for c in metrics.columns if c.startswith(prefix)]
-        return metrics[found].mean(axis=1) if found else math.nan
-
     m = metrics.assign(
-        active_frac=layer_mean("active_frac_"), pop_sparseness=layer_mean("pop_sparseness_")
+        active_frac=layer_mean(metrics, "active_frac_"),
+        pop_sparseness=layer_mean(metrics, "pop_sparseness_"),
     )
     m = m[m["stage"].isin(["baseline", "sleep"])]
     cases = list(m.groupby(["setting", "dataset", "imbalance", "fraction"], sort=True))

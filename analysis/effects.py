@@ -147,6 +147,13 @@ def percent(fraction: float) -> str:
     return f"{100 * fraction:.3g} %"
 
 
+def layer_mean(metrics: pd.DataFrame, prefix: str) -> pd.Series | float:
+    """Per row, the mean over hidden layers of the columns named ``<prefix><layer>``
+    (e.g. ``active_frac_h1``, ``active_frac_h2``); NaN when no such column exists."""
+    found = [c for c in metrics.columns if c.startswith(prefix)]
+    return metrics[found].mean(axis=1) if found else math.nan
+
+
 def summary_levels(metrics: pd.DataFrame) -> pd.DataFrame:
     """Compact metrics table: mean and 95 % CI over seeds per setting, cell group and stage.
 
