@@ -17,9 +17,16 @@ __all__ = ["is_locked", "try_lock"]
 @contextmanager
 def try_lock(lock_path: Path) -> Iterator[bool]:
     """Acquire ``FileLock(lock_path)`` without waiting; yield whether it was acquired
-    (released on exit)."""
+    (released on exit).
+
+    A lock file that did not exist before this look is removed again (while still held):
+    a look must leave nothing behind. Without this, a cleaner that lists a run, and locks
+    it just after the run finished and removed its own lock file, re-created a lock file
+    that no one would ever remove (the CI failure of 2026-12-07).
+    """
     from filelock import FileLock, Timeout
 
+    existed = lock_path.exists()
     lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=0)
@@ -29,6 +36,8 @@ def try_lock(lock_path: Path) -> Iterator[bool]:
     try:
         yield True
     finally:
+        if not existed:
+            lock_path.unlink(missing_ok=True)
         lock.release()
 
 

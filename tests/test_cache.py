@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -254,6 +255,44 @@ def test_clean_leftovers_spares_a_running_run(tmp_path, holder):
         assert (run / "results.bin").exists() and lock.exists()
     assert clean_leftovers(tmp_path) == [run]
     assert not run.exists() and not lock.exists()
+
+
+def test_clean_leftovers_racing_a_run_that_finishes_leaves_no_lock(tmp_path, monkeypatch):
+    """The cleaner lists a live run; the run finishes (its directory and its lock file
+    removed) before the cleaner locks it: nothing may be left behind, not even a lock
+    file the look itself created (CI failure of 2026-12-07)."""
+    run = make_run(tmp_path, "racing")
+    (tmp_path / "runs" / "racing.lock").touch()
+    real = cache.try_lock
+
+    def run_finishes_then_lock(path):
+        shutil.rmtree(run, ignore_errors=True)
+        (tmp_path / "runs" / "racing.lock").unlink(missing_ok=True)
+        return real(path)
+
+    monkeypatch.setattr(cache, "try_lock", run_finishes_then_lock)
+    assert clean_leftovers(tmp_path) == []
+    assert names(tmp_path) == {"runs"}
+
+
+def test_is_locked_on_a_missing_lock_creates_nothing(tmp_path, monkeypatch):
+    """A look at a lock whose file vanishes between the check and the lock leaves no file."""
+    from brainsleep import locks
+
+    lock = tmp_path / "gone.lock"
+    lock.touch()
+    real_exists = Path.exists
+
+    def exists_then_vanish(self):
+        answer = real_exists(self)
+        if self == lock:
+            self.unlink(missing_ok=True)  # its owner removes it just after the check
+        return answer
+
+    monkeypatch.setattr(Path, "exists", exists_then_vanish)
+    assert locks.is_locked(lock) is False
+    monkeypatch.undo()
+    assert not lock.exists()
 
 
 def test_clean_leftovers_nothing_to_do_is_cheap(tmp_path, monkeypatch):
