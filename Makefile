@@ -1,8 +1,14 @@
 # Two entry points that work on a fresh machine (Python 3.11 from the system, nothing else):
 #   make run    set up .venv when missing, then run the default experiment
 #   make test   set up .venv when missing, then run the whole test suite
+# Another Python (3.12, 3.13: brian2 2.10.1 with brian2cuda 1.0b1, see pyproject.toml) gets
+# a venv of its own beside .venv:  make test PYTHON=python3.12  ->  .venv-3.12
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifeq ($(PY_VERSION),)
+$(error PYTHON=$(PYTHON) does not run: give a Python 3.11, 3.12 or 3.13 interpreter)
+endif
+VENV ?= $(if $(filter 3.11,$(PY_VERSION)),.venv,.venv-$(PY_VERSION))
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint clean-venv
