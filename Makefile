@@ -27,8 +27,11 @@ ARGS ?= --fractions 0.1 --strong --out results/default
 run: $(STAMP)
 	$(VENV)/bin/python -m brainsleep.experiment $(ARGS)
 
+# The suite runs on every core (pytest-xdist): whole files per worker (--dist loadfile), so
+# a module's fixtures (its build cache, its data) are made once. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
