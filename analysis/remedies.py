@@ -19,7 +19,6 @@ paired differences) and ``remedies.png``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +26,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from brainsleep.atomic import atomic_write_bytes
 from brainsleep.cli import ANALYSIS_COMMAND
 from brainsleep.formats import order_stages
 
@@ -42,16 +40,11 @@ from .claims import (
     percent,
     total_wall_text,
 )
-from .claims_report import _ERR_KW, _md_table, _versions
+from .markdown import generated_header, md_table, write_csv, write_text
 from .report_command import ReadmeQuote, run_command
-from .style import note, save_figure, stage_color
-from .sweep import (
-    _panels,
-    _title,
-    above_zero,
-    config_of,
-    stage_metrics,
-)
+from .style import ERR_KW, note, save_figure, stage_color
+from .sweep import _title, above_zero, config_of, stage_metrics
+from .sweep_figures import _panels
 from .timing import wall_text
 
 REMEDIES_FILE = "REMEDIES.md"
@@ -367,7 +360,7 @@ def plot_ranking(ranked: pd.DataFrame) -> Figure:
                 xerr=err[:, i : i + 1],
                 fmt="o",
                 color=KIND_COLORS.get(kind, "#000000"),
-                **_ERR_KW,
+                **ERR_KW,
             )
         ax.set_yticks(range(len(g)))
         ax.set_yticklabels(g["arm"], fontsize=7)
@@ -388,14 +381,9 @@ def remedies_markdown(
 ) -> str:
     """The text of ``REMEDIES.md``."""
     lines = [
-        "# Remedies for little or imbalanced data, with and without sleep",
-        "",
-        f"Generated on {time.strftime('%Y-%m-%d')} by",
-        "",
-        f"    {command}",
-        "",
-        f"from {len(settings)} results directories; versions: {_versions(settings)}. "
-        "Do not edit by hand: rerun the command.",
+        *generated_header(
+            "Remedies for little or imbalanced data, with and without sleep", command, settings
+        ),
         "",
         "A remedy alone is the baseline stage of the run trained with it, remedy + sleep "
         "that run's sleep stage; sleep alone is the sleep stage of the plain run of the same "
@@ -442,7 +430,7 @@ def remedies_markdown(
                 "directory": g["setting"],
             }
         )
-        lines.append(_md_table(table))
+        lines.append(md_table(table))
     lines += ["", "## Directories", ""]
     for s in settings:
         line = f"- `{s.name}`: remedies {remedy_of(s) or 'none'}, wall time {wall_text(s.wall_s)}"
@@ -492,15 +480,11 @@ def write_remedies_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_figure(plot_ranking(ranked), out / FIGURE)
-    atomic_write_bytes(out / REMEDIES_CSV, ranked.to_csv(index=False, float_format="%.6g").encode())
-    atomic_write_bytes(out / SLEEP_ADDS_CSV, adds.to_csv(index=False, float_format="%.6g").encode())
-    for name in (FIGURE, REMEDIES_CSV, SLEEP_ADDS_CSV):
-        log(f"wrote {out / name}")
-    report = out / REMEDIES_FILE
+    log(f"wrote {out / FIGURE}")
+    write_csv(out / REMEDIES_CSV, ranked, log)
+    write_csv(out / SLEEP_ADDS_CSV, adds, log)
     command = command or f"{ANALYSIS_COMMAND} remedies"
-    atomic_write_bytes(report, remedies_markdown(settings, ranked, adds, command).encode())
-    log(f"wrote {report}")
-    return report
+    return write_text(out / REMEDIES_FILE, remedies_markdown(settings, ranked, adds, command), log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
