@@ -30,7 +30,8 @@ Modules, one job each:
 - :mod:`analysis.accuracy`: mean ± sd over seeds, paired sleep gains, accuracy vs fraction.
 - :mod:`analysis.search`: the sleep-parameter search history (``search.csv``): score vs
   trial, rank correlation of each parameter with the validation score.
-- :mod:`analysis.report`: :func:`write_report` (all figures + ``summary.md``).
+- :mod:`analysis.report`: :func:`write_report` (all figures + ``summary.md``, whose text is
+  :mod:`analysis.report_summary`).
 - :mod:`analysis.claims`: the paper's four claims tested per setting (one results
   directory each): paired effects with 95 % CIs over seeds and a verdict per claim.
 - :mod:`analysis.claims_report`: ``python -m brainsleep.analysis report``: ``REPORT.md``,
