@@ -37,7 +37,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from brainsleep.formats import SpikeInfo, layer_spikes, spike_info
+from brainsleep.formats import SpikeInfo, layer_spikes, spike_counts, spike_info
 
 from .spikes import finite_median, layer_row, missing_note, recorded_and_missing
 from .style import layer_color, layer_name, new_figure
@@ -347,7 +347,7 @@ def spike_train_table(
             cv = isi_cv(ds, layer, min_spikes=min_spikes)
             fano = fano_factors(ds, layer, window_steps=width, min_spikes=min_spikes)
             row.update(
-                n_spikes=int(np.count_nonzero(ds["layer"].values == layer)),
+                n_spikes=spike_counts(ds)[layer],
                 n_isi=int(isis.size),
                 isi_median_ms=float(np.median(isis) * 1e3) if isis.size else np.nan,
                 n_neurons_min_spikes=int(np.count_nonzero(np.isfinite(cv))),
