@@ -1,12 +1,14 @@
 """What each layer did during sleep: spike rasters, firing rates, spike counts in windows.
 
-All functions work on the sparse spike table of :mod:`brainsleep.formats` (one row per
-spike: ``layer``, ``neuron``, ``step``) and build on its readers (:func:`spike_info`,
-:func:`layer_spikes`, :func:`neuron_spike_counts`, :func:`firing_rates`). None of them
-builds an ``n_steps x n_neurons`` array: counts come from :func:`numpy.bincount` over step
-bins or neuron indices, rasters plot the (step, neuron) pairs directly, and per-window
-counts (:func:`iter_window_counts`) come in chunks of at most :data:`WINDOW_CELLS` cells.
-Memory is O(n_spikes + n_steps + n_neurons), so runs with millions of spikes are fine.
+Why one file of this length: the figures and the counts behind them share one binning, one
+layer selection and one set of spike readers. All functions work on the sparse spike table
+of :mod:`brainsleep.formats` (one row per spike: ``layer``, ``neuron``, ``step``) and
+build on its readers (:func:`spike_info`, :func:`layer_spikes`,
+:func:`neuron_spike_counts`, :func:`firing_rates`). None of them builds an ``n_steps x
+n_neurons`` array: counts come from :func:`numpy.bincount` over step bins or neuron
+indices, rasters plot the (step, neuron) pairs directly, and per-window counts
+(:func:`iter_window_counts`) come in chunks of at most :data:`WINDOW_CELLS` cells. Memory
+is O(n_spikes + n_steps + n_neurons), so runs with millions of spikes are fine.
 
 Figures show only the recorded layers (an unrecorded layer is named in a note, never drawn
 as an empty panel) and put time in seconds by default (``step * dt``).
@@ -180,30 +182,6 @@ def active_fraction_per_step(ds: xr.Dataset, layer: int) -> np.ndarray:
         key = key[keep]
     per_step = np.bincount(key // size, minlength=info.n_steps)[: info.n_steps]
     return per_step / size
-
-
-def bin_mean(values: np.ndarray, bin_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Average a per-step series over consecutive bins of ``bin_steps`` steps.
-
-    Parameters
-    ----------
-    values : numpy.ndarray
-        1-D per-step series.
-    bin_steps : int
-        Bin width in steps (the last bin may be shorter).
-
-    Returns
-    -------
-    edges : numpy.ndarray
-        Bin edges in steps, length ``n_bins + 1``.
-    means : numpy.ndarray
-        Mean of ``values`` in each bin.
-    """
-    edges = _bin_edges(len(values), bin_steps)
-    if len(values) == 0:
-        return edges, np.zeros(0)
-    sums = np.add.reduceat(values, edges[:-1])
-    return edges, sums / np.diff(edges)
 
 
 def iter_window_counts(
