@@ -40,6 +40,7 @@ from .claims import (
     percent,
     total_wall_text,
 )
+from .effects import intervals
 from .markdown import generated_header, md_table, write_csv, write_text
 from .report_command import ReadmeQuote, run_command
 from .style import ERR_KW, note, save_figure, stage_color
@@ -291,12 +292,7 @@ def adds_sentence(rows: pd.DataFrame, ranked: pd.DataFrame) -> str:
         return f"{where}: no remedy was run, so sleep on top of a remedy is not measured."
     parts = []
     for r, own in rows.groupby("remedy", sort=False):
-        by = {
-            c: Interval(m, lo, hi, n)
-            for c, m, lo, hi, n in own[
-                ["comparison", "mean", "ci_low", "ci_high", "n_seeds"]
-            ].itertuples(index=False)
-        }
+        by = dict(zip(own["comparison"], intervals(own), strict=True))
         alone = ranked[(ranked["kind"] == "remedy") & (ranked["remedy"] == r)].iloc[0]
         name = f"the best remedy on validation, {r}" if first["best_remedy"] else r
         parts.append(_on_top_text(r, name, by, alone, metric))
@@ -417,12 +413,7 @@ def remedies_markdown(
             {
                 "rank": g["rank"],
                 "arm": g["arm"],
-                "mean [CI] (%)": [
-                    Interval(m, lo, hi, n).text(sign=False)
-                    for m, lo, hi, n in zip(
-                        g["mean"], g["ci_low"], g["ci_high"], g["n_seeds"], strict=True
-                    )
-                ],
+                "mean [CI] (%)": [iv.text(sign=False) for iv in intervals(g)],
                 "validation mean (%)": [
                     "n/a" if not np.isfinite(v) else f"{100 * v:.1f}" for v in g["val_mean"]
                 ],

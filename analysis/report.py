@@ -147,7 +147,8 @@ def _spike_figures(
 ) -> None:
     names = [prefix + n for n in SPIKE_FIGURES]
     missing = "no spikes.nc (spikes not recorded, e.g. --record-spikes none)"
-    read = w.load(names, missing if cell.spikes is None else None, "spikes.nc", _read_spikes(cell))
+    missing = missing if cell.spikes is None else None
+    read = w.load(names, missing, "spikes.nc", lambda: _read_spikes(cell.spikes))
     if read is None:
         return
     ds, info = read
@@ -211,14 +212,10 @@ def _spike_figures(
         sleep_rows.append(t)
 
 
-def _read_spikes(cell: Cell) -> Callable[[], tuple]:
-    """Reads the cell's spike Dataset and its :class:`~brainsleep.formats.SpikeInfo`."""
-
-    def read() -> tuple:
-        ds = load_spikes(cell.spikes)
-        return ds, spike_info(ds)
-
-    return read
+def _read_spikes(path: Path) -> tuple:
+    """A cell's spike Dataset and its :class:`~brainsleep.formats.SpikeInfo`."""
+    ds = load_spikes(path)
+    return ds, spike_info(ds)
 
 
 #: The weight files the per-cell weight figures compare.

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
 from .accuracy import group_title
+from .markdown import rows_table
 from .results import Cell, Results
 from .style import grid_shape, hide_unused, new_figure, note
 
@@ -359,7 +360,7 @@ def correlation_markdown(corr: pd.DataFrame) -> list[str]:
         return []
     params = list(dict.fromkeys(corr["parameter"]))
     header = ["dataset", "imbalance", "fraction", "trials", *params]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for group in _groups(corr):
         g = _select(corr, group).set_index("parameter")
         vals = [
@@ -367,5 +368,5 @@ def correlation_markdown(corr: pd.DataFrame) -> list[str]:
             for p in params
         ]
         d, i, f = group
-        lines.append("| " + " | ".join([d, i, f"{f:g}", str(int(g["n"].max())), *vals]) + " |")
-    return lines
+        rows.append([d, i, f"{f:g}", int(g["n"].max()), *vals])
+    return rows_table(header, rows).split("\n")

@@ -9,9 +9,8 @@ common value (:func:`identify_design`).
 
 For every factor value, data set and fraction the gain of sleep is the paired difference
 sleep - baseline test accuracy within each seed's cell, summarised over seeds as mean and
-Student-t 95 % CI (:func:`analysis.claims.paired`): :func:`sweep_table`. Its figures are
-:mod:`analysis.sweep_figures`; ``SWEEP.md``, its answers and the command
-(``python -m brainsleep.analysis sweep``) are :mod:`analysis.sweep_report`.
+Student-t 95 % CI (:func:`analysis.claims.paired`): :func:`sweep_table`. Figures:
+:mod:`analysis.sweep_figures`; ``SWEEP.md`` and the command: :mod:`analysis.sweep_report`.
 """
 
 from __future__ import annotations
@@ -28,16 +27,7 @@ import pandas as pd
 from .claims import Interval, Setting, mean_ci, paired, percent
 
 #: Columns of ``sweep.csv`` (then ``imbalance``, ``setting``, ``is_base``, ``kind``).
-CSV_COLUMNS = (
-    "factor",
-    "value",
-    "dataset",
-    "fraction",
-    "n_seeds",
-    "gain_mean",
-    "ci_low",
-    "ci_high",
-)
+CSV_COLUMNS = tuple("factor value dataset fraction n_seeds gain_mean ci_low ci_high".split())
 
 #: config.json fields that are never factors: where and how a run was made, the grid axes
 #: (a cell's own keys) and what changes no ANN accuracy (spike records, SNN evaluation,

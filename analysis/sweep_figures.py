@@ -1,9 +1,5 @@
-"""The figures of a sweep (:mod:`analysis.sweep`): a sensitivity curve per numeric factor,
-a bar chart per categorical one (the sleep input), a heatmap per two-factor map.
-
-Each takes :func:`analysis.sweep.sweep_table`'s table; gains are drawn in points with
-their 95 % CIs over seeds.
-"""
+"""The figures of a sweep, from :func:`analysis.sweep.sweep_table`: a sensitivity curve per
+numeric factor, a bar chart per categorical one, a heatmap per map (gains with 95 % CIs)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
 """``python -m brainsleep.analysis sweep DIR [DIR ...] --out OUT``: what drives the effect of sleep.
 
-Analyses a one-factor-at-a-time sweep (:mod:`analysis.sweep`) and writes ``OUT/SWEEP.md``
-(three answers computed from the data, the tables, the figures of
-:mod:`analysis.sweep_figures`), ``sweep.csv`` and one figure per factor and map.
-"""
+Writes ``OUT/SWEEP.md`` (three answers computed from the data, the tables, the figures of
+:mod:`analysis.sweep_figures`), ``sweep.csv`` and one figure per factor and map."""
 
 from __future__ import annotations
 
@@ -19,6 +17,7 @@ import pandas as pd
 from brainsleep.cli import ANALYSIS_COMMAND
 
 from .claims import LEVEL, Interval, Setting, load_settings, percent, total_wall_text
+from .effects import intervals
 from .markdown import generated_header, md_table, write_csv, write_text
 from .report_command import ReadmeQuote, run_command
 from .style import save_figure
@@ -177,12 +176,7 @@ def _factor_rows(table: pd.DataFrame, factor: str, numeric: bool) -> pd.DataFram
             ],
             "fraction": [percent(f) for f in rows["fraction"]],
             "seeds": rows["n_seeds"],
-            "gain (points)": [
-                Interval(m, lo, hi, n).text()
-                for m, lo, hi, n in zip(
-                    rows["gain_mean"], rows["ci_low"], rows["ci_high"], rows["n_seeds"], strict=True
-                )
-            ],
+            "gain (points)": [iv.text() for iv in intervals(rows, "gain_mean")],
         }
     )
 
