@@ -30,14 +30,18 @@ Modules, one job each:
 - :mod:`analysis.accuracy`: mean ± sd over seeds, paired sleep gains, accuracy vs fraction.
 - :mod:`analysis.search`: the sleep-parameter search history (``search.csv``): score vs
   trial, rank correlation of each parameter with the validation score.
-- :mod:`analysis.report`: :func:`write_report` (all figures + ``summary.md``).
+- :mod:`analysis.report`: :func:`write_report` (all figures + ``summary.md``, whose text is
+  :mod:`analysis.report_summary`).
 - :mod:`analysis.claims`: the paper's four claims tested per setting (one results
   directory each): paired effects with 95 % CIs over seeds and a verdict per claim.
 - :mod:`analysis.claims_report`: ``python -m brainsleep.analysis report``: ``REPORT.md``,
   its figures, ``claims.csv`` and ``metrics_summary.csv``.
-- :mod:`analysis.sweep`: ``python -m brainsleep.analysis sweep``: what drives the gain of
-  sleep (``studies/input_sweep.toml``): sensitivity curves, the input kinds, the
-  max_rate x T map, ``SWEEP.md`` and ``sweep.csv``.
+- :mod:`analysis.sweep`: what a one-factor-at-a-time sweep (``studies/input_sweep.toml``)
+  varies and the gain of sleep per factor value; :mod:`analysis.sweep_figures`: its
+  sensitivity curves, input-kind bars and max_rate x T map; :mod:`analysis.sweep_report`:
+  ``python -m brainsleep.analysis sweep``, ``SWEEP.md`` and ``sweep.csv``.
+- :mod:`analysis.markdown`: the markdown table, report header and file writing every
+  report shares.
 - :mod:`analysis.remedies`: ``python -m brainsleep.analysis remedies``: the remedies for
   little or imbalanced data ranked with and without sleep (``studies/remedies.toml``),
   ``REMEDIES.md`` and ``remedies.csv``.

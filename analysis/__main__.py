@@ -7,7 +7,8 @@ required). The same command is installed as ``brainsleep-analysis``; in a checko
 claims, one setting per directory, and write ``REPORT.md`` (:mod:`analysis.claims_report`).
 
 ``python -m brainsleep.analysis sweep RESULTS_DIR [...] --out DIR``: the gain of sleep
-against the factors a one-factor-at-a-time sweep varies, ``SWEEP.md`` (:mod:`analysis.sweep`).
+against the factors a one-factor-at-a-time sweep varies, ``SWEEP.md``
+(:mod:`analysis.sweep_report`).
 
 ``python -m brainsleep.analysis remedies RESULTS_DIR [...] --out DIR``: remedies with and
 without sleep, ranked, ``REMEDIES.md`` (:mod:`analysis.remedies`).
@@ -121,8 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .claims_report import main as report_main
 
         return report_main(argv[1:])
-    if argv[:1] == ["sweep"]:  # the input / sleep-parameter sweep (analysis.sweep)
-        from .sweep import main as sweep_main
+    if argv[:1] == ["sweep"]:  # the input / sleep-parameter sweep (analysis.sweep_report)
+        from .sweep_report import main as sweep_main
 
         return sweep_main(argv[1:])
     if argv[:1] == ["export"]:  # compact copies to commit (analysis.export)

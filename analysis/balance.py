@@ -59,32 +59,6 @@ def per_class_accuracy(
     return pd.concat(parts, ignore_index=True)
 
 
-def class_spread(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Spread of the per-class accuracies of each row: min, max and sd over classes.
-
-    A more balanced classifier has a smaller spread (higher worst class).
-
-    Parameters
-    ----------
-    metrics : pandas.DataFrame
-        ``metrics.csv`` table.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``metrics`` keys ``dataset, imbalance, fraction, seed, stage`` plus
-        ``worst_class_acc``, ``best_class_acc``, ``class_acc_sd`` (population sd over
-        classes, ``ddof=0``).
-    """
-    cols = class_columns(metrics)
-    accs = metrics[cols].to_numpy(dtype=float)
-    out = metrics[["dataset", "imbalance", "fraction", "seed", "stage"]].copy()
-    out["worst_class_acc"] = np.nanmin(accs, axis=1)
-    out["best_class_acc"] = np.nanmax(accs, axis=1)
-    out["class_acc_sd"] = np.nanstd(accs, axis=1)
-    return out
-
-
 def prediction_entropy(counts: np.ndarray) -> float:
     """Entropy (nats) of the distribution given by class counts.
 

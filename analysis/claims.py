@@ -75,6 +75,26 @@ from .verdicts import (
 )
 
 
+def _result(
+    key: str,
+    metrics: pd.DataFrame,
+    rows: pd.DataFrame,
+    cols: dict,
+    outcome: list[str],
+    needed: list,
+    verdict: str,
+    why: str,
+    primary: str,
+    signed: dict[str, bool] | None = None,
+) -> ClaimResult:
+    """A claim's result: ``why`` ends with the no-op and undetermined sentences, and the
+    table (:func:`_table`) gives every case its outcome and the seeds it would need."""
+    why += _noop_why(metrics, rows) + _undetermined_why(outcome, needed)
+    noops = _noops(metrics, rows)
+    table = _table(rows, cols, outcome, signed=signed, needed=needed, noops=noops, primary=primary)
+    return ClaimResult(key, STATEMENTS[key], verdict, why, table)
+
+
 def claim_limited(metrics: pd.DataFrame) -> ClaimResult:
     """Claim 1: sleep - baseline >= 20 points at fractions <= 10 % (balanced subsets).
 
@@ -134,11 +154,9 @@ def claim_limited(metrics: pd.DataFrame) -> ClaimResult:
             why += "; no strong-recipe control was run (--strong)."
     why += _trend(rows, "sleep - baseline")
     why += _input_ablation(metrics, rows)
-    why += _noop_why(metrics, rows) + _undetermined_why(outcome, needed)
-    table = _table(
-        rows, cols, outcome, needed=needed, noops=_noops(metrics, rows), primary="sleep - baseline"
+    return _result(
+        "limited", metrics, rows, cols, outcome, needed, verdict, why, "sleep - baseline"
     )
-    return ClaimResult("limited", STATEMENTS["limited"], verdict, why, table)
 
 
 def claim_recovery(metrics: pd.DataFrame) -> ClaimResult:
@@ -183,11 +201,9 @@ def claim_recovery(metrics: pd.DataFrame) -> ClaimResult:
         f"{100 * SMALL_COST:.0f} points, and sleep + fine-tune not below the fine-tune-only "
         f"control by more than {100 * RULES['recovery'].margin:.0f} points (CI)",
     )
-    why += _noop_why(metrics, rows) + _undetermined_why(outcome, needed)
-    table = _table(
-        rows, cols, outcome, needed=needed, noops=_noops(metrics, rows), primary="sleep - baseline"
+    return _result(
+        "recovery", metrics, rows, cols, outcome, needed, verdict, why, "sleep - baseline"
     )
-    return ClaimResult("recovery", STATEMENTS["recovery"], verdict, why, table)
 
 
 def minority_accuracy(metrics: pd.DataFrame) -> pd.Series:
@@ -252,16 +268,8 @@ def claim_balance(metrics: pd.DataFrame) -> ClaimResult:
             "accuracy did not: the gain is on majority classes of a baseline that had "
             "collapsed onto few of them."
         )
-    why += _noop_why(metrics, rows) + _undetermined_why(outcome, needed)
-    table = _table(
-        rows,
-        cols,
-        outcome,
-        needed=needed,
-        noops=_noops(metrics, rows),
-        primary="sleep - baseline (bal.)",
-    )
-    return ClaimResult("balance", STATEMENTS["balance"], verdict, why, table)
+    primary = "sleep - baseline (bal.)"
+    return _result("balance", metrics, rows, cols, outcome, needed, verdict, why, primary)
 
 
 def claim_sparsity(metrics: pd.DataFrame) -> ClaimResult:
@@ -338,17 +346,8 @@ def claim_sparsity(metrics: pd.DataFrame) -> ClaimResult:
             f"(< {100 * NEAR_CHANCE:.0f} %): sparser because silenced, not counted."
         )
     needed = [n if n is not None else nw for n, nw in zip(needed, needed_w, strict=True)]
-    why += _noop_why(metrics, rows) + _undetermined_why(outcome, needed)
-    table = _table(
-        rows,
-        cols,
-        outcome,
-        signed={"sleep accuracy": False},
-        needed=needed,
-        noops=_noops(metrics, rows),
-        primary="pop. sparseness sleep - baseline",
-    )
-    return ClaimResult("sparsity", STATEMENTS["sparsity"], verdict, why, table)
+    primary, signed = "pop. sparseness sleep - baseline", {"sleep accuracy": False}
+    return _result("sparsity", metrics, rows, cols, outcome, needed, verdict, why, primary, signed)
 
 
 CLAIMS: dict[str, Callable[[pd.DataFrame], ClaimResult]] = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from brainsleep.atomic import atomic_write_bytes
 from brainsleep.cli import ANALYSIS_COMMAND
 from brainsleep.formats import order_stages
 
@@ -37,17 +35,25 @@ from .claims import (
     total_wall_text,
 )
 from .effects import layer_mean
+from .markdown import generated_header, md_table, write_csv, write_text
 from .noop import ACTED, ACTED_FINETUNE
 from .readme_block import markers
 from .report_command import ReadmeQuote, run_command
-from .results import versions_text
-from .style import grid_shape, hide_unused, new_figure, note, save_figure, stage_color, stage_label
+from .style import (
+    ERR_KW,
+    grid_shape,
+    hide_unused,
+    new_figure,
+    note,
+    save_figure,
+    stage_color,
+    stage_label,
+)
 from .timing import wall_text
 
 REPORT_FILE = "REPORT.md"
 CLAIMS_CSV = "claims.csv"
 SUMMARY_CSV = "metrics_summary.csv"
-_ERR_KW = {"capsize": 3, "elinewidth": 1, "markersize": 5}
 
 
 def _ci_arrays(values: Sequence[pd.Series]) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +84,7 @@ def plot_accuracy(metrics: pd.DataFrame, value: str = "accuracy") -> Figure:
             for k, st in enumerate(stages):
                 mean, err = _ci_arrays([g.loc[g["stage"] == st, value]])
                 ax.errorbar(
-                    [k], 100 * mean, yerr=100 * err, fmt="o", color=stage_color(st), **_ERR_KW
+                    [k], 100 * mean, yerr=100 * err, fmt="o", color=stage_color(st), **ERR_KW
                 )
             ax.set_xlim(-0.5, len(stages) - 0.5)
             ax.set_xticks(range(len(stages)))
@@ -96,7 +102,7 @@ def plot_accuracy(metrics: pd.DataFrame, value: str = "accuracy") -> Figure:
                     fmt="-o",
                     color=stage_color(st),
                     label=stage_label(st),
-                    **_ERR_KW,
+                    **ERR_KW,
                 )
             setup_fraction_axis(ax, fractions)
             ax.set_xlabel("fraction of the training set")
@@ -213,7 +219,7 @@ def plot_sparsity(metrics: pd.DataFrame) -> Figure:
                 fmt="o",
                 color=stage_color(st),
                 label=stage_label(st),
-                **_ERR_KW,
+                **ERR_KW,
             )
         ax.set_yticks(range(n))
         ax.set_yticklabels(labels if ax is axes[0] else [], fontsize=7)
@@ -233,18 +239,6 @@ FIGURES = {
 
 
 # -- markdown ---------------------------------------------------------------------------------
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(str(v) for v in row) + " |")
-    return "\n".join(lines)
-
-
-def _versions(settings: Sequence[Setting]) -> str:
-    return versions_text([s.results.config for s in settings])
 
 
 def _settings_table(settings: Sequence[Setting], metrics: pd.DataFrame) -> pd.DataFrame:
@@ -325,14 +319,7 @@ def report_markdown(
 ) -> str:
     """The text of ``REPORT.md``; ``others``: lines linking the other results reports."""
     lines = [
-        "# Does sleep help? The paper's claims, tested",
-        "",
-        f"Generated on {time.strftime('%Y-%m-%d')} by",
-        "",
-        f"    {command}",
-        "",
-        f"from {len(settings)} results directories; versions: {_versions(settings)}. "
-        "Do not edit by hand: rerun the command.",
+        *generated_header("Does sleep help? The paper's claims, tested", command, settings),
         "",
         "Claims of Bazhenov, Dewasurendra, Krishnan & Delanois (arXiv 2402.10956). Every "
         "effect is a paired difference within a cell (same subset, initialisation and "
@@ -343,7 +330,7 @@ def report_markdown(
         "",
         "## Verdicts",
         "",
-        _md_table(
+        md_table(
             pd.DataFrame(
                 {
                     "#": range(1, len(claims) + 1),
@@ -362,7 +349,7 @@ def report_markdown(
         *(["## Other results reports", "", *others, ""] if others else []),
         "## Settings",
         "",
-        _md_table(_settings_table(settings, metrics)),
+        md_table(_settings_table(settings, metrics)),
         "",
         total_wall_text(settings),
         "",
@@ -373,7 +360,7 @@ def report_markdown(
     for i, c in enumerate(claims, start=1):
         lines += ["", f"## {i}. {c.statement}", "", f"**Verdict: {c.verdict}.** {c.why}", ""]
         lines += [f"*Source:* {SOURCES[c.key]}", "", f"*Rule:* {_rule_text(c.key)}", ""]
-        lines.append(_md_table(c.table) if not c.table.empty else "No cells test this claim.")
+        lines.append(md_table(c.table) if not c.table.empty else "No cells test this claim.")
         fig = {
             "limited": "accuracy_vs_fraction.png",
             "recovery": "accuracy_vs_fraction.png",
@@ -446,19 +433,12 @@ def write_claims_report(
         if any(not c.table.empty for c in claims)
         else pd.DataFrame(columns=["claim"])
     )
-    atomic_write_bytes(out / CLAIMS_CSV, table.to_csv(index=False).encode())
-    atomic_write_bytes(
-        out / SUMMARY_CSV, summary_levels(metrics).to_csv(index=False, float_format="%.6g").encode()
-    )
+    write_csv(out / CLAIMS_CSV, table, log, float_format=None)
+    write_csv(out / SUMMARY_CSV, summary_levels(metrics), log)
     if command is None:
         command = f"{ANALYSIS_COMMAND} " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = out / REPORT_FILE
-    atomic_write_bytes(
-        report,
-        report_markdown(settings, metrics, claims, command, written, _other_reports(out)).encode(),
-    )
-    log(f"wrote {report}")
-    return report
+    text = report_markdown(settings, metrics, claims, command, written, _other_reports(out))
+    return write_text(out / REPORT_FILE, text, log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -93,6 +93,13 @@ def mean_ci(values: Sequence[float] | np.ndarray, level: float = LEVEL) -> Inter
     return Interval(m, m - half, m + half, n, sd)
 
 
+def intervals(table: pd.DataFrame, mean: str = "mean") -> list[Interval]:
+    """The :class:`Interval` of each row of a table with ``mean`` (the column named),
+    ``ci_low``, ``ci_high`` and ``n_seeds`` columns, as the reports' CSV files hold them."""
+    cols = [mean, "ci_low", "ci_high", "n_seeds"]
+    return [Interval(*row) for row in table[cols].itertuples(index=False)]
+
+
 # -- paired effects ---------------------------------------------------------------------------
 
 _KEYS = ["setting", "dataset", "imbalance", "fraction"]

@@ -7,13 +7,16 @@ Shared by the per-run report (:mod:`analysis.report`) and the class-incremental 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from matplotlib.figure import Figure
 
 from .style import save_figure
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,13 +55,29 @@ class _Writer:
         self.report = Report(out_dir=out_dir)
         self.log = log
 
-    def skip(self, name: str, reason: str) -> None:
-        self.report.skipped.append((name, reason))
-        self.log(f"skipped {name}: {reason}")
+    def skip(self, name: str | Sequence[str], reason: str) -> None:
+        for n in [name] if isinstance(name, str) else name:
+            self.report.skipped.append((n, reason))
+            self.log(f"skipped {n}: {reason}")
 
-    def fail(self, name: str, message: str) -> None:
-        self.report.failed.append((name, message))
-        self.log(f"FAILED {name}: {message}")
+    def fail(self, name: str | Sequence[str], message: str) -> None:
+        for n in [name] if isinstance(name, str) else name:
+            self.report.failed.append((n, message))
+            self.log(f"FAILED {n}: {message}")
+
+    def load(
+        self, names: Sequence[str], missing: str | None, what: str, read: Callable[[], T]
+    ) -> T | None:
+        """``read()`` for the figures ``names``; None after skipping them (``missing``: why
+        there is nothing to read) or failing them (``read`` raised: cannot read ``what``)."""
+        if missing:
+            self.skip(names, missing)
+            return None
+        try:
+            return read()
+        except Exception as exc:  # a corrupt file fails its figures, not the run
+            self.fail(names, f"cannot read {what}: {type(exc).__name__}: {exc}")
+            return None
 
     def figure(self, name: str, make: Callable[[], Figure], missing: str | None = None) -> None:
         if missing:

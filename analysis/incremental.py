@@ -28,7 +28,6 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from brainsleep.atomic import atomic_write_bytes
 from brainsleep.formats import (
     CELLS_DIR,
     DONE_MARKER,
@@ -40,6 +39,7 @@ from brainsleep.formats import (
 
 from .claims import LEVEL, Interval, mean_ci
 from .figure_writer import _Writer, slug
+from .markdown import rows_table, write_text
 from .results import ResultsError, check_one_configuration, read_config, versions_text
 from .style import hide_unused, new_figure, note
 
@@ -306,17 +306,13 @@ def _pct(mean: float, lo: float, hi: float) -> str:
 
 def final_markdown(table: pd.DataFrame) -> str:
     """:func:`final_table` as a Markdown table (percent, 95 % CI in brackets)."""
-    lines = [
-        "| data set | variant | seeds | accuracy after the last task, % | mean forgetting, % |",
-        "|---|---|---|---|---|",
+    header = ["data set", "variant", "seeds", "accuracy after the last task, %"]
+    rows = [
+        [r.dataset, r.variant, r.n, _pct(r.accuracy, r.accuracy_lo, r.accuracy_hi)]
+        + [_pct(r.forgetting, r.forgetting_lo, r.forgetting_hi)]
+        for r in table.itertuples(index=False)
     ]
-    for r in table.itertuples(index=False):
-        lines.append(
-            f"| {r.dataset} | {r.variant} | {r.n} | "
-            f"{_pct(r.accuracy, r.accuracy_lo, r.accuracy_hi)} | "
-            f"{_pct(r.forgetting, r.forgetting_lo, r.forgetting_hi)} |"
-        )
-    return "\n".join(lines)
+    return rows_table([*header, "mean forgetting, %"], rows)
 
 
 # What the original code reports, said once: the report states it next to what we measure.
@@ -494,7 +490,5 @@ def write_incremental_report(
     )
     if w.report.failed:
         text += "\n\nFailed: " + "; ".join(f"{n}: {m}" for n, m in w.report.failed)
-    summary = atomic_write_bytes(out / "summary.md", (text + "\n").encode("utf-8"))
-    w.report.summary = summary
-    log(f"wrote {summary}")
+    w.report.summary = write_text(out / "summary.md", text + "\n", log)
     return w.report

@@ -19,7 +19,6 @@ paired differences) and ``remedies.png``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +26,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from brainsleep.atomic import atomic_write_bytes
 from brainsleep.cli import ANALYSIS_COMMAND
 from brainsleep.formats import order_stages
 
@@ -42,16 +40,12 @@ from .claims import (
     percent,
     total_wall_text,
 )
-from .claims_report import _ERR_KW, _md_table, _versions
+from .effects import intervals
+from .markdown import generated_header, md_table, write_csv, write_text
 from .report_command import ReadmeQuote, run_command
-from .style import note, save_figure, stage_color
-from .sweep import (
-    _panels,
-    _title,
-    above_zero,
-    config_of,
-    stage_metrics,
-)
+from .style import ERR_KW, note, save_figure, stage_color
+from .sweep import _title, above_zero, config_of, stage_metrics
+from .sweep_figures import _panels
 from .timing import wall_text
 
 REMEDIES_FILE = "REMEDIES.md"
@@ -298,12 +292,7 @@ def adds_sentence(rows: pd.DataFrame, ranked: pd.DataFrame) -> str:
         return f"{where}: no remedy was run, so sleep on top of a remedy is not measured."
     parts = []
     for r, own in rows.groupby("remedy", sort=False):
-        by = {
-            c: Interval(m, lo, hi, n)
-            for c, m, lo, hi, n in own[
-                ["comparison", "mean", "ci_low", "ci_high", "n_seeds"]
-            ].itertuples(index=False)
-        }
+        by = dict(zip(own["comparison"], intervals(own), strict=True))
         alone = ranked[(ranked["kind"] == "remedy") & (ranked["remedy"] == r)].iloc[0]
         name = f"the best remedy on validation, {r}" if first["best_remedy"] else r
         parts.append(_on_top_text(r, name, by, alone, metric))
@@ -367,7 +356,7 @@ def plot_ranking(ranked: pd.DataFrame) -> Figure:
                 xerr=err[:, i : i + 1],
                 fmt="o",
                 color=KIND_COLORS.get(kind, "#000000"),
-                **_ERR_KW,
+                **ERR_KW,
             )
         ax.set_yticks(range(len(g)))
         ax.set_yticklabels(g["arm"], fontsize=7)
@@ -388,14 +377,9 @@ def remedies_markdown(
 ) -> str:
     """The text of ``REMEDIES.md``."""
     lines = [
-        "# Remedies for little or imbalanced data, with and without sleep",
-        "",
-        f"Generated on {time.strftime('%Y-%m-%d')} by",
-        "",
-        f"    {command}",
-        "",
-        f"from {len(settings)} results directories; versions: {_versions(settings)}. "
-        "Do not edit by hand: rerun the command.",
+        *generated_header(
+            "Remedies for little or imbalanced data, with and without sleep", command, settings
+        ),
         "",
         "A remedy alone is the baseline stage of the run trained with it, remedy + sleep "
         "that run's sleep stage; sleep alone is the sleep stage of the plain run of the same "
@@ -429,12 +413,7 @@ def remedies_markdown(
             {
                 "rank": g["rank"],
                 "arm": g["arm"],
-                "mean [CI] (%)": [
-                    Interval(m, lo, hi, n).text(sign=False)
-                    for m, lo, hi, n in zip(
-                        g["mean"], g["ci_low"], g["ci_high"], g["n_seeds"], strict=True
-                    )
-                ],
+                "mean [CI] (%)": [iv.text(sign=False) for iv in intervals(g)],
                 "validation mean (%)": [
                     "n/a" if not np.isfinite(v) else f"{100 * v:.1f}" for v in g["val_mean"]
                 ],
@@ -442,7 +421,7 @@ def remedies_markdown(
                 "directory": g["setting"],
             }
         )
-        lines.append(_md_table(table))
+        lines.append(md_table(table))
     lines += ["", "## Directories", ""]
     for s in settings:
         line = f"- `{s.name}`: remedies {remedy_of(s) or 'none'}, wall time {wall_text(s.wall_s)}"
@@ -492,15 +471,11 @@ def write_remedies_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_figure(plot_ranking(ranked), out / FIGURE)
-    atomic_write_bytes(out / REMEDIES_CSV, ranked.to_csv(index=False, float_format="%.6g").encode())
-    atomic_write_bytes(out / SLEEP_ADDS_CSV, adds.to_csv(index=False, float_format="%.6g").encode())
-    for name in (FIGURE, REMEDIES_CSV, SLEEP_ADDS_CSV):
-        log(f"wrote {out / name}")
-    report = out / REMEDIES_FILE
+    log(f"wrote {out / FIGURE}")
+    write_csv(out / REMEDIES_CSV, ranked, log)
+    write_csv(out / SLEEP_ADDS_CSV, adds, log)
     command = command or f"{ANALYSIS_COMMAND} remedies"
-    atomic_write_bytes(report, remedies_markdown(settings, ranked, adds, command).encode())
-    log(f"wrote {report}")
-    return report
+    return write_text(out / REMEDIES_FILE, remedies_markdown(settings, ranked, adds, command), log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,10 +24,12 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
 from .accuracy import group_title
+from .markdown import rows_table
 from .results import Cell, Results
 from .style import grid_shape, hide_unused, new_figure, note
 
@@ -166,6 +168,17 @@ def _select(table: pd.DataFrame, group: tuple[str, str, float]) -> pd.DataFrame:
     return table[(table["dataset"] == d) & (table["imbalance"] == i) & (table["fraction"] == f)]
 
 
+def _group_panels(
+    table: pd.DataFrame, panel_size: tuple[float, float]
+) -> tuple[Figure, list[tuple[Axes, tuple[str, str, float], pd.DataFrame]]]:
+    """A figure with a panel per (dataset, imbalance, fraction) of ``table``, the unused
+    ones hidden, and each panel with its group and that group's rows."""
+    groups = _groups(table)
+    fig, axes = new_figure(*grid_shape(len(groups)), panel_size=panel_size)
+    hide_unused(axes, len(groups))
+    return fig, [(ax, grp, _select(table, grp)) for ax, grp in zip(axes, groups, strict=False)]
+
+
 def _panel_title(group: tuple[str, str, float]) -> str:
     d, i, f = group
     return f"{group_title(d, i)}, fraction {f:g}"
@@ -235,12 +248,8 @@ def plot_search_history(table: pd.DataFrame, *, title: str | None = None) -> Fig
         trials as dots and the running maximum as a step line. Trials that did not
         complete are ticks at the bottom of the panel.
     """
-    groups = _groups(table)
-    nrows, ncols = grid_shape(len(groups))
-    fig, axes = new_figure(nrows, ncols, panel_size=(5.2, 3.6))
-    hide_unused(axes, len(groups))
-    for ax, group in zip(axes, groups, strict=False):
-        g = _select(table, group)
+    fig, panels = _group_panels(table, (5.2, 3.6))
+    for ax, group, g in panels:
         for k, (cell, t) in enumerate(g.groupby("cell", sort=True)):
             t = t.sort_values("trial")
             color = f"C{k % 10}"
@@ -299,13 +308,9 @@ def plot_parameter_correlations(corr: pd.DataFrame, *, title: str | None = None)
         lower scores; parameters without a correlation (constant, < 3 trials) are marked
         ``n/a``.
     """
-    groups = _groups(corr)
-    nrows, ncols = grid_shape(len(groups))
     n_params = max(corr["parameter"].nunique(), 1)
-    fig, axes = new_figure(nrows, ncols, panel_size=(5.2, 1.2 + 0.32 * n_params))
-    hide_unused(axes, len(groups))
-    for ax, group in zip(axes, groups, strict=False):
-        g = _select(corr, group)
+    fig, panels = _group_panels(corr, (5.2, 1.2 + 0.32 * n_params))
+    for ax, group, g in panels:
         y = np.arange(len(g))
         rho = g["rho"].to_numpy(dtype=float)
         colors = ["#1f77b4" if r > 0 else "#d62728" for r in np.nan_to_num(rho)]
@@ -355,7 +360,7 @@ def correlation_markdown(corr: pd.DataFrame) -> list[str]:
         return []
     params = list(dict.fromkeys(corr["parameter"]))
     header = ["dataset", "imbalance", "fraction", "trials", *params]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for group in _groups(corr):
         g = _select(corr, group).set_index("parameter")
         vals = [
@@ -363,5 +368,5 @@ def correlation_markdown(corr: pd.DataFrame) -> list[str]:
             for p in params
         ]
         d, i, f = group
-        lines.append("| " + " | ".join([d, i, f"{f:g}", str(int(g["n"].max())), *vals]) + " |")
-    return lines
+        rows.append([d, i, f"{f:g}", int(g["n"].max()), *vals])
+    return rows_table(header, rows).split("\n")

@@ -42,8 +42,11 @@ from brainsleep.sparseness import hoyer, population_sparseness, treves_rolls
 from .accuracy import aggregate_over_seeds, plot_vs_fraction
 from .spikes import (
     active_fraction_per_step,
+    finite_median,
     iter_window_counts,
+    layer_row,
     missing_note,
+    no_layer_figure,
     recorded_and_missing,
     time_axis,
 )
@@ -89,12 +92,7 @@ def sparsity_table(ds: xr.Dataset) -> pd.DataFrame:
     info = spike_info(ds)
     rows = []
     for layer, size in enumerate(info.layer_sizes):
-        row = {
-            "layer": layer,
-            "name": layer_name(layer, info.n_layers),
-            "recorded": layer in info.recorded_layers,
-            "n_neurons": size,
-        }
+        row = layer_row(info, layer)
         if row["recorded"]:
             rates = firing_rates(ds, layer)
             n_silent = int(np.count_nonzero(rates == 0))
@@ -226,12 +224,7 @@ def plot_sparseness_over_time(
     if missing:
         title += f"  ({missing_note(info, missing)})"
     if not shown:
-        fig, (ax,) = new_figure(1, 1, panel_size=(6.0, 2.0))
-        ax.text(0.5, 0.5, "no recorded layer", ha="center", va="center")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("(nothing recorded)")
-        fig.suptitle(title)
-        return fig
+        return no_layer_figure(info, missing, title)
     fig, axes = new_figure(len(shown), 2, panel_size=(5.4, 1.7), sharex=True)
     width = 0
     for row, layer in enumerate(shown):
@@ -255,7 +248,7 @@ def plot_sparseness_over_time(
         ax_s.set_ylabel("sparseness (TR)")
         n_empty = int(np.count_nonzero(~np.isfinite(sparse)))
         gap = f", {n_empty} windows without spikes (gaps)" if n_empty else ""
-        ax_s.set_title(f"{name}: median {_nanmedian(sparse):.3g}{gap}", fontsize=9, loc="left")
+        ax_s.set_title(f"{name}: median {finite_median(sparse):.3g}{gap}", fontsize=9, loc="left")
         for ax in (ax_a, ax_s):
             ax.grid(alpha=0.3)
     window = f"windows of {width} steps = {width * info.dt * 1e3:g} ms"
@@ -264,11 +257,6 @@ def plot_sparseness_over_time(
     axes[-1].set_xlim(0, info.n_steps * scale)
     fig.suptitle(title)
     return fig
-
-
-def _nanmedian(x: np.ndarray) -> float:
-    x = x[np.isfinite(x)]
-    return float(np.median(x)) if x.size else float("nan")
 
 
 def ann_sparsity_columns(metrics: pd.DataFrame) -> list[str]:

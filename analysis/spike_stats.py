@@ -37,9 +37,9 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from brainsleep.formats import layer_spikes, spike_info
+from brainsleep.formats import SpikeInfo, layer_spikes, spike_counts, spike_info
 
-from .spikes import missing_note, recorded_and_missing
+from .spikes import finite_median, layer_row, missing_note, recorded_and_missing
 from .style import layer_color, layer_name, new_figure
 
 if TYPE_CHECKING:
@@ -178,6 +178,15 @@ def fano_window_steps(dt: float, window_s: float = FANO_WINDOW_S) -> int:
     return max(1, int(round(window_s / dt)))
 
 
+def _fano_windows(info: SpikeInfo, window_steps: int | None) -> tuple[int, int]:
+    """The Fano-factor window width in steps (given, else :func:`fano_window_steps`) and
+    the number of full windows in the run; ValueError for a width below 1."""
+    width = fano_window_steps(info.dt) if window_steps is None else int(window_steps)
+    if width < 1:
+        raise ValueError(f"window_steps must be >= 1, got {width}")
+    return width, info.n_steps // width
+
+
 def _windowed_trains(
     steps: np.ndarray, neurons: np.ndarray, n_windows: int, width: int, min_spikes: int
 ) -> Iterator[tuple[int, list[np.ndarray]]]:
@@ -256,10 +265,7 @@ def fano_factors(
         The layer was not recorded.
     """
     info = spike_info(ds)
-    width = fano_window_steps(info.dt) if window_steps is None else int(window_steps)
-    if width < 1:
-        raise ValueError(f"window_steps must be >= 1, got {width}")
-    n_windows = info.n_steps // width
+    width, n_windows = _fano_windows(info, window_steps)
     steps, neurons = layer_spikes(ds, layer)
     fano = np.full(info.layer_sizes[layer], np.nan)
     if n_windows < 2:
@@ -295,10 +301,7 @@ def population_fano_factor(ds: xr.Dataset, layer: int, *, window_steps: int | No
         The layer was not recorded.
     """
     info = spike_info(ds)
-    width = fano_window_steps(info.dt) if window_steps is None else int(window_steps)
-    if width < 1:
-        raise ValueError(f"window_steps must be >= 1, got {width}")
-    n_windows = info.n_steps // width
+    width, n_windows = _fano_windows(info, window_steps)
     steps, _ = layer_spikes(ds, layer)
     if n_windows < 2:
         return float("nan")
@@ -335,36 +338,25 @@ def spike_train_table(
         ``recorded=False`` and NaN measures; a measure without data is NaN.
     """
     info = spike_info(ds)
-    width = fano_window_steps(info.dt) if window_steps is None else int(window_steps)
+    width, _ = _fano_windows(info, window_steps)
     rows = []
-    for layer, size in enumerate(info.layer_sizes):
-        row = {
-            "layer": layer,
-            "name": layer_name(layer, info.n_layers),
-            "recorded": layer in info.recorded_layers,
-            "n_neurons": size,
-            "fano_window_ms": width * info.dt * 1e3,
-        }
+    for layer in range(len(info.layer_sizes)):
+        row = {**layer_row(info, layer), "fano_window_ms": width * info.dt * 1e3}
         if row["recorded"]:
             isis = interspike_intervals(ds, layer)
             cv = isi_cv(ds, layer, min_spikes=min_spikes)
             fano = fano_factors(ds, layer, window_steps=width, min_spikes=min_spikes)
             row.update(
-                n_spikes=int(np.count_nonzero(ds["layer"].values == layer)),
+                n_spikes=spike_counts(ds)[layer],
                 n_isi=int(isis.size),
                 isi_median_ms=float(np.median(isis) * 1e3) if isis.size else np.nan,
                 n_neurons_min_spikes=int(np.count_nonzero(np.isfinite(cv))),
-                cv_median=_nanmedian(cv),
-                fano_median=_nanmedian(fano),
+                cv_median=finite_median(cv),
+                fano_median=finite_median(fano),
                 population_fano=population_fano_factor(ds, layer, window_steps=width),
             )
         rows.append(row)
     return pd.DataFrame(rows).reindex(columns=list(SPIKE_TRAIN_COLUMNS))
-
-
-def _nanmedian(x: np.ndarray) -> float:
-    x = x[np.isfinite(x)]
-    return float(np.median(x)) if x.size else float("nan")
 
 
 def _hist_panel(ax, values: np.ndarray, bins, color: str, ref: float | None, text: str) -> None:

@@ -1,12 +1,14 @@
 """What each layer did during sleep: spike rasters, firing rates, spike counts in windows.
 
-All functions work on the sparse spike table of :mod:`brainsleep.formats` (one row per
-spike: ``layer``, ``neuron``, ``step``) and build on its readers (:func:`spike_info`,
-:func:`layer_spikes`, :func:`neuron_spike_counts`, :func:`firing_rates`). None of them
-builds an ``n_steps x n_neurons`` array: counts come from :func:`numpy.bincount` over step
-bins or neuron indices, rasters plot the (step, neuron) pairs directly, and per-window
-counts (:func:`iter_window_counts`) come in chunks of at most :data:`WINDOW_CELLS` cells.
-Memory is O(n_spikes + n_steps + n_neurons), so runs with millions of spikes are fine.
+Why one file of this length: the figures and the counts behind them share one binning, one
+layer selection and one set of spike readers. All functions work on the sparse spike table
+of :mod:`brainsleep.formats` (one row per spike: ``layer``, ``neuron``, ``step``) and
+build on its readers (:func:`spike_info`, :func:`layer_spikes`,
+:func:`neuron_spike_counts`, :func:`firing_rates`). None of them builds an ``n_steps x
+n_neurons`` array: counts come from :func:`numpy.bincount` over step bins or neuron
+indices, rasters plot the (step, neuron) pairs directly, and per-window counts
+(:func:`iter_window_counts`) come in chunks of at most :data:`WINDOW_CELLS` cells. Memory
+is O(n_spikes + n_steps + n_neurons), so runs with millions of spikes are fine.
 
 Figures show only the recorded layers (an unrecorded layer is named in a note, never drawn
 as an empty panel) and put time in seconds by default (``step * dt``).
@@ -76,6 +78,32 @@ def _bin_edges(n_steps: int, bin_steps: int | None) -> np.ndarray:
     return np.append(edges, n_steps)
 
 
+def _binned_steps(
+    steps: np.ndarray, n_steps: int, bin_steps: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bin edges over a run of ``n_steps`` and the bin of each spike step: only the last
+    bin can be short, so integer division by the first bin's width finds it."""
+    edges = _bin_edges(n_steps, bin_steps)
+    width = int(edges[1] - edges[0]) if len(edges) > 1 else 1
+    return edges, steps // width
+
+
+def layer_row(info: SpikeInfo, layer: int) -> dict:
+    """The columns every per-layer table opens with: ``layer, name, recorded, n_neurons``."""
+    return {
+        "layer": layer,
+        "name": layer_name(layer, info.n_layers),
+        "recorded": layer in info.recorded_layers,
+        "n_neurons": info.layer_sizes[layer],
+    }
+
+
+def finite_median(x: np.ndarray) -> float:
+    """Median of the finite values of ``x``; NaN when there is none (no warning)."""
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else float("nan")
+
+
 def population_rate(
     ds: xr.Dataset, layer: int, *, bin_steps: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -108,13 +136,11 @@ def population_rate(
     """
     info = spike_info(ds)
     steps, _ = layer_spikes(ds, layer)
-    edges = _bin_edges(info.n_steps, bin_steps)
+    edges, bins = _binned_steps(steps, info.n_steps, bin_steps)
     n_bins = len(edges) - 1
     if n_bins <= 0:
         return edges, np.zeros(0)
-    width = int(edges[1] - edges[0])
-    # Integer division maps a step to its bin; only the last bin can be short.
-    counts = np.bincount(steps // width, minlength=n_bins)[:n_bins]
+    counts = np.bincount(bins, minlength=n_bins)[:n_bins]
     widths = np.diff(edges)
     n_neurons = info.layer_sizes[layer]
     return edges, counts / (n_neurons * widths * info.dt)
@@ -158,30 +184,6 @@ def active_fraction_per_step(ds: xr.Dataset, layer: int) -> np.ndarray:
     return per_step / size
 
 
-def bin_mean(values: np.ndarray, bin_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Average a per-step series over consecutive bins of ``bin_steps`` steps.
-
-    Parameters
-    ----------
-    values : numpy.ndarray
-        1-D per-step series.
-    bin_steps : int
-        Bin width in steps (the last bin may be shorter).
-
-    Returns
-    -------
-    edges : numpy.ndarray
-        Bin edges in steps, length ``n_bins + 1``.
-    means : numpy.ndarray
-        Mean of ``values`` in each bin.
-    """
-    edges = _bin_edges(len(values), bin_steps)
-    if len(values) == 0:
-        return edges, np.zeros(0)
-    sums = np.add.reduceat(values, edges[:-1])
-    return edges, sums / np.diff(edges)
-
-
 def iter_window_counts(
     ds: xr.Dataset, layer: int, *, bin_steps: int | None = None, max_cells: int = WINDOW_CELLS
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -220,12 +222,10 @@ def iter_window_counts(
     info = spike_info(ds)
     steps, neurons = layer_spikes(ds, layer)
     size = info.layer_sizes[layer]
-    edges = _bin_edges(info.n_steps, bin_steps)
+    edges, bins = _binned_steps(steps, info.n_steps, bin_steps)
     n_bins = len(edges) - 1
     if n_bins <= 0:
         return
-    width = int(edges[1] - edges[0])
-    bins = steps // width
     if bins.size > 1 and np.any(bins[1:] < bins[:-1]):  # the format sorts by step
         order = np.argsort(bins, kind="stable")
         bins, neurons = bins[order], neurons[order]
@@ -348,7 +348,8 @@ def missing_note(info: SpikeInfo, missing: Sequence[int]) -> str:
     return "not recorded: " + ", ".join(layer_name(v, info.n_layers) for v in missing)
 
 
-def _no_layer_figure(info: SpikeInfo, missing: Sequence[int], title: str) -> Figure:
+def no_layer_figure(info: SpikeInfo, missing: Sequence[int], title: str) -> Figure:
+    """A figure that says no layer to show was recorded (and which were asked for)."""
     fig, (ax,) = new_figure(1, 1, panel_size=(6.0, 2.0))
     note(ax, "no recorded layer to show\n" + missing_note(info, missing))
     ax.set_xlabel("(nothing recorded)")
@@ -436,7 +437,7 @@ def plot_raster(
     if missing:
         title += f"  ({missing_note(info, missing)})"
     if not shown:
-        return _no_layer_figure(info, missing, title)
+        return no_layer_figure(info, missing, title)
     ratios = [min(1.0, max(0.7, info.layer_sizes[v] / 400)) for v in shown]
     fig, axes = new_figure(
         len(shown),
@@ -550,7 +551,7 @@ def plot_population_rate(
     if missing:
         title += f"  ({missing_note(info, missing)})"
     if not shown:
-        return _no_layer_figure(info, missing, title)
+        return no_layer_figure(info, missing, title)
     fig, axes = new_figure(len(shown), 1, panel_size=(9.0, 1.8), sharex=True)
     for ax, layer in zip(axes, shown, strict=True):
         name = layer_name(layer, info.n_layers)
@@ -625,7 +626,7 @@ def plot_rate_distribution(
     if missing:
         title += f"  ({missing_note(info, missing)})"
     if not shown:
-        return _no_layer_figure(info, missing, title)
+        return no_layer_figure(info, missing, title)
     fig, axes = new_figure(1, len(shown), panel_size=(3.6, 3.0))
     one_spike = 1.0 / info.duration_s if info.duration_s > 0 else 0.0
     for ax, layer in zip(axes, shown, strict=True):

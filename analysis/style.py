@@ -42,6 +42,9 @@ STAGE_LABELS: dict[str, str] = {
 #: Colours per layer index (0 = input); cycled for deeper networks.
 LAYER_COLORS: tuple[str, ...] = ("#7f7f7f", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 
+#: Error-bar style of every point-with-CI figure (claims report, sweep, remedies).
+ERR_KW = {"capsize": 3, "elinewidth": 1, "markersize": 5}
+
 #: Default DPI of saved PNGs: readable on screen, a few hundred KB at most.
 DPI = 120
 

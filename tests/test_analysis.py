@@ -569,24 +569,25 @@ def test_load_results_finds_cells(tmp_path):
     assert res.config == {"fingerprint": "abc123"}
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "no_metrics"])
-def test_load_results_errors(tmp_path, kind):
+def bad_results_dir(tmp_path, kind, stray, text):
+    """A results directory that is missing, empty, or holds only ``stray`` (no metrics.csv)."""
     d = tmp_path / "r"
     if kind != "missing":
         d.mkdir()
     if kind == "no_metrics":
-        (d / "log.txt").write_text("x")
+        (d / stray).write_text(text)
+    return d
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "no_metrics"])
+def test_load_results_errors(tmp_path, kind):
     with pytest.raises(ResultsError):
-        load_results(d)
+        load_results(bad_results_dir(tmp_path, kind, "log.txt", "x"))
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "no_metrics"])
 def test_cli_bad_directory_exits_2(tmp_path, kind):
-    d = tmp_path / "r"
-    if kind != "missing":
-        d.mkdir()
-    if kind == "no_metrics":
-        (d / "config.json").write_text("{}")
+    d = bad_results_dir(tmp_path, kind, "config.json", "{}")
     proc = run_cli(str(d))
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]

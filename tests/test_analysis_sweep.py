@@ -13,14 +13,12 @@ from analysis.__main__ import main as analysis_main
 from analysis.claims import load_settings, mean_ci
 from analysis.sweep import (
     identify_design,
-    noise_answer,
     noise_comparison,
     sensitivity,
-    sensitivity_answer,
     stage_metrics,
     sweep_table,
-    where_answer,
 )
+from analysis.sweep_report import noise_answer, sensitivity_answer, where_answer
 from brainsleep.cli import ANALYSIS_COMMAND
 from brainsleep.formats import CELLS_DIR, CONFIG_FILE, METRICS_CSV, format_cell_id
 from tests.tiny_data import finish_cells
@@ -233,16 +231,8 @@ def test_cli_writes_report_csv_and_figures(sweep_dirs, tmp_path):
     ):
         assert (out / name).stat().st_size > 1000, name
     csv = pd.read_csv(out / "sweep.csv")
-    assert list(csv.columns[:8]) == [
-        "factor",
-        "value",
-        "dataset",
-        "fraction",
-        "n_seeds",
-        "gain_mean",
-        "ci_low",
-        "ci_high",
-    ]
+    head = "factor value dataset fraction n_seeds gain_mean ci_low ci_high"
+    assert list(csv.columns[:8]) == head.split()
     row = csv.query("factor == 'max_rate' and value == '80' and fraction == 0.1")
     assert row["gain_mean"].item() == pytest.approx(np.mean(GAIN[0.1]) + 0.10, abs=1e-6)
     text = (out / "SWEEP.md").read_text()

@@ -17,7 +17,7 @@ from analysis.readme_block import (
     section,
 )
 from analysis.remedies import main as remedies_main
-from analysis.sweep import main as sweep_main
+from analysis.sweep_report import main as sweep_main
 from brainsleep.cli import ANALYSIS_COMMAND
 
 REPO = Path(__file__).resolve().parents[1]
