@@ -424,3 +424,16 @@ def test_bad_model_file(tmp_path):
     broken.write_text("this is not python\n")
     with pytest.raises(ValueError, match="does not load"):
         run_sleep(GOOD_W, GOOD_X, GOOD_P, device="runtime", model=broken)
+
+
+def test_runtime_results_never_view_brian2_memory():
+    """Brian2 2.10 hands out views of its C++ dynamic arrays, freed with the network: the
+    runtime results must be copies (the Python 3.12 stack read freed memory as spikes)."""
+    from brainsleep.sleep.devices import _owned
+
+    for dtype in (np.int32, np.float64):
+        brian_array = np.arange(5, dtype=dtype)  # what a view of matching dtype looks like
+        got = _owned(brian_array, dtype)
+        assert not np.shares_memory(got, brian_array)
+        np.testing.assert_array_equal(got, brian_array)
+    assert not np.shares_memory(_owned(brian_array, None), brian_array)

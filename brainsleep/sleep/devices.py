@@ -178,15 +178,27 @@ class ReferenceDevice(SleepDevice):
 # -------------------------------------------------------------------------- runtime
 
 
+def _owned(values, dtype: type | None) -> np.ndarray:
+    """A copy of a Brian2 variable's values that numpy owns.
+
+    Brian2 >= 2.10 keeps dynamic arrays (synapse indices, spike monitors) in C++ and hands
+    out views of that memory: a view outlives its network as freed memory, read later as
+    garbage (Python 3.12 stack, 2026-12-07). ``np.asarray`` returns such a view whenever
+    the dtype already matches; every read from a network therefore copies.
+    """
+    return np.array(values, dtype=dtype, copy=True)
+
+
 def _read_runtime_results(bn, spec: NetworkSpec, weights_shapes):
-    """Final weights and per-layer spikes from the runtime objects after a run."""
+    """Final weights and per-layer spikes from the runtime objects after a run (copies:
+    see :func:`_owned`)."""
     new_weights = []
     for k, syn in enumerate(bn.synapses):
         n_out, n_in = weights_shapes[k]
-        w = np.asarray(syn.w[:], dtype=np.float64)
+        w = _owned(syn.w[:], np.float64)
         if w.size != n_in * n_out:
             raise RuntimeError(f"layer {k + 1}: {w.size} synapses, expected {n_in * n_out}")
-        i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
+        i, j = _owned(syn.i[:], None), _owned(syn.j[:], None)
         order = spec.synapse_orders[k]
         exp_i, exp_j = synapse_order(n_in, n_out, order)
         if not (np.array_equal(i, exp_i) and np.array_equal(j, exp_j)):
@@ -198,9 +210,9 @@ def _read_runtime_results(bn, spec: NetworkSpec, weights_shapes):
         if mon is None:
             spikes.append(None)
             continue
-        t = np.asarray(mon.t_[:], dtype=np.float64)
+        t = _owned(mon.t_[:], np.float64)
         steps = np.round(t / spec.dt).astype(np.int32)
-        spikes.append((steps, np.asarray(mon.i[:], dtype=np.int32)))
+        spikes.append((steps, _owned(mon.i[:], np.int32)))
     return new_weights, spikes
 
 
