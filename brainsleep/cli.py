@@ -15,6 +15,7 @@ import argparse
 import re
 import textwrap
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "ANALYSIS_COMMAND",
@@ -22,6 +23,8 @@ __all__ = [
     "CACHE_ENVIRONMENT",
     "ENVIRONMENT",
     "HelpFormatter",
+    "Option",
+    "add_options",
     "environment_epilog",
     "one_of",
 ]
@@ -62,6 +65,24 @@ CACHE_ENVIRONMENT: tuple[str, ...] = (
 )
 
 _TABLE_ROW = re.compile(r"^  (\S+)  +(.*)$")
+
+#: One row of an option table: the flag, the other ``add_argument`` keywords, the help.
+Option = tuple[str, dict[str, Any], str]
+
+
+def add_options(parser: argparse._ActionsContainer, options: Iterable[Option]) -> None:
+    """Add a table of options to a parser or an argument group, in the table's order.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser or argument group
+        Where the options go.
+    options : iterable of Option
+        ``(flag, keywords, help)`` rows: ``parser.add_argument(flag, help=help,
+        **keywords)`` for each.
+    """
+    for flag, keywords, text in options:
+        parser.add_argument(flag, help=text, **keywords)
 
 
 def one_of(names: Iterable[str], many: bool = False) -> str:
