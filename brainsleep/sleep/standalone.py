@@ -25,7 +25,8 @@ result:
   file present with the right size (the connection indices on a process's first run of
   a build only), spikes in range, weights finite.
 
-The on-disk layout is shared with ``python -m brainsleep.cache`` (list and prune).
+The on-disk layout is :mod:`brainsleep.build_layout`, shared with ``python -m
+brainsleep.cache`` (list and prune).
 
 Why one file of this length: a build's whole life cycle (key, generate, compile, publish
 atomically, run in a private directory, read back and check) shares one manifest format
@@ -55,6 +56,15 @@ from typing import Protocol
 
 import numpy as np
 
+from brainsleep.build_layout import (
+    LAST_USED,
+    MANIFEST,
+    RUNS,
+    building_dir,
+    lock_file,
+    read_manifest,
+    trash_dir,
+)
 from brainsleep.digests import files_digest
 from brainsleep.paths import default_build_root
 
@@ -76,9 +86,6 @@ from .network import (
 
 log = logging.getLogger("brainsleep.sleep")
 
-MANIFEST = "brainsleep-build.json"
-LAST_USED = ".last_used"
-RUNS_DIR = "runs"
 # Bump when the generated network or the build/run protocol changes, so cached builds
 # are never reused across it (and results directories record it). The build key also
 # covers the engine's source itself (engine_source_digest), so a forgotten bump, or a
@@ -370,21 +377,16 @@ def _make(directory: Path, device: str) -> None:
         )
 
 
-def _read_manifest(directory: Path) -> dict | None:
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(manifest, dict) or not (directory / "main").is_file():
-        return None
-    return manifest
+def _published_manifest(directory: Path) -> dict | None:
+    """The manifest of a build ready to run (its binary present), else None."""
+    return read_manifest(directory) if (directory / "main").is_file() else None
 
 
 def _remove_tree(path: Path) -> None:
     """Move ``path`` aside under a trash name, then delete it (readers never see half)."""
     if not path.exists():
         return
-    trash = path.with_name(f".trash-{path.name}-{uuid.uuid4().hex[:8]}")
+    trash = trash_dir(path.parent, path.name)
     os.rename(path, trash)
     shutil.rmtree(trash, ignore_errors=True)
 
@@ -469,10 +471,10 @@ class StandaloneBuild:
         """
         from filelock import FileLock
 
-        runs = self.root / RUNS_DIR
+        runs = self.root / RUNS
         runs.mkdir(parents=True, exist_ok=True)
         name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        lock = FileLock(str(runs / f"{name}.lock"))
+        lock = FileLock(str(lock_file(runs, name)))
         lock.acquire()
         run_dir = runs / name
         try:
@@ -821,12 +823,12 @@ def get_standalone_build(
     directory = root / name
     root.mkdir(parents=True, exist_ok=True)
     _clean_leftovers_once(root)
-    manifest = _read_manifest(directory)
+    manifest = _published_manifest(directory)
     start = time.perf_counter()
     reused = manifest is not None and manifest.get("key") == key
     if not reused:
-        with FileLock(str(root / f"{name}.lock")):
-            manifest = _read_manifest(directory)  # another process may have published it
+        with FileLock(str(lock_file(root, name))):
+            manifest = _published_manifest(directory)  # another process may have published it
             reused = manifest is not None and manifest.get("key") == key
             if not reused:
                 _remove_tree(directory)  # incomplete, or from an older protocol
@@ -892,7 +894,7 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, toolchain
     bn.net.run(spec.n_steps * spec.dt * b2.second)
     if serves:
         b2device.insert_code("main", closing)
-    tmp = root / f".building-{name}-{uuid.uuid4().hex[:8]}"
+    tmp = building_dir(root, name)
     try:
         b2device.build(directory=str(tmp), compile=False, run=False, with_output=False)
         _make(tmp, device)

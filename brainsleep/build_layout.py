@@ -1,0 +1,139 @@
+"""The on-disk layout of the build cache, declared once.
+
+The compiled engine (:mod:`brainsleep.sleep.standalone`) writes this layout and the cache
+tool (:mod:`brainsleep.cache`) lists, prunes and cleans it; both take every name and
+pattern from here. Under the root (:func:`brainsleep.paths.default_build_root`):
+
+``<device>-<key>/``
+    A published build (``device`` one of :data:`BUILD_DEVICES`, ``key`` 20 lowercase hex
+    digits): the compiled project, the manifest :data:`MANIFEST` (JSON: ``key``,
+    ``device``, ``created`` (ISO time), ``model``, ``spec``, ``compiler``, ``arch``,
+    ``brian2``, ``engine``) and :data:`LAST_USED`, a file whose mtime the engine touches on
+    every use. Only a directory with a readable manifest is a complete build; one without
+    (e.g. from an older engine version) is "unknown".
+``<device>-<key>.lock``
+    The build's :class:`filelock.FileLock`, held while the key is being built.
+``.building-<device>-<key>-<random>/``
+    A build in progress. The engine takes the key's lock *before* creating it and keeps
+    it until the directory is renamed to ``<device>-<key>/``, so such a directory whose
+    lock can be acquired at once is the leftover of a killed build.
+``runs/<name>/`` and ``runs/<name>.lock``
+    One run's working directory; its lock is taken *before* the directory is created and
+    held for the whole run, so a run directory whose lock is free is a leftover.
+``.trash-<name>-<random>/``
+    A directory being deleted (renamed first, so that no reader ever sees a half-deleted
+    build under its real name); a leftover when its lock is free.
+
+Anything else is "unknown": listed, and removed only by ``prune --all``. Imports only the
+standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+
+#: Devices whose builds are cached.
+BUILD_DEVICES: tuple[str, ...] = ("cpp_standalone", "cuda_standalone")
+#: Name of a build's manifest; a build directory is complete only with a readable one.
+MANIFEST = "brainsleep-build.json"
+#: File in a build directory whose mtime records the build's last use.
+LAST_USED = ".last_used"
+#: Sub-directory of the root holding one directory (and one lock) per run.
+RUNS = "runs"
+#: Ending of a lock file: ``<name>.lock`` guards the entry ``<name>`` next to it.
+LOCK_SUFFIX = ".lock"
+
+_DEVICE_KEY = rf"(?P<device>{'|'.join(BUILD_DEVICES)})-(?P<key>[0-9a-f]{{20}})"
+#: ``<device>-<key>``: a published build's directory name.
+BUILD_RE = re.compile(rf"^{_DEVICE_KEY}$")
+#: ``<device>-<key>.lock``: a build's lock.
+BUILD_LOCK_RE = re.compile(rf"^{_DEVICE_KEY}\.lock$")
+#: ``.building-<device>-<key>-<random>``: a build in progress.
+BUILDING_RE = re.compile(rf"^\.building-{_DEVICE_KEY}-(?P<rest>.+)$")
+#: ``.trash-<name>-<random>``: a directory being deleted.
+TRASH_RE = re.compile(r"^\.trash-(?P<name>.+)-(?P<rest>[0-9a-f]+)$")
+
+# The trained-baseline cache (brainsleep.experiment.baselines), pruned by the same tool:
+#: ``<key>.npz``: a trained baseline (40 hex digits; its mtime is its last use).
+BASELINE_RE = re.compile(r"^(?P<key>[0-9a-f]{40})\.npz$")
+#: ``<key>.lock``: held while the entry is trained and written.
+BASELINE_LOCK_RE = re.compile(r"^(?P<key>[0-9a-f]{40})\.lock$")
+#: ``.<key>.npz.*.tmp``: a killed write when the key's lock is free.
+BASELINE_TMP_RE = re.compile(r"^\.(?P<key>[0-9a-f]{40})\.npz\..+\.tmp$")
+
+
+def lock_file(directory: Path, name: str) -> Path:
+    """The lock ``<directory>/<name>.lock`` guarding the entry ``name`` of ``directory``.
+
+    Parameters
+    ----------
+    directory : Path
+        The cache root (for a build) or its :data:`RUNS` directory (for a run).
+    name : str
+        The build's name ``<device>-<key>``, or the run's.
+
+    Returns
+    -------
+    Path
+        The lock file's path.
+    """
+    return directory / f"{name}{LOCK_SUFFIX}"
+
+
+def building_dir(root: Path, name: str) -> Path:
+    """A fresh ``.building-<name>-<random>`` directory path under ``root``.
+
+    Parameters
+    ----------
+    root : Path
+        The cache root.
+    name : str
+        The build's name, ``<device>-<key>``.
+
+    Returns
+    -------
+    Path
+        Where the build is generated and compiled before it is published as ``name``.
+    """
+    return root / f".building-{name}-{uuid.uuid4().hex[:8]}"
+
+
+def trash_dir(directory: Path, name: str) -> Path:
+    """A fresh ``<directory>/.trash-<name>-<random>`` path to rename an entry to.
+
+    Parameters
+    ----------
+    directory : Path
+        Where the trash name goes (the cache root).
+    name : str
+        The name of the entry about to be deleted.
+
+    Returns
+    -------
+    Path
+        The name it is renamed to first, so no reader sees it half-deleted.
+    """
+    return directory / f".trash-{name}-{uuid.uuid4().hex[:12]}"
+
+
+def read_manifest(directory: Path) -> dict | None:
+    """A build directory's manifest, or None when missing, unreadable or not an object.
+
+    Parameters
+    ----------
+    directory : Path
+        The build directory.
+
+    Returns
+    -------
+    dict or None
+        The parsed :data:`MANIFEST`.
+    """
+    try:
+        data = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
