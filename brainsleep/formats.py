@@ -533,12 +533,17 @@ def order_stages(stages: Iterable[str]) -> list[str]:
 
 
 class CellKey(NamedTuple):
-    """What identifies a cell: the fields of :data:`CELL_KEYS`."""
+    """What identifies a cell: the fields of :data:`CELL_KEYS` (a cell of the grid)."""
 
     dataset: str
     fraction: float
     imbalance: str
     seed: int
+
+    @property
+    def cell_id(self) -> str:
+        """:func:`format_cell_id` of the key."""
+        return format_cell_id(*self)
 
 
 def format_cell_id(dataset: str, fraction: float, imbalance: str, seed: int) -> str:

@@ -300,7 +300,7 @@ def test_fingerprint_changes_with_a_remedy_and_not_without(monkeypatch):
 
 
 def test_pipeline_recipe_carries_the_remedies(tmp_path):
-    from brainsleep.experiment.pipeline import Cell, CellRunner
+    from brainsleep.experiment.pipeline import CellKey, CellRunner
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(10), 20)
@@ -311,10 +311,10 @@ def test_pipeline_recipe_carries_the_remedies(tmp_path):
         "y_test": np.arange(20) % 10,
     }
     cfg = ExperimentConfig(device="reference", fractions=[0.5], remedies=("oversample",))
-    runner = CellRunner(cfg, Cell("mnist", 0.5, "none", 0), data, tmp_path)
+    runner = CellRunner(cfg, CellKey("mnist", 0.5, "none", 0), data, tmp_path)
     assert runner.recipe.name == "reference" and runner.recipe.remedies == ("oversample",)
     cfg = ExperimentConfig(device="reference", fractions=[0.5])
-    assert CellRunner(cfg, Cell("mnist", 0.5, "none", 0), data, tmp_path).recipe.remedies == ()
+    assert CellRunner(cfg, CellKey("mnist", 0.5, "none", 0), data, tmp_path).recipe.remedies == ()
 
 
 # ------------------------------------------------------------------------ end to end

@@ -334,7 +334,7 @@ def pooled_optimum(
     from brainsleep import ann
 
     from .config import start_params
-    from .pipeline import Cell, CellRunner, load_data
+    from .pipeline import CellKey, CellRunner, load_data
 
     run_dir = Path(run_dir)
     cfg, setting, cells = read_run(run_dir, setting)
@@ -346,7 +346,7 @@ def pooled_optimum(
     with tqdm(total=len(cands) * len(cells), desc="pooled optimum", disable=not progress) as bar:
         for sc in cells:
             r = sc.row
-            cell = Cell(r["dataset"], r["fraction"], r["imbalance"], r["seed"])
+            cell = CellKey(r["dataset"], r["fraction"], r["imbalance"], r["seed"])
             runner = CellRunner(cfg, cell, data[cell.dataset], run_dir)
             drawn = runner.subset.to_dict()["indices_sha256"]
             if sc.subset_sha256 is not None and drawn != sc.subset_sha256:
