@@ -1,5 +1,9 @@
 """Compiled standalone builds (cpp_standalone, cuda_standalone): compile once, run many.
 
+Why one file of this length: a build's whole life cycle (key, generate, compile, publish
+atomically, run in a private directory, read back and check) shares one manifest format
+and one set of invariants; split, each half would have to restate them.
+
 A build is Brian2's generated project for one network structure, compiled once and then
 rerun with new weights, parameters, input and seed. Nothing a run depends on can be
 changed or removed by another run, and nothing the binary gets wrong comes back as a
@@ -27,10 +31,6 @@ result:
 
 The on-disk layout is :mod:`brainsleep.build_layout`, shared with ``python -m
 brainsleep.cache`` (list and prune).
-
-Why one file of this length: a build's whole life cycle (key, generate, compile, publish
-atomically, run in a private directory, read back and check) shares one manifest format
-and one set of invariants; split, each half would have to restate them.
 """
 
 from __future__ import annotations
@@ -136,12 +136,23 @@ def host_compiler_id() -> str:
 
 class BuildDevice(Protocol):
     """What a build needs of its device (:class:`~brainsleep.sleep.devices.SleepDevice`
-    subclasses that compile): its name and what its binaries depend on besides the code."""
+    subclasses that compile): its name, what its binaries depend on besides the code, and
+    how its generated code differs."""
 
     name: str
+    #: Whether one binary runs many jobs in a loop (:mod:`~.job_loop`).
+    serves_jobs: bool
 
     def toolchain_id(self) -> str:
         """Compiler versions and target hardware a build depends on (in the build key)."""
+        ...
+
+    def activate(self) -> None:
+        """Register and configure the Brian2 device before a build is generated."""
+        ...
+
+    def reseed_code(self, seed_array: str) -> str:
+        """C++ that reseeds the RNG from the run-argument array ``seed_array``."""
         ...
 
 
@@ -269,22 +280,16 @@ def _placeholder_values(model: SleepModel, spec: NetworkSpec) -> tuple[dict[str,
     }, inputs
 
 
-def _reseed_code(bn, cuda: bool) -> str:
+def _reseed_code(bn, device: BuildDevice) -> str:
     """Code that reseeds the RNG from the run_arg seed variable, right after run_args.
 
     Brian2 compiles a seed in; re-seeding from a variable set on the command line makes
     the seed a run argument, so one binary serves every seed.
     """
-    from brian2 import device
+    from brian2 import device as b2device
 
     var = bn.input_group.variables[SEED_VARIABLE]
-    name = device.get_array_name(var)
-    if cuda:  # brian2cuda: cuRAND buffers are filled after this, at the first step
-        return f"random_number_buffer.set_seed((unsigned long long) {name}[0]);"
-    return (
-        "for (int _i=0; _i<1; _i++) "
-        f"brian::_random_generators[_i].seed((unsigned long) brian::{name}[0] + _i);"
-    )
+    return device.reseed_code(b2device.get_array_name(var))
 
 
 def _run_length_code(bn, spec: NetworkSpec) -> tuple[str, str]:
@@ -833,7 +838,7 @@ def get_standalone_build(
             if not reused:
                 _remove_tree(directory)  # incomplete, or from an older protocol
                 manifest = _generate_and_publish(
-                    model, spec, device.name, prefs, root, name, key, toolchain, progress
+                    model, spec, device, prefs, root, name, key, toolchain, progress
                 )
                 _ORDER_CHECKED.discard((str(directory), key))  # a new binary: check again
     (directory / LAST_USED).touch()
@@ -843,14 +848,16 @@ def get_standalone_build(
     return build
 
 
-def _generate_and_publish(model, spec, device, prefs, root, name, key, toolchain, progress) -> dict:
+def _generate_and_publish(
+    model, spec, build_device: BuildDevice, prefs, root, name, key, toolchain, progress
+) -> dict:
     """Generate the project in a private directory, compile it, publish it atomically."""
     import brian2 as b2
     from brian2 import device as b2device
 
     from brainsleep.atomic import atomic_write_json
 
-    cuda = device == "cuda_standalone"
+    device = build_device.name
     msg = (
         f"compiling the {device} sleep network {'-'.join(map(str, spec.sizes))}, "
         f"T = {spec.n_steps} (once per structure; cached in {root})"
@@ -858,17 +865,12 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, toolchain
     log.info(msg)
     if progress and not log.isEnabledFor(logging.INFO):
         print(msg, file=sys.stderr)
-    if cuda:
-        import brian2cuda  # noqa: F401  registers the device
-
-        from .cuda_setup import configure_cuda_prefs
-
-        configure_cuda_prefs()
+    build_device.activate()
     b2.set_device(device, build_on_run=False)
     b2device.reinit()
     b2device.activate(build_on_run=False)
     set_common_prefs(prefs)
-    serves = not cuda  # brian2cuda: one job per process, Brian2's own ending
+    serves = build_device.serves_jobs
     # The binary ties itself to the process that starts it (spawn_tied) before any work:
     # Brian2's before_start slot, ahead of the network's set-up (Linux; empty elsewhere).
     headers, tie = self_tie_code() if serves else ([], "")
@@ -884,7 +886,7 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, toolchain
         opening, closing = job_loop_code(bn, set(placeholders), interface["outputs"], order_flag)
         b2device.insert_code("main", opening)
     b2device.apply_run_args()
-    b2device.insert_code("main", _reseed_code(bn, cuda))
+    b2device.insert_code("main", _reseed_code(bn, build_device))
     before_run, after_run = _run_length_code(bn, spec)
     b2device.insert_code("before_network_run", before_run)
     b2device.insert_code("after_network_run", after_run)
