@@ -1,5 +1,8 @@
 """The on-disk cache of compiled standalone builds: list it, prune it, clean leftovers.
 
+Why one file of this length: listing, pruning and leftover cleaning all read the same
+on-disk layout and locks (brainsleep.build_layout); about a third is the CLI's help.
+
 Command line::
 
     python -m brainsleep.cache list                  # table of builds, sizes, last use
@@ -26,9 +29,6 @@ the file it locked is still linked, and retries otherwise.
 
 Nothing heavy is imported here (no Brian2, torch or numpy), so the command starts fast;
 the default root comes from :mod:`brainsleep.paths`.
-
-Why one file of this length: listing, pruning and leftover cleaning all read the same
-on-disk layout and locks (brainsleep.build_layout); about a third is the CLI's help.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The class-incremental protocol of the original SRC work (``--protocol class-incremental``).
 
+Why one file of this length: the protocol's tasks, variants and records follow the
+reference script step by step and read best side by side (most lines compare them).
+
 Tadros, Krishnan, Ramyaa & Bazhenov, "Sleep-like unsupervised replay reduces catastrophic
 forgetting in artificial neural networks", *Nature Communications* 13, 7742 (2022), and
 the reference code's ``MNIST/run_class_task_summary.m`` and

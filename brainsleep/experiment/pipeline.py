@@ -1,5 +1,8 @@
 """The stages of one cell (dataset, fraction, imbalance, seed) and the whole experiment.
 
+Why one file of this length: it is the driver (a cell's named, checkpointed stages);
+storage formats, search, scheduling and the engine live in their own modules.
+
 Stages, each checkpointed in ``cells/<cell>/`` so a killed run resumes where it stopped:
 
 1. ``baseline``       train the ANN on the subset with the recipe; evaluate.
@@ -17,9 +20,6 @@ With ``--search`` a ``search`` step (``search.json``, ``search.csv``) comes betw
 ``done.json`` records the cell's confusion matrices and every marker. A rerun verifies
 them: a step whose files do not match is redone (with a warning naming the file), and so
 is every step after it.
-
-Why one file of this length: it is the driver (a cell's named, checkpointed stages);
-storage formats, search, scheduling and the engine live in their own modules.
 """
 
 from __future__ import annotations

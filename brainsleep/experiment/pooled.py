@@ -1,6 +1,9 @@
 """One sleep parameter set for every seed of a setting, chosen on validation: the pooled
 optimum.
 
+Why one file of this length: choosing the pooled optimum, re-scoring bit for bit and
+writing its record are one command under one invariant.
+
 Each cell's search (:mod:`brainsleep.experiment.search`) picks its own best trial on its
 own validation split. With small splits the choices disagree from seed to seed (MNIST
 1 %: 60 validation images per seed, and three different best trials), so there is no one
