@@ -66,72 +66,23 @@ BASELINE_TMP_RE = re.compile(r"^\.(?P<key>[0-9a-f]{40})\.npz\..+\.tmp$")
 
 
 def lock_file(directory: Path, name: str) -> Path:
-    """The lock ``<directory>/<name>.lock`` guarding the entry ``name`` of ``directory``.
-
-    Parameters
-    ----------
-    directory : Path
-        The cache root (for a build) or its :data:`RUNS` directory (for a run).
-    name : str
-        The build's name ``<device>-<key>``, or the run's.
-
-    Returns
-    -------
-    Path
-        The lock file's path.
-    """
+    """``<directory>/<name>.lock``: the lock guarding the build or run ``name`` there."""
     return directory / f"{name}{LOCK_SUFFIX}"
 
 
 def building_dir(root: Path, name: str) -> Path:
-    """A fresh ``.building-<name>-<random>`` directory path under ``root``.
-
-    Parameters
-    ----------
-    root : Path
-        The cache root.
-    name : str
-        The build's name, ``<device>-<key>``.
-
-    Returns
-    -------
-    Path
-        Where the build is generated and compiled before it is published as ``name``.
-    """
+    """A fresh ``<root>/.building-<name>-<random>``: where build ``name`` is compiled."""
     return root / f".building-{name}-{uuid.uuid4().hex[:8]}"
 
 
 def trash_dir(directory: Path, name: str) -> Path:
-    """A fresh ``<directory>/.trash-<name>-<random>`` path to rename an entry to.
-
-    Parameters
-    ----------
-    directory : Path
-        Where the trash name goes (the cache root).
-    name : str
-        The name of the entry about to be deleted.
-
-    Returns
-    -------
-    Path
-        The name it is renamed to first, so no reader sees it half-deleted.
-    """
+    """A fresh ``<directory>/.trash-<name>-<random>``: where ``name`` goes to be deleted."""
     return directory / f".trash-{name}-{uuid.uuid4().hex[:12]}"
 
 
 def read_manifest(directory: Path) -> dict | None:
-    """A build directory's manifest, or None when missing, unreadable or not an object.
-
-    Parameters
-    ----------
-    directory : Path
-        The build directory.
-
-    Returns
-    -------
-    dict or None
-        The parsed :data:`MANIFEST`.
-    """
+    """A build directory's :data:`MANIFEST`, or None when missing, unreadable or not an
+    object."""
     try:
         data = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError):
