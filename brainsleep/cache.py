@@ -941,7 +941,7 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         Parser with the ``list``, ``prune`` and ``path`` sub-commands.
     """
-    from brainsleep.cli import CACHE_ENVIRONMENT, HelpFormatter, environment_epilog
+    from brainsleep.cli import CACHE_ENVIRONMENT, HelpFormatter, add_options, environment_epilog
 
     # Every parser (sub-commands too) lists the variables that place the cache.
     look = {"formatter_class": HelpFormatter, "epilog": environment_epilog(CACHE_ENVIRONMENT)}
@@ -952,17 +952,23 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         **look,
     )
-    root_help = "cache root (default: $BRAINSLEEP_BUILD_DIR, else <cache root>/builds)"
-    baseline_help = (
+    where = dict(type=Path, metavar="DIR")
+    root = (
+        "--root",
+        where,
+        "cache root (default: $BRAINSLEEP_BUILD_DIR, else <cache root>/builds)",
+    )
+    baseline_root = (
+        "--baseline-root",
+        where,
         "trained-baseline cache (default: $BRAINSLEEP_BASELINE_CACHE, else "
-        "<cache root>/baselines; --root does not move it)"
+        "<cache root>/baselines; --root does not move it)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,prune,path}")
     p_list = sub.add_parser(
         "list", help="table of the cached builds", description="Table of the cached builds.", **look
     )
-    p_list.add_argument("--root", type=Path, metavar="DIR", help=root_help)
-    p_list.add_argument("--baseline-root", type=Path, metavar="DIR", help=baseline_help)
+    add_options(p_list, [root, baseline_root])
     p_prune = sub.add_parser(
         "prune",
         help="remove old builds and leftovers",
@@ -975,36 +981,31 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         **look,
     )
-    p_prune.add_argument(
-        "--older-than",
-        type=_days,
-        metavar="DAYS",
-        help="remove builds whose last use is older than DAYS days (may be fractional)",
-    )
-    p_prune.add_argument(
-        "--all",
-        action="store_true",
-        dest="everything",
-        help=(
+    prune_options = [
+        (
+            "--older-than",
+            dict(type=_days, metavar="DAYS"),
+            "remove builds whose last use is older than DAYS days (may be fractional)",
+        ),
+        (
+            "--all",
+            dict(action="store_true", dest="everything"),
             "also remove unknown entries (e.g. build directories of older versions); "
-            "without --older-than, remove every build"
+            "without --older-than, remove every build",
         ),
-    )
-    p_prune.add_argument(
-        "--baselines",
-        action="store_true",
-        help=(
+        (
+            "--baselines",
+            dict(action="store_true"),
             "also prune the trained-baseline cache (--baseline-root) by the same rule, "
-            "with unused locks and killed writes; a run then trains them again"
+            "with unused locks and killed writes; a run then trains them again",
         ),
-    )
-    p_prune.add_argument("--dry-run", action="store_true", help="only say what would go")
-    p_prune.add_argument("--root", type=Path, metavar="DIR", help=root_help)
-    p_prune.add_argument("--baseline-root", type=Path, metavar="DIR", help=baseline_help)
+        ("--dry-run", dict(action="store_true"), "only say what would go"),
+    ]
+    add_options(p_prune, [*prune_options, root, baseline_root])
     p_path = sub.add_parser(
         "path", help="print the cache root", description="Print the root.", **look
     )
-    p_path.add_argument("--root", type=Path, metavar="DIR", help=root_help)
+    add_options(p_path, [root])
     return parser
 
 
