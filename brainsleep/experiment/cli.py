@@ -32,6 +32,13 @@ from .config import (
 __all__ = ["build_parser", "config_from_args"]
 
 D = ExperimentConfig()
+#: Options whose value is the configuration field of the same name, as parsed.
+_SAME_NAMES = (
+    "subset imbalance val_fraction recipe epochs train_device model sleep_input search "
+    "finetune_epochs strong snn_eval snn_window snn_protocol snn_reset snn_percentile "
+    "snn_evaluator record_spikes protocol task_size search_val out data_dir build_root "
+    "workers scheduler"
+).split()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -389,18 +396,11 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
             if args.fractions is not None
             else ([1.0] if incremental else list(D.fractions))
         ),
-        subset=args.subset,
-        imbalance=args.imbalance,
         seeds=list(args.seeds),
-        val_fraction=args.val_fraction,
         hidden=list(args.hidden),
-        recipe=args.recipe,
         remedies=tuple(args.remedy),
-        epochs=args.epochs,
-        train_device=args.train_device,
         device=device,
         prefs=parse_prefs(args.pref),
-        model=args.model,
         sleep_preset=(
             args.sleep_preset if args.sleep_preset is not None or incremental else D.sleep_preset
         ),
@@ -410,29 +410,11 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
             if args.sleep_steps is not None
             else (INCREMENTAL_SLEEP_STEPS if incremental else D.sleep_steps)
         ),
-        sleep_input=args.sleep_input,
         sleep_input_options=parse_input_options(args.sleep_input_option),
-        search=args.search,
         search_ranges=parse_search_ranges(args.search_range) or None,
-        finetune_epochs=args.finetune_epochs,
-        strong=args.strong,
-        snn_eval=args.snn_eval,
-        snn_window=args.snn_window,
-        snn_protocol=args.snn_protocol,
-        snn_reset=args.snn_reset,
-        snn_percentile=args.snn_percentile,
-        snn_evaluator=args.snn_evaluator,
-        record_spikes=args.record_spikes,
-        protocol=args.protocol,
         tasks=list(args.tasks) if args.tasks is not None else None,
-        task_size=args.task_size,
-        search_val=args.search_val,
-        out=args.out,
-        data_dir=args.data_dir,
-        build_root=args.build_root,
         progress=not args.no_progress,
-        workers=args.workers,
-        scheduler=args.scheduler,
+        **{name: getattr(args, name) for name in _SAME_NAMES},
     )
     cfg = validate(cfg)
     if args.device is None and device == "runtime":
