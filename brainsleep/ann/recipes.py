@@ -150,12 +150,7 @@ _REFERENCE = Recipe(
     dropout=0.25,
     dropout_style="reference",
     output_relu=True,
-    init="uniform",
-    init_scale=0.01,
-    early_stopping_patience=None,
-    weight_decay=0.0,
-    drop_last=True,
-    output_grad="identity",
+    init="uniform",  # the other fields: the Recipe defaults, which are the reference's
 )
 RECIPES: dict[str, Recipe] = {
     "reference": _REFERENCE,
@@ -176,7 +171,6 @@ RECIPES: dict[str, Recipe] = {
         output_relu=False,
         init="default",
         early_stopping_patience=10,
-        weight_decay=0.0,
         drop_last=False,
         output_grad="relu",
     ),
