@@ -18,10 +18,8 @@ their locks, builds in progress, run directories, trash) is declared in
 :mod:`brainsleep.build_layout`.
 
 Trained baselines (:mod:`brainsleep.experiment.baselines`) live elsewhere,
-``brainsleep.paths.baseline_cache_root()``: ``<key>.npz`` entries (40 hex digits; the
-mtime is the last use) with ``<key>.lock``, held while the entry is trained and written,
-and ``.<key>.npz.*.tmp`` files, the leftover of a killed write when the key's lock is
-free. ``list`` summarises them; ``prune --baselines`` applies the same rule to them.
+``brainsleep.paths.baseline_cache_root()``, their names also in the layout module;
+``list`` summarises them; ``prune --baselines`` applies the same rule to them.
 
 Lock files of leftovers are unlinked while the lock is held. That is safe with the
 ``filelock`` installed with this project (4.x): its Unix lock checks after ``flock`` that

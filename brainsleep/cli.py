@@ -71,16 +71,8 @@ Option = tuple[str, dict[str, Any], str]
 
 
 def add_options(parser: argparse._ActionsContainer, options: Iterable[Option]) -> None:
-    """Add a table of options to a parser or an argument group, in the table's order.
-
-    Parameters
-    ----------
-    parser : argparse.ArgumentParser or argument group
-        Where the options go.
-    options : iterable of Option
-        ``(flag, keywords, help)`` rows: ``parser.add_argument(flag, help=help,
-        **keywords)`` for each.
-    """
+    """``parser.add_argument(flag, help=help, **keywords)`` for each ``(flag, keywords,
+    help)`` row of ``options``, in order (``parser``: a parser or an argument group)."""
     for flag, keywords, text in options:
         parser.add_argument(flag, help=text, **keywords)
 

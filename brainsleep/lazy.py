@@ -27,13 +27,11 @@ def lazy_exports(
     Returns
     -------
     tuple of callables
-        ``__getattr__(name)``: imports the name from its module on first access and
-        keeps it in the package's namespace; any other name raises AttributeError.
-        ``__dir__()``: the package's names and the exported ones.
+        ``__getattr__(name)`` imports an exported name on first access and keeps it in the
+        package (any other name raises AttributeError); ``__dir__()`` lists both.
     """
 
     def __getattr__(name: str) -> Any:
-        """Import an exported name from its module on first access (PEP 562)."""
         if name not in exports:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(f".{exports[name]}", package), name)
