@@ -979,27 +979,31 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         **look,
     )
-    prune_options = [
-        (
-            "--older-than",
-            dict(type=_days, metavar="DAYS"),
-            "remove builds whose last use is older than DAYS days (may be fractional)",
-        ),
-        (
-            "--all",
-            dict(action="store_true", dest="everything"),
+    p_prune.add_argument(
+        "--older-than",
+        type=_days,
+        metavar="DAYS",
+        help="remove builds whose last use is older than DAYS days (may be fractional)",
+    )
+    p_prune.add_argument(
+        "--all",
+        action="store_true",
+        dest="everything",
+        help=(
             "also remove unknown entries (e.g. build directories of older versions); "
-            "without --older-than, remove every build",
+            "without --older-than, remove every build"
         ),
-        (
-            "--baselines",
-            dict(action="store_true"),
+    )
+    p_prune.add_argument(
+        "--baselines",
+        action="store_true",
+        help=(
             "also prune the trained-baseline cache (--baseline-root) by the same rule, "
-            "with unused locks and killed writes; a run then trains them again",
+            "with unused locks and killed writes; a run then trains them again"
         ),
-        ("--dry-run", dict(action="store_true"), "only say what would go"),
-    ]
-    add_options(p_prune, [*prune_options, root, baseline_root])
+    )
+    p_prune.add_argument("--dry-run", action="store_true", help="only say what would go")
+    add_options(p_prune, [root, baseline_root])
     p_path = sub.add_parser(
         "path", help="print the cache root", description="Print the root.", **look
     )
