@@ -31,6 +31,7 @@ standard library.
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from pathlib import Path
@@ -75,9 +76,15 @@ def building_dir(root: Path, name: str) -> Path:
     return root / f".building-{name}-{uuid.uuid4().hex[:8]}"
 
 
-def trash_dir(directory: Path, name: str) -> Path:
-    """A fresh ``<directory>/.trash-<name>-<random>``: where ``name`` goes to be deleted."""
-    return directory / f".trash-{name}-{uuid.uuid4().hex[:12]}"
+def move_to_trash(path: Path, directory: Path) -> Path | None:
+    """Rename ``path`` to a fresh ``<directory>/.trash-<name>-<random>`` before deleting it,
+    so no reader sees it half-deleted; the new path, or None when ``path`` is gone."""
+    trash = directory / f".trash-{path.name}-{uuid.uuid4().hex[:12]}"
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return None
+    return trash
 
 
 def read_manifest(directory: Path) -> dict | None:

@@ -57,8 +57,8 @@ from brainsleep.build_layout import (
     RUNS,
     TRASH_RE,
     lock_file,
+    move_to_trash,
     read_manifest,
-    trash_dir,
 )
 from brainsleep.locks import is_locked, try_lock
 
@@ -497,16 +497,6 @@ def _cutoff(older_than: dt.timedelta | None) -> float | None:
     return time.time() - older_than.total_seconds()
 
 
-def _to_trash(base: Path, path: Path) -> Path | None:
-    """Rename `path` to ``<base>/.trash-<name>-<random>``; the new name (None if gone)."""
-    trash = trash_dir(base, path.name)
-    try:
-        os.rename(path, trash)
-    except FileNotFoundError:
-        return None
-    return trash
-
-
 def _prune(
     base: Path,
     older_than: dt.timedelta | None,
@@ -543,7 +533,7 @@ def _prune(
             continue
         if lock_path is None:
             size = _tree_size(info.path)
-            if (trash := _to_trash(base, info.path)) is not None:
+            if (trash := move_to_trash(info.path, base)) is not None:
                 _remove_tree(trash)
                 removed.append(_Removal(info.path, size, reason))
             continue
@@ -555,7 +545,7 @@ def _prune(
                 log(f"skipped {info.name}: used just now")
                 continue
             size = _tree_size(info.path)
-            if (trash := _to_trash(base, info.path)) is None:
+            if (trash := move_to_trash(info.path, base)) is None:
                 continue  # removed meanwhile by another prune
             _remove_tree(trash)
             _unlink(lock_path)

@@ -62,8 +62,8 @@ from brainsleep.build_layout import (
     RUNS,
     building_dir,
     lock_file,
+    move_to_trash,
     read_manifest,
-    trash_dir,
 )
 from brainsleep.digests import files_digest
 from brainsleep.paths import default_build_root
@@ -389,11 +389,8 @@ def _published_manifest(directory: Path) -> dict | None:
 
 def _remove_tree(path: Path) -> None:
     """Move ``path`` aside under a trash name, then delete it (readers never see half)."""
-    if not path.exists():
-        return
-    trash = trash_dir(path.parent, path.name)
-    os.rename(path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    if (trash := move_to_trash(path, path.parent)) is not None:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 @dataclass
