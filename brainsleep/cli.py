@@ -23,7 +23,6 @@ __all__ = [
     "CACHE_ENVIRONMENT",
     "ENVIRONMENT",
     "HelpFormatter",
-    "Option",
     "add_options",
     "environment_epilog",
     "one_of",
@@ -66,11 +65,10 @@ CACHE_ENVIRONMENT: tuple[str, ...] = (
 
 _TABLE_ROW = re.compile(r"^  (\S+)  +(.*)$")
 
-#: One row of an option table: the flag, the other ``add_argument`` keywords, the help.
-Option = tuple[str, dict[str, Any], str]
 
-
-def add_options(parser: argparse._ActionsContainer, options: Iterable[Option]) -> None:
+def add_options(
+    parser: argparse._ActionsContainer, options: Iterable[tuple[str, dict[str, Any], str]]
+) -> None:
     """``parser.add_argument(flag, help=help, **keywords)`` for each ``(flag, keywords,
     help)`` row of ``options``, in order (``parser``: a parser or an argument group)."""
     for flag, keywords, text in options:
