@@ -86,6 +86,8 @@ class SleepDevice(ABC):
     name: ClassVar[str]
     #: Whether the device compiles a project (and so caches builds on disk).
     compiled: ClassVar[bool] = False
+    #: Whether it runs only on a machine with a GPU.
+    needs_gpu: ClassVar[bool] = False
     #: Whether it runs Brian2 (so Brian2 preferences and Brian2's int32 limits apply).
     brian2: ClassVar[bool] = True
 
@@ -350,6 +352,7 @@ class CudaStandaloneDevice(CppStandaloneDevice):
 
     name = "cuda_standalone"
     serves_jobs = False  # one job per process, Brian2's own ending
+    needs_gpu = True
 
     def check_toolchain(self) -> None:
         try:
