@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from workloads import CACHE, RERUN_WEIGHT_SCALE, SLEEP_SEED, load_net, make_params
 
+from brainsleep.sleep.devices import DEVICES
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SCRIPT = HERE / "bench_sleep.py"
@@ -234,7 +236,7 @@ def worker(spec: dict) -> dict:
     device, record = spec["device"], spec.get("record", "all")
     rec: dict = {"device": device, "steps": int(spec["steps"]), "sizes": list(sizes)}
     rec["params"], rec["load_start"] = params.to_dict(), load1()
-    compiled = device.endswith("_standalone")
+    compiled = DEVICES[device].compiled
     sink: dict = {}
     if compiled:
         observe_binary_runs(sink, profile=spec.get("phase") == "profile")
@@ -395,14 +397,14 @@ def run_plan(steps: list[dict], nets: dict, a, write) -> list[dict]:
     ``write(records)`` is called after each step, so a stopped run leaves a report.
     """
     t_start, records = time.perf_counter(), []
-    gpu = machine_info()["gpu"] if "cuda_standalone" in a.devices else False
+    gpu = machine_info()["gpu"] if any(DEVICES[d].needs_gpu for d in a.devices) else False
     for st in steps:
         head = {k: st[k] for k in ("section", "width", "steps", "device", "phase")}
         head["workload"] = st["spec"]["workload"]
         if st.get("skippable") and time.perf_counter() - t_start > a.max_minutes * 60:
             records.append({**head, "skip": f"time budget ({a.max_minutes} min) spent"})
             continue
-        if st["device"] == "cuda_standalone" and not gpu:
+        if DEVICES[st["device"]].needs_gpu and not gpu:
             records.append({**head, "skip": "no GPU here (cuda_setup.gpu_available() is False)"})
             continue
         spec = {**st["spec"], "net": str(nets[st["width"]]), "build_root": str(a.build_root)}

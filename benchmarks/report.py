@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from harness import synaptic_events
 from workloads import ACTIVE, N_TRAIN, PRESET, RERUN_WEIGHT_SCALE, SLEEP_SEED, sizes_label
 
+from brainsleep.sleep.devices import DEVICES
+
 Column = tuple[str, Callable[[dict], object]]
 
 
@@ -50,7 +52,7 @@ def spikes_cell(r: dict) -> str:
 
 
 def compiled(r: dict) -> bool:
-    return r["device"].endswith("_standalone")
+    return DEVICES[r["device"]].compiled
 
 
 def is_rerun(r: dict) -> bool:

@@ -6,9 +6,10 @@ first use so that ``import brainsleep`` stays light (no torch, no Brian2).
 
 from __future__ import annotations
 
-import importlib
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .run import Run, RunError, load_run
@@ -23,10 +24,4 @@ _EXPORTS = {"Run": "run", "RunError": "run", "load_run": "run"}
 __all__ = ["Run", "RunError", "__version__", "load_run"]
 
 
-def __getattr__(name: str) -> Any:
-    """Import an exported name from its module on first access (PEP 562)."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,5 +1,8 @@
 """The on-disk cache of compiled standalone builds: list it, prune it, clean leftovers.
 
+Why one file of this length: listing, pruning and leftover cleaning all read the same
+on-disk layout and locks (brainsleep.build_layout); about a third is the CLI's help.
+
 Command line::
 
     python -m brainsleep.cache list                  # table of builds, sizes, last use
@@ -10,37 +13,13 @@ Command line::
 
 The cache root is ``brainsleep.paths.default_build_root()``
 (``$BRAINSLEEP_BUILD_DIR``, else ``<cache root>/builds``, else
-``~/.cache/brainsleep/builds``) unless a root is given. Layout under the root, as the
-compiled engine (``brainsleep/sleep/standalone.py``) writes it:
-
-``<device>-<key>/``
-    A published build (``device`` is ``cpp_standalone`` or ``cuda_standalone``, ``key``
-    20 lowercase hex digits): the compiled project, the manifest
-    ``brainsleep-build.json`` (JSON: ``key``, ``device``, ``created`` (ISO time),
-    ``model``, ``spec``, ``compiler``, ``arch``, ``brian2``, ``engine``) and ``.last_used``,
-    a file whose mtime the engine touches on every use. Only a directory with a readable
-    manifest is a complete build; one without (e.g. from an older engine version) is
-    "unknown".
-``<device>-<key>.lock``
-    The build's :class:`filelock.FileLock`, held while the key is being built.
-``.building-<device>-<key>-<random>/``
-    A build in progress. The engine takes the key's lock *before* creating it and keeps
-    it until the directory is renamed to ``<device>-<key>/``, so such a directory whose
-    lock can be acquired at once is the leftover of a killed build.
-``runs/<name>/`` and ``runs/<name>.lock``
-    One run's working directory; its lock is taken *before* the directory is created and
-    held for the whole run, so a run directory whose lock is free is a leftover.
-``.trash-<name>-<random>/``
-    A directory being deleted by :func:`prune` (renamed first, so that no reader ever sees
-    a half-deleted build under its real name); a leftover when its lock is free.
-
-Anything else is "unknown": listed, and removed only by ``prune --all``.
+``~/.cache/brainsleep/builds``) unless a root is given. Its layout (published builds,
+their locks, builds in progress, run directories, trash) is declared in
+:mod:`brainsleep.build_layout`.
 
 Trained baselines (:mod:`brainsleep.experiment.baselines`) live elsewhere,
-``brainsleep.paths.baseline_cache_root()``: ``<key>.npz`` entries (40 hex digits; the
-mtime is the last use) with ``<key>.lock``, held while the entry is trained and written,
-and ``.<key>.npz.*.tmp`` files, the leftover of a killed write when the key's lock is
-free. ``list`` summarises them; ``prune --baselines`` applies the same rule to them.
+``brainsleep.paths.baseline_cache_root()``, their names also in the layout module;
+``list`` summarises them; ``prune --baselines`` applies the same rule to them.
 
 Lock files of leftovers are unlinked while the lock is held. That is safe with the
 ``filelock`` installed with this project (4.x): its Unix lock checks after ``flock`` that
@@ -48,28 +27,39 @@ the file it locked is still linked, and retries otherwise.
 
 Nothing heavy is imported here (no Brian2, torch or numpy), so the command starts fast;
 the default root comes from :mod:`brainsleep.paths`.
-
-Why one file of this length: listing, pruning and leftover cleaning all read the same
-on-disk layout and locks (brainsleep.sleep.standalone); about a third is the CLI's help.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import math
 import os
-import re
 import shutil
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from brainsleep.build_layout import (
+    BASELINE_LOCK_RE,
+    BASELINE_RE,
+    BASELINE_TMP_RE,
+    BUILD_DEVICES,
+    BUILD_LOCK_RE,
+    BUILD_RE,
+    BUILDING_RE,
+    LAST_USED,
+    LOCK_SUFFIX,
+    MANIFEST,
+    RUNS,
+    TRASH_RE,
+    lock_file,
+    move_to_trash,
+    read_manifest,
+)
 from brainsleep.locks import is_locked, try_lock
 
 __all__ = [
@@ -87,23 +77,6 @@ __all__ = [
     "prune_baselines",
 ]
 
-#: Devices whose builds are cached.
-BUILD_DEVICES: tuple[str, ...] = ("cpp_standalone", "cuda_standalone")
-#: Name of a build's manifest; a build directory is complete only with a readable one.
-MANIFEST = "brainsleep-build.json"
-#: File in a build directory whose mtime records the build's last use.
-LAST_USED = ".last_used"
-#: Sub-directory of the root holding one directory (and one lock) per run.
-RUNS = "runs"
-
-_DEVICE_KEY = r"(?P<device>cpp_standalone|cuda_standalone)-(?P<key>[0-9a-f]{20})"
-_BUILD_RE = re.compile(rf"^{_DEVICE_KEY}$")
-_BUILD_LOCK_RE = re.compile(rf"^{_DEVICE_KEY}\.lock$")
-_BUILDING_RE = re.compile(rf"^\.building-{_DEVICE_KEY}-(?P<rest>.+)$")
-_TRASH_RE = re.compile(r"^\.trash-(?P<name>.+)-(?P<rest>[0-9a-f]+)$")
-_BASELINE_RE = re.compile(r"^(?P<key>[0-9a-f]{40})\.npz$")
-_BASELINE_LOCK_RE = re.compile(r"^(?P<key>[0-9a-f]{40})\.lock$")
-_BASELINE_TMP_RE = re.compile(r"^\.(?P<key>[0-9a-f]{40})\.npz\..+\.tmp$")
 
 _MB = 1024 * 1024
 
@@ -270,15 +243,6 @@ def _parse_time(value: object) -> dt.datetime | None:
     return parsed.astimezone()  # naive: taken as local time
 
 
-def _read_manifest(directory: Path) -> dict | None:
-    """The build's manifest, or ``None`` when missing or unreadable."""
-    try:
-        data = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _last_used_ts(directory: Path) -> float | None:
     for candidate in (directory / LAST_USED, directory / MANIFEST, directory):
         ts = _mtime(candidate)
@@ -304,9 +268,9 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
 
 def _trash_lock(root: Path, name: str) -> Path | None:
     """Lock guarding a ``.trash-<name>-<random>`` directory, when `name` is a build."""
-    match = _TRASH_RE.match(name)
-    if match and _BUILD_RE.match(match["name"]):
-        return root / f"{match['name']}.lock"
+    match = TRASH_RE.match(name)
+    if match and BUILD_RE.match(match["name"]):
+        return lock_file(root, match["name"])
     return None
 
 
@@ -325,11 +289,11 @@ def _build_info(root: Path, entry: os.DirEntry[str]) -> BuildInfo:
     complete = False
     if in_runs and is_dir:
         kind = "run"
-        status = "running" if is_locked(path.with_name(name + ".lock")) else "leftover"
-    elif is_dir and (m := _BUILD_RE.match(name)):
+        status = "running" if is_locked(lock_file(path.parent, name)) else "leftover"
+    elif is_dir and (m := BUILD_RE.match(name)):
         kind = "build"
         device, key = m["device"], m["key"]
-        found = _read_manifest(path)
+        found = read_manifest(path)
         if found is not None:
             manifest = found
             complete = True
@@ -338,12 +302,12 @@ def _build_info(root: Path, entry: os.DirEntry[str]) -> BuildInfo:
             model = str(manifest.get("model", ""))
         else:
             status = "unknown"
-    elif is_dir and (m := _BUILDING_RE.match(name)):
+    elif is_dir and (m := BUILDING_RE.match(name)):
         kind = "building"
         device, key = m["device"], m["key"]
-        locked = is_locked(root / f"{device}-{key}.lock")
+        locked = is_locked(lock_file(root, f"{device}-{key}"))
         status = "building" if locked else "leftover"
-    elif is_dir and _TRASH_RE.match(name):
+    elif is_dir and TRASH_RE.match(name):
         kind = "trash"
         lock = _trash_lock(root, name)
         status = "removing" if lock is not None and is_locked(lock) else "leftover"
@@ -373,8 +337,8 @@ def _is_known_file(root: Path, entry: os.DirEntry[str]) -> bool:
     """Lock files the layout explains (a build's or a run's lock)."""
     name = entry.name
     if Path(entry.path).parent == root:
-        return bool(_BUILD_LOCK_RE.match(name))
-    return name.endswith(".lock")  # runs/<name>.lock
+        return bool(BUILD_LOCK_RE.match(name))
+    return name.endswith(LOCK_SUFFIX)  # runs/<name>.lock
 
 
 def list_builds(
@@ -460,19 +424,19 @@ def _leftovers(base: Path, *, remove: bool) -> list[_Removal]:
     for entry in entries:
         if not _is_dir(entry):
             continue
-        if m := _BUILDING_RE.match(entry.name):
+        if m := BUILDING_RE.match(entry.name):
             building_keys.add(f"{m['device']}-{m['key']}")
     for entry in entries:
         path = Path(entry.path)
-        if _is_dir(entry) and (m := _BUILDING_RE.match(entry.name)):
+        if _is_dir(entry) and (m := BUILDING_RE.match(entry.name)):
             name = f"{m['device']}-{m['key']}"
             # the lock file also guards the published build: keep it when that exists
-            handle(path, base / f"{name}.lock", "killed build", name not in dir_names)
-        elif _is_dir(entry) and _TRASH_RE.match(entry.name):
+            handle(path, lock_file(base, name), "killed build", name not in dir_names)
+        elif _is_dir(entry) and TRASH_RE.match(entry.name):
             lock = _trash_lock(base, entry.name)
             keep_lock = lock is None or lock.stem in dir_names or lock.stem in building_keys
             handle(path, lock, "interrupted removal", not keep_lock)
-        elif not _is_dir(entry) and (m := _BUILD_LOCK_RE.match(entry.name)):
+        elif not _is_dir(entry) and (m := BUILD_LOCK_RE.match(entry.name)):
             name = f"{m['device']}-{m['key']}"
             if name not in dir_names and name not in building_keys:
                 handle(path, path, "unused lock", False)  # the lock file is the path
@@ -483,8 +447,10 @@ def _leftovers(base: Path, *, remove: bool) -> list[_Removal]:
         for entry in run_entries:
             path = Path(entry.path)
             if _is_dir(entry):
-                handle(path, runs / f"{entry.name}.lock", "killed run", True)
-            elif entry.name.endswith(".lock") and entry.name[:-5] not in run_dirs:
+                handle(path, lock_file(runs, entry.name), "killed run", True)
+            elif (
+                entry.name.endswith(LOCK_SUFFIX) and entry.name[: -len(LOCK_SUFFIX)] not in run_dirs
+            ):
                 handle(path, path, "unused lock", False)
     return found
 
@@ -531,16 +497,6 @@ def _cutoff(older_than: dt.timedelta | None) -> float | None:
     return time.time() - older_than.total_seconds()
 
 
-def _to_trash(base: Path, path: Path) -> Path | None:
-    """Rename `path` to ``<base>/.trash-<name>-<random>``; the new name (None if gone)."""
-    trash = base / f".trash-{path.name}-{uuid.uuid4().hex[:12]}"
-    try:
-        os.rename(path, trash)
-    except FileNotFoundError:
-        return None
-    return trash
-
-
 def _prune(
     base: Path,
     older_than: dt.timedelta | None,
@@ -568,7 +524,7 @@ def _prune(
             reason = "unknown entry"
         else:
             continue
-        lock_path = base / f"{info.path.name}.lock" if info.kind == "build" else None
+        lock_path = lock_file(base, info.path.name) if info.kind == "build" else None
         if dry_run:
             if lock_path is not None and is_locked(lock_path):
                 log(f"skipped {info.name}: it is being built (its lock is held)")
@@ -577,7 +533,7 @@ def _prune(
             continue
         if lock_path is None:
             size = _tree_size(info.path)
-            if (trash := _to_trash(base, info.path)) is not None:
+            if (trash := move_to_trash(info.path, base)) is not None:
                 _remove_tree(trash)
                 removed.append(_Removal(info.path, size, reason))
             continue
@@ -589,7 +545,7 @@ def _prune(
                 log(f"skipped {info.name}: used just now")
                 continue
             size = _tree_size(info.path)
-            if (trash := _to_trash(base, info.path)) is None:
+            if (trash := move_to_trash(info.path, base)) is None:
                 continue  # removed meanwhile by another prune
             _remove_tree(trash)
             _unlink(lock_path)
@@ -699,7 +655,7 @@ def list_baselines(root: str | os.PathLike[str] | None = None) -> list[BaselineI
         return []
     infos = []
     for entry in _scandir(base):
-        if (m := _BASELINE_RE.match(entry.name)) is None:
+        if (m := BASELINE_RE.match(entry.name)) is None:
             continue
         try:
             st = entry.stat(follow_symlinks=False)
@@ -735,10 +691,10 @@ def _prune_baselines(
     # (a run killed while training, or an entry removed with its lock by another prune),
     # each when its key's lock is free.
     for entry in _scandir(base):
-        if m := _BASELINE_TMP_RE.match(entry.name):
-            path, lock_path = Path(entry.path), base / f"{m['key']}.lock"
+        if m := BASELINE_TMP_RE.match(entry.name):
+            path, lock_path = Path(entry.path), lock_file(base, m["key"])
             reason = "leftover of a killed write"
-        elif (m := _BASELINE_LOCK_RE.match(entry.name)) and not (base / f"{m['key']}.npz").exists():
+        elif (m := BASELINE_LOCK_RE.match(entry.name)) and not (base / f"{m['key']}.npz").exists():
             path = lock_path = Path(entry.path)
             reason = "unused lock"
         else:
@@ -765,7 +721,7 @@ def _prune_baselines(
         if not stale(info.path):
             continue
         reason = "not used since " + _fmt_time(info.last_used)
-        lock_path = base / f"{info.key}.lock"
+        lock_path = lock_file(base, info.key)
         with free(lock_path) as acquired:
             if not acquired:
                 log(f"skipped baseline {info.key}: a run holds it (its lock is held)")
@@ -973,7 +929,7 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         Parser with the ``list``, ``prune`` and ``path`` sub-commands.
     """
-    from brainsleep.cli import CACHE_ENVIRONMENT, HelpFormatter, environment_epilog
+    from brainsleep.cli import CACHE_ENVIRONMENT, HelpFormatter, add_options, environment_epilog
 
     # Every parser (sub-commands too) lists the variables that place the cache.
     look = {"formatter_class": HelpFormatter, "epilog": environment_epilog(CACHE_ENVIRONMENT)}
@@ -984,17 +940,23 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         **look,
     )
-    root_help = "cache root (default: $BRAINSLEEP_BUILD_DIR, else <cache root>/builds)"
-    baseline_help = (
+    where = dict(type=Path, metavar="DIR")
+    root = (
+        "--root",
+        where,
+        "cache root (default: $BRAINSLEEP_BUILD_DIR, else <cache root>/builds)",
+    )
+    baseline_root = (
+        "--baseline-root",
+        where,
         "trained-baseline cache (default: $BRAINSLEEP_BASELINE_CACHE, else "
-        "<cache root>/baselines; --root does not move it)"
+        "<cache root>/baselines; --root does not move it)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,prune,path}")
     p_list = sub.add_parser(
         "list", help="table of the cached builds", description="Table of the cached builds.", **look
     )
-    p_list.add_argument("--root", type=Path, metavar="DIR", help=root_help)
-    p_list.add_argument("--baseline-root", type=Path, metavar="DIR", help=baseline_help)
+    add_options(p_list, [root, baseline_root])
     p_prune = sub.add_parser(
         "prune",
         help="remove old builds and leftovers",
@@ -1031,12 +993,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p_prune.add_argument("--dry-run", action="store_true", help="only say what would go")
-    p_prune.add_argument("--root", type=Path, metavar="DIR", help=root_help)
-    p_prune.add_argument("--baseline-root", type=Path, metavar="DIR", help=baseline_help)
+    add_options(p_prune, [root, baseline_root])
     p_path = sub.add_parser(
         "path", help="print the cache root", description="Print the root.", **look
     )
-    p_path.add_argument("--root", type=Path, metavar="DIR", help=root_help)
+    add_options(p_path, [root])
     return parser
 
 

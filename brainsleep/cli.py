@@ -15,6 +15,7 @@ import argparse
 import re
 import textwrap
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "ANALYSIS_COMMAND",
@@ -22,6 +23,7 @@ __all__ = [
     "CACHE_ENVIRONMENT",
     "ENVIRONMENT",
     "HelpFormatter",
+    "add_options",
     "environment_epilog",
     "one_of",
 ]
@@ -62,6 +64,15 @@ CACHE_ENVIRONMENT: tuple[str, ...] = (
 )
 
 _TABLE_ROW = re.compile(r"^  (\S+)  +(.*)$")
+
+
+def add_options(
+    parser: argparse._ActionsContainer, options: Iterable[tuple[str, dict[str, Any], str]]
+) -> None:
+    """``parser.add_argument(flag, help=help, **keywords)`` for each ``(flag, keywords,
+    help)`` row of ``options``, in order (``parser``: a parser or an argument group)."""
+    for flag, keywords, text in options:
+        parser.add_argument(flag, help=text, **keywords)
 
 
 def one_of(names: Iterable[str], many: bool = False) -> str:

@@ -1,5 +1,8 @@
 """The on-disk formats of brainsleep, as code: the normative description.
 
+Longer than ~500 lines on purpose: it is the one place that declares every on-disk format,
+and most of it is the numpydoc that describes them; split, the formats would scatter again.
+
 ``docs/formats.md`` explains these formats in prose; this module *is* them. The engine
 (:mod:`brainsleep.sleep`), the experiment (:mod:`brainsleep.experiment`) and the analysis
 (:mod:`brainsleep.analysis`) all read and write through it, so a file name, a variable, a
@@ -33,9 +36,6 @@ Four parts:
 Imports only numpy, xarray and the standard library (plus :mod:`brainsleep.atomic`):
 never Brian2 or torch, so the analysis can use it on a machine without them.
 Every writer is atomic (temporary file, then rename): a reader never sees half a file.
-
-Longer than ~500 lines on purpose: it is the one place that declares every on-disk format,
-and most of it is the numpydoc that describes them; split, the formats would scatter again.
 """
 
 from __future__ import annotations
@@ -533,12 +533,17 @@ def order_stages(stages: Iterable[str]) -> list[str]:
 
 
 class CellKey(NamedTuple):
-    """What identifies a cell: the fields of :data:`CELL_KEYS`."""
+    """What identifies a cell: the fields of :data:`CELL_KEYS` (a cell of the grid)."""
 
     dataset: str
     fraction: float
     imbalance: str
     seed: int
+
+    @property
+    def cell_id(self) -> str:
+        """:func:`format_cell_id` of the key."""
+        return format_cell_id(*self)
 
 
 def format_cell_id(dataset: str, fraction: float, imbalance: str, seed: int) -> str:

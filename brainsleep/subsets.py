@@ -1,5 +1,8 @@
 """Labelled budgets: fractions of the training set, class imbalance, validation splits.
 
+Why one file of this length: the selectors, the imbalance spec and the validation split
+must agree on one index convention (sorted int64, seeded); most lines are docstrings.
+
 Every selector returns int64 indices into the training set, **sorted ascending** (the
 order of the draw is not kept: training shuffles every epoch anyway, and sorted indices
 are easy to compare and store). All randomness comes from
@@ -15,9 +18,6 @@ keep 1.0. ``"5-9:0.1"`` gives classes 5..9 a tenth of the others' examples. Item
 ``CLASSES:MULT`` or ``CLASSESxMULT`` (CLASSES is ``c`` or ``a-b``), separated by ``,``
 ``;`` or ``_``. The canonical form (:func:`format_imbalance`) is ``"5-9x0.1"`` or
 ``"0x0.05_3x0.2"``: safe as a directory name and as a CSV value; ``"none"`` when balanced.
-
-Why one file of this length: the selectors, the imbalance spec and the validation split
-must agree on one index convention (sorted int64, seeded); most lines are docstrings.
 """
 
 from __future__ import annotations

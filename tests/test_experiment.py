@@ -38,6 +38,17 @@ def argv(data_dir, out, build_root, *extra):
     ]  # fmt: skip
 
 
+def refusal(args, tmp_path, capsys) -> str:
+    """The one stderr line with which ``main(args)`` refuses bad input: exit status 2,
+    nothing written to its ``--out`` (added here)."""
+    out = tmp_path / "never"
+    assert main([*args, "--out", str(out)]) == 2
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(lines) == 1, lines
+    assert not out.exists()
+    return lines[0]
+
+
 def stage_files(out: Path) -> list[str]:
     return sorted(p.name for p in out.glob("cells/*/*"))
 

@@ -12,6 +12,7 @@ import pytest
 
 from brainsleep.experiment.__main__ import main
 from brainsleep.experiment.search import SearchSpace, TrialResult, acting_choice
+from brainsleep.formats import STAGES
 from tests.test_experiment import argv
 
 SPACE = SearchSpace.for_model("src", 3)
@@ -60,29 +61,27 @@ def planted_noop(monkeypatch):
     monkeypatch.setattr(pipeline.CellRunner, "start_dec", 0.0025, raising=False)
 
 
+def searched_cell(data_dir, build_root, tmp_path, *extra):
+    """Run one searched cell on the runtime device: its arguments, folder, ``search.json``."""
+    args = argv(data_dir, tmp_path / "run", build_root, "--device", "runtime", "--seeds", "0")
+    args += [*extra, "--record-spikes", "none"]
+    assert main(args) == 0
+    cell = tmp_path / "run" / "cells" / "mnist_f0.5_none_s0"
+    return args, cell, json.loads((cell / "search.json").read_text())
+
+
 def test_a_noop_best_adds_the_acting_stages_and_resumes(
     planted_noop, data_dir, build_root, tmp_path
 ):
-    out = tmp_path / "run"
-    args = argv(data_dir, out, build_root, "--device", "runtime", "--seeds", "0")
-    args += ["--search", "4", "--sleep-param", "dec=0.0025", "--record-spikes", "none"]
-    assert main(args) == 0
-    cell = out / "cells" / "mnist_f0.5_none_s0"
-    search = json.loads((cell / "search.json").read_text())
+    extra = ("--search", "4", "--sleep-param", "dec=0.0025")
+    args, cell, search = searched_cell(data_dir, build_root, tmp_path, *extra)
     assert search["best_is_noop"] is True and search["best"]["dec"] == 0.0025
     acting = search["best_acting"]
     assert acting["trial"] != 0 and acting["params"]["dec"] != 0.0025
     used = json.loads((cell / "sleep_acting_params.json").read_text())["params"]
     assert used["dec"] == pytest.approx(acting["params"]["dec"])
-    df = pd.read_csv(out / "metrics.csv")
-    assert list(df["stage"]) == [
-        "baseline",
-        "sleep",
-        "sleep_finetune",
-        "sleep_acting",
-        "sleep_acting_finetune",
-        "finetune_only",
-    ]
+    df = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert list(df["stage"]) == [s for s in STAGES if s != "strong"]  # no --strong
     slept = df.set_index("stage").loc[["sleep", "sleep_acting"]]
     assert slept["sleep_weights_changed"].notna().all()
     for name in ("pop_sparseness_h1", "silent_frac_h2", "weight_small_frac"):
@@ -94,12 +93,9 @@ def test_a_noop_best_adds_the_acting_stages_and_resumes(
 
 
 def test_an_acting_best_has_no_acting_stage_and_stale_ones_go(data_dir, build_root, tmp_path):
+    extra = ("--search", "2", "--finetune-epochs", "0")
+    args, cell, search = searched_cell(data_dir, build_root, tmp_path, *extra)
     out = tmp_path / "run"
-    args = argv(data_dir, out, build_root, "--device", "runtime", "--seeds", "0")
-    args += ["--search", "2", "--finetune-epochs", "0", "--record-spikes", "none"]
-    assert main(args) == 0
-    cell = out / "cells" / "mnist_f0.5_none_s0"
-    search = json.loads((cell / "search.json").read_text())
     changed = [r["weights_changed"] for r in search["history"]]
     assert all(isinstance(c, float) and 0 <= c <= 1 for c in changed)
     # a stage marker of a step the cell does not have (left by an earlier search that

@@ -67,11 +67,11 @@ def test_rescoring_reproduces_each_searchs_own_scores(result):
 
 
 def test_gain_is_against_the_cells_baseline_on_its_validation_split(searched, result):
-    from brainsleep.experiment.pipeline import Cell, CellRunner, load_data
+    from brainsleep.experiment.pipeline import CellKey, CellRunner, load_data
     from brainsleep.experiment.pooled import read_run
 
     cfg, _, _ = read_run(searched, None)
-    runner = CellRunner(cfg, Cell("mnist", 0.5, "none", 1), load_data(cfg)["mnist"], searched)
+    runner = CellRunner(cfg, CellKey("mnist", 0.5, "none", 1), load_data(cfg)["mnist"], searched)
     base = ann.score(runner.baseline_model(), runner.xv, runner.yv)
     rows = [r for r in result.table if r["seed"] == 1]
     assert all(r["baseline_val_score"] == base for r in rows)

@@ -28,8 +28,9 @@ from brainsleep.ann.remedies import (
     remedy_loss,
 )
 from brainsleep.ann.training import _batch_loss
-from brainsleep.experiment.__main__ import build_parser, main
+from brainsleep.experiment.__main__ import build_parser
 from brainsleep.experiment.config import ConfigError, ExperimentConfig, _check_remedies
+from tests.test_experiment import refusal
 
 torch.set_num_threads(1)
 
@@ -239,12 +240,8 @@ def test_logit_adjust_needs_the_cross_entropy_loss(tmp_path, capsys):
         get_recipe("reference", remedies=["logit-adjust"])
     assert "\n" not in str(exc.value)
     assert get_recipe("strong", remedies=["logit-adjust"]).remedies == ("logit-adjust",)
-    out = tmp_path / "never"
-    argv = ["--remedy", "logit-adjust", "--device", "reference", "--out", str(out)]
-    assert main(argv) == 2
-    lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
-    assert len(lines) == 1 and "--recipe reference" in lines[0] and "cross_entropy" in lines[0]
-    assert not out.exists()
+    line = refusal(["--remedy", "logit-adjust", "--device", "reference"], tmp_path, capsys)
+    assert "--recipe reference" in line and "cross_entropy" in line
     cfg = ExperimentConfig(recipe="strong", remedies=("logit-adjust",))
     _check_remedies(cfg)  # accepted
     assert cfg.remedies == ("logit-adjust",)
@@ -264,11 +261,7 @@ def test_validate_refuses_unknown_or_repeated_remedies():
 
 @pytest.mark.parametrize("argv", [["--remedy", "foo"], ["--remedy", "oversample", "oversample"]])
 def test_cli_refuses_bad_remedy_in_one_line_and_writes_nothing(argv, tmp_path, capsys):
-    out = tmp_path / "never"
-    assert main([*argv, "--device", "reference", "--out", str(out)]) == 2
-    lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: --remedy"), lines
-    assert not out.exists()
+    assert refusal([*argv, "--device", "reference"], tmp_path, capsys).startswith("error: --remedy")
 
 
 def test_help_lists_the_remedies_and_their_constants(monkeypatch):
@@ -300,7 +293,7 @@ def test_fingerprint_changes_with_a_remedy_and_not_without(monkeypatch):
 
 
 def test_pipeline_recipe_carries_the_remedies(tmp_path):
-    from brainsleep.experiment.pipeline import Cell, CellRunner
+    from brainsleep.experiment.pipeline import CellKey, CellRunner
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(10), 20)
@@ -311,10 +304,10 @@ def test_pipeline_recipe_carries_the_remedies(tmp_path):
         "y_test": np.arange(20) % 10,
     }
     cfg = ExperimentConfig(device="reference", fractions=[0.5], remedies=("oversample",))
-    runner = CellRunner(cfg, Cell("mnist", 0.5, "none", 0), data, tmp_path)
+    runner = CellRunner(cfg, CellKey("mnist", 0.5, "none", 0), data, tmp_path)
     assert runner.recipe.name == "reference" and runner.recipe.remedies == ("oversample",)
     cfg = ExperimentConfig(device="reference", fractions=[0.5])
-    assert CellRunner(cfg, Cell("mnist", 0.5, "none", 0), data, tmp_path).recipe.remedies == ()
+    assert CellRunner(cfg, CellKey("mnist", 0.5, "none", 0), data, tmp_path).recipe.remedies == ()
 
 
 # ------------------------------------------------------------------------ end to end

@@ -377,13 +377,9 @@ def test_exact_against_the_oracle(kind, device, build_root):
     ],
 )
 def test_cli_refuses_bad_sleep_input_before_anything(extra, message, tmp_path, capsys):
-    from brainsleep.experiment.__main__ import main
+    from tests.test_experiment import refusal
 
-    out = tmp_path / "never"
-    assert main([*extra, "--device", "reference", "--out", str(out)]) == 2
-    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
-    assert len(err) == 1 and message in err[0], err
-    assert not out.exists()
+    assert message in refusal([*extra, "--device", "reference"], tmp_path, capsys)
 
 
 def test_fingerprint_keeps_the_default_input_and_changes_with_another():

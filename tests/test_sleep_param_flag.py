@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from brainsleep.experiment.__main__ import build_parser, config_from_args, main
+from brainsleep.experiment.__main__ import build_parser, config_from_args
+from tests.test_experiment import refusal
 
 
 def cfg_of(*argv):
@@ -34,8 +35,4 @@ def test_overrides_the_file_name_by_name(tmp_path):
     ],
 )
 def test_bad_values_are_refused_in_one_line(argv, message, tmp_path, capsys):
-    out = tmp_path / "never"
-    assert main([*argv, "--device", "reference", "--out", str(out)]) == 2
-    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
-    assert len(err) == 1 and message in err[0], err
-    assert not out.exists()
+    assert message in refusal([*argv, "--device", "reference"], tmp_path, capsys)

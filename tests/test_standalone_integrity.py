@@ -134,48 +134,48 @@ def test_stale_shared_input_file_is_never_read(solo, build_root):
     np.testing.assert_array_equal(res.spikes["step"].values, solo.spikes["step"].values)
 
 
+def _damaged_run_fails(monkeypatch, build_root, method, damage, match):
+    """``StandaloneBuild.<method>`` runs, then ``damage(its result, its arguments)``: the
+    sleep must fail with CompiledRunError."""
+    from brainsleep.sleep import standalone
+
+    original = getattr(standalone.StandaloneBuild, method)
+
+    def run_then_damage(self, *args):
+        out = original(self, *args)
+        damage(out, *args)
+        return out
+
+    monkeypatch.setattr(standalone.StandaloneBuild, method, run_then_damage)
+    weights, inputs, params, seed = make_case()
+    with pytest.raises(standalone.CompiledRunError, match=match):
+        run_sleep(
+            weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root
+        )
+
+
 @pytest.mark.parametrize("damage", ["truncate", "remove"])
 def test_damaged_input_file_is_an_error_never_a_result(solo, build_root, monkeypatch, damage):
     """The binary prints "Error reading ..." and exits 0: the call must still fail."""
-    from brainsleep.sleep import standalone
 
-    original = standalone.StandaloneBuild._write_args
-
-    def write_then_damage(self, values, timed, args_dir):
-        args = original(self, values, timed, args_dir)
+    def damage_args(args, *_):
         victim = Path(next(a for a in args if a.startswith("syn2.w=")).split("=", 1)[1])
         if damage == "truncate":
             victim.write_bytes(victim.read_bytes()[:100])
         else:
             victim.unlink()
-        return args
 
-    monkeypatch.setattr(standalone.StandaloneBuild, "_write_args", write_then_damage)
-    weights, inputs, params, seed = make_case()
-    with pytest.raises(standalone.CompiledRunError, match="syn2"):
-        run_sleep(
-            weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root
-        )
+    _damaged_run_fails(monkeypatch, build_root, "_write_args", damage_args, "syn2")
 
 
 def test_missing_output_file_is_an_error(solo, build_root, monkeypatch):
     """A result file the binary did not write (or a truncated one) is never read as zeros."""
-    from brainsleep.sleep import standalone
 
-    original = standalone.StandaloneBuild._execute
-
-    def execute_then_damage(self, args, results, *rest):
-        lines = original(self, args, results, *rest)
+    def damage_results(lines, args, results, *_):
         victim = next(p for p in results.iterdir() if p.name.startswith("_dynamic_array_syn1_w"))
         victim.write_bytes(victim.read_bytes()[:-8])
-        return lines
 
-    monkeypatch.setattr(standalone.StandaloneBuild, "_execute", execute_then_damage)
-    weights, inputs, params, seed = make_case()
-    with pytest.raises(standalone.CompiledRunError, match="syn1.w"):
-        run_sleep(
-            weights, inputs, params, device="cpp_standalone", seed=seed, build_root=build_root
-        )
+    _damaged_run_fails(monkeypatch, build_root, "_execute", damage_results, "syn1.w")
 
 
 def test_published_build_is_complete_and_runs_leave_nothing(solo, build_root):

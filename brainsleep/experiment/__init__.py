@@ -6,8 +6,9 @@ errors load neither torch nor Brian2 (the pipeline imports both).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from brainsleep.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .config import ConfigError, ExperimentConfig, validate
@@ -23,14 +24,4 @@ _EXPORTS = {
 __all__ = ["ConfigError", "ExperimentConfig", "run_experiment", "validate"]
 
 
-def __getattr__(name: str) -> Any:
-    """Import an exported name from its module on first access (PEP 562)."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

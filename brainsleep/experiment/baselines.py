@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from brainsleep.atomic import atomic_write_bytes
+from brainsleep.build_layout import lock_file
 from brainsleep.digests import files_digest
 from brainsleep.paths import baseline_cache_root
 
@@ -184,7 +185,7 @@ class BaselineCache:
         from filelock import FileLock
 
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / f"{key}.lock")):
+        with FileLock(str(lock_file(self.root, key))):
             yield
 
     def load(self, key: str) -> tuple[list[np.ndarray], dict] | None:

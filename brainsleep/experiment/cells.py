@@ -1,44 +1,29 @@
 """The grid of an experiment, its cells, and their data: what every protocol's runner
 and the scheduler share, one layer below them (so none of them imports another).
 
-A *cell* is one (data set, fraction, imbalance, seed); its id names its folder
-(:func:`brainsleep.formats.format_cell_id`).
+A *cell* is one (data set, fraction, imbalance, seed), a :class:`brainsleep.formats.CellKey`;
+its id names its folder (:func:`brainsleep.formats.format_cell_id`).
 """
 
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 
 from brainsleep.data import as_float, load_dataset
-from brainsleep.formats import format_cell_id
+from brainsleep.formats import CellKey
 
 from .config import ExperimentConfig
 
-__all__ = ["Cell", "cells", "load_data", "versions"]
+__all__ = ["cells", "load_data", "versions"]
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One cell of the grid: data set, training fraction, imbalance spec and seed."""
-
-    dataset: str
-    fraction: float
-    imbalance: str
-    seed: int
-
-    @property
-    def cell_id(self) -> str:
-        return format_cell_id(self.dataset, self.fraction, self.imbalance, self.seed)
-
-
-def cells(cfg: ExperimentConfig) -> list[Cell]:
+def cells(cfg: ExperimentConfig) -> list[CellKey]:
     """The cells of a configuration, data set by fraction by seed."""
     return [
-        Cell(d, float(f), cfg.imbalance, int(s))
+        CellKey(d, float(f), cfg.imbalance, int(s))
         for d in cfg.datasets
         for f in cfg.fractions
         for s in cfg.seeds

@@ -11,7 +11,7 @@ import argparse
 import shutil
 import sys
 
-from brainsleep.cli import HelpFormatter, environment_epilog, one_of
+from brainsleep.cli import HelpFormatter, add_options, environment_epilog, one_of
 
 from .config import (
     INCREMENTAL_EPOCHS,
@@ -32,6 +32,13 @@ from .config import (
 __all__ = ["build_parser", "config_from_args"]
 
 D = ExperimentConfig()
+#: Options whose value is the configuration field of the same name, as parsed.
+_SAME_NAMES = (
+    "subset imbalance val_fraction recipe epochs train_device model sleep_input search "
+    "finetune_epochs strong snn_eval snn_window snn_protocol snn_reset snn_percentile "
+    "snn_evaluator record_spikes protocol task_size search_val out data_dir build_root "
+    "workers scheduler"
+).split()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,367 +74,287 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=HelpFormatter,
     )
-    g = p.add_argument_group("simulation")
-    g.add_argument(
-        "--device",
-        choices=DEVICE_NAMES,
-        default=None,
-        help="where the sleep phase runs (default: cpp_standalone if g++ is present, else runtime)",
-    )
-    g.add_argument(
-        "--pref",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Brian2 preference with its dotted name, repeatable (e.g. codegen.target=cython)",
-    )
-    g.add_argument(
-        "--model",
-        default=D.model,
-        metavar="NAME|PATH",
-        help=(
-            "sleep model: a name in models/ or a path to a model file; a model file is "
-            "Python code, executed when loaded: use only files you trust like code"
-        ),
-    )
-    g.add_argument(
-        "--sleep-preset",
-        default=None,
-        metavar="NAME",
-        help=(
-            f"named reference parameter set (models/presets.py), {one_of(PRESETS)} "
-            f"(default: {D.sleep_preset}; class-incremental: the data set's "
-            "*_class_incremental set)"
-        ),
-    )
-    g.add_argument(
-        "--sleep-params",
-        metavar="FILE",
-        help="JSON object of sleep parameters by the names the model declares (e.g. "
-        '{"max_rate": 50, "v_thresh": [30, 7, 30], "alpha_scale": 10}); overrides the '
-        "preset name by name",
-    )
-    g.add_argument(
-        "--sleep-param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="one sleep parameter, repeatable (e.g. max_rate=30, v_thresh=[30,7,30]); "
-        "overrides --sleep-params and the preset name by name: sweeps in study specs",
-    )
-    g.add_argument(
-        "--sleep-steps",
-        type=int,
-        default=None,
-        metavar="T",
-        help=(
-            f"sleep length T in steps of dt = 1 ms (default: {D.sleep_steps}; "
-            f"class-incremental: {INCREMENTAL_SLEEP_STEPS} after the first task, a third "
-            "of it longer after each further task, as the reference)"
-        ),
-    )
-    g.add_argument(
-        "--sleep-input",
-        default=D.sleep_input,
-        metavar="NAME",
-        help=f"what the network sleeps on, {one_of(SLEEP_INPUTS)}: masked-mean is the "
-        "reference's (a patch of the mean training image at a random place each step), "
-        "mean the whole mean image, samples a random training image per window, "
-        "class-means the mean image of a random class per window, noise a uniform "
-        "intensity (no data)",
-    )
-    g.add_argument(
-        "--sleep-input-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an option of the sleep input, repeatable: patch (masked-mean), every and "
-        "pool_size (samples), every and classes (class-means), level (noise)",
-    )
-    g.add_argument(
-        "--search",
-        type=int,
-        default=D.search,
-        metavar="N",
-        help="sleep-parameter search trials on the validation split (0: use the preset)",
-    )
-    g.add_argument(
-        "--search-range",
-        action="append",
-        default=[],
-        metavar="NAME=[LO,HI]",
-        help="the search's range of one parameter as factors of its start value, "
-        "repeatable (e.g. dec=[1e-5,10] for a broad search); default: the model file's "
-        "search= ranges",
-    )
-    g.add_argument(
-        "--record-spikes",
-        choices=["none", "hidden", "all"],
-        default=D.record_spikes,
-        help="which layers' spikes to save (the input layer holds ~90 %% of them)",
-    )
-    g = p.add_argument_group("data")
-    g.add_argument(
-        "--dataset",
-        nargs="+",
-        default=D.datasets,
-        metavar="NAME",
-        help=f"data sets, {one_of(KNOWN_DATASETS, many=True)}",
-    )
-    g.add_argument(
-        "--fractions",
-        nargs="+",
-        type=float,
-        default=None,
-        metavar="F",
-        help=(
-            f"fractions of the training set in (0, 1] (default: "
-            f"{' '.join(map(str, D.fractions))}; class-incremental: 1, see --task-size)"
-        ),
-    )
-    g.add_argument(
-        "--subset",
-        choices=["stratified", "random", "first"],
-        default=D.subset,
-        help="how the subset is drawn (first = the reference scripts' first N images)",
-    )
-    g.add_argument(
-        "--imbalance",
-        default=D.imbalance,
-        metavar="SPEC",
-        help='class imbalance, e.g. "5-9:0.1" (classes 5-9 at 10 %% of the others)',
-    )
-    g.add_argument(
-        "--val-fraction",
-        type=float,
-        default=D.val_fraction,
-        metavar="F",
-        help="share of the labelled budget held out for validation (--search, early stopping)",
-    )
-    g.add_argument(
-        "--seeds",
-        nargs="+",
-        type=int,
-        default=D.seeds,
-        metavar="SEED",
-        help="seeds; every result is repeated per seed",
-    )
-    g.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="directory with the four IDX files (gz or plain) instead of the registry sources",
-    )
-    g = p.add_argument_group("network and training")
-    g.add_argument(
-        "--hidden",
-        nargs="+",
-        type=int,
-        default=D.hidden,
-        metavar="WIDTH",
-        help="hidden layer widths",
-    )
-    g.add_argument(
-        "--recipe",
-        default=D.recipe,
-        metavar="NAME",
-        help=f"training recipe, {one_of(RECIPE_NAMES)}",
-    )
-    g.add_argument(
-        "--remedy",
-        nargs="+",
-        default=list(D.remedies),
-        metavar="NAME",
-        help=(
-            "remedies for little or imbalanced data added to the recipe, "
-            f"{one_of(REMEDY_NAMES, many=True)} (default: none): random affine shifts and "
-            "rotations of the images (kornia), mixup of example pairs "
-            "(alpha 0.2), loss weighted by inverse class frequency, class-balanced "
-            "oversampled epochs, logit-adjusted loss (tau 1). They apply to the baseline, "
-            "the fine-tuning after sleep and the step-matched control alike; the --strong "
-            "recipe stays plain, the fixed conventional bar every run is compared with"
-        ),
-    )
-    g.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        metavar="N",
-        help=(
-            "training epochs (default: the recipe's; class-incremental: "
-            f"{INCREMENTAL_EPOCHS} per task, as the reference)"
-        ),
-    )
-    g.add_argument(
-        "--train-device",
-        choices=TRAIN_DEVICES,
-        default=D.train_device,
-        help=(
-            "where torch trains and fine-tunes the ANN: auto = the GPU where torch sees one, "
-            "else the CPU (exactly cpu's results); cpu is bit-reproducible; a GPU's weights "
-            "differ from the CPU's in float rounding, so a GPU-trained run is another "
-            "configuration (its own fingerprint and cached baselines)"
-        ),
-    )
-    g.add_argument(
-        "--finetune-epochs",
-        type=int,
-        default=D.finetune_epochs,
-        metavar="N",
-        help=(
-            "fine-tuning epochs after sleep (and for the step-matched control; "
-            "class-incremental: the sleep_finetune variant's, per task; 0 leaves it out)"
-        ),
-    )
-    g.add_argument(
-        "--strong",
-        action="store_true",
-        help="also train the strong recipe on the same subset (the bar to beat)",
-    )
-    g.add_argument(
-        "--snn-eval",
-        type=int,
-        metavar="N",
-        help="also classify the first N test images with the converted spiking network "
-        "(plasticity off), for the baseline and the slept network: conversion fidelity",
-    )
-    g.add_argument(
-        "--snn-window",
-        type=int,
-        default=D.snn_window,
-        metavar="STEPS",
-        help="steps each image is shown in SNN evaluation; the network rests between images",
-    )
-    g.add_argument(
-        "--snn-protocol",
-        default=D.snn_protocol,
-        metavar="NAME",
-        help="how the ANN becomes the spiking network (models/conversion.py): sleep = the "
-        "sleep phase's own alphas, thresholds and input rate; diehl2015 = Diehl et al. "
-        "2015: data-based normalisation, unit thresholds, no decay, reset to zero, "
-        "P(spike) = pixel intensity per 1 ms step; diehl2015_textbook = the same with "
-        "layer-wise normalisation lambda_l / lambda_(l-1) (no prev = f quirk)",
-    )
-    g.add_argument(
-        "--snn-reset",
-        default=D.snn_reset,
-        metavar="NAME",
-        help="diehl2015*: zero (the model's reset) or subtraction (Rueckauer et al. 2017)",
-    )
-    g.add_argument(
-        "--snn-percentile",
-        type=float,
-        metavar="P",
-        help="diehl2015*: normalise by the P-th percentile of the positive activations "
-        "(Rueckauer et al. 2017: 99.9) instead of the maximum",
-    )
-    g.add_argument(
-        "--snn-evaluator",
-        default=D.snn_evaluator,
-        metavar="NAME",
-        help="batched = every image at once in torch (fast; the model's inference "
-        "statements must be models/src.py's); device = the sleep's Brian2 device (any model)",
-    )
-    g = p.add_argument_group("protocol")
-    g.add_argument(
-        "--protocol",
-        default=D.protocol,
-        metavar="NAME",
-        help=(
-            f"{one_of(PROTOCOLS)}: limited = one training on a fraction of the data, then "
-            "sleep, with controls; class-incremental = the original SRC protocol (Tadros "
-            "et al. 2022): tasks of a few classes learnt in sequence, variants sequential, "
-            "sleep, sleep_finetune and joint, accuracy on every task after each task "
-            "(incremental.csv)"
-        ),
-    )
-    g.add_argument(
-        "--tasks",
-        nargs="+",
-        default=None,
-        metavar="CLASSES",
-        help=(
-            "class-incremental: the tasks in training order, the classes of each as a "
-            f"range or list, e.g. 0-1 or 0,5 (default: {' '.join(INCREMENTAL_TASKS)}; "
-            "fewer tasks make a short run)"
-        ),
-    )
-    g.add_argument(
-        "--task-size",
-        type=int,
-        default=None,
-        metavar="N",
-        help=(
-            "class-incremental: each task trains on its first N training images in file "
-            f"order, as the reference (default: {INCREMENTAL_TASK_SIZE}; all when fewer)"
-        ),
-    )
-    g.add_argument(
-        "--search-val",
-        choices=SEARCH_VAL,
-        default=None,
-        help=(
-            "class-incremental --search scores each trial on: task, the current task's "
-            "validation split (default: all the protocol has); seen, every task seen so "
-            "far (an upper bound: it uses earlier tasks' labels)"
-        ),
-    )
-    g = p.add_argument_group("output")
-    g.add_argument(
-        "--out",
-        default=D.out,
-        metavar="DIR",
-        help="results directory (rerun with the same arguments to resume)",
-    )
-    g.add_argument(
-        "--build-root",
-        metavar="DIR",
-        help=(
-            "cache of compiled standalone projects "
-            "(default: $BRAINSLEEP_BUILD_DIR, else <cache root>/builds)"
-        ),
-    )
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g = p.add_argument_group("study")
-    g.add_argument(
-        "--study",
-        metavar="FILE",
-        help=(
-            "run a study: a TOML file of runs, each a set of these options by their long "
-            "names (studies/*.toml); every run is checked before the first starts, then "
-            "they run in order, each into <--out>/<name>, --out being results/<file stem> "
-            "unless given; other options given here override the file for every run"
-        ),
-    )
-    g.add_argument(
-        "--runs",
-        nargs="+",
-        action="extend",
-        metavar="NAME",
-        help=(
-            "with --study: run only these runs of the spec, by name, in the file's order "
-            "(e.g. the runs still to do, into a new --out)"
-        ),
-    )
-    g = p.add_argument_group("parallel")
-    g.add_argument(
-        "--workers",
-        type=int,
-        default=D.workers,
-        metavar="N",
-        help=(
-            "run cells on a local Dask cluster of N processes, one cell at a time each "
-            "(0: in this process)"
-        ),
-    )
-    g.add_argument(
-        "--scheduler",
-        default=D.scheduler,
-        metavar="ADDRESS",
-        help=(
-            "run cells on an existing Dask cluster, e.g. tcp://host:8786 (its workers "
-            "must see --out and the data cache on a shared filesystem)"
-        ),
-    )
+    opts = {
+        "simulation": [
+            (
+                "--device",
+                dict(choices=DEVICE_NAMES),
+                "where the sleep phase runs (default: cpp_standalone if g++ is present, else "
+                "runtime)",
+            ),
+            (
+                "--pref",
+                dict(action="append", default=[], metavar="KEY=VALUE"),
+                "Brian2 preference with its dotted name, repeatable (e.g. codegen.target=cython)",
+            ),
+            (
+                "--model",
+                dict(default=D.model, metavar="NAME|PATH"),
+                "sleep model: a name in models/ or a path to a model file; a model file is "
+                "Python code, executed when loaded: use only files you trust like code",
+            ),
+            (
+                "--sleep-preset",
+                dict(metavar="NAME"),
+                f"named reference parameter set (models/presets.py), {one_of(PRESETS)} "
+                f"(default: {D.sleep_preset}; class-incremental: the data set's "
+                "*_class_incremental set)",
+            ),
+            (
+                "--sleep-params",
+                dict(metavar="FILE"),
+                "JSON object of sleep parameters by the names the model declares (e.g. "
+                '{"max_rate": 50, "v_thresh": [30, 7, 30], "alpha_scale": 10}); overrides the '
+                "preset name by name",
+            ),
+            (
+                "--sleep-param",
+                dict(action="append", default=[], metavar="NAME=VALUE"),
+                "one sleep parameter, repeatable (e.g. max_rate=30, v_thresh=[30,7,30]); "
+                "overrides --sleep-params and the preset name by name: sweeps in study specs",
+            ),
+            (
+                "--sleep-steps",
+                dict(type=int, metavar="T"),
+                f"sleep length T in steps of dt = 1 ms (default: {D.sleep_steps}; "
+                f"class-incremental: {INCREMENTAL_SLEEP_STEPS} after the first task, a third "
+                "of it longer after each further task, as the reference)",
+            ),
+            (
+                "--sleep-input",
+                dict(default=D.sleep_input, metavar="NAME"),
+                f"what the network sleeps on, {one_of(SLEEP_INPUTS)}: masked-mean is the "
+                "reference's (a patch of the mean training image at a random place each step), "
+                "mean the whole mean image, samples a random training image per window, "
+                "class-means the mean image of a random class per window, noise a uniform "
+                "intensity (no data)",
+            ),
+            (
+                "--sleep-input-option",
+                dict(action="append", default=[], metavar="KEY=VALUE"),
+                "an option of the sleep input, repeatable: patch (masked-mean), every and "
+                "pool_size (samples), every and classes (class-means), level (noise)",
+            ),
+            (
+                "--search",
+                dict(type=int, default=D.search, metavar="N"),
+                "sleep-parameter search trials on the validation split (0: use the preset)",
+            ),
+            (
+                "--search-range",
+                dict(action="append", default=[], metavar="NAME=[LO,HI]"),
+                "the search's range of one parameter as factors of its start value, "
+                "repeatable (e.g. dec=[1e-5,10] for a broad search); default: the model file's "
+                "search= ranges",
+            ),
+            (
+                "--record-spikes",
+                dict(choices=["none", "hidden", "all"], default=D.record_spikes),
+                "which layers' spikes to save (the input layer holds ~90 %% of them)",
+            ),
+        ],
+        "data": [
+            (
+                "--dataset",
+                dict(nargs="+", default=D.datasets, metavar="NAME"),
+                f"data sets, {one_of(KNOWN_DATASETS, many=True)}",
+            ),
+            (
+                "--fractions",
+                dict(nargs="+", type=float, metavar="F"),
+                f"fractions of the training set in (0, 1] (default: "
+                f"{' '.join(map(str, D.fractions))}; class-incremental: 1, see --task-size)",
+            ),
+            (
+                "--subset",
+                dict(choices=["stratified", "random", "first"], default=D.subset),
+                "how the subset is drawn (first = the reference scripts' first N images)",
+            ),
+            (
+                "--imbalance",
+                dict(default=D.imbalance, metavar="SPEC"),
+                'class imbalance, e.g. "5-9:0.1" (classes 5-9 at 10 %% of the others)',
+            ),
+            (
+                "--val-fraction",
+                dict(type=float, default=D.val_fraction, metavar="F"),
+                "share of the labelled budget held out for validation (--search, early stopping)",
+            ),
+            (
+                "--seeds",
+                dict(nargs="+", type=int, default=D.seeds, metavar="SEED"),
+                "seeds; every result is repeated per seed",
+            ),
+            (
+                "--data-dir",
+                dict(metavar="DIR"),
+                "directory with the four IDX files (gz or plain) instead of the registry sources",
+            ),
+        ],
+        "network and training": [
+            (
+                "--hidden",
+                dict(nargs="+", type=int, default=D.hidden, metavar="WIDTH"),
+                "hidden layer widths",
+            ),
+            (
+                "--recipe",
+                dict(default=D.recipe, metavar="NAME"),
+                f"training recipe, {one_of(RECIPE_NAMES)}",
+            ),
+            (
+                "--remedy",
+                dict(nargs="+", default=list(D.remedies), metavar="NAME"),
+                "remedies for little or imbalanced data added to the recipe, "
+                f"{one_of(REMEDY_NAMES, many=True)} (default: none): random affine shifts and "
+                "rotations of the images (kornia), mixup of example pairs "
+                "(alpha 0.2), loss weighted by inverse class frequency, class-balanced "
+                "oversampled epochs, logit-adjusted loss (tau 1). They apply to the baseline, "
+                "the fine-tuning after sleep and the step-matched control alike; the --strong "
+                "recipe stays plain, the fixed conventional bar every run is compared with",
+            ),
+            (
+                "--epochs",
+                dict(type=int, metavar="N"),
+                "training epochs (default: the recipe's; class-incremental: "
+                f"{INCREMENTAL_EPOCHS} per task, as the reference)",
+            ),
+            (
+                "--train-device",
+                dict(choices=TRAIN_DEVICES, default=D.train_device),
+                "where torch trains and fine-tunes the ANN: auto = the GPU where torch sees one, "
+                "else the CPU (exactly cpu's results); cpu is bit-reproducible; a GPU's weights "
+                "differ from the CPU's in float rounding, so a GPU-trained run is another "
+                "configuration (its own fingerprint and cached baselines)",
+            ),
+            (
+                "--finetune-epochs",
+                dict(type=int, default=D.finetune_epochs, metavar="N"),
+                "fine-tuning epochs after sleep (and for the step-matched control; "
+                "class-incremental: the sleep_finetune variant's, per task; 0 leaves it out)",
+            ),
+            (
+                "--strong",
+                dict(action="store_true"),
+                "also train the strong recipe on the same subset (the bar to beat)",
+            ),
+            (
+                "--snn-eval",
+                dict(type=int, metavar="N"),
+                "also classify the first N test images with the converted spiking network "
+                "(plasticity off), for the baseline and the slept network: conversion fidelity",
+            ),
+            (
+                "--snn-window",
+                dict(type=int, default=D.snn_window, metavar="STEPS"),
+                "steps each image is shown in SNN evaluation; the network rests between images",
+            ),
+            (
+                "--snn-protocol",
+                dict(default=D.snn_protocol, metavar="NAME"),
+                "how the ANN becomes the spiking network (models/conversion.py): sleep = the "
+                "sleep phase's own alphas, thresholds and input rate; diehl2015 = Diehl et al. "
+                "2015: data-based normalisation, unit thresholds, no decay, reset to zero, "
+                "P(spike) = pixel intensity per 1 ms step; diehl2015_textbook = the same with "
+                "layer-wise normalisation lambda_l / lambda_(l-1) (no prev = f quirk)",
+            ),
+            (
+                "--snn-reset",
+                dict(default=D.snn_reset, metavar="NAME"),
+                "diehl2015*: zero (the model's reset) or subtraction (Rueckauer et al. 2017)",
+            ),
+            (
+                "--snn-percentile",
+                dict(type=float, metavar="P"),
+                "diehl2015*: normalise by the P-th percentile of the positive activations "
+                "(Rueckauer et al. 2017: 99.9) instead of the maximum",
+            ),
+            (
+                "--snn-evaluator",
+                dict(default=D.snn_evaluator, metavar="NAME"),
+                "batched = every image at once in torch (fast; the model's inference "
+                "statements must be models/src.py's); device = the sleep's Brian2 device (any "
+                "model)",
+            ),
+        ],
+        "protocol": [
+            (
+                "--protocol",
+                dict(default=D.protocol, metavar="NAME"),
+                f"{one_of(PROTOCOLS)}: limited = one training on a fraction of the data, then "
+                "sleep, with controls; class-incremental = the original SRC protocol (Tadros "
+                "et al. 2022): tasks of a few classes learnt in sequence, variants sequential, "
+                "sleep, sleep_finetune and joint, accuracy on every task after each task "
+                "(incremental.csv)",
+            ),
+            (
+                "--tasks",
+                dict(nargs="+", metavar="CLASSES"),
+                "class-incremental: the tasks in training order, the classes of each as a "
+                f"range or list, e.g. 0-1 or 0,5 (default: {' '.join(INCREMENTAL_TASKS)}; "
+                "fewer tasks make a short run)",
+            ),
+            (
+                "--task-size",
+                dict(type=int, metavar="N"),
+                "class-incremental: each task trains on its first N training images in file "
+                f"order, as the reference (default: {INCREMENTAL_TASK_SIZE}; all when fewer)",
+            ),
+            (
+                "--search-val",
+                dict(choices=SEARCH_VAL),
+                "class-incremental --search scores each trial on: task, the current task's "
+                "validation split (default: all the protocol has); seen, every task seen so "
+                "far (an upper bound: it uses earlier tasks' labels)",
+            ),
+        ],
+        "output": [
+            (
+                "--out",
+                dict(default=D.out, metavar="DIR"),
+                "results directory (rerun with the same arguments to resume)",
+            ),
+            (
+                "--build-root",
+                dict(metavar="DIR"),
+                "cache of compiled standalone projects "
+                "(default: $BRAINSLEEP_BUILD_DIR, else <cache root>/builds)",
+            ),
+            ("--no-progress", dict(action="store_true"), "no progress bars"),
+        ],
+        "study": [
+            (
+                "--study",
+                dict(metavar="FILE"),
+                "run a study: a TOML file of runs, each a set of these options by their long "
+                "names (studies/*.toml); every run is checked before the first starts, then "
+                "they run in order, each into <--out>/<name>, --out being results/<file stem> "
+                "unless given; other options given here override the file for every run",
+            ),
+            (
+                "--runs",
+                dict(nargs="+", action="extend", metavar="NAME"),
+                "with --study: run only these runs of the spec, by name, in the file's order "
+                "(e.g. the runs still to do, into a new --out)",
+            ),
+        ],
+        "parallel": [
+            (
+                "--workers",
+                dict(type=int, default=D.workers, metavar="N"),
+                "run cells on a local Dask cluster of N processes, one cell at a time each "
+                "(0: in this process)",
+            ),
+            (
+                "--scheduler",
+                dict(default=D.scheduler, metavar="ADDRESS"),
+                "run cells on an existing Dask cluster, e.g. tcp://host:8786 (its workers "
+                "must see --out and the data cache on a shared filesystem)",
+            ),
+        ],
+    }
+    for title, options in opts.items():
+        add_options(p.add_argument_group(title), options)
     return p
 
 
@@ -469,18 +396,11 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
             if args.fractions is not None
             else ([1.0] if incremental else list(D.fractions))
         ),
-        subset=args.subset,
-        imbalance=args.imbalance,
         seeds=list(args.seeds),
-        val_fraction=args.val_fraction,
         hidden=list(args.hidden),
-        recipe=args.recipe,
         remedies=tuple(args.remedy),
-        epochs=args.epochs,
-        train_device=args.train_device,
         device=device,
         prefs=parse_prefs(args.pref),
-        model=args.model,
         sleep_preset=(
             args.sleep_preset if args.sleep_preset is not None or incremental else D.sleep_preset
         ),
@@ -490,29 +410,11 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
             if args.sleep_steps is not None
             else (INCREMENTAL_SLEEP_STEPS if incremental else D.sleep_steps)
         ),
-        sleep_input=args.sleep_input,
         sleep_input_options=parse_input_options(args.sleep_input_option),
-        search=args.search,
         search_ranges=parse_search_ranges(args.search_range) or None,
-        finetune_epochs=args.finetune_epochs,
-        strong=args.strong,
-        snn_eval=args.snn_eval,
-        snn_window=args.snn_window,
-        snn_protocol=args.snn_protocol,
-        snn_reset=args.snn_reset,
-        snn_percentile=args.snn_percentile,
-        snn_evaluator=args.snn_evaluator,
-        record_spikes=args.record_spikes,
-        protocol=args.protocol,
         tasks=list(args.tasks) if args.tasks is not None else None,
-        task_size=args.task_size,
-        search_val=args.search_val,
-        out=args.out,
-        data_dir=args.data_dir,
-        build_root=args.build_root,
         progress=not args.no_progress,
-        workers=args.workers,
-        scheduler=args.scheduler,
+        **{name: getattr(args, name) for name in _SAME_NAMES},
     )
     cfg = validate(cfg)
     if args.device is None and device == "runtime":

@@ -1,5 +1,8 @@
 """The class-incremental protocol of the original SRC work (``--protocol class-incremental``).
 
+Why one file of this length: the protocol's tasks, variants and records follow the
+reference script step by step and read best side by side (most lines compare them).
+
 Tadros, Krishnan, Ramyaa & Bazhenov, "Sleep-like unsupervised replay reduces catastrophic
 forgetting in artificial neural networks", *Nature Communications* 13, 7742 (2022), and
 the reference code's ``MNIST/run_class_task_summary.m`` and
@@ -94,6 +97,7 @@ from brainsleep.formats import (
     INCREMENTAL_SNN_COLUMNS,
     INCREMENTAL_VARIANTS,
     OVERALL_TASK,
+    CellKey,
     incremental_step,
     load_weights,
     save_weights,
@@ -109,7 +113,7 @@ from brainsleep.sleep.engine import weights_changed
 from brainsleep.sleep.params import MAX_SEED
 from brainsleep.subsets import format_task, parse_tasks, task_split
 
-from .cells import Cell, cells
+from .cells import cells
 from .config import (
     INCREMENTAL_EPOCHS,
     N_CLASSES,
@@ -207,7 +211,7 @@ class IncrementalRunner(StepRunner):
     ----------
     cfg : ExperimentConfig
         Validated, ``protocol == "class-incremental"``.
-    cell : Cell
+    cell : CellKey
         The cell (its fraction is 1, its imbalance ``"none"``).
     data : dict
         ``x_train``, ``y_train``, ``x_test``, ``y_test`` of the cell's data set.
@@ -215,7 +219,7 @@ class IncrementalRunner(StepRunner):
         The results directory.
     """
 
-    def __init__(self, cfg: ExperimentConfig, cell: Cell, data: dict, out: Path):
+    def __init__(self, cfg: ExperimentConfig, cell: CellKey, data: dict, out: Path):
         super().__init__(cfg, cell, out)
         self.x_train, self.y_train = data["x_train"], np.asarray(data["y_train"])
         self.x_test, self.y_test = data["x_test"], np.asarray(data["y_test"])
@@ -647,7 +651,7 @@ def _mean_sd(values: pd.Series) -> str:
 # -- the whole run ----------------------------------------------------------------------------
 
 
-def incremental_cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
+def incremental_cell_task(cfg_dict: dict, cell: CellKey, out: str) -> str:
     """Run (or resume) one class-incremental cell in a Dask worker process (the task
     :func:`~brainsleep.experiment.scheduler.run_cells` submits); the cell id."""
     from .scheduler import worker_setup
@@ -687,10 +691,10 @@ def run_incremental(
     if not uses_dask(cfg):
         data = data or load_data(cfg)
 
-    def run_here(cell: Cell) -> None:
+    def run_here(cell: CellKey) -> None:
         IncrementalRunner(cfg, cell, data[cell.dataset], out).run()
 
-    def on_done(cell: Cell) -> None:
+    def on_done(cell: CellKey) -> None:
         write_incremental(out, collect_incremental(out))
 
     run_cells(

@@ -1,5 +1,8 @@
 """The stages of one cell (dataset, fraction, imbalance, seed) and the whole experiment.
 
+Why one file of this length: it is the driver (a cell's named, checkpointed stages);
+storage formats, search, scheduling and the engine live in their own modules.
+
 Stages, each checkpointed in ``cells/<cell>/`` so a killed run resumes where it stopped:
 
 1. ``baseline``       train the ANN on the subset with the recipe; evaluate.
@@ -17,9 +20,6 @@ With ``--search`` a ``search`` step (``search.json``, ``search.csv``) comes betw
 ``done.json`` records the cell's confusion matrices and every marker. A rerun verifies
 them: a step whose files do not match is redone (with a warning naming the file), and so
 is every step after it.
-
-Why one file of this length: it is the driver (a cell's named, checkpointed stages);
-storage formats, search, scheduling and the engine live in their own modules.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from brainsleep.sparseness import small_weight_fraction, weight_hoyer
 from brainsleep.subsets import make_subset
 
 from .baselines import BaselineCache, baseline_key
-from .cells import Cell, cells, load_data, versions  # noqa: F401  (the runner's names)
+from .cells import CellKey, cells, load_data, versions  # noqa: F401  (the runner's names)
 from .config import ExperimentConfig, start_params
 from .interpret import explain, plateau_note
 from .results import (
@@ -93,7 +93,7 @@ FINETUNE_SEED_OFFSET = 1000  # fine-tuning draws its own batches and masks
 class CellRunner(StepRunner):
     """Runs (or resumes) the stages of one cell of the limited-data protocol."""
 
-    def __init__(self, cfg: ExperimentConfig, cell: Cell, data, out: Path):
+    def __init__(self, cfg: ExperimentConfig, cell: CellKey, data, out: Path):
         super().__init__(cfg, cell, out)
         x_train_all = data["x_train"]
         y_train_all = data["y_train"]
@@ -498,7 +498,7 @@ class CellRunner(StepRunner):
 _LAST_RUNNER: dict = {}  # this worker process's last CellRunner and its key
 
 
-def _worker_runner(cfg_dict: dict, cell: Cell, out: str) -> CellRunner:
+def _worker_runner(cfg_dict: dict, cell: CellKey, out: str) -> CellRunner:
     """The CellRunner of ``cell`` in this worker process (:func:`worker_setup`).
 
     The last runner is kept (:data:`_LAST_RUNNER`), so the search trials of one cell
@@ -511,14 +511,14 @@ def _worker_runner(cfg_dict: dict, cell: Cell, out: str) -> CellRunner:
     return _LAST_RUNNER["runner"]
 
 
-def cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
+def cell_task(cfg_dict: dict, cell: CellKey, out: str) -> str:
     """Run (or resume) one cell in a worker process; the Dask task.
 
     Parameters
     ----------
     cfg_dict : dict
         :meth:`ExperimentConfig.to_dict` of the validated configuration.
-    cell : Cell
+    cell : CellKey
         The cell to run.
     out : str
         The results directory, on a filesystem this worker shares with the driver.
@@ -532,7 +532,7 @@ def cell_task(cfg_dict: dict, cell: Cell, out: str) -> str:
     return cell.cell_id
 
 
-def search_trial_task(cfg_dict: dict, cell: Cell, out: str, params: dict) -> TrialResult:
+def search_trial_task(cfg_dict: dict, cell: CellKey, out: str, params: dict) -> TrialResult:
     """One search trial of ``cell`` in a worker process; the Dask task.
 
     Loads the data (once per process) and the baseline the cell recorded, sleeps it
@@ -563,10 +563,10 @@ def run_experiment(
     if not uses_dask(cfg):
         data = data or load_data(cfg)
 
-    def run_here(cell: Cell) -> None:
+    def run_here(cell: CellKey) -> None:
         CellRunner(cfg, cell, data[cell.dataset], out).run()
 
-    def on_done(cell: Cell) -> None:
+    def on_done(cell: CellKey) -> None:
         write_metrics(out, collect_metrics(out))
 
     run_cells(cfg, out, cells(cfg), run_here, on_done, task=cell_task, connection=connection)

@@ -1,6 +1,9 @@
 """One sleep parameter set for every seed of a setting, chosen on validation: the pooled
 optimum.
 
+Why one file of this length: choosing the pooled optimum, re-scoring bit for bit and
+writing its record are one command under one invariant.
+
 Each cell's search (:mod:`brainsleep.experiment.search`) picks its own best trial on its
 own validation split. With small splits the choices disagree from seed to seed (MNIST
 1 %: 60 validation images per seed, and three different best trials), so there is no one
@@ -334,7 +337,7 @@ def pooled_optimum(
     from brainsleep import ann
 
     from .config import start_params
-    from .pipeline import Cell, CellRunner, load_data
+    from .pipeline import CellKey, CellRunner, load_data
 
     run_dir = Path(run_dir)
     cfg, setting, cells = read_run(run_dir, setting)
@@ -346,7 +349,7 @@ def pooled_optimum(
     with tqdm(total=len(cands) * len(cells), desc="pooled optimum", disable=not progress) as bar:
         for sc in cells:
             r = sc.row
-            cell = Cell(r["dataset"], r["fraction"], r["imbalance"], r["seed"])
+            cell = CellKey(r["dataset"], r["fraction"], r["imbalance"], r["seed"])
             runner = CellRunner(cfg, cell, data[cell.dataset], run_dir)
             drawn = runner.subset.to_dict()["indices_sha256"]
             if sc.subset_sha256 is not None and drawn != sc.subset_sha256:

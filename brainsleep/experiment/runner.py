@@ -22,14 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from brainsleep import ann
-from brainsleep.formats import CELLS_DIR, DONE_MARKER, stage_marker
+from brainsleep.formats import CELLS_DIR, DONE_MARKER, CellKey, stage_marker
 from brainsleep.normalize import Normalization
 from brainsleep.sleep import ModelNumericsError, SleepEngine, spike_counts
 from brainsleep.sleep.engine import weights_changed
 from brainsleep.sleep.inputs import make_sleep_input
 from brainsleep.sleep.params import params_from_set
 
-from .cells import Cell
 from .config import ExperimentConfig
 from .results import atomic_write_with, verify_marker, write_marker
 from .scheduler import CellError
@@ -47,7 +46,7 @@ class StepRunner:
     ----------
     cfg : ExperimentConfig
         The validated configuration.
-    cell : Cell
+    cell : CellKey
         The cell this runner runs.
     out : pathlib.Path
         The results directory; the cell writes only ``cells/<cell_id>/``.
@@ -65,7 +64,7 @@ class StepRunner:
     #: Layer sizes, input first: set by the subclass.
     sizes: tuple[int, ...]
 
-    def __init__(self, cfg: ExperimentConfig, cell: Cell, out: Path):
+    def __init__(self, cfg: ExperimentConfig, cell: CellKey, out: Path):
         self.cfg, self.cell, self.out = cfg, cell, out
         # Every marker records it: a step written under another configuration is redone.
         self.fingerprint = cfg.fingerprint()

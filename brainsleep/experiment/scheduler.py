@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .cells import Cell
+    from brainsleep.formats import CellKey
+
     from .config import ExperimentConfig
 
 log = logging.getLogger("brainsleep.experiment")
@@ -58,7 +59,7 @@ CONNECT_TIMEOUT = "30s"
 # Errors that __main__ already reports in one line: re-raised as they are.
 _PASS_THROUGH = ("OSError", "DeviceUnavailableError")
 
-CellTask = Callable[[dict, "Cell", str], str]
+CellTask = Callable[[dict, "CellKey", str], str]
 
 
 class ClusterError(RuntimeError):
@@ -126,7 +127,7 @@ def _check_one_thread() -> None:
         )
 
 
-def checked_task(task: CellTask, cfg_dict: dict, cell: Cell, out: str, data: dict) -> str:
+def checked_task(task: CellTask, cfg_dict: dict, cell: CellKey, out: str, data: dict) -> str:
     """Run ``task(cfg_dict, cell, out)`` on this worker after checking it: one thread,
     and data files whose sha256 are ``data`` (the driver's
     :func:`~brainsleep.experiment.config.data_hashes`, as the fingerprint records them)."""
@@ -203,7 +204,7 @@ def map_on_cluster(fn: Callable, items: Sequence) -> list:
         return client.gather(client.map(fn, list(items), pure=False))
 
 
-def report_trial(cell: Cell) -> None:
+def report_trial(cell: CellKey) -> None:
     """Tell the driver's progress bar that a search trial of ``cell`` finished."""
     from distributed import get_worker
 
@@ -214,9 +215,9 @@ def report_trial(cell: Cell) -> None:
 def run_cells(
     cfg: ExperimentConfig,
     out: Path,
-    cells: Sequence[Cell],
-    run_here: Callable[[Cell], None],
-    on_done: Callable[[Cell], None],
+    cells: Sequence[CellKey],
+    run_here: Callable[[CellKey], None],
+    on_done: Callable[[CellKey], None],
     *,
     task: CellTask,
     connection: Connection | None = None,
@@ -230,7 +231,7 @@ def run_cells(
         The validated configuration; ``workers`` and ``scheduler`` choose where cells run.
     out : pathlib.Path
         The results directory (the caller holds its lock).
-    cells : sequence of Cell
+    cells : sequence of CellKey
         The cells, in the order they are started.
     run_here : callable
         Runs one cell in this process (used without Dask).
@@ -337,7 +338,7 @@ def connect(cfg: ExperimentConfig, allowed_failures: int = ALLOWED_FAILURES) -> 
     return connection
 
 
-def _failure(cell: Cell, exc: BaseException) -> BaseException:
+def _failure(cell: CellKey, exc: BaseException) -> BaseException:
     """The exception the driver raises for a failed task."""
     from distributed import KilledWorker
 
@@ -361,8 +362,8 @@ def _run_on_dask(
     client,
     cfg: ExperimentConfig,
     out: Path,
-    cells: Sequence[Cell],
-    on_done: Callable[[Cell], None],
+    cells: Sequence[CellKey],
+    on_done: Callable[[CellKey], None],
     task: CellTask,
 ) -> None:
     from dask.distributed import as_completed

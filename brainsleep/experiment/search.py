@@ -1,5 +1,8 @@
 """Sleep-parameter search on the validation split (never the test set), with Optuna.
 
+Why one file of this length: the search space, the seeded batch proposals and the
+resumable journal are one algorithm, and its determinism argument holds only all together.
+
 Trial 0 is the starting point itself (the preset, or the ``--sleep-params`` file),
 enqueued into the study, so the search can only match or beat it. A TPE sampler proposes
 the others, log-uniformly around the start within each parameter's declared ``search``

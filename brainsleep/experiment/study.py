@@ -1,5 +1,8 @@
 """Study specifications: the runs of a study as data (``--study FILE``).
 
+Why one module of this length: reading and checking a spec needs no torch or Brian2,
+and every error names the file, the run and the key before anything is trained or written.
+
 A study spec is a TOML file holding the options of ``python -m brainsleep.experiment``::
 
     description = "accuracy vs training fraction"   # optional, printed at the start
@@ -22,9 +25,6 @@ Each run becomes one command line: ``[defaults]`` with the run's keys on top (ke
 key), then the options given next to ``--study`` (they win over the file), then
 ``--out <root>/<name>``. Without ``[[runs]]`` there is one run, named after the file.
 ``out`` is no key: the study's ``--out`` (default ``results/<file stem>``) places runs.
-
-Why a module of its own: reading and checking a spec needs no torch or Brian2, and
-every error names the file, the run and the key before anything is trained or written.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Names are imported on first use, so a model file importing
 
 from __future__ import annotations
 
-import importlib
+from brainsleep.lazy import lazy_exports
 
 _EXPORTS = {
     "DEVICE_NAMES": "devices",
@@ -59,13 +59,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

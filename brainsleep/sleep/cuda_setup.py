@@ -1,5 +1,8 @@
 """Find the CUDA pieces that brian2cuda's ``cuda_standalone`` device needs and set its prefs.
 
+Why one file of this length: every workaround for one pinned brian2cuda release (nvcc,
+cuRAND, GPU detection, prefs) lives together so it can be removed together.
+
 brian2cuda 1.0a7 (the newest release for Python 3.11, pinned to brian2 2.8.0) generates a
 CUDA project, compiles it with ``nvcc`` and links it against cuRAND (``-lcurand``). On the
 machines this project runs on, three things need help:
@@ -29,9 +32,6 @@ Typical use::
 
 A fresh build of even a tiny network takes about 4 min on 2 cores (nvcc, ~35 files); the
 size of the network hardly matters.
-
-Why one file of this length: every workaround for one pinned brian2cuda release (nvcc,
-cuRAND, GPU detection, prefs) lives together so it can be removed together.
 """
 
 from __future__ import annotations

@@ -86,6 +86,8 @@ class SleepDevice(ABC):
     name: ClassVar[str]
     #: Whether the device compiles a project (and so caches builds on disk).
     compiled: ClassVar[bool] = False
+    #: Whether it runs only on a machine with a GPU.
+    needs_gpu: ClassVar[bool] = False
     #: Whether it runs Brian2 (so Brian2 preferences and Brian2's int32 limits apply).
     brian2: ClassVar[bool] = True
 
@@ -312,6 +314,7 @@ class CppStandaloneDevice(SleepDevice):
 
     name = "cpp_standalone"
     compiled = True
+    serves_jobs = True
 
     def check_toolchain(self) -> None:
         if not (shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")):
@@ -327,6 +330,16 @@ class CppStandaloneDevice(SleepDevice):
 
     def check_runnable(self, build: StandaloneBuild) -> None:
         """Raise DeviceUnavailableError if this machine cannot run the compiled binary."""
+
+    def activate(self) -> None:
+        """Register and configure the Brian2 device before a build is generated."""
+
+    def reseed_code(self, seed_array: str) -> str:
+        """C++ that reseeds the RNG from the run-argument array ``seed_array``."""
+        return (
+            "for (int _i=0; _i<1; _i++) "
+            f"brian::_random_generators[_i].seed((unsigned long) brian::{seed_array}[0] + _i);"
+        )
 
     def build_spec(self, spec: NetworkSpec) -> NetworkSpec:
         # One build serves "none" and "hidden" (search trials and the final sleep):
@@ -350,6 +363,8 @@ class CudaStandaloneDevice(CppStandaloneDevice):
     """
 
     name = "cuda_standalone"
+    serves_jobs = False  # one job per process, Brian2's own ending
+    needs_gpu = True
 
     def check_toolchain(self) -> None:
         try:
@@ -372,6 +387,15 @@ class CudaStandaloneDevice(CppStandaloneDevice):
         compiled for (``sm_90``) and the driver version: a build cache shared by machines
         never hands one GPU's binary to another."""
         return " | ".join([host_compiler_id(), cuda_setup.nvcc_version(), *cuda_setup.gpu_target()])
+
+    def activate(self) -> None:
+        import brian2cuda  # noqa: F401  registers the device
+
+        cuda_setup.configure_cuda_prefs()
+
+    def reseed_code(self, seed_array: str) -> str:
+        # cuRAND buffers are filled after this, at the first step
+        return f"random_number_buffer.set_seed((unsigned long long) {seed_array}[0]);"
 
     def check_runnable(self, build: StandaloneBuild) -> None:
         if not cuda_setup.gpu_available():

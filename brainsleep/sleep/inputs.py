@@ -1,5 +1,8 @@
 """Sleep inputs: one class per input kind, behind one interface (:class:`SleepInput`).
 
+Why one file of this length: every input kind implements the same four-part interface
+(below), and the kinds read best next to it and to each other.
+
 An input supplies data, never equations: its kind's equations (how the intensity ``x``
 of pixel ``i`` is computed each step) are model data in ``models/inputs.py``. The data
 are split by how often they change, because a compiled build is reused across runs:

@@ -1,5 +1,9 @@
 """Compiled standalone builds (cpp_standalone, cuda_standalone): compile once, run many.
 
+Why one file of this length: a build's whole life cycle (key, generate, compile, publish
+atomically, run in a private directory, read back and check) shares one manifest format
+and one set of invariants; split, each half would have to restate them.
+
 A build is Brian2's generated project for one network structure, compiled once and then
 rerun with new weights, parameters, input and seed. Nothing a run depends on can be
 changed or removed by another run, and nothing the binary gets wrong comes back as a
@@ -25,11 +29,8 @@ result:
   file present with the right size (the connection indices on a process's first run of
   a build only), spikes in range, weights finite.
 
-The on-disk layout is shared with ``python -m brainsleep.cache`` (list and prune).
-
-Why one file of this length: a build's whole life cycle (key, generate, compile, publish
-atomically, run in a private directory, read back and check) shares one manifest format
-and one set of invariants; split, each half would have to restate them.
+The on-disk layout is :mod:`brainsleep.build_layout`, shared with ``python -m
+brainsleep.cache`` (list and prune).
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ from typing import Protocol
 
 import numpy as np
 
+from brainsleep.build_layout import (
+    LAST_USED,
+    MANIFEST,
+    RUNS,
+    building_dir,
+    lock_file,
+    move_to_trash,
+    read_manifest,
+)
 from brainsleep.digests import files_digest
 from brainsleep.paths import default_build_root
 
@@ -76,9 +86,6 @@ from .network import (
 
 log = logging.getLogger("brainsleep.sleep")
 
-MANIFEST = "brainsleep-build.json"
-LAST_USED = ".last_used"
-RUNS_DIR = "runs"
 # Bump when the generated network or the build/run protocol changes, so cached builds
 # are never reused across it (and results directories record it). The build key also
 # covers the engine's source itself (engine_source_digest), so a forgotten bump, or a
@@ -129,12 +136,23 @@ def host_compiler_id() -> str:
 
 class BuildDevice(Protocol):
     """What a build needs of its device (:class:`~brainsleep.sleep.devices.SleepDevice`
-    subclasses that compile): its name and what its binaries depend on besides the code."""
+    subclasses that compile): its name, what its binaries depend on besides the code, and
+    how its generated code differs."""
 
     name: str
+    #: Whether one binary runs many jobs in a loop (:mod:`~.job_loop`).
+    serves_jobs: bool
 
     def toolchain_id(self) -> str:
         """Compiler versions and target hardware a build depends on (in the build key)."""
+        ...
+
+    def activate(self) -> None:
+        """Register and configure the Brian2 device before a build is generated."""
+        ...
+
+    def reseed_code(self, seed_array: str) -> str:
+        """C++ that reseeds the RNG from the run-argument array ``seed_array``."""
         ...
 
 
@@ -262,22 +280,16 @@ def _placeholder_values(model: SleepModel, spec: NetworkSpec) -> tuple[dict[str,
     }, inputs
 
 
-def _reseed_code(bn, cuda: bool) -> str:
+def _reseed_code(bn, device: BuildDevice) -> str:
     """Code that reseeds the RNG from the run_arg seed variable, right after run_args.
 
     Brian2 compiles a seed in; re-seeding from a variable set on the command line makes
     the seed a run argument, so one binary serves every seed.
     """
-    from brian2 import device
+    from brian2 import device as b2device
 
     var = bn.input_group.variables[SEED_VARIABLE]
-    name = device.get_array_name(var)
-    if cuda:  # brian2cuda: cuRAND buffers are filled after this, at the first step
-        return f"random_number_buffer.set_seed((unsigned long long) {name}[0]);"
-    return (
-        "for (int _i=0; _i<1; _i++) "
-        f"brian::_random_generators[_i].seed((unsigned long) brian::{name}[0] + _i);"
-    )
+    return device.reseed_code(b2device.get_array_name(var))
 
 
 def _run_length_code(bn, spec: NetworkSpec) -> tuple[str, str]:
@@ -370,23 +382,15 @@ def _make(directory: Path, device: str) -> None:
         )
 
 
-def _read_manifest(directory: Path) -> dict | None:
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(manifest, dict) or not (directory / "main").is_file():
-        return None
-    return manifest
+def _published_manifest(directory: Path) -> dict | None:
+    """The manifest of a build ready to run (its binary present), else None."""
+    return read_manifest(directory) if (directory / "main").is_file() else None
 
 
 def _remove_tree(path: Path) -> None:
     """Move ``path`` aside under a trash name, then delete it (readers never see half)."""
-    if not path.exists():
-        return
-    trash = path.with_name(f".trash-{path.name}-{uuid.uuid4().hex[:8]}")
-    os.rename(path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    if (trash := move_to_trash(path, path.parent)) is not None:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 @dataclass
@@ -469,10 +473,10 @@ class StandaloneBuild:
         """
         from filelock import FileLock
 
-        runs = self.root / RUNS_DIR
+        runs = self.root / RUNS
         runs.mkdir(parents=True, exist_ok=True)
         name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        lock = FileLock(str(runs / f"{name}.lock"))
+        lock = FileLock(str(lock_file(runs, name)))
         lock.acquire()
         run_dir = runs / name
         try:
@@ -821,17 +825,17 @@ def get_standalone_build(
     directory = root / name
     root.mkdir(parents=True, exist_ok=True)
     _clean_leftovers_once(root)
-    manifest = _read_manifest(directory)
+    manifest = _published_manifest(directory)
     start = time.perf_counter()
     reused = manifest is not None and manifest.get("key") == key
     if not reused:
-        with FileLock(str(root / f"{name}.lock")):
-            manifest = _read_manifest(directory)  # another process may have published it
+        with FileLock(str(lock_file(root, name))):
+            manifest = _published_manifest(directory)  # another process may have published it
             reused = manifest is not None and manifest.get("key") == key
             if not reused:
                 _remove_tree(directory)  # incomplete, or from an older protocol
                 manifest = _generate_and_publish(
-                    model, spec, device.name, prefs, root, name, key, toolchain, progress
+                    model, spec, device, prefs, root, name, key, toolchain, progress
                 )
                 _ORDER_CHECKED.discard((str(directory), key))  # a new binary: check again
     (directory / LAST_USED).touch()
@@ -841,14 +845,16 @@ def get_standalone_build(
     return build
 
 
-def _generate_and_publish(model, spec, device, prefs, root, name, key, toolchain, progress) -> dict:
+def _generate_and_publish(
+    model, spec, build_device: BuildDevice, prefs, root, name, key, toolchain, progress
+) -> dict:
     """Generate the project in a private directory, compile it, publish it atomically."""
     import brian2 as b2
     from brian2 import device as b2device
 
     from brainsleep.atomic import atomic_write_json
 
-    cuda = device == "cuda_standalone"
+    device = build_device.name
     msg = (
         f"compiling the {device} sleep network {'-'.join(map(str, spec.sizes))}, "
         f"T = {spec.n_steps} (once per structure; cached in {root})"
@@ -856,17 +862,12 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, toolchain
     log.info(msg)
     if progress and not log.isEnabledFor(logging.INFO):
         print(msg, file=sys.stderr)
-    if cuda:
-        import brian2cuda  # noqa: F401  registers the device
-
-        from .cuda_setup import configure_cuda_prefs
-
-        configure_cuda_prefs()
+    build_device.activate()
     b2.set_device(device, build_on_run=False)
     b2device.reinit()
     b2device.activate(build_on_run=False)
     set_common_prefs(prefs)
-    serves = not cuda  # brian2cuda: one job per process, Brian2's own ending
+    serves = build_device.serves_jobs
     # The binary ties itself to the process that starts it (spawn_tied) before any work:
     # Brian2's before_start slot, ahead of the network's set-up (Linux; empty elsewhere).
     headers, tie = self_tie_code() if serves else ([], "")
@@ -882,7 +883,7 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, toolchain
         opening, closing = job_loop_code(bn, set(placeholders), interface["outputs"], order_flag)
         b2device.insert_code("main", opening)
     b2device.apply_run_args()
-    b2device.insert_code("main", _reseed_code(bn, cuda))
+    b2device.insert_code("main", _reseed_code(bn, build_device))
     before_run, after_run = _run_length_code(bn, spec)
     b2device.insert_code("before_network_run", before_run)
     b2device.insert_code("after_network_run", after_run)
@@ -892,7 +893,7 @@ def _generate_and_publish(model, spec, device, prefs, root, name, key, toolchain
     bn.net.run(spec.n_steps * spec.dt * b2.second)
     if serves:
         b2device.insert_code("main", closing)
-    tmp = root / f".building-{name}-{uuid.uuid4().hex[:8]}"
+    tmp = building_dir(root, name)
     try:
         b2device.build(directory=str(tmp), compile=False, run=False, with_output=False)
         _make(tmp, device)
