@@ -241,7 +241,7 @@ def worker(spec: dict) -> dict:
     if compiled:
         observe_binary_runs(sink, profile=spec.get("phase") == "profile")
         if spec.get("cold"):
-            from brainsleep.sleep.engine import resolve_record_layers
+            from brainsleep.sleep.core import resolve_record_layers
 
             d = _build_dir(spec, sizes, inputs, resolve_record_layers(record, len(weights)))
             if d.exists():

@@ -364,7 +364,7 @@ def test_a_sleep_that_changed_nothing_is_recorded_as_such(data_dir, tmp_path):
 
     from brainsleep.experiment.__main__ import main
     from brainsleep.formats import METRICS_CSV
-    from brainsleep.sleep.engine import weights_changed
+    from brainsleep.sleep.core import weights_changed
 
     from .test_bad_input import argv
 

@@ -109,7 +109,7 @@ from brainsleep.sleep import (
     save_spikes,
     spike_counts,
 )
-from brainsleep.sleep.engine import weights_changed
+from brainsleep.sleep.core import weights_changed
 from brainsleep.sleep.params import MAX_SEED
 from brainsleep.subsets import format_task, parse_tasks, task_split
 

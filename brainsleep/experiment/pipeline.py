@@ -55,7 +55,7 @@ from brainsleep.sleep import (
     save_spikes,
     spike_counts,
 )
-from brainsleep.sleep.engine import weights_changed
+from brainsleep.sleep.core import weights_changed
 from brainsleep.sparseness import small_weight_fraction, weight_hoyer
 from brainsleep.subsets import make_subset
 

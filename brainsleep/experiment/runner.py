@@ -25,7 +25,7 @@ from brainsleep import ann
 from brainsleep.formats import CELLS_DIR, DONE_MARKER, CellKey, stage_marker
 from brainsleep.normalize import Normalization
 from brainsleep.sleep import ModelNumericsError, SleepEngine, spike_counts
-from brainsleep.sleep.engine import weights_changed
+from brainsleep.sleep.core import weights_changed
 from brainsleep.sleep.inputs import make_sleep_input
 from brainsleep.sleep.params import params_from_set
 

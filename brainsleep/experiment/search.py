@@ -195,7 +195,7 @@ class TrialResult:
         Total spikes per recorded layer during the trial's sleep; empty if none.
     weights_changed : float or None
         Fraction of synapses the trial's sleep changed
-        (:func:`brainsleep.sleep.engine.weights_changed`); 0.0 is a no-op. None when
+        (:func:`brainsleep.sleep.core.weights_changed`); 0.0 is a no-op. None when
         not measured (a trial that failed its numerics).
     """
 

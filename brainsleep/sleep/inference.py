@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import SleepEngine, check_weights
+from .core import check_weights
+from .engine import SleepEngine
 from .inputs import ImageSequence
 from .params import SleepParams
 
