@@ -78,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from brainsleep.sleep import SleepEngine
+    from brainsleep.sleep import SleepEngine, load_model
     from brainsleep.sleep.inference import evaluate_snn, evaluate_snn_batched
-    from brainsleep.sleep.model import load_model
     from brainsleep.sleep.snn_protocol import SNNSettings, conversion_params
 
     torch.set_num_threads(1)

@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     from brainsleep.experiment.config import ExperimentConfig, start_params
     from brainsleep.experiment.pipeline import Cell, CellRunner, load_data
     from brainsleep.formats import CELLS_DIR, CONFIG_FILE, DONE_MARKER, parse_cell_id
+    from brainsleep.sleep import load_model
     from brainsleep.sleep.inference import evaluate_snn_batched
-    from brainsleep.sleep.model import load_model
 
     torch.set_num_threads(1)
     t0 = time.time()

@@ -181,11 +181,11 @@ def test_model_file_executes_once_per_process(tmp_path):
 
 
 def test_model_check_runs_once_per_process(tmp_path, monkeypatch):
-    import brainsleep.sleep as sleep
+    import brainsleep.sleep.engine as engine
 
     calls = []
-    real = sleep.run_sleep
-    monkeypatch.setattr(sleep, "run_sleep", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = engine.ModelEngine  # the trial run's engine (SleepEngine subclasses it)
+    monkeypatch.setattr(engine, "ModelEngine", lambda *a, **k: calls.append(1) or real(*a, **k))
     path = model_file(tmp_path, SRC + "\n# a fresh copy\n")
     load_model(path)
     assert calls, "the trial run did not happen"

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from brainsleep.digests import files_digest
 from brainsleep.models.inputs import INPUT_KINDS
-from brainsleep.sleep import get_device, standalone
-from brainsleep.sleep.model import load_model
+from brainsleep.sleep import get_device, load_model, standalone
 from brainsleep.sleep.network import NetworkSpec
 
 SPEC = NetworkSpec((4, 3, 2), 10, 0.001, "masked-mean", (("patch", 2),))

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from brainsleep.models.presets import PRESETS
+from brainsleep.sleep import load_model
 from brainsleep.sleep.batched import simulate_batched
-from brainsleep.sleep.model import load_model
 from brainsleep.sleep.snn_protocol import SNNSettings, conversion_params
 
 MODEL = load_model("src")

@@ -117,8 +117,8 @@ def test_the_ablation_starts_at_the_sleep_conversion_and_reaches_diehls():
     ablation = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablation)
     from brainsleep.normalize import normalization_alphas
+    from brainsleep.sleep import load_model
     from brainsleep.sleep.inference import inference_params
-    from brainsleep.sleep.model import load_model
     from brainsleep.sleep.params import from_preset
     from brainsleep.sleep.snn_protocol import SNNSettings, conversion_params
 

@@ -12,8 +12,8 @@ import pytest
 
 from brainsleep.experiment.config import ConfigError, start_params, validate
 from brainsleep.experiment.search import SearchSpace, TrialResult, run_search
-from brainsleep.sleep import SleepParams, run_sleep
-from brainsleep.sleep.model import MODELS_DIR, load_model
+from brainsleep.sleep import SleepParams, load_model, run_sleep
+from brainsleep.sleep.model import MODELS_DIR
 from brainsleep.sleep.params import params_from_set, preset
 
 from .test_bad_input import config

@@ -424,7 +424,7 @@ import numpy as np
 from brainsleep.sleep import SleepParams, standalone
 from brainsleep.sleep.devices import get_device
 from brainsleep.sleep.inputs import make_sleep_input
-from brainsleep.sleep.model import load_model
+from brainsleep.sleep import load_model
 from brainsleep.sleep.network import NetworkSpec
 
 def no_nvcc(directory, device):  # generation only: the binary is never run here

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from brainsleep.normalize import normalization_alphas
-from brainsleep.sleep import SleepEngine, SleepParams
+from brainsleep.sleep import SleepEngine, SleepParams, load_model
 from brainsleep.sleep.batched import SPARSE_BELOW, check_batched_model, simulate_batched
 from brainsleep.sleep.inference import evaluate_snn, evaluate_snn_batched, inference_params
 from brainsleep.sleep.inputs import ImageSequence
-from brainsleep.sleep.model import MODELS_DIR, load_model
+from brainsleep.sleep.model import MODELS_DIR
 from brainsleep.sleep.snn_protocol import SNNSettings, conversion_params
 
 HAVE_CXX = shutil.which("g++") is not None or shutil.which("c++") is not None

@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from brainsleep.sleep import SleepEngine, SleepParams, run_sleep
+from brainsleep.sleep import SleepEngine, SleepParams, load_model, run_sleep
 from brainsleep.sleep.inference import classify, evaluate_snn, inference_params
 from brainsleep.sleep.inputs import ImageSequence
-from brainsleep.sleep.model import MODELS_DIR, load_model
+from brainsleep.sleep.model import MODELS_DIR
 
 from .test_bad_input import refused
 

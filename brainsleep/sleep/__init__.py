@@ -45,7 +45,7 @@ _EXPORTS = {
     "SLEEP_INPUTS": "inputs",
     "make_sleep_input": "inputs",
     "SleepModel": "model",
-    "load_model": "model",
+    "load_model": "engine",
     "ModelNumericsError": "core",
     "SleepEngine": "engine",
     "SleepResult": "core",

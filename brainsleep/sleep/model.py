@@ -1,18 +1,11 @@
-"""Load a sleep model file from ``models/`` (equations as data) and check it.
+"""Read a sleep model file from ``models/`` (equations as data): :class:`SleepModel`.
 
-A model file is Python: loading it executes it, so it must be trusted like any other
+A model file is Python: reading it executes it, so it must be trusted like any other
 code. Each file is executed once per process (memoised by resolved path and content
-hash) and checked once per process, in two steps, before anything is trained or
-compiled:
-
-1. a static check: every block's equations parse with Brian2's parser, the engine's
-   contract holds (blocks, keys, shared variables, ``v`` and ``w``), and every name in
-   every string is declared (the block's own equations, ``CONSTANTS``, an engine-provided
-   name, or a Brian2 function, constant or unit); an error names the name, the block and
-   key, and the line of the model file;
-2. a trial run: the model is built and run on a tiny network (sizes 4-3-2, 3 steps) on
-   Brian2's runtime device with the numpy target, through :func:`brainsleep.sleep.run_sleep`;
-   any error becomes a one-line ValueError.
+hash) and its contract with the engine (blocks, keys, shared variables, ``v`` and ``w``)
+is checked here. This module runs nothing and sits below the name check
+(:mod:`~brainsleep.sleep.model_check`) and the checked loader, which also runs the model
+on a tiny network (:func:`brainsleep.sleep.engine.load_model`).
 """
 
 from __future__ import annotations
@@ -29,6 +22,7 @@ from pathlib import Path
 import brainsleep.models as models
 
 from .model_source import _equations, _one_line
+from .parameters import ENGINE_PARAMETERS, Parameter
 
 MODELS_DIR = Path(models.__file__).resolve().parent
 DEFAULT_MODEL = "src"
@@ -78,14 +72,7 @@ SYNAPSE_NAMES = frozenset(
     }
 )
 
-# The trial run: layer sizes (input first) and number of steps.
-TRIAL_SIZES = (4, 3, 2)
-TRIAL_STEPS = 3
-
-# Per process: (resolved path, sha256 of the content) -> the loaded model or the error
-# message of a file that does not load; and -> None (checked) or the check's error.
-_LOADED: dict[tuple[str, str], SleepModel | str] = {}
-_CHECKED: dict[tuple[str, str], str | None] = {}
+# Per process: (resolved path, sha256 of the content) -> the module or the error.
 _EXECUTED: dict[tuple[str, str], object] = {}
 
 
@@ -136,60 +123,6 @@ def resolve_model_path(model: str | Path | None) -> Path:
     )
 
 
-def load_model(model: str | Path | SleepModel | None = None) -> SleepModel:
-    """Load a model file and check it (once per process and file content).
-
-    A model file is Python code: it is executed when loaded, so load only files you
-    trust. The file is executed once per process; the static check and the trial run
-    (see the module docstring) also run once, and a failure is remembered.
-
-    Parameters
-    ----------
-    model : str or Path or SleepModel, optional
-        A name of a file in ``models/`` (``"src"``, the default; ``"src_additive"``), a
-        path to a copied and edited model file, or an already loaded model (returned
-        as it is).
-
-    Returns
-    -------
-    SleepModel
-        The loaded model; the same object for every call with the same file content.
-
-    Raises
-    ------
-    ValueError
-        One line: the file is missing or does not execute, breaks the engine's contract
-        (a missing block, key or shared variable), uses a name it does not declare (the
-        message names it, the block and key, and the line), or fails the trial run.
-    """
-    if isinstance(model, SleepModel):
-        return model
-    path = resolve_model_path(model)
-    source = path.read_bytes()
-    key = (str(path), hashlib.sha256(source).hexdigest())
-    if key not in _LOADED:
-        try:
-            _LOADED[key] = _load(path, source, key[1])
-        except ValueError as exc:
-            _LOADED[key] = str(exc)
-    loaded = _LOADED[key]
-    if isinstance(loaded, str):
-        raise ValueError(loaded)
-    if key not in _CHECKED:
-        from .model_check import check_names, trial_run
-
-        try:
-            check_names(loaded, source.decode("utf-8", errors="replace"))
-            trial_run(loaded)
-        except ValueError as exc:
-            _CHECKED[key] = str(exc)
-        else:
-            _CHECKED[key] = None
-    if _CHECKED[key] is not None:
-        raise ValueError(_CHECKED[key])
-    return loaded
-
-
 @dataclass(frozen=True)
 class Declarations:
     """What a model file declares for the rest of brainsleep, read without Brian2."""
@@ -203,7 +136,7 @@ def read_declarations(model: str | Path | SleepModel | None = None) -> Declarati
     """A model file's ``PARAMETERS``, cheaply: the file is executed, not checked.
 
     For validating ``--sleep-params``, presets and search spaces before anything is
-    built; :func:`load_model` checks the file fully.
+    built; :func:`brainsleep.sleep.load_model` checks the file fully.
 
     Raises
     ------
@@ -297,8 +230,6 @@ def _execute(path: Path, source: bytes):
 
 def _parameters(path: Path, module) -> dict:
     """The file's ``PARAMETERS`` dict, checked to hold Parameter declarations."""
-    from .parameters import ENGINE_PARAMETERS, Parameter
-
     params = getattr(module, "PARAMETERS", None)
     if not isinstance(params, dict):
         raise ValueError(
@@ -320,8 +251,10 @@ def _parameters(path: Path, module) -> dict:
     return dict(params)
 
 
-def _load(path: Path, source: bytes, source_hash: str) -> SleepModel:
-    """Execute the file and check the engine's contract (blocks, keys, shared names)."""
+def read_model(path: Path, source: bytes, source_hash: str) -> SleepModel:
+    """The model the file at ``path`` defines (``source``, its content, with SHA-256
+    ``source_hash``): executed once per process and content, and its contract with the
+    engine checked (blocks, keys, shared names), nothing more; or a one-line ValueError."""
 
     module = _execute(path, source)
     parameters = _parameters(path, module)

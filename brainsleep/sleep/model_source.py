@@ -1,6 +1,6 @@
 """Where in a model file a block's value is: the line numbers of one-line errors.
 
-The static check (:mod:`brainsleep.sleep.model_check`) and the loader
+The static check (:mod:`brainsleep.sleep.model_check`) and the reader
 (:mod:`brainsleep.sleep.model`) both name the file and line of what they refuse; this
 module, below both, finds the line from the file's text and its AST.
 """

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from brainsleep.names import MAX_SEED  # noqa: F401  (declared once, outside the engine)
 
+from .model import read_declarations
 from .parameters import ENGINE_PARAMETERS, Parameter, is_number
 
 #: The simulation time step in seconds (the reference's dt = 0.001).
@@ -150,8 +151,6 @@ class SleepParams:
 
 def declared_parameters(model=None) -> dict[str, Parameter]:
     """The tunable parameters ``model`` declares (its file's ``PARAMETERS``)."""
-    from .model import read_declarations
-
     return read_declarations(model).parameters
 
 

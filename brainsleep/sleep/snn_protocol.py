@@ -95,7 +95,7 @@ class SNNSettings:
             )
         if model is None:
             return
-        from .model_check import check_plasticity_off
+        from .engine import check_plasticity_off
 
         check_plasticity_off(model)  # a network that learns while evaluated is not the ANN's
         entry = known[self.protocol]
