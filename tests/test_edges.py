@@ -127,8 +127,9 @@ def test_the_same_model_in_another_checkout_resumes(data_dir, tmp_path, capsys):
 
 def test_every_option_of_the_experiment_reaches_its_configuration():
     """No option is parsed and then ignored: each one's value is read into the
-    configuration (config_from_args, or _sleep_params for the sleep-parameter options),
-    except --study and --runs, which pick the runs of a study (tests/test_study_spec.py).
+    configuration (config_from_args, by name or through its list of options named like
+    their configuration field, or _sleep_params for the sleep-parameter options), except
+    --study and --runs, which pick the runs of a study (tests/test_study_spec.py).
     Options a protocol cannot honour are refused by validate (tests/test_bad_input.py)."""
     import inspect
 
@@ -137,8 +138,9 @@ def test_every_option_of_the_experiment_reaches_its_configuration():
     source = inspect.getsource(cli.config_from_args) + inspect.getsource(cli._sleep_params)
     dests = {a.dest for a in cli.build_parser()._actions if a.dest != "help"}
     assert len(dests) > 30
-    unread = sorted(d for d in dests if f"args.{d}" not in source)
+    unread = sorted(d for d in dests if f"args.{d}" not in source and d not in cli._SAME_NAMES)
     assert unread == ["runs", "study"]
+    assert set(cli._SAME_NAMES) <= dests  # the pass-through list names parsed options only
 
 
 @pytest.mark.parametrize(

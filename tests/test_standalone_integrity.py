@@ -274,17 +274,18 @@ def test_model_producing_nan_weights_names_the_layer(device, build_root, tmp_pat
     (before: "synapses do not cover every (post, pre) pair; network corrupt")."""
     import hashlib
 
-    from brainsleep.sleep import model as model_files
+    from brainsleep.sleep import load_model
+    from brainsleep.sleep.model import read_model
 
     src = (REPO / "models" / "src.py").read_text()
     assert NAN_MODEL_EDIT[0] in src
     path = tmp_path / "nan_rule.py"
     path.write_text(src.replace(*NAN_MODEL_EDIT))
     with pytest.raises(ValueError, match=r"NaN/inf weights in layer 1"):
-        model_files.load_model(path)  # the model check runs it on a tiny network
+        load_model(path)  # the model check runs it on a tiny network
     # The engine itself, given the unchecked model, says the same on this device.
     source = path.read_bytes()
-    unchecked = model_files._load(path, source, hashlib.sha256(source).hexdigest())
+    unchecked = read_model(path, source, hashlib.sha256(source).hexdigest())
     weights, inputs, params, seed = make_case()
     with pytest.raises(ValueError, match=r"NaN/inf weights in layer 1"):
         run_sleep(weights, inputs[:20], params, device=device, seed=seed, model=unchecked,

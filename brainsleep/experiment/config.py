@@ -18,7 +18,7 @@ from pathlib import Path
 
 from brainsleep.config_fields import GRID_FIELDS, NON_SEMANTIC
 from brainsleep.data import KNOWN_DATASETS
-from brainsleep.sleep import get_device, load_model, preset_names
+from brainsleep.sleep import get_device, preset_names
 from brainsleep.sleep.model import read_declarations, resolve_model_path
 from brainsleep.sleep.parameters import is_number
 from brainsleep.sleep.params import MAX_SEED
@@ -961,6 +961,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     except DeviceUnavailableError as exc:
         raise UnavailableError(str(exc)) from exc
     _check_prefs(cfg)
+    # Here, not at the top: the checked loader trial-runs the model on the engine (xarray,
+    # Brian2), which --help and an argument error must not import.
+    from brainsleep.sleep import load_model
+
     try:
         model = load_model(model_path)  # executed once, checked, trial-run
     except ValueError as exc:
