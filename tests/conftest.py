@@ -26,10 +26,3 @@ def build_root(tmp_path_factory):
 # (tests/test_baseline_cache.py): a developer's cache never feeds a test, and no test
 # depends on another having trained first. Subprocesses inherit this.
 os.environ["BRAINSLEEP_BASELINE_CACHE"] = "off"
-
-
-def pytest_collection_modifyitems(config, items):
-    """Longest first: under pytest-xdist (``make test``: whole files per worker, started
-    in collection order) the minutes-long nvcc build starts at once instead of leaving
-    one worker alone with it at the end. Stable: the rest keeps its order."""
-    items.sort(key=lambda item: item.get_closest_marker("cuda_build") is None)

@@ -457,7 +457,7 @@ def test_every_input_kind_generates_for_cuda_standalone(tmp_path):
     """Each input kind's network is generated for brian2cuda (no GPU or nvcc needed to
     generate), takes its data as run arguments the generated code reads, and never as a
     (T, n_in) array."""
-    from tests.test_cuda_build import run_cuda_script
+    from tests.test_cuda_setup import run_cuda_script
 
     pytest.importorskip("brian2cuda")
     proc = run_cuda_script(CUDA_KINDS_SCRIPT, tmp_path, timeout=1800)
