@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from brainsleep.docstrings import fill_doc
 from brainsleep.formats import order_stages
 
 from .style import grid_shape, hide_unused, new_figure, stage_color, stage_label
@@ -162,6 +163,7 @@ def _dodge(x: np.ndarray, k: int, n: int, log: bool) -> np.ndarray:
     return x * (1 + off) if log else x + off * (np.ptp(x) if np.ptp(x) > 0 else 1.0)
 
 
+@fill_doc
 def plot_vs_fraction(
     metrics: pd.DataFrame,
     values: str | Sequence[str],
@@ -191,8 +193,7 @@ def plot_vs_fraction(
         y label per value column (default: the column name).
     scale : float
         Multiplier for the values (100 to show fractions as %).
-    title : str, optional
-        Figure title.
+    %(title)s
     hline : float, optional
         Draw a dashed horizontal reference line at this (scaled) value.
     hline_label : str, optional

@@ -15,6 +15,7 @@ import xarray as xr
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
+from brainsleep.docstrings import fill_doc
 from brainsleep.formats import order_stages
 
 from .accuracy import aggregate_over_seeds, group_title, plot_vs_fraction
@@ -126,6 +127,7 @@ def _stage_list(conf: xr.DataArray, stages: Sequence[str] | None) -> list[str]:
     return [s for s in stages if s in present]
 
 
+@fill_doc
 def plot_confusion(
     conf: xr.DataArray,
     stages: Sequence[str] | None = None,
@@ -140,8 +142,7 @@ def plot_confusion(
         Counts with dims ``(stage, true, predicted)`` from ``confusion.nc``.
     stages : sequence of str, optional
         Stages to show (default: all in the array, usual order).
-    title : str, optional
-        Figure title.
+    %(title)s
 
     Returns
     -------
@@ -189,6 +190,7 @@ def plot_confusion(
     return fig
 
 
+@fill_doc
 def plot_predicted_distribution(
     conf: xr.DataArray,
     stages: Sequence[str] | None = None,
@@ -203,8 +205,7 @@ def plot_predicted_distribution(
         Counts with dims ``(stage, true, predicted)``.
     stages : sequence of str, optional
         Stages to show (default all).
-    title : str, optional
-        Figure title.
+    %(title)s
 
     Returns
     -------

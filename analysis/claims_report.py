@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from brainsleep.cli import ANALYSIS_COMMAND
+from brainsleep.docstrings import fill_doc
 from brainsleep.formats import order_stages
 
 from .accuracy import setup_fraction_axis
@@ -388,6 +389,7 @@ README_BEGIN, README_END = markers(README_BLOCK, "report")
 README_LINK = "tables per setting, figures, the settings' commands and versions"
 
 
+@fill_doc
 def write_claims_report(
     paths: Sequence[str | Path], out: str | Path, command: str | None = None, log=print
 ) -> Path:
@@ -411,8 +413,7 @@ def write_claims_report(
 
     Raises
     ------
-    analysis.results.ResultsError
-        A directory is unusable (nothing is written then).
+    %(report_raises)s
     """
     settings = load_settings(paths)
     metrics = long_metrics(settings)

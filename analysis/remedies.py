@@ -27,6 +27,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from brainsleep.cli import ANALYSIS_COMMAND
+from brainsleep.docstrings import fill_doc
 from brainsleep.formats import order_stages
 
 from .claims import (
@@ -438,6 +439,7 @@ def remedies_markdown(
     return "\n".join(lines) + "\n"
 
 
+@fill_doc
 def write_remedies_report(
     paths: Sequence[str | Path], out: str | Path, command: str | None = None, log=print
 ) -> Path:
@@ -449,10 +451,7 @@ def write_remedies_report(
         Results directories: plain runs and runs with ``--remedy``.
     out : path-like
         Output directory (created).
-    command : str, optional
-        The command line stated in the report.
-    log : callable
-        Receives one line per file written.
+    %(report_command_log)s
 
     Returns
     -------
@@ -461,8 +460,7 @@ def write_remedies_report(
 
     Raises
     ------
-    analysis.results.ResultsError
-        A directory is unusable (nothing is written then).
+    %(report_raises)s
     """
     settings = load_settings(paths)
     metrics = stage_metrics(settings)

@@ -28,6 +28,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
+from brainsleep.docstrings import fill_doc
+
 from .accuracy import group_title
 from .markdown import rows_table
 from .results import Cell, Results
@@ -231,6 +233,7 @@ def parameter_correlations(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*GROUP, "parameter", "rho", "abs_rho", "n"])
 
 
+@fill_doc
 def plot_search_history(table: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Score against trial per cell, with the best score so far.
 
@@ -238,8 +241,7 @@ def plot_search_history(table: pd.DataFrame, *, title: str | None = None) -> Fig
     ----------
     table : pandas.DataFrame
         From :func:`search_table`.
-    title : str, optional
-        Figure title.
+    %(title)s
 
     Returns
     -------
@@ -290,6 +292,7 @@ def plot_search_history(table: pd.DataFrame, *, title: str | None = None) -> Fig
     return fig
 
 
+@fill_doc
 def plot_parameter_correlations(corr: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Bar chart of |Spearman ρ| between each parameter and the validation score.
 
@@ -297,8 +300,7 @@ def plot_parameter_correlations(corr: pd.DataFrame, *, title: str | None = None)
     ----------
     corr : pandas.DataFrame
         From :func:`parameter_correlations`.
-    title : str, optional
-        Figure title.
+    %(title)s
 
     Returns
     -------

@@ -36,6 +36,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
+from brainsleep.docstrings import fill_doc
 from brainsleep.formats import firing_rates, spike_info
 from brainsleep.sparseness import hoyer, population_sparseness, treves_rolls
 
@@ -71,13 +72,13 @@ def treves_rolls_sparseness(x: np.ndarray, axis: int = -1) -> float | np.ndarray
     return 1.0 - treves_rolls(x, axis=axis)
 
 
+@fill_doc
 def sparsity_table(ds: xr.Dataset) -> pd.DataFrame:
     """Per-layer sparsity of a sleep run.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
+    %(ds)s
 
     Returns
     -------
@@ -128,6 +129,7 @@ def sparsity_table(ds: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows).reindex(columns=cols)
 
 
+@fill_doc
 def activity_over_time(
     ds: xr.Dataset, layer: int, *, bin_steps: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,10 +137,8 @@ def activity_over_time(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layer : int
-        Layer index.
+    %(ds)s
+    %(layer)s
     bin_steps : int, optional
         Window width in steps (default: about 200 windows over the run; the last one may
         be shorter), as :func:`analysis.spikes.population_rate`.
@@ -183,6 +183,7 @@ def activity_over_time(
     )
 
 
+@fill_doc
 def plot_sparseness_over_time(
     ds: xr.Dataset,
     layers: Sequence[int] | None = None,
@@ -195,16 +196,12 @@ def plot_sparseness_over_time(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layers : sequence of int, optional
-        Layers to show (default all); unrecorded ones are named in the title, not drawn.
+    %(ds)s
+    %(layers_shown)s
     bin_steps : int, optional
         Window width in steps (default: about 200 windows).
-    x_unit : {"s", "ms", "step"}
-        x axis unit.
-    title : str, optional
-        Figure title.
+    %(x_unit)s
+    %(title)s
 
     Returns
     -------

@@ -37,6 +37,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
+from brainsleep.docstrings import fill_doc
 from brainsleep.formats import SpikeInfo, layer_spikes, spike_counts, spike_info
 
 from .spikes import finite_median, layer_row, missing_note, recorded_and_missing
@@ -108,15 +109,14 @@ def _groups_by_count(
         yield neurons, times[starts[neurons][:, None] + np.arange(k)]
 
 
+@fill_doc
 def interspike_intervals(ds: xr.Dataset, layer: int) -> np.ndarray:
     """Every inter-spike interval of a layer, pooled over its neurons.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layer : int
-        Layer index.
+    %(ds)s
+    %(layer)s
 
     Returns
     -------
@@ -136,15 +136,14 @@ def interspike_intervals(ds: xr.Dataset, layer: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
+@fill_doc
 def isi_cv(ds: xr.Dataset, layer: int, *, min_spikes: int = MIN_SPIKES) -> np.ndarray:
     """Coefficient of variation of each neuron's inter-spike intervals.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layer : int
-        Layer index.
+    %(ds)s
+    %(layer)s
     min_spikes : int
         Neurons with fewer spikes get NaN (at least 3: two ISIs).
 
@@ -221,6 +220,7 @@ def _windowed_trains(
             yield neuron, trains
 
 
+@fill_doc
 def fano_factors(
     ds: xr.Dataset,
     layer: int,
@@ -232,10 +232,8 @@ def fano_factors(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layer : int
-        Layer index.
+    %(ds)s
+    %(layer)s
     window_steps : int, optional
         Window width in steps (default :data:`FANO_WINDOW_S` via
         :func:`fano_window_steps`). Only the ``n_steps // window_steps`` full windows are
@@ -276,15 +274,14 @@ def fano_factors(
     return fano
 
 
+@fill_doc
 def population_fano_factor(ds: xr.Dataset, layer: int, *, window_steps: int | None = None) -> float:
     """Fano factor of a layer's summed spike count in consecutive windows.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layer : int
-        Layer index.
+    %(ds)s
+    %(layer)s
     window_steps : int, optional
         Window width in steps (default as :func:`fano_factors`); full windows only.
 
@@ -311,6 +308,7 @@ def population_fano_factor(ds: xr.Dataset, layer: int, *, window_steps: int | No
     return float(elephant_statistics().fanofactor(layer_train[0][1]))
 
 
+@fill_doc
 def spike_train_table(
     ds: xr.Dataset,
     *,
@@ -321,8 +319,7 @@ def spike_train_table(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
+    %(ds)s
     min_spikes : int
         Spikes a neuron needs for its CV and Fano factor.
     window_steps : int, optional
@@ -370,6 +367,7 @@ def _hist_panel(ax, values: np.ndarray, bins, color: str, ref: float | None, tex
     ax.set_ylim(0, max(float(np.max(counts)), 1.0) * 1.5)  # room for the text
 
 
+@fill_doc
 def plot_isi_cv_fano(
     ds: xr.Dataset,
     layers: Sequence[int] | None = None,
@@ -383,8 +381,7 @@ def plot_isi_cv_fano(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
+    %(ds)s
     layers : sequence of int, optional
         Layers to consider (default all). Unrecorded layers, and recorded layers in which
         no neuron spiked twice (no ISI), are named in a note rather than drawn empty.
@@ -395,8 +392,7 @@ def plot_isi_cv_fano(
     isi_quantile : float
         The ISI axis ends at this quantile of the layer's ISIs; the share beyond it is
         written in the panel.
-    title : str, optional
-        Figure title.
+    %(title)s
 
     Returns
     -------

@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from brainsleep.docstrings import fill_doc
 from brainsleep.formats import (
     SpikeInfo,
     firing_rates,
@@ -46,15 +47,14 @@ WINDOW_CELLS = 2**21
 RASTER_ORDERS: tuple[str, ...] = ("rate", "index")
 
 
+@fill_doc
 def silent_neurons(ds: xr.Dataset, layer: int) -> int:
     """Number of neurons of a layer that never spiked.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layer : int
-        Layer index.
+    %(ds)s
+    %(layer)s
 
     Returns
     -------
@@ -104,6 +104,7 @@ def finite_median(x: np.ndarray) -> float:
     return float(np.median(x)) if x.size else float("nan")
 
 
+@fill_doc
 def population_rate(
     ds: xr.Dataset, layer: int, *, bin_steps: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -115,10 +116,8 @@ def population_rate(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layer : int
-        Layer index.
+    %(ds)s
+    %(layer)s
     bin_steps : int, optional
         Bin width in steps; by default about 200 bins over the run.
 
@@ -146,15 +145,14 @@ def population_rate(
     return edges, counts / (n_neurons * widths * info.dt)
 
 
+@fill_doc
 def active_fraction_per_step(ds: xr.Dataset, layer: int) -> np.ndarray:
     """Fraction of a layer's neurons that spiked in each step.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layer : int
-        Layer index.
+    %(ds)s
+    %(layer)s
 
     Returns
     -------
@@ -184,6 +182,7 @@ def active_fraction_per_step(ds: xr.Dataset, layer: int) -> np.ndarray:
     return per_step / size
 
 
+@fill_doc
 def iter_window_counts(
     ds: xr.Dataset, layer: int, *, bin_steps: int | None = None, max_cells: int = WINDOW_CELLS
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -191,10 +190,8 @@ def iter_window_counts(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layer : int
-        Layer index.
+    %(ds)s
+    %(layer)s
     bin_steps : int, optional
         Window width in steps (default: about 200 windows over the run); the last window
         may be shorter (see :func:`population_rate`).
@@ -238,15 +235,14 @@ def iter_window_counts(
         yield edges[b0 : b1 + 1], counts
 
 
+@fill_doc
 def raster_order(ds: xr.Dataset, layer: int, by: str = "rate") -> np.ndarray:
     """Neurons of a layer in the order a raster shows them, top row first.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layer : int
-        Layer index.
+    %(ds)s
+    %(layer)s
     by : {"rate", "index"}
         ``"rate"``: most spikes first; ties by earlier first spike, then by index; silent
         neurons last (in index order). ``"index"``: neuron index (for the output layer,
@@ -376,6 +372,7 @@ def _window_steps(
     return start, stop
 
 
+@fill_doc
 def plot_raster(
     ds: xr.Dataset,
     layers: Sequence[int] | None = None,
@@ -390,8 +387,7 @@ def plot_raster(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
+    %(ds)s
     layers : sequence of int, optional
         Layers to show (default: every layer of ``layer_sizes``). Only recorded layers get
         a panel; unrecorded ones are named in the figure title. A recorded layer without
@@ -409,8 +405,7 @@ def plot_raster(
         most spikes on top (ties: earlier first spike on top) and gathers the silent ones
         in a grey band at the bottom. The output layer is always in index order (neuron
         ``k`` stands for class ``k``), labelled by class.
-    title : str, optional
-        Figure title.
+    %(title)s
 
     Returns
     -------
@@ -517,6 +512,7 @@ def plot_raster(
     return fig
 
 
+@fill_doc
 def plot_population_rate(
     ds: xr.Dataset,
     layers: Sequence[int] | None = None,
@@ -529,16 +525,12 @@ def plot_population_rate(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layers : sequence of int, optional
-        Layers to show (default all); unrecorded ones are named in the title, not drawn.
+    %(ds)s
+    %(layers_shown)s
     bin_steps : int, optional
         Bin width in steps (default: about 200 bins); see :func:`population_rate`.
-    x_unit : {"s", "ms", "step"}
-        x axis unit.
-    title : str, optional
-        Figure title.
+    %(x_unit)s
+    %(title)s
 
     Returns
     -------
@@ -592,6 +584,7 @@ def count_bins(max_count: int, bins: int) -> np.ndarray:
     return np.concatenate([[0.5 - w], 0.5 + w * np.arange(n_active_bins + 1)])
 
 
+@fill_doc
 def plot_rate_distribution(
     ds: xr.Dataset,
     layers: Sequence[int] | None = None,
@@ -603,14 +596,11 @@ def plot_rate_distribution(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike Dataset.
-    layers : sequence of int, optional
-        Layers to show (default all); unrecorded ones are named in the title, not drawn.
+    %(ds)s
+    %(layers_shown)s
     bins : int
         Most bins for the neurons that spiked (see :func:`count_bins`).
-    title : str, optional
-        Figure title.
+    %(title)s
 
     Returns
     -------

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from brainsleep.cli import ANALYSIS_COMMAND
+from brainsleep.docstrings import fill_doc
 
 from .claims import LEVEL, Interval, Setting, load_settings, percent, total_wall_text
 from .effects import intervals
@@ -322,6 +323,7 @@ def _map_rows(table: pd.DataFrame, name: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+@fill_doc
 def write_sweep_report(
     paths: Sequence[str | Path], out: str | Path, command: str | None = None, log=print
 ) -> Path:
@@ -333,10 +335,7 @@ def write_sweep_report(
         Results directories of the sweep (the base among them).
     out : path-like
         Output directory (created).
-    command : str, optional
-        The command line stated in the report.
-    log : callable
-        Receives one line per file written.
+    %(report_command_log)s
 
     Returns
     -------
@@ -345,8 +344,7 @@ def write_sweep_report(
 
     Raises
     ------
-    analysis.results.ResultsError
-        A directory is unusable (nothing is written then).
+    %(report_raises)s
     """
     settings = load_settings(paths)
     metrics = stage_metrics(settings)

@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from brainsleep.docstrings import fill_doc
 from brainsleep.formats import weight_layer_index
 
 from .accuracy import aggregate_over_seeds, group_title, setup_fraction_axis
@@ -79,6 +80,7 @@ def weight_change_table(before: Weights, after: Weights, *, atol: float = 1e-12)
     return pd.DataFrame(rows)
 
 
+@fill_doc
 def pixel_weight_change(
     before: Weights,
     after: Weights,
@@ -94,8 +96,7 @@ def pixel_weight_change(
 
     Parameters
     ----------
-    before, after : mapping of str to numpy.ndarray
-        Weight sets.
+    %(weights_before_after)s
     layer : str
         Layer key (default the input layer's weights, ``layer1``).
     image_shape : (int, int) or None
@@ -119,6 +120,7 @@ def pixel_weight_change(
     return per_pixel.reshape(image_shape)
 
 
+@fill_doc
 def plot_weight_histograms(
     before: Weights,
     after: Weights,
@@ -131,15 +133,13 @@ def plot_weight_histograms(
 
     Parameters
     ----------
-    before, after : mapping of str to numpy.ndarray
-        Weight sets.
+    %(weights_before_after)s
     labels : (str, str)
         Stage names of ``before`` and ``after``; also pick the colours from
         :data:`analysis.style.STAGE_COLORS`.
     bins : int
         Bins over the common range of both sets.
-    title : str, optional
-        Figure title.
+    %(title)s
 
     Returns
     -------
@@ -169,6 +169,7 @@ def plot_weight_histograms(
     return fig
 
 
+@fill_doc
 def plot_pixel_weight_change(
     before: Weights,
     after: Weights,
@@ -181,14 +182,12 @@ def plot_pixel_weight_change(
 
     Parameters
     ----------
-    before, after : mapping of str to numpy.ndarray
-        Weight sets.
+    %(weights_before_after)s
     layer : str
         First-layer key.
     image_shape : (int, int)
         Image shape of the input.
-    title : str, optional
-        Figure title.
+    %(title)s
 
     Returns
     -------

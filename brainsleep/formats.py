@@ -54,6 +54,7 @@ import xarray as xr
 # Called as ``atomic.atomic_write_with`` (looked up at call time) so that every writer of
 # the results directory goes through the one function a test or a caller may wrap.
 from brainsleep import atomic
+from brainsleep.docstrings import fill_doc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -720,13 +721,13 @@ def _int_list(value) -> tuple[int, ...]:
     return tuple(int(v) for v in np.atleast_1d(np.asarray(value)).ravel())
 
 
+@fill_doc
 def spike_times(ds: xr.Dataset) -> np.ndarray:
     """The time of every spike in seconds: ``step * dt``.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike table (``dt`` in seconds in its attributes).
+    %(ds)s
 
     Returns
     -------
@@ -882,13 +883,13 @@ def load_spikes(path: str | Path) -> xr.Dataset:
     return _describe_spikes(ds)
 
 
+@fill_doc
 def spike_info(ds: xr.Dataset) -> SpikeInfo:
     """Read ``dt``, ``n_steps``, ``layer_sizes`` and ``recorded_layers`` from the attributes.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike table.
+    %(ds)s
 
     Returns
     -------
@@ -926,6 +927,7 @@ def _check_layer(info: SpikeInfo, layer: int) -> None:
         )
 
 
+@fill_doc
 def layer_spikes(
     ds: xr.Dataset, layer: int, *, window: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -933,8 +935,7 @@ def layer_spikes(
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike table.
+    %(ds)s
     layer : int
         Layer index (0 = input).
     window : (int, int), optional
@@ -963,13 +964,13 @@ def layer_spikes(
     return steps, neurons
 
 
+@fill_doc
 def spike_counts(ds: xr.Dataset) -> dict[int, int]:
     """Total spike count of each recorded layer.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike table.
+    %(ds)s
 
     Returns
     -------
@@ -982,15 +983,14 @@ def spike_counts(ds: xr.Dataset) -> dict[int, int]:
     return {layer: int(counts[layer]) for layer in info.recorded_layers}
 
 
+@fill_doc
 def neuron_spike_counts(ds: xr.Dataset, layer: int) -> np.ndarray:
     """Number of spikes of every neuron of a layer over the whole run.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike table.
-    layer : int
-        Layer index.
+    %(ds)s
+    %(layer)s
 
     Returns
     -------
@@ -1007,6 +1007,7 @@ def neuron_spike_counts(ds: xr.Dataset, layer: int) -> np.ndarray:
     return np.bincount(neurons, minlength=info.layer_sizes[layer])
 
 
+@fill_doc
 def firing_rates(ds: xr.Dataset, layer: int) -> np.ndarray:
     """Mean firing rate of every neuron of a layer, in Hz.
 
@@ -1014,10 +1015,8 @@ def firing_rates(ds: xr.Dataset, layer: int) -> np.ndarray:
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        Spike table (``dt`` in seconds in its attributes).
-    layer : int
-        Layer index.
+    %(ds)s
+    %(layer)s
 
     Returns
     -------

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from brainsleep.docstrings import fill_doc
 from brainsleep.formats import (
     CELLS_DIR,
     CONFIG_FILE,
@@ -215,13 +216,13 @@ class Run:
             raise RunError(f"{self.path} has no cell {cell!r}; {listed} (run.cells)")
         return self.path / CELLS_DIR / cell
 
+    @fill_doc
     def stages(self, cell: str) -> list[str]:
         """The stages (or class-incremental steps) of a cell that have weights.
 
         Parameters
         ----------
-        cell : str
-            A cell id of :attr:`cells`.
+        %(run_cell)s
 
         Returns
         -------
@@ -236,13 +237,13 @@ class Run:
         names = [stage_of_weights_file(p.name) for p in self._cell_dir(cell).iterdir()]
         return order_stages(n for n in names if n is not None)
 
+    @fill_doc
     def weights(self, cell: str, stage: str) -> dict[str, np.ndarray]:
         """The ANN weights of a cell after a stage.
 
         Parameters
         ----------
-        cell : str
-            A cell id of :attr:`cells`.
+        %(run_cell)s
         stage : str
             A stage of :meth:`stages` (``"baseline"``, ``"sleep"``, ...).
 
@@ -275,6 +276,7 @@ class Run:
             )
         return load_weights(path)
 
+    @fill_doc
     def network(self, cell: str, stage: str) -> MLP:
         """The torch network of a cell after a stage, ready for inference.
 
@@ -286,8 +288,7 @@ class Run:
 
         Parameters
         ----------
-        cell : str
-            A cell id of :attr:`cells`.
+        %(run_cell)s
         stage : str
             A stage of :meth:`stages`.
 
@@ -319,13 +320,13 @@ class Run:
         ann.set_weights(model, arrays)
         return model.eval()
 
+    @fill_doc
     def spikes(self, cell: str, stage: str = "sleep") -> xr.Dataset:
         """The spike table of a cell's sleep (``spikes.nc``).
 
         Parameters
         ----------
-        cell : str
-            A cell id of :attr:`cells`.
+        %(run_cell)s
         stage : str
             The stage (or class-incremental step) that slept: ``"sleep"`` (default),
             ``"sleep_acting"``, ``"sleep_t2"``, ...
@@ -353,13 +354,13 @@ class Run:
             )
         return load_spikes(path)
 
+    @fill_doc
     def confusion(self, cell: str) -> xr.DataArray:
         """The test-set confusion matrices of a cell's stages (``confusion.nc``).
 
         Parameters
         ----------
-        cell : str
-            A cell id of :attr:`cells`.
+        %(run_cell)s
 
         Returns
         -------
