@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainsleep.config_fields import ConfigRecord
+
 from .claims import Interval, Setting, mean_ci, paired, percent
 
 #: Columns of ``sweep.csv`` (then ``imbalance``, ``setting``, ``is_base``, ``kind``).
@@ -87,12 +89,10 @@ def config_of(setting: Setting) -> dict:
     """The run's configuration: ``config.json``'s ``config`` over the experiment's defaults.
 
     A field a directory's ``config.json`` lacks (written before the field existed, or a
-    hand-made one) takes :class:`brainsleep.experiment.config.ExperimentConfig`'s default,
+    hand-made one) takes the record's default (:class:`brainsleep.config_fields.ConfigRecord`),
     which is what the run used.
     """
-    from brainsleep.experiment.config import ExperimentConfig
-
-    return {**ExperimentConfig().to_dict(), **setting.config}
+    return {**ConfigRecord().to_dict(), **setting.config}
 
 
 def seed_differences(metrics: pd.DataFrame, stage: str, reference: str, value: str) -> pd.Series:

@@ -13,10 +13,10 @@ import math
 import numbers
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from brainsleep.config_fields import GRID_FIELDS, NON_SEMANTIC
+from brainsleep.config_fields import GRID_FIELDS, NON_SEMANTIC, ConfigRecord
 from brainsleep.data import KNOWN_DATASETS
 from brainsleep.sleep import get_device, preset_names
 from brainsleep.sleep.model import read_declarations, resolve_model_path
@@ -95,63 +95,10 @@ SHIPPED_INPUT_KINDS = {
 
 
 @dataclass
-class ExperimentConfig:
-    """Everything that defines an experiment run (see ``--help`` for each field)."""
-
-    datasets: list[str] = field(default_factory=lambda: ["mnist"])
-    fractions: list[float] = field(default_factory=lambda: [0.01])
-    subset: str = "stratified"
-    imbalance: str = "none"
-    seeds: list[int] = field(default_factory=lambda: [0])
-    val_fraction: float = 0.1
-    hidden: list[int] = field(default_factory=lambda: [1200, 1200])
-    recipe: str = "reference"
-    # remedies for little or imbalanced data (--remedy), canonical order after validate()
-    remedies: tuple[str, ...] = ()
-    epochs: int | None = None
-    # where the ANN trains (--train-device): "auto" until validate() resolves it to "cpu"
-    # or "cuda" (brainsleep.ann.training.resolve_train_device), which config.json records
-    train_device: str = "auto"
-    device: str = "cpp_standalone"
-    prefs: dict = field(default_factory=dict)
-    model: str = "src"
-    # None: the data set's class-incremental preset (INCREMENTAL_PRESETS; that protocol only)
-    sleep_preset: str | None = "reduced_mnist_10ep"
-    sleep_params: dict | None = None  # from --sleep-params FILE
-    sleep_steps: int = 20_000
-    # what the network sleeps on (brainsleep.sleep.inputs.SLEEP_INPUTS) and its options
-    sleep_input: str = "masked-mean"
-    sleep_input_options: dict = field(default_factory=dict)
-    search: int = 0
-    # --search-range NAME=[LO,HI]: factor ranges replacing the model's declared ones
-    search_ranges: dict | None = None
-    finetune_epochs: int = 2
-    strong: bool = False
-    snn_eval: int | None = None  # test images classified by the spiking network (None: off)
-    snn_window: int = 300  # steps each image is shown in SNN evaluation
-    # how the network is converted and simulated (brainsleep.sleep.snn_protocol.SNNSettings)
-    snn_protocol: str = "sleep"  # models/conversion.py PROTOCOLS: sleep, diehl2015, ...
-    snn_reset: str = "zero"  # or "subtraction" (Rueckauer et al. 2017)
-    snn_percentile: float | None = None  # normalisation percentile (None: the maximum)
-    snn_evaluator: str = "batched"  # or "device" (the sleep's Brian2 device)
-    record_spikes: str = "hidden"
-    # "limited" or "class-incremental" (PROTOCOLS); the next two are the latter's only
-    protocol: str = "limited"
-    tasks: list[str] | None = None  # class specs in training order (None: INCREMENTAL_TASKS)
-    task_size: int | None = None  # training images per task (None: INCREMENTAL_TASK_SIZE)
-    # class-incremental --search scores on: "task" (the current task's validation split,
-    # all the protocol has) or "seen" (every task seen so far: an upper bound that uses
-    # earlier tasks' labels, which sequential training never sees). None: "task".
-    search_val: str | None = None
-    out: str = "results/default"
-    data_dir: str | None = None
-    build_root: str | None = None
-    progress: bool = True
-    workers: int = 0  # > 0: run cells on a local Dask cluster of that many processes
-    scheduler: str | None = None  # address of an existing Dask scheduler
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+class ExperimentConfig(ConfigRecord):
+    """Everything that defines an experiment run (see ``--help`` for each field): the
+    record of :mod:`brainsleep.config_fields` with the fingerprint that guards a results
+    directory."""
 
     def fingerprint(self) -> str:
         """Hash of every field that changes results, and of the engine version: a
