@@ -7,7 +7,7 @@ drift apart. Imports nothing.
 
 from __future__ import annotations
 
-__all__ = ["MAX_SEED", "RECIPE_NAMES", "REMEDY_NAMES", "TRAIN_DEVICES"]
+__all__ = ["MAX_SEED", "RECIPE_NAMES", "REMEDY_NAMES", "TRAIN_DEVICES", "unknown_name"]
 
 #: The training recipes, in the order of :data:`brainsleep.ann.recipes.RECIPES` (which
 #: refuses to import if its keys differ).
@@ -25,3 +25,24 @@ TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 #: Seeds are integers in ``0 .. MAX_SEED`` everywhere (command line, subsets, sleep); here,
 #: not in the engine, so that drawing a subset imports nothing of it.
 MAX_SEED: int = 2**31 - 1
+
+
+def unknown_name(kind: str, name: object, known) -> str:
+    """The one wording of a name that no registry holds: ``unknown <kind> '<name>'; known:
+    a, b, c`` (every registry of devices, inputs, presets, recipes, remedies, data sets).
+
+    Parameters
+    ----------
+    kind : str
+        What the name should have named ("device", "sleep input", ...).
+    name : object
+        The name given (shown with ``repr``).
+    known : iterable of str
+        The names the registry holds, in the order to list them.
+
+    Returns
+    -------
+    str
+        The message (the caller raises its own error type with it).
+    """
+    return f"unknown {kind} {name!r}; known: {', '.join(known)}"

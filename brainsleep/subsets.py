@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from brainsleep.names import MAX_SEED
+from brainsleep.names import MAX_SEED, unknown_name
 
 __all__ = [
     "MODES",
@@ -195,7 +195,7 @@ def select_subset(
     elif mode == "first":
         idx = np.arange(n_total, dtype=np.int64)
     else:
-        raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+        raise ValueError(unknown_name("subset mode", mode, MODES))
     _check_every_class(labels, idx, what)
     return idx
 

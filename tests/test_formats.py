@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -288,15 +289,11 @@ def test_malformed_cell_id_raises(bad):
 
 
 def test_file_names_and_stage_order():
-    assert formats.STAGES == (
-        "baseline",
-        "sleep",
-        "sleep_finetune",
-        "sleep_acting",
-        "sleep_acting_finetune",
-        "finetune_only",
-        "strong",
-    )
+    # docs/formats.md states the stages in order; the code's tuple must be that list
+    doc = (Path(__file__).parents[1] / "docs" / "formats.md").read_text()
+    stated = doc[doc.index("- `stage` is one of") :].split("in that order")[0]
+    assert formats.STAGES == tuple(re.findall(r"`(\w+)`", stated)[1:])
+    assert formats.STAGES[0] == "baseline"
     assert formats.stage_marker("sleep") == "stage_sleep.json"
     assert formats.stage_marker(formats.SEARCH_STEP) == formats.SEARCH_MARKER == "search.json"
     for stage in formats.STAGES:

@@ -223,7 +223,7 @@ def test_remedy_names_are_checked_and_ordered():
     assert r.remedies == ("mixup", "logit-adjust")
     assert Recipe.from_dict(json.loads(json.dumps(r.to_dict()))) == r  # config.json round trip
     for bad, match in [
-        (("foo",), "unknown remedy 'foo'; one of augment, mixup, class-weighted"),
+        (("foo",), "unknown remedy 'foo'; known: augment, mixup, class-weighted"),
         (("mixup", "mixup"), "'mixup' is given twice"),
         ("mixup", "not the string"),
     ]:

@@ -276,7 +276,7 @@ def test_class_means_from_labels():
         ("class-means", {"classes": []}, None, "no class to replay"),
         ("samples", {"level": 0.3}, None, r"no option 'level' \(its options: every, pool_size"),
         ("mean", {"every": 2}, None, r"no option 'every' \(its options: none\)"),
-        ("dreams", {}, None, "unknown sleep input 'dreams'; choose one of masked-mean, mean"),
+        ("dreams", {}, None, "unknown sleep input 'dreams'; known: masked-mean, mean"),
     ],
 )
 def test_bad_options_are_clear_value_errors(name, options, x, match):

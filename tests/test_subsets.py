@@ -111,7 +111,7 @@ def test_too_small_names_classes(labels):
 
 
 def test_unknown_mode(labels):
-    with pytest.raises(ValueError, match="unknown mode 'best'"):
+    with pytest.raises(ValueError, match="unknown subset mode 'best'; known: stratified"):
         select_subset(labels, 0.1, mode="best")
 
 

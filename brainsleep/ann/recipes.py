@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from brainsleep.names import RECIPE_NAMES
+from brainsleep.names import RECIPE_NAMES, unknown_name
 
 from .network import DEFAULT_SIZES, DROPOUT_STYLES, MLP, OUTPUT_GRADS
 from .remedies import check_remedies
@@ -193,7 +193,7 @@ def get_recipe(name: str, **overrides: Any) -> Recipe:
     20
     """
     if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(sorted(RECIPES))}")
+        raise ValueError(unknown_name("recipe", name, RECIPES))
     known = {f.name for f in dataclasses.fields(Recipe)}
     bad = sorted(set(overrides) - known)
     if bad:

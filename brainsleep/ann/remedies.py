@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from brainsleep.names import REMEDY_NAMES
+from brainsleep.names import REMEDY_NAMES, unknown_name
 
 __all__ = [
     "LOGIT_ADJUST_TAU",
@@ -113,7 +113,7 @@ def check_remedies(names: Iterable[str]) -> tuple[str, ...]:
     names = list(names)
     for name in names:
         if name not in REMEDY_NAMES:
-            raise ValueError(f"unknown remedy {name!r}; one of {', '.join(REMEDY_NAMES)}")
+            raise ValueError(unknown_name("remedy", name, REMEDY_NAMES))
     for name in set(names):
         if names.count(name) > 1:
             raise ValueError(f"remedy {name!r} is given twice")

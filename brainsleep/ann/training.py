@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from brainsleep.names import TRAIN_DEVICES
+from brainsleep.names import TRAIN_DEVICES, unknown_name
 
 from .evaluation import _accuracy
 from .network import MLP, _as_float_tensor, _as_labels
@@ -68,9 +68,7 @@ def resolve_train_device(device: str = "auto") -> str:
         ``"cuda"`` where torch sees no GPU.
     """
     if device not in TRAIN_DEVICES:
-        raise ValueError(
-            f"unknown training device {device!r}; choose one of {', '.join(TRAIN_DEVICES)}"
-        )
+        raise ValueError(unknown_name("training device", device, TRAIN_DEVICES))
     if device == "cpu":
         return "cpu"
     has_gpu = torch.cuda.is_available()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from brainsleep.config_fields import GRID_FIELDS, NON_SEMANTIC, ConfigRecord
 from brainsleep.data import KNOWN_DATASETS
+from brainsleep.names import unknown_name
 from brainsleep.sleep import get_device, preset_names
 from brainsleep.sleep.model import read_declarations, resolve_model_path
 from brainsleep.sleep.parameters import is_number
@@ -792,7 +793,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     cfg.datasets = [aliases.get(d.lower(), d.lower()) for d in cfg.datasets]
     for d in cfg.datasets:
         if d not in KNOWN_DATASETS:
-            raise ConfigError(f"unknown dataset {d!r}; known: {', '.join(KNOWN_DATASETS)}")
+            raise ConfigError(unknown_name("dataset", d, KNOWN_DATASETS))
     _check_unique("--dataset", cfg.datasets)
     if not cfg.fractions:
         raise ConfigError("--fractions: give at least one fraction in (0, 1]")
@@ -831,7 +832,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     from brainsleep.names import RECIPE_NAMES
 
     if cfg.recipe not in RECIPE_NAMES:
-        raise ConfigError(f"unknown recipe {cfg.recipe!r}; known: {', '.join(RECIPE_NAMES)}")
+        raise ConfigError(unknown_name("recipe", cfg.recipe, RECIPE_NAMES))
     _check_remedies(cfg)
     _check_sleep_input(cfg)
     if cfg.epochs is not None and cfg.epochs < 1:
@@ -850,9 +851,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if cfg.sleep_preset is None and cfg.protocol == "limited":
         cfg.sleep_preset = ExperimentConfig.sleep_preset
     if cfg.sleep_preset is not None and cfg.sleep_preset not in preset_names():
-        raise ConfigError(
-            f"unknown sleep preset {cfg.sleep_preset!r}; known: {', '.join(preset_names())}"
-        )
+        raise ConfigError(unknown_name("sleep preset", cfg.sleep_preset, preset_names()))
     n_layers = len(cfg.hidden) + 1
     from brainsleep.sleep.params import params_from_set
 

@@ -28,6 +28,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from brainsleep.names import unknown_name
+
 from . import cuda_setup
 from .inputs import SleepInput
 from .model import SleepModel
@@ -424,6 +426,6 @@ def get_device(device: str | SleepDevice, **options) -> SleepDevice:
     if isinstance(device, SleepDevice):
         return device
     if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_NAMES)}")
+        raise ValueError(unknown_name("device", device, DEVICE_NAMES))
     cls = DEVICES[device]
     return cls(**options) if cls is ReferenceDevice else cls()

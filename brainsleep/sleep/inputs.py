@@ -38,6 +38,7 @@ from typing import ClassVar
 import numpy as np
 
 from brainsleep.models.inputs import INPUT_KINDS
+from brainsleep.names import unknown_name
 
 # Streams derived from the user's seed, so the window positions and the numpy
 # reference's uniforms never share random numbers.
@@ -848,7 +849,7 @@ def sleep_input_options(name: str) -> dict[str, object]:
         An unknown name; the message lists the known ones.
     """
     if name not in SLEEP_INPUTS:
-        raise ValueError(f"unknown sleep input {name!r}; choose one of {', '.join(SLEEP_INPUTS)}")
+        raise ValueError(unknown_name("sleep input", name, SLEEP_INPUTS))
     params = inspect.signature(SLEEP_INPUTS[name]).parameters.values()
     return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 

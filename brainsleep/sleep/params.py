@@ -14,7 +14,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from brainsleep.names import MAX_SEED  # noqa: F401  (declared once, outside the engine)
+from brainsleep.names import (
+    MAX_SEED,  # noqa: F401  (declared once, outside the engine)
+    unknown_name,
+)
 
 from .model import read_declarations
 from .parameters import ENGINE_PARAMETERS, Parameter, is_number
@@ -228,7 +231,7 @@ def preset(name: str) -> dict:
     from brainsleep.models.presets import PRESETS
 
     if name not in PRESETS:
-        raise ValueError(f"unknown sleep preset {name!r}; known: {', '.join(preset_names())}")
+        raise ValueError(unknown_name("sleep preset", name, preset_names()))
     return dict(PRESETS[name])
 
 
