@@ -103,13 +103,13 @@ def confusion_fractions(conf: xr.DataArray) -> xr.DataArray:
     return (conf / totals.where(totals > 0)).fillna(0.0)
 
 
+@fill_doc
 def predicted_distribution(conf: xr.DataArray) -> xr.DataArray:
     """Share of test predictions falling in each class (column sums / total).
 
     Parameters
     ----------
-    conf : xarray.DataArray
-        Counts with dims ``(stage, true, predicted)``.
+    %(conf)s
 
     Returns
     -------
@@ -138,10 +138,8 @@ def plot_confusion(
 
     Parameters
     ----------
-    conf : xarray.DataArray
-        Counts with dims ``(stage, true, predicted)`` from ``confusion.nc``.
-    stages : sequence of str, optional
-        Stages to show (default: all in the array, usual order).
+    %(conf)s
+    %(stages_shown)s
     %(title)s
 
     Returns
@@ -201,10 +199,8 @@ def plot_predicted_distribution(
 
     Parameters
     ----------
-    conf : xarray.DataArray
-        Counts with dims ``(stage, true, predicted)``.
-    stages : sequence of str, optional
-        Stages to show (default all).
+    %(conf)s
+    %(stages_shown)s
     %(title)s
 
     Returns
@@ -242,6 +238,7 @@ def plot_predicted_distribution(
     return fig
 
 
+@fill_doc
 def plot_per_class_accuracy(
     metrics: pd.DataFrame,
     dataset: str,
@@ -259,8 +256,7 @@ def plot_per_class_accuracy(
         Dataset to show.
     imbalance : str
         Imbalance spec (``"none"`` for balanced subsets).
-    stages : sequence of str, optional
-        Stages to show (default all).
+    %(stages_shown)s
 
     Returns
     -------

@@ -41,8 +41,8 @@ DOCS: dict[str, str] = {
     ),
     "stages_shown": (
         "stages : sequence of str, optional\n"
-        "    Stages to show, in this order (default: every stage present, in\n"
-        "    :data:`brainsleep.formats.STAGES` order)."
+        "    Stages to show, in this order; those absent are skipped (default: every stage\n"
+        "    present, in :data:`brainsleep.formats.STAGES` order)."
     ),
     "run_cell": "cell : str\n    A cell id of :attr:`cells`.",
     "report_command_log": (

@@ -305,7 +305,7 @@ def test_changed_configuration_is_refused(data_dir, build_root, tmp_path, capsys
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
-        (["--dataset", "cifar"], "unknown dataset 'cifar'"),
+        (["--dataset", "cifar"], "unknown data set 'cifar'"),
         (["--device", "tpu"], "invalid choice"),
         (["--sleep-preset", "nope"], "unknown sleep preset 'nope'"),
         (["--fractions", "0"], "fraction 0.0 is outside (0, 1]"),

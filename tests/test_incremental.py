@@ -299,7 +299,10 @@ def test_search_never_sees_the_test_set(data_dir, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--protocol", "foo"], "--protocol foo: unknown; one of limited, class-incremental"),
+        (
+            ["--protocol", "foo"],
+            "--protocol: unknown protocol 'foo'; known: limited, class-incremental",
+        ),
         (["--fractions", "0.5"], "--fractions 0.5"),
         (["--strong"], "--strong"),
         (["--imbalance", "5-9:0.1"], "--imbalance"),

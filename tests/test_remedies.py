@@ -252,7 +252,7 @@ def test_validate_refuses_unknown_or_repeated_remedies():
     _check_remedies(cfg)
     assert cfg.remedies == ("mixup", "oversample")
     with pytest.raises(
-        ConfigError, match=r"^--remedy foo: unknown remedy; one of augment, mixup, "
+        ConfigError, match=r"^--remedy: unknown remedy 'foo'; known: augment, mixup, "
     ):
         _check_remedies(ExperimentConfig(remedies=("mixup", "foo")))
     with pytest.raises(ConfigError, match="--remedy: mixup is given twice"):

@@ -364,7 +364,10 @@ def test_exact_against_the_oracle(kind, device, build_root):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--sleep-input", "dreams"], "--sleep-input dreams: unknown; one of masked-mean"),
+        (
+            ["--sleep-input", "dreams"],
+            "--sleep-input: unknown sleep input 'dreams'; known: masked-mean",
+        ),
         (
             ["--sleep-input", "noise", "--sleep-input-option", "level=2"],
             "noise level must be in [0, 1], got 2",

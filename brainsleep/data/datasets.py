@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brainsleep.names import unknown_name
+
 from .idx import _ROLES, IDX_FILES, _gunzip, _parse_idx
 from .sources import _IMAGE_SHAPE, _N_CLASSES, _SPECS, DataUnavailableError, _sha256, _Spec
 from .store import _fetch_into_cache, _read_cached, default_cache_dir
@@ -127,8 +129,8 @@ def _canonical_name(name: str) -> str:
     key = str(name).strip().lower()
     if key not in _ALIASES:
         raise ValueError(
-            f"unknown data set {name!r}; known: {', '.join(KNOWN_DATASETS)} "
-            f"(aliases: {', '.join(sorted(set(_ALIASES) - set(KNOWN_DATASETS)))})"
+            unknown_name("data set", name, KNOWN_DATASETS)
+            + f" (aliases: {', '.join(sorted(set(_ALIASES) - set(KNOWN_DATASETS)))})"
         )
     return _ALIASES[key]
 

@@ -187,7 +187,7 @@ def _check_train_device(cfg: ExperimentConfig) -> None:
 
     if cfg.train_device not in TRAIN_DEVICES:
         raise ConfigError(
-            f"--train-device {cfg.train_device!r}: choose one of {', '.join(TRAIN_DEVICES)}"
+            "--train-device: " + unknown_name("training device", cfg.train_device, TRAIN_DEVICES)
         )
     if cfg.train_device == "cpu":
         return
@@ -284,7 +284,7 @@ def _check_sleep_input(cfg: ExperimentConfig) -> None:
 
     if cfg.sleep_input not in SLEEP_INPUTS:
         raise ConfigError(
-            f"--sleep-input {cfg.sleep_input}: unknown; one of {', '.join(SLEEP_INPUTS)}"
+            "--sleep-input: " + unknown_name("sleep input", cfg.sleep_input, SLEEP_INPUTS)
         )
     try:
         make_sleep_input(
@@ -656,7 +656,7 @@ def _check_remedies(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"--remedy {names!r}: give remedy names, {', '.join(REMEDY_NAMES)}")
     for name in names:
         if name not in REMEDY_NAMES:
-            raise ConfigError(f"--remedy {name}: unknown remedy; one of {', '.join(REMEDY_NAMES)}")
+            raise ConfigError("--remedy: " + unknown_name("remedy", name, REMEDY_NAMES))
     _check_unique("--remedy", names)
     cfg.remedies = tuple(n for n in REMEDY_NAMES if n in names)
     if cfg.remedies:  # the recipe decides which remedies it can take (Recipe's checks)
@@ -788,12 +788,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if not str(cfg.out).strip():
         raise ConfigError("--out is empty; give a results directory")
     if cfg.protocol not in PROTOCOLS:
-        raise ConfigError(f"--protocol {cfg.protocol}: unknown; one of {', '.join(PROTOCOLS)}")
+        raise ConfigError("--protocol: " + unknown_name("protocol", cfg.protocol, PROTOCOLS))
     aliases = {"fashion_mnist": "fashion-mnist", "fmnist": "fashion-mnist"}
     cfg.datasets = [aliases.get(d.lower(), d.lower()) for d in cfg.datasets]
     for d in cfg.datasets:
         if d not in KNOWN_DATASETS:
-            raise ConfigError(unknown_name("dataset", d, KNOWN_DATASETS))
+            raise ConfigError(unknown_name("data set", d, KNOWN_DATASETS))
     _check_unique("--dataset", cfg.datasets)
     if not cfg.fractions:
         raise ConfigError("--fractions: give at least one fraction in (0, 1]")
