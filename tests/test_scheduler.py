@@ -223,3 +223,28 @@ def test_a_worker_logs_into_the_current_run_only(tmp_path, monkeypatch):
     assert "record of run a" in text_a and "run b" not in text_a
     assert "record of run b" in text_b and "another record of run b" in text_b
     assert "run a" not in text_b
+
+
+def brian2_state() -> tuple[bool, bool]:
+    """Run on a worker: (Brian2 already imported, this task runs off the main thread)."""
+    import threading
+
+    return "brian2" in sys.modules, threading.current_thread() is not threading.main_thread()
+
+
+def test_workers_import_brian2_in_their_main_thread_before_any_task():
+    """Brian2 2.10 installs a SIGINT handler at import, which only a main thread may do;
+    tasks run in a worker thread, so every cell failed on the 3.12 stack ('signal only
+    works in main thread') until workers imported Brian2 at start, in their main thread."""
+    from brainsleep.experiment.config import ExperimentConfig
+    from brainsleep.experiment.scheduler import connect
+
+    connection = connect(ExperimentConfig(workers=1))
+    try:
+        imported, in_thread = connection.client.submit(brian2_state, pure=False).result()
+        names = connection.client.run(lambda dask_worker: sorted(dask_worker.plugins))
+    finally:
+        connection.close()
+    assert in_thread  # the condition that breaks a first import of Brian2 2.10
+    assert imported
+    assert all("brainsleep-import-brian2" in p for p in names.values())

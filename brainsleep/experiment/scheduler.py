@@ -334,6 +334,20 @@ def connect(cfg: ExperimentConfig, allowed_failures: int = ALLOWED_FAILURES) -> 
             f"--scheduler {cfg.scheduler}: {len(many)} worker(s) run several threads "
             f"({worker}: {n}); {_ONE_THREAD}"
         )
+    from .worker_setup import ImportBrian2
+
+    # Workers that join later run the plugin when they start.
+    try:
+        replies = client.register_plugin(ImportBrian2()) or {}
+        failed = [(w, r) for w, r in replies.items() if r.get("status") != "OK"]
+        if failed:
+            raise RuntimeError(f"worker {failed[0][0]}: {failed[0][1].get('exception')}")
+    except Exception as exc:
+        connection.close()
+        raise ClusterError(
+            f"{where}: a worker cannot import Brian2 ({exc}); install brainsleep's "
+            "requirements in the workers' environment"
+        ) from exc
     print(f"cells run on a {where}; dashboard: {client.dashboard_link}", file=sys.stderr)
     return connection
 
