@@ -248,3 +248,27 @@ def test_workers_import_brian2_in_their_main_thread_before_any_task():
     assert in_thread  # the condition that breaks a first import of Brian2 2.10
     assert imported
     assert all("brainsleep-import-brian2" in p for p in names.values())
+
+
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [
+        (
+            {"tcp://w:1": {"status": "OK"}, "tcp://w:2": {"status": "error", "exception": "boom"}},
+            "worker tcp://w:2: boom",
+        ),
+        (ImportError("No module named 'brian2'"), "ImportError: No module named 'brian2'"),
+        ({"tcp://w:1": {"status": "OK"}}, None),
+    ],
+)
+def test_a_worker_that_cannot_import_brian2_is_named(reply, said):
+    from brainsleep.experiment.scheduler import _import_brian2_on_workers
+
+    class Client:
+        def register_plugin(self, plugin):
+            assert plugin.name == "brainsleep-import-brian2"
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
+
+    assert _import_brian2_on_workers(Client()) == said

@@ -334,22 +334,29 @@ def connect(cfg: ExperimentConfig, allowed_failures: int = ALLOWED_FAILURES) -> 
             f"--scheduler {cfg.scheduler}: {len(many)} worker(s) run several threads "
             f"({worker}: {n}); {_ONE_THREAD}"
         )
-    from .worker_setup import ImportBrian2
-
-    # Workers that join later run the plugin when they start.
-    try:
-        replies = client.register_plugin(ImportBrian2()) or {}
-        failed = [(w, r) for w, r in replies.items() if r.get("status") != "OK"]
-        if failed:
-            raise RuntimeError(f"worker {failed[0][0]}: {failed[0][1].get('exception')}")
-    except Exception as exc:
+    if (problem := _import_brian2_on_workers(client)) is not None:
         connection.close()
         raise ClusterError(
-            f"{where}: a worker cannot import Brian2 ({exc}); install brainsleep's "
+            f"{where}: a worker cannot import Brian2 ({problem}); install brainsleep's "
             "requirements in the workers' environment"
-        ) from exc
+        )
     print(f"cells run on a {where}; dashboard: {client.dashboard_link}", file=sys.stderr)
     return connection
+
+
+def _import_brian2_on_workers(client) -> str | None:
+    """Register :class:`~.worker_setup.ImportBrian2` (workers that join later run it when
+    they start); what went wrong on a worker, or None."""
+    from .worker_setup import ImportBrian2
+
+    try:
+        replies = client.register_plugin(ImportBrian2()) or {}
+    except Exception as exc:  # a plugin that raised, as some distributed versions report it
+        return f"{type(exc).__name__}: {exc}"
+    for worker, reply in replies.items():
+        if reply.get("status") != "OK":
+            return f"worker {worker}: {reply.get('exception')}"
+    return None
 
 
 def _failure(cell: CellKey, exc: BaseException) -> BaseException:
